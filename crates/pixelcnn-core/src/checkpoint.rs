@@ -1,0 +1,197 @@
+//! Checkpoints: one `.safetensors` file that describes itself.
+//!
+//! Tensors (all float32, little-endian):
+//! - every parameter by its module name (`input_conv.weight`, `blocks.0.conv1.bias`, …);
+//! - Adam's moments as `optimizer.exp_avg.<name>` and `optimizer.exp_avg_sq.<name>`
+//!   once the model has been trained.
+//!
+//! Header metadata (`__metadata__`, strings): `format` = "pixelcnn",
+//! `format_version` = "1", `config` (the resolved `ModelConfig` as JSON),
+//! `history` (the epoch records as JSON), `optimizer` (`{"step": n}` as JSON).
+//!
+//! Files are written to a temporary file in the same directory, synced and
+//! renamed, so a crash leaves either the old file or the new one, never half.
+//! Loading checks the header (safetensors refuses offsets outside the file
+//! before anything is allocated for tensors), then every name, dtype and shape.
+
+use crate::adam::Adam;
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
+use crate::state::{EpochRecord, ModelState};
+use safetensors::tensor::{Dtype, SafeTensors, View};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use tch::{Device, Kind, Tensor};
+
+pub const FORMAT: &str = "pixelcnn";
+pub const FORMAT_VERSION: &str = "1";
+/// Far above any model this library builds; refuses to read absurd files whole.
+const MAX_FILE_BYTES: u64 = 8 << 30;
+
+struct F32View {
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl View for F32View {
+    fn dtype(&self) -> Dtype {
+        Dtype::F32
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+fn view(t: &Tensor) -> Result<F32View> {
+    let t = t.f_detach()?.f_to_device(Device::Cpu)?.f_to_kind(Kind::Float)?.f_contiguous()?;
+    let mut values = vec![0f32; t.numel()];
+    t.f_copy_data(&mut values, t.numel())?;
+    Ok(F32View {
+        shape: t.size().iter().map(|&d| d as usize).collect(),
+        bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    })
+}
+
+/// The file's bytes for `state`.
+pub fn to_bytes(state: &ModelState) -> Result<Vec<u8>> {
+    let params = state.net.parameters();
+    let mut tensors: Vec<(String, F32View)> = Vec::new();
+    for (name, t) in &params {
+        tensors.push((name.clone(), view(t)?));
+    }
+    let mut metadata = HashMap::from([
+        ("format".to_string(), FORMAT.to_string()),
+        ("format_version".to_string(), FORMAT_VERSION.to_string()),
+        ("config".to_string(), serde_json::to_string(&state.net.config).map_err(|e| Error::Internal(e.to_string()))?),
+        ("history".to_string(), serde_json::to_string(&state.history).map_err(|e| Error::Internal(e.to_string()))?),
+    ]);
+    if let Some(adam) = &state.optimizer {
+        for (((name, _), m), v) in params.iter().zip(&adam.exp_avg).zip(&adam.exp_avg_sq) {
+            tensors.push((format!("optimizer.exp_avg.{name}"), view(m)?));
+            tensors.push((format!("optimizer.exp_avg_sq.{name}"), view(v)?));
+        }
+        metadata.insert("optimizer".to_string(), format!("{{\"step\":{}}}", adam.step));
+    }
+    safetensors::tensor::serialize(tensors, Some(metadata)).map_err(|e| Error::Internal(format!("serializing checkpoint: {e}")))
+}
+
+/// Writes `bytes` to `path` atomically: temporary file, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, format!("directory {} does not exist", dir.display()))));
+    }
+    let file_name = path.file_name().ok_or_else(|| Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path")))?;
+    let tmp = dir.join(format!(".{}.{}.tmp", file_name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        // Persist the rename itself; not every filesystem allows syncing a directory.
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    result.map_err(|e: std::io::Error| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+pub fn save(state: &ModelState, path: &Path) -> Result<()> {
+    write_atomic(path, &to_bytes(state)?)
+}
+
+pub fn load(path: &Path, device: Device) -> Result<ModelState> {
+    let size = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+    if size > MAX_FILE_BYTES {
+        return Err(Error::checkpoint(path, format!("file is {size} bytes, larger than any pixelcnn checkpoint")));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    from_bytes(&bytes, path, device)
+}
+
+fn meta<'a>(map: &'a HashMap<String, String>, key: &str, path: &Path) -> Result<&'a str> {
+    map.get(key).map(String::as_str).ok_or_else(|| Error::checkpoint(path, format!("header metadata has no `{key}` entry")))
+}
+
+pub fn from_bytes(bytes: &[u8], path: &Path, device: Device) -> Result<ModelState> {
+    let file = SafeTensors::deserialize(bytes).map_err(|e| Error::checkpoint(path, format!("not a valid safetensors file ({e})")))?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| Error::checkpoint(path, format!("not a valid safetensors file ({e})")))?;
+    let metadata = header.metadata().as_ref().ok_or_else(|| Error::checkpoint(path, "has no pixelcnn metadata (was it written by pixelcnn?)"))?;
+    let format = meta(metadata, "format", path)?;
+    if format != FORMAT {
+        return Err(Error::checkpoint(path, format!("format is {format:?}, expected {FORMAT:?}")));
+    }
+    let version = meta(metadata, "format_version", path)?;
+    if version != FORMAT_VERSION {
+        return Err(Error::checkpoint(path, format!("format_version is {version:?}; this library reads {FORMAT_VERSION:?}")));
+    }
+    let config: ModelConfig = serde_json::from_str(meta(metadata, "config", path)?)
+        .map_err(|e| Error::checkpoint(path, format!("metadata `config` is not a model config: {e}")))?;
+    config.validate().map_err(|e| Error::checkpoint(path, format!("metadata `config` is invalid: {e}")))?;
+    let history: Vec<EpochRecord> = match metadata.get("history") {
+        Some(h) => serde_json::from_str(h).map_err(|e| Error::checkpoint(path, format!("metadata `history` is malformed: {e}")))?,
+        None => Vec::new(),
+    };
+
+    let mut state = ModelState::new(config, device, 0)?;
+    state.history = history;
+    let read = |name: &str, like: &Tensor| -> Result<Tensor> {
+        let t = file.tensor(name).map_err(|_| Error::checkpoint(path, format!("tensor `{name}` is missing")))?;
+        if t.dtype() != Dtype::F32 {
+            return Err(Error::checkpoint(path, format!("tensor `{name}` is {:?}, expected F32", t.dtype())));
+        }
+        let expected: Vec<usize> = like.size().iter().map(|&d| d as usize).collect();
+        if t.shape() != expected.as_slice() {
+            return Err(Error::checkpoint(path, format!(
+                "tensor `{name}` has shape {:?} but the model in `config` needs {expected:?}", t.shape()
+            )));
+        }
+        let values: Vec<f32> = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
+            return Err(Error::checkpoint(path, format!("tensor `{name}` holds a non-finite value ({bad})")));
+        }
+        Ok(Tensor::f_from_slice(&values)?.f_reshape(like.size())?.f_to_device(device)?)
+    };
+    let params = state.net.parameters();
+    let mut loaded = Vec::with_capacity(params.len());
+    for (name, t) in &params {
+        loaded.push(read(name, t)?);
+    }
+    tch::no_grad(|| -> Result<()> {
+        for ((_, t), value) in params.iter().zip(&loaded) {
+            t.shallow_clone().f_copy_(value)?;
+        }
+        Ok(())
+    })?;
+    if let Some(opt) = metadata.get("optimizer") {
+        let step = serde_json::from_str::<serde_json::Value>(opt)
+            .ok()
+            .and_then(|v| v.get("step").and_then(|s| s.as_i64()))
+            .filter(|s| *s >= 0)
+            .ok_or_else(|| Error::checkpoint(path, format!("metadata `optimizer` is malformed: {opt:?}")))?;
+        let mut exp_avg = Vec::new();
+        let mut exp_avg_sq = Vec::new();
+        for (name, t) in &params {
+            exp_avg.push(read(&format!("optimizer.exp_avg.{name}"), t)?);
+            exp_avg_sq.push(read(&format!("optimizer.exp_avg_sq.{name}"), t)?);
+        }
+        state.optimizer = Some(Adam { step, exp_avg, exp_avg_sq });
+    }
+    drop(params);
+    Ok(state)
+}

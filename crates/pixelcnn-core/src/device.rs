@@ -1,0 +1,51 @@
+//! Turning a user's device string into a libtorch device, refusing what this
+//! machine does not have: asking for CUDA must never become a silent CPU run.
+
+use crate::error::{Error, Result};
+use tch::{Cuda, Device};
+
+/// `"auto" | "cpu" | "cuda" | "cuda:N"`.
+pub fn parse_device(spec: &str) -> Result<Device> {
+    let cuda_count = || if Cuda::is_available() { Cuda::device_count() } else { 0 };
+    match spec {
+        "cpu" => Ok(Device::Cpu),
+        "auto" => Ok(if cuda_count() > 0 { Device::Cuda(0) } else { Device::Cpu }),
+        "cuda" => cuda_index(0, cuda_count(), spec),
+        _ => match spec.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(index)) => cuda_index(index, cuda_count(), spec),
+            _ => Err(Error::config("device", format!("must be \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got {spec:?}"))),
+        },
+    }
+}
+
+fn cuda_index(index: usize, count: i64, spec: &str) -> Result<Device> {
+    if count == 0 {
+        return Err(Error::DeviceUnavailable(format!(
+            "device {spec:?} was requested but libtorch sees no CUDA device (is this a CPU-only machine or a CPU-only PyTorch?)"
+        )));
+    }
+    if index as i64 >= count {
+        return Err(Error::DeviceUnavailable(format!(
+            "device {spec:?} was requested but only {count} CUDA device(s) exist (cuda:0..cuda:{})",
+            count - 1
+        )));
+    }
+    Ok(Device::Cuda(index))
+}
+
+/// The inverse of `parse_device`, for configs and checkpoints.
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cuda(i) => format!("cuda:{i}"),
+        _ => "cpu".to_string(),
+    }
+}
+
+/// libtorch's intra-op thread count is process-wide; set it for each call so
+/// that a user's `threads` applies to that call. Default: every core.
+pub fn set_threads(threads: Option<i64>) {
+    let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as i64));
+    if tch::get_num_threads() != n as i32 {
+        tch::set_num_threads(n as i32);
+    }
+}

@@ -1,0 +1,69 @@
+//! One error type for the whole core. Each variant is a failure class that the
+//! binding maps to a stable JavaScript error code; messages name the field or
+//! file and quote the value that was wrong.
+
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration value is out of range, of the wrong kind, or unknown.
+    #[error("invalid config: `{field}` {message}")]
+    InvalidConfig { field: String, message: String },
+
+    /// Images, labels or dataset files do not have the expected shape or values.
+    #[error("invalid data: {0}")]
+    InvalidData(String),
+
+    /// A checkpoint could not be read, parsed, or does not match the model.
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint { path: String, message: String },
+
+    /// The requested device does not exist on this machine.
+    #[error("device unavailable: {0}")]
+    DeviceUnavailable(String),
+
+    /// The caller asked the work to stop (an `AbortSignal` fired).
+    #[error("aborted: {0}")]
+    Aborted(String),
+
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io { path: String, #[source] source: std::io::Error },
+
+    /// libtorch reported an error: a bug here, or an out-of-memory condition.
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+
+    /// Anything else that should not happen (a caught panic, an invariant).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn config(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::InvalidConfig { field: field.into(), message: message.into() }
+    }
+
+    pub fn checkpoint(path: &Path, message: impl Into<String>) -> Self {
+        Error::Checkpoint { path: path.display().to_string(), message: message.into() }
+    }
+
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io { path: path.display().to_string(), source }
+    }
+
+    /// A stable identifier for the failure class, shared with the JS side.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidConfig { .. } => "InvalidConfig",
+            Error::InvalidData(_) => "InvalidData",
+            Error::Checkpoint { .. } => "Checkpoint",
+            Error::DeviceUnavailable(_) => "DeviceUnavailable",
+            Error::Aborted(_) => "Aborted",
+            Error::Io { .. } => "Io",
+            Error::Torch(_) | Error::Internal(_) => "Internal",
+        }
+    }
+}

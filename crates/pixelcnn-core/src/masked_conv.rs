@@ -1,0 +1,102 @@
+//! Convolutions whose kernels may be masked, and their initialisation.
+//!
+//! PixelCNN factorises p(x) = Π_i p(x_i | x_<i) in raster order. A masked k×k
+//! kernel keeps the taps that lie strictly before the centre in raster order:
+//! every row above the centre, and the centre row's taps left of the centre.
+//! Mask A (first layer) stops there, so a pixel's output never sees its own
+//! input; mask B (later layers) also keeps the centre, which by then holds only
+//! information from earlier pixels. For k = 7 mask A keeps 3·7 + 3 = 24 taps.
+//!
+//! The mask is a fixed buffer multiplied into the weight at each forward pass
+//! (the weight itself is never rewritten, unlike the Keras seed), and masked
+//! taps start at zero: their gradient is zero, so they stay zero and a saved
+//! weight can be loaded into a plain `nn.Conv2d`.
+
+use crate::error::Result;
+use crate::rng::Rng;
+use tch::{Device, Kind, Tensor};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mask {
+    None,
+    A,
+    B,
+}
+
+impl Mask {
+    /// Whether tap (row, col) of a k×k kernel is live.
+    pub fn keeps(self, k: i64, row: i64, col: i64) -> bool {
+        let c = k / 2;
+        match self {
+            Mask::None => true,
+            Mask::A => row < c || (row == c && col < c),
+            Mask::B => row < c || (row == c && col <= c),
+        }
+    }
+
+    /// The (1, 1, k, k) mask, broadcast over output and input channels.
+    fn tensor(self, k: i64, device: Device) -> Result<Tensor> {
+        let values: Vec<f32> =
+            (0..k * k).map(|i| if self.keeps(k, i / k, i % k) { 1.0 } else { 0.0 }).collect();
+        Ok(Tensor::f_from_slice(&values)?.f_reshape([1, 1, k, k])?.f_to_device(device)?)
+    }
+}
+
+/// A stride-1, "same"-padded convolution with an optional causal mask.
+pub struct Conv {
+    pub name: String,
+    /// (out, in, k, k): PyTorch's OIHW layout.
+    pub weight: Tensor,
+    /// (out,)
+    pub bias: Tensor,
+    pub kernel: i64,
+    pub mask: Mask,
+    mask_tensor: Option<Tensor>,
+}
+
+impl Conv {
+    /// Glorot-uniform weights and zero biases, as Keras initialises the seed.
+    pub fn new(name: &str, cin: i64, cout: i64, kernel: i64, mask: Mask, device: Device, rng: &mut Rng) -> Result<Self> {
+        let taps = kernel * kernel;
+        let limit = (6.0 / ((cin + cout) * taps) as f64).sqrt() as f32;
+        let values: Vec<f32> = (0..cout * cin * taps)
+            .map(|i| {
+                let tap = i % taps;
+                let draw = (rng.uniform_f32() * 2.0 - 1.0) * limit;
+                if mask.keeps(kernel, tap / kernel, tap % kernel) { draw } else { 0.0 }
+            })
+            .collect();
+        let weight = Tensor::f_from_slice(&values)?.f_reshape([cout, cin, kernel, kernel])?.f_to_device(device)?;
+        let bias = Tensor::f_zeros([cout], (Kind::Float, device))?;
+        let mask_tensor = match mask {
+            Mask::None => None,
+            m => Some(m.tensor(kernel, device)?),
+        };
+        Ok(Conv {
+            name: name.to_string(),
+            weight: weight.set_requires_grad(true),
+            bias: bias.set_requires_grad(true),
+            kernel,
+            mask,
+            mask_tensor,
+        })
+    }
+
+    /// The weight the network uses: masked taps forced to zero.
+    pub fn effective_weight(&self) -> Result<Tensor> {
+        Ok(match &self.mask_tensor {
+            Some(mask) => self.weight.f_mul(mask)?,
+            None => self.weight.shallow_clone(),
+        })
+    }
+
+    /// x: (N, in, H, W) → (N, out, H, W)
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let pad = self.kernel / 2;
+        Ok(x.f_conv2d(&self.effective_weight()?, Some(&self.bias), [1, 1], [pad, pad], [1, 1], 1)?)
+    }
+
+    pub fn parameters(&self) -> [(String, &Tensor); 2] {
+        [(format!("{}.weight", self.name), &self.weight), (format!("{}.bias", self.name), &self.bias)]
+    }
+}

@@ -1,0 +1,146 @@
+//! The PixelCNN of the seed: a mask-A 7×7 convolution, residual blocks
+//! (1×1 → mask-B 3×3 at half width → 1×1, ReLU after each, skip add), 1×1
+//! ReLU layers, and a 1×1 convolution to one logit per pixel.
+//!
+//! Tensor names follow a PyTorch `nn.Module` with attributes `input_conv`,
+//! `blocks` (each with `conv1`, `masked_conv`, `conv2`), `head` and `output`,
+//! so a state dict of that module loads the same `.safetensors` by name.
+
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
+use crate::masked_conv::{Conv, Mask};
+use crate::rng::Rng;
+use tch::{Device, Tensor};
+
+pub struct ResidualBlock {
+    /// F → F, 1×1
+    pub conv1: Conv,
+    /// F → F/2, k×k, mask B
+    pub masked_conv: Conv,
+    /// F/2 → F, 1×1
+    pub conv2: Conv,
+}
+
+pub struct PixelCnn {
+    pub config: ModelConfig,
+    pub device: Device,
+    pub input_conv: Conv,
+    pub blocks: Vec<ResidualBlock>,
+    pub head: Vec<Conv>,
+    pub output: Conv,
+}
+
+/// Rewrites a (N, C, H, W) tensor with channels-last strides: oneDNN's
+/// convolutions run faster on it on the CPU (measured in BENCHMARKS.md).
+pub fn channels_last(x: &Tensor) -> Result<Tensor> {
+    Ok(x.f_permute([0, 2, 3, 1])?.f_contiguous()?.f_permute([0, 3, 1, 2])?)
+}
+
+impl PixelCnn {
+    pub fn new(config: ModelConfig, device: Device, seed: u64) -> Result<Self> {
+        config.validate()?;
+        let mut rng = Rng::derived(seed, 0x1417);
+        let f = config.filters;
+        let input_conv = Conv::new("input_conv", config.channels, f, config.input_kernel, Mask::A, device, &mut rng)?;
+        let blocks = (0..config.residual_blocks)
+            .map(|i| {
+                Ok(ResidualBlock {
+                    conv1: Conv::new(&format!("blocks.{i}.conv1"), f, f, 1, Mask::None, device, &mut rng)?,
+                    masked_conv: Conv::new(&format!("blocks.{i}.masked_conv"), f, f / 2, config.residual_kernel, Mask::B, device, &mut rng)?,
+                    conv2: Conv::new(&format!("blocks.{i}.conv2"), f / 2, f, 1, Mask::None, device, &mut rng)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let head = (0..config.output_layers)
+            .map(|i| Conv::new(&format!("head.{i}"), f, f, 1, Mask::None, device, &mut rng))
+            .collect::<Result<Vec<_>>>()?;
+        let output = Conv::new("output", f, config.channels, 1, Mask::None, device, &mut rng)?;
+        Ok(PixelCnn { config, device, input_conv, blocks, head, output })
+    }
+
+    /// Every trainable tensor with its name, in a fixed order.
+    pub fn parameters(&self) -> Vec<(String, &Tensor)> {
+        let mut out = Vec::new();
+        out.extend(self.input_conv.parameters());
+        for b in &self.blocks {
+            out.extend(b.conv1.parameters());
+            out.extend(b.masked_conv.parameters());
+            out.extend(b.conv2.parameters());
+        }
+        for h in &self.head {
+            out.extend(h.parameters());
+        }
+        out.extend(self.output.parameters());
+        out
+    }
+
+    pub fn parameter_count(&self) -> i64 {
+        self.parameters().iter().map(|(_, t)| t.numel() as i64).sum()
+    }
+
+    /// x: (N, 1, H, W) float in {0, 1} → logits (N, 1, H, W); the logit at i
+    /// depends only on pixels before i in raster order.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = if self.device == Device::Cpu { channels_last(x)? } else { x.shallow_clone() };
+        let mut h = self.input_conv.forward(&x)?.f_relu()?; // (N, F, H, W)
+        for b in &self.blocks {
+            let t = b.conv1.forward(&h)?.f_relu()?; // (N, F, H, W)
+            let t = b.masked_conv.forward(&t)?.f_relu()?; // (N, F/2, H, W)
+            let t = b.conv2.forward(&t)?.f_relu()?; // (N, F, H, W)
+            h = h.f_add(&t)?;
+        }
+        for layer in &self.head {
+            h = layer.forward(&h)?.f_relu()?;
+        }
+        self.output.forward(&h)
+    }
+}
+
+/// A borrowed batch of binary images: row-major N×H×W×C bytes.
+pub struct ImagesRef<'a> {
+    pub count: i64,
+    pub height: i64,
+    pub width: i64,
+    pub channels: i64,
+    pub data: &'a [u8],
+}
+
+impl ImagesRef<'_> {
+    /// The images as a (N, C, H, W) byte tensor on `device`, after checking
+    /// that they fit `config`. Callers convert batches to float as they go.
+    pub fn to_device(&self, config: &ModelConfig, device: Device, what: &str) -> Result<Tensor> {
+        self.check(config, what)?;
+        Ok(Tensor::f_from_slice(self.data)?
+            .f_reshape([self.count, config.height, config.width, config.channels])?
+            .f_permute([0, 3, 1, 2])?
+            .f_contiguous()?
+            .f_to_device(device)?)
+    }
+
+    /// `what` names the argument in messages (`"data.train"`, `"images"`).
+    pub fn check(&self, config: &ModelConfig, what: &str) -> Result<()> {
+        if self.count < 1 {
+            return Err(Error::InvalidData(format!("{what}: holds no images (count = {})", self.count)));
+        }
+        if (self.height, self.width, self.channels) != (config.height, config.width, config.channels) {
+            return Err(Error::InvalidData(format!(
+                "{what}: images are {}×{}×{} (height×width×channels) but the model expects {}×{}×{}",
+                self.height, self.width, self.channels, config.height, config.width, config.channels
+            )));
+        }
+        let expected = self.count * self.height * self.width * self.channels;
+        if self.data.len() as i64 != expected {
+            return Err(Error::InvalidData(format!(
+                "{what}: data has {} bytes but count×height×width×channels = {}×{}×{}×{} = {expected}",
+                self.data.len(), self.count, self.height, self.width, self.channels
+            )));
+        }
+        if let Some(i) = self.data.iter().position(|&v| v > 1) {
+            return Err(Error::InvalidData(format!(
+                "{what}: byte {i} is {} but a binary model takes only 0 and 1 (binarize first)",
+                self.data[i]
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,143 @@
+//! Sampling in raster order, and completion of partly known images.
+//!
+//! Both samplers draw pixel i of image n as `u[n, i] < p_i`, where p_i is the
+//! model's p(x_i = 1 | x_<i) with logits divided by the temperature and
+//! u[n, ·] comes from a generator seeded by (seed, n). So the same seed gives
+//! the same images whatever the batch size, and the two samplers, given the
+//! same draws, make the same images whenever their probabilities agree.
+
+mod fast;
+mod reference;
+
+use crate::config::{SampleConfig, SampleMethod};
+use crate::device::set_threads;
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use crate::state::ModelState;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tch::{Device, Kind, Tensor};
+
+/// Images to complete: `images` holds the known values, `known` is 1 where a
+/// pixel is given and 0 where it is to be sampled (both N×H×W×C bytes).
+pub struct Completion<'a> {
+    pub images: &'a [u8],
+    pub known: &'a [u8],
+}
+
+pub struct SampleOutput {
+    /// N×H×W×C, values 0/1.
+    pub images: Vec<u8>,
+    /// The probability each pixel was drawn with (for known pixels: the
+    /// model's probability of a 1 there), N×H×W×C.
+    pub probabilities: Vec<f32>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct SampleProgress {
+    pub rows_done: i64,
+    pub rows_total: i64,
+}
+
+/// What one batch of either sampler works from, all on the model's device.
+pub(crate) struct BatchInputs {
+    /// (B, H·W) uniform draws in [0, 1).
+    pub uniforms: Tensor,
+    /// (B, H·W) known pixel values, and 1.0 where known, 0.0 where sampled.
+    pub known_values: Tensor,
+    pub known_mask: Tensor,
+    pub inv_temperature: f64,
+}
+
+/// Shared by both samplers: the pixel drawn at flat position `pos` from the
+/// logits there (B,), and its probability.
+pub(crate) fn draw(inputs: &BatchInputs, logits: &Tensor, pos: i64) -> Result<(Tensor, Tensor)> {
+    let probs = logits.f_mul_scalar(inputs.inv_temperature)?.f_sigmoid()?; // (B,)
+    let drawn = inputs.uniforms.f_select(1, pos)?.f_lt_tensor(&probs)?.f_to_kind(Kind::Float)?;
+    let known = inputs.known_mask.f_select(1, pos)?;
+    let value = drawn.f_lerp_tensor(&inputs.known_values.f_select(1, pos)?, &known)?; // known ? given : drawn
+    Ok((value, probs))
+}
+
+/// Generates `config.count` images, or completes `completion`'s images.
+pub fn sample(
+    state: &ModelState,
+    config: &SampleConfig,
+    completion: Option<&Completion>,
+    cancel: &AtomicBool,
+    on_progress: &mut dyn FnMut(SampleProgress),
+) -> Result<SampleOutput> {
+    set_threads(config.threads);
+    let net = &state.net;
+    let c = &net.config;
+    let pixels = c.pixels_per_image() as usize;
+    if let Some(done) = completion {
+        let expected = config.count as usize * pixels;
+        if done.images.len() != expected || done.known.len() != expected {
+            return Err(Error::InvalidData(format!(
+                "complete: images have {} bytes and known has {}, but {} images of {}×{}×{} need {expected} each",
+                done.images.len(), done.known.len(), config.count, c.height, c.width, c.channels
+            )));
+        }
+        if let Some(i) = done.images.iter().chain(done.known.iter()).position(|&v| v > 1) {
+            return Err(Error::InvalidData(format!("complete: byte {} of images/known is not 0 or 1", i % expected)));
+        }
+    }
+    let mut out = SampleOutput { images: Vec::with_capacity(config.count as usize * pixels), probabilities: Vec::with_capacity(config.count as usize * pixels) };
+    let rows_total = ((config.count + config.batch_size - 1) / config.batch_size) * c.height;
+    let mut rows_done = 0;
+    let mut start = 0;
+    while start < config.count {
+        let len = config.batch_size.min(config.count - start);
+        let inputs = batch_inputs(config, completion, start, len, pixels, net.device)?;
+        let mut on_row = |_row: i64| -> Result<()> {
+            rows_done += 1;
+            on_progress(SampleProgress { rows_done, rows_total });
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Error::Aborted(format!("sampling stopped after {rows_done} of {rows_total} rows")));
+            }
+            Ok(())
+        };
+        let (images, probs) = tch::no_grad(|| match config.method {
+            SampleMethod::Fast => fast::sample_batch(net, &inputs, len, &mut on_row),
+            SampleMethod::Reference => reference::sample_batch(net, &inputs, len, &mut on_row),
+        })?;
+        append(&mut out.images, &images.f_to_kind(Kind::Uint8)?)?;
+        append(&mut out.probabilities, &probs)?;
+        start += len;
+    }
+    Ok(out)
+}
+
+fn batch_inputs(config: &SampleConfig, completion: Option<&Completion>, start: i64, len: i64, pixels: usize, device: Device) -> Result<BatchInputs> {
+    let mut uniforms = Vec::with_capacity(len as usize * pixels);
+    for n in start..start + len {
+        let mut rng = Rng::derived(config.seed, n as u64);
+        uniforms.extend((0..pixels).map(|_| rng.uniform_f32()));
+    }
+    let to_tensor = |values: &[f32]| -> Result<Tensor> {
+        Ok(Tensor::f_from_slice(values)?.f_reshape([len, pixels as i64])?.f_to_device(device)?)
+    };
+    let range = start as usize * pixels..(start + len) as usize * pixels;
+    let (known_values, known_mask) = match completion {
+        Some(done) => (
+            done.images[range.clone()].iter().map(|&v| v as f32).collect(),
+            done.known[range].iter().map(|&v| v as f32).collect(),
+        ),
+        None => (vec![0.0; uniforms.len()], vec![0.0; uniforms.len()]),
+    };
+    Ok(BatchInputs {
+        uniforms: to_tensor(&uniforms)?,
+        known_values: to_tensor(&known_values)?,
+        known_mask: to_tensor(&known_mask)?,
+        inv_temperature: 1.0 / config.temperature,
+    })
+}
+
+fn append<T: tch::kind::Element + Default + Clone>(out: &mut Vec<T>, t: &Tensor) -> Result<()> {
+    let t = t.f_to_device(Device::Cpu)?.f_contiguous()?;
+    let start = out.len();
+    out.resize(start + t.numel(), T::default());
+    t.f_copy_data(&mut out[start..], t.numel())?;
+    Ok(())
+}
+

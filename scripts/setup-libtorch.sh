@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the PyTorch wheel that tch 0.24 links against (torch==2.11.0) into a
+# versioned virtual environment in the user's cache directory, once per machine.
+# Every clone and CI run on the machine shares it: the wheel with its CUDA
+# libraries takes several GB. Prints the environment's python on the last line.
+set -euo pipefail
+
+TORCH_VERSION=2.11.0
+cache_root="${PIXELCNN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pixelcnn}"
+env_dir="$cache_root/torch-$TORCH_VERSION"
+python_bin="$env_dir/bin/python"
+
+have_torch() {
+  [ -f "$env_dir/.complete" ] && [ -x "$python_bin" ] &&
+    [ "$("$python_bin" -c 'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null)" = "$TORCH_VERSION" ]
+}
+
+if ! have_torch; then
+  mkdir -p "$cache_root"
+  # A lock so that two clones setting up at once do not install into one env twice.
+  exec 9>"$cache_root/.torch-$TORCH_VERSION.lock"
+  flock 9
+  if ! have_torch; then
+    echo "pixelcnn: installing torch==$TORCH_VERSION into $env_dir (several GB, once per machine)" >&2
+    # Installed in place; the marker is written only when pip succeeded, so an
+    # interrupted install is wiped and redone instead of being half used.
+    rm -rf "$env_dir"
+    python3 -m venv "$env_dir"
+    "$python_bin" -m pip install --quiet --disable-pip-version-check \
+      "torch==$TORCH_VERSION" numpy >&2
+    touch "$env_dir/.complete"
+  fi
+fi
+have_torch || { echo "pixelcnn: torch==$TORCH_VERSION is not importable from $python_bin" >&2; exit 1; }
+echo "$python_bin"
