@@ -49,3 +49,19 @@ pub fn set_threads(threads: Option<i64>) {
         tch::set_num_threads(n as i32);
     }
 }
+
+/// What libtorch this process runs on.
+pub struct LibtorchInfo {
+    pub cuda_available: bool,
+    pub cuda_device_count: i64,
+    pub threads: i64,
+}
+
+pub fn libtorch_info() -> LibtorchInfo {
+    let cuda_available = Cuda::is_available();
+    LibtorchInfo {
+        cuda_available,
+        cuda_device_count: if cuda_available { Cuda::device_count() } else { 0 },
+        threads: tch::get_num_threads() as i64,
+    }
+}

@@ -1,0 +1,26 @@
+import type { ImageBatch } from '../../src/index'
+
+/** Seeded binary images with about `density` ones. */
+export function randomImages(count: number, height: number, width: number, seed = 1, density = 0.3): ImageBatch {
+  let a = seed >>> 0
+  const random = () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = Math.imul(a ^ (a >>> 15), a | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+  const data = new Uint8Array(count * height * width)
+  for (let i = 0; i < data.length; i++) data[i] = random() < density ? 1 : 0
+  return { count, height, width, channels: 1, data }
+}
+
+/** Images whose rows are all ones or all zeros: structure a model can learn fast. */
+export function stripedImages(count: number, height: number, width: number, seed = 1): ImageBatch {
+  const rows = randomImages(count, height, 1, seed, 0.5)
+  const data = new Uint8Array(count * height * width)
+  for (let r = 0; r < count * height; r++) data.fill(rows.data[r], r * width, (r + 1) * width)
+  return { count, height, width, channels: 1, data }
+}
+
+/** A tiny network for fast tests. */
+export const TINY = { height: 8, width: 8, filters: 16, residualBlocks: 1, inputKernel: 5, residualKernel: 3, outputLayers: 1 } as const

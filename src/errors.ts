@@ -1,0 +1,111 @@
+/**
+ * Typed errors. Every error this library throws is a `PixelCNNError` subclass
+ * with a stable `code`; errors from the native core keep the native error as
+ * `cause`.
+ */
+
+export type ErrorCode =
+  | 'InvalidConfig'
+  | 'InvalidData'
+  | 'Checkpoint'
+  | 'DeviceUnavailable'
+  | 'Aborted'
+  | 'Busy'
+  | 'Io'
+  | 'LibtorchNotFound'
+  | 'Internal'
+
+export class PixelCNNError extends Error {
+  readonly code: ErrorCode
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+    this.name = new.target.name
+  }
+}
+
+/** A configuration value is of the wrong type, out of range, or unknown. */
+export class ConfigError extends PixelCNNError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('InvalidConfig', message, options)
+  }
+}
+
+/** Images or dataset files do not have the expected shape, values or format. */
+export class DataError extends PixelCNNError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('InvalidData', message, options)
+  }
+}
+
+/** A checkpoint is unreadable, corrupt, or does not match its model. */
+export class CheckpointError extends PixelCNNError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('Checkpoint', message, options)
+  }
+}
+
+/** The requested device (`cuda`, `cuda:N`) is not available. */
+export class DeviceError extends PixelCNNError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('DeviceUnavailable', message, options)
+  }
+}
+
+/** The work was stopped by an `AbortSignal`. */
+export class AbortError extends PixelCNNError {
+  constructor(message = 'the operation was aborted', options?: { cause?: unknown }) {
+    super('Aborted', message, options)
+  }
+}
+
+/** The model is busy with another call (models run one call at a time). */
+export class BusyError extends PixelCNNError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('Busy', message, options)
+  }
+}
+
+/** A file could not be read or written. */
+export class IoError extends PixelCNNError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('Io', message, options)
+  }
+}
+
+/** libtorch could not be found or loaded. */
+export class LibtorchError extends PixelCNNError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('LibtorchNotFound', message, options)
+  }
+}
+
+const NATIVE_PREFIX = /^\[pixelcnn:(\w+)\] ([\s\S]*)$/
+
+/** Turns an error from the native addon (`[pixelcnn:Code] message`) into its class. */
+export function fromNative(error: unknown): Error {
+  if (error instanceof PixelCNNError || !(error instanceof Error)) return error as Error
+  const match = NATIVE_PREFIX.exec(error.message)
+  if (!match) return new PixelCNNError('Internal', error.message, { cause: error })
+  const [, code, message] = match
+  const options = { cause: error }
+  switch (code) {
+    case 'InvalidConfig': return new ConfigError(message, options)
+    case 'InvalidData': return new DataError(message, options)
+    case 'Checkpoint': return new CheckpointError(message, options)
+    case 'DeviceUnavailable': return new DeviceError(message, options)
+    case 'Aborted': return new AbortError(message, options)
+    case 'Busy': return new BusyError(message, options)
+    case 'Io': return new IoError(message, options)
+    default: return new PixelCNNError('Internal', message, options)
+  }
+}
+
+/** Awaits a native call, rethrowing its error as a typed one. */
+export async function native<T>(call: () => Promise<T> | T): Promise<T> {
+  try {
+    return await call()
+  } catch (error) {
+    throw fromNative(error)
+  }
+}

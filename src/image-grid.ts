@@ -1,0 +1,80 @@
+/**
+ * Writes a batch of images as one PNG grid through @napi-rs/canvas (its
+ * binary comes from the npm registry; node-canvas would need a compiler and
+ * system libraries). Binary images are drawn as dark ink on white, like the
+ * seed's `cmap='gray_r'` figure; 0–255 images as their grayscale.
+ */
+
+import { createCanvas } from '@napi-rs/canvas'
+import { promises as fs } from 'node:fs'
+import * as path from 'node:path'
+import { ConfigError, IoError } from './errors'
+import { checkImageBatch, describe, type ImageBatch } from './images'
+
+export interface GridOptions {
+  /** Images per row. @default ceil(√count) */
+  columns?: number
+  /** Screen pixels per image pixel. @default 4 */
+  scale?: number
+  /** Screen pixels between images. @default 2 */
+  gap?: number
+}
+
+function positiveInteger(value: unknown, field: string, fallback: number, max: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
+    throw new ConfigError(`\`${field}\` must be an integer between 1 and ${max}, got ${describe(value)}`)
+  }
+  return value
+}
+
+/** The grid as PNG bytes. */
+export function renderImageGrid(images: ImageBatch, options: GridOptions = {}): Buffer {
+  checkImageBatch(images, 'images')
+  if (images.count === 0) throw new ConfigError('`images` holds no images to draw')
+  const columns = positiveInteger(options.columns, 'columns', Math.ceil(Math.sqrt(images.count)), 10_000)
+  const scale = positiveInteger(options.scale, 'scale', 4, 64)
+  const gap = options.gap === 0 ? 0 : positiveInteger(options.gap, 'gap', 2, 64)
+  const rows = Math.ceil(images.count / columns)
+  const { height: h, width: w, channels: c } = images
+  const cellW = w * scale + gap
+  const cellH = h * scale + gap
+  const canvasW = columns * cellW + gap
+  const canvasH = rows * cellH + gap
+  if (canvasW * canvasH > 1 << 28) throw new ConfigError(`the grid would be ${canvasW}×${canvasH} pixels; lower \`scale\` or draw fewer images`)
+  const binary = images.data.every((v) => v <= 1)
+  const canvas = createCanvas(canvasW, canvasH)
+  const ctx = canvas.getContext('2d')
+  const pixels = ctx.createImageData(canvasW, canvasH)
+  pixels.data.fill(200) // gaps: light gray
+  for (let n = 0; n < images.count; n++) {
+    const x0 = gap + (n % columns) * cellW
+    const y0 = gap + Math.floor(n / columns) * cellH
+    for (let y = 0; y < h * scale; y++) {
+      for (let x = 0; x < w * scale; x++) {
+        const src = ((n * h + Math.floor(y / scale)) * w + Math.floor(x / scale)) * c
+        const value = c >= 3 ? (images.data[src] + images.data[src + 1] + images.data[src + 2]) / 3 : images.data[src]
+        const gray = binary ? (value ? 0 : 255) : value
+        const dst = ((y0 + y) * canvasW + x0 + x) * 4
+        pixels.data[dst] = pixels.data[dst + 1] = pixels.data[dst + 2] = gray
+        pixels.data[dst + 3] = 255
+      }
+    }
+  }
+  for (let i = 3; i < pixels.data.length; i += 4) pixels.data[i] = 255
+  ctx.putImageData(pixels, 0, 0)
+  return canvas.toBuffer('image/png')
+}
+
+/** Writes the grid to `file` (through a temporary file and a rename). */
+export async function writeImageGrid(images: ImageBatch, file: string, options: GridOptions = {}): Promise<void> {
+  const png = renderImageGrid(images, options)
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`)
+  try {
+    await fs.writeFile(tmp, png)
+    await fs.rename(tmp, file)
+  } catch (error) {
+    await fs.rm(tmp, { force: true })
+    throw new IoError(`${file}: could not write the image (${(error as Error).message})`, { cause: error })
+  }
+}

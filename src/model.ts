@@ -1,0 +1,225 @@
+/**
+ * `PixelCNN`: the model as users hold it. Validation of options happens in
+ * the native core; this class shapes arguments, wires `AbortSignal` and
+ * progress callbacks, and converts errors into typed classes.
+ */
+
+import { AbortError, ConfigError, DataError, native } from './errors'
+import { checkImageBatch, describe, type ImageBatch } from './images'
+import { nativeBinding } from './native'
+import { checkCallback, checkDevice, checkSignal, splitOptions, toConfigJson } from './options'
+import type {
+  CompleteOptions,
+  CreateOptions,
+  Device,
+  EpochRecord,
+  Evaluation,
+  FitOptions,
+  ModelConfig,
+  SampleOptions,
+  SampleProgress,
+  TrainOptions,
+  TrainProgress,
+} from './types'
+import type { CancelToken, NativeModel } from '../native/index'
+
+/** Runs a native call with a cancel token wired to `signal`. */
+async function cancellable<T>(signal: AbortSignal | undefined, what: string, run: (token: CancelToken) => Promise<T>): Promise<T> {
+  if (signal?.aborted) throw new AbortError(`${what} was aborted before it started`)
+  const token = new (nativeBinding().CancelToken)()
+  const onAbort = () => token.cancel()
+  signal?.addEventListener('abort', onAbort, { once: true })
+  try {
+    return await native(() => run(token))
+  } finally {
+    signal?.removeEventListener('abort', onAbort)
+  }
+}
+
+export class PixelCNN {
+  #native: NativeModel
+  #history: EpochRecord[]
+  readonly config: ModelConfig
+
+  private constructor(model: NativeModel, history: EpochRecord[]) {
+    this.#native = model
+    this.#history = history
+    this.config = Object.freeze(JSON.parse(model.configJson)) as ModelConfig
+  }
+
+  /** An untrained model. */
+  static create(options: CreateOptions = {}): PixelCNN {
+    const [model, { device, seed }] = splitOptions(options, ['device', 'seed'] as const)
+    const s = seed ?? 0
+    if (typeof s !== 'number') throw new ConfigError(`\`seed\` must be a non-negative integer, got ${describe(s)}`)
+    const created = nativeBinding().NativeModel.create(toConfigJson(model, 'model'), checkDevice(device), s)
+    return new PixelCNN(created, [])
+  }
+
+  /** `create` then `fit`: `model` and `device` shape the network, the rest trains it. */
+  static async train(options: TrainOptions): Promise<PixelCNN> {
+    const [fit, { model, device }] = splitOptions(options, ['model', 'device'] as const)
+    if (model !== undefined && (typeof model !== 'object' || model === null)) {
+      throw new ConfigError(`\`model\` must be an object like { preset: 'seed' }, got ${describe(model)}`)
+    }
+    const created = await native(() => PixelCNN.create({ ...(model as object), device: device as Device, seed: (fit.seed as number) ?? 0 }))
+    await created.fit(fit as unknown as FitOptions)
+    return created
+  }
+
+  /** Loads a `.safetensors` checkpoint written by `save`. */
+  static async load(path: string, options: { device?: Device } = {}): Promise<PixelCNN> {
+    if (typeof path !== 'string' || path === '') throw new ConfigError(`\`path\` must be a file path, got ${describe(path)}`)
+    const loaded = await native(() => nativeBinding().loadModel(path, checkDevice(options.device)))
+    return new PixelCNN(loaded, JSON.parse(loaded.historyJson()) as EpochRecord[])
+  }
+
+  get parameterCount(): number {
+    return this.#native.parameterCount
+  }
+
+  /** `'cpu'` or `'cuda:N'`: where the weights live. */
+  get device(): string {
+    return this.#native.device
+  }
+
+  /** One record per epoch trained, over every `fit`. */
+  get history(): EpochRecord[] {
+    return this.#history.map((r) => ({ ...r }))
+  }
+
+  /** Continues training. Resolves with the full history. */
+  async fit(options: FitOptions): Promise<EpochRecord[]> {
+    const [config, { data, onProgress, signal }] = splitOptions(options, ['data', 'onProgress', 'signal'] as const)
+    const emit = checkCallback(onProgress, 'onProgress') as ((e: TrainProgress) => void) | undefined
+    const abort = checkSignal(signal)
+    if (typeof data !== 'object' || data === null) {
+      throw new DataError(`\`data\` must be { train: ImageBatch, test?: ImageBatch }, got ${describe(data)}`)
+    }
+    // A whole `Dataset` is accepted: its labels are not used (the model is unconditional).
+    const { train, test, trainLabels: _a, testLabels: _b, ...extra } = data as { train: unknown; test?: unknown; trainLabels?: unknown; testLabels?: unknown }
+    const unknown = Object.keys(extra)
+    if (unknown.length > 0) throw new ConfigError(`\`data.${unknown[0]}\` is not a known option (known: train, test, trainLabels, testLabels)`)
+    checkImageBatch(train, 'data.train')
+    if (test !== undefined) checkImageBatch(test, 'data.test')
+    const json = toConfigJson(config)
+
+    // Native epoch events may arrive after the promise resolves; the history it
+    // returns is authoritative, so missing epoch events are replayed from it.
+    const before = this.#history.length
+    const emitted = new Set<number>()
+    let finished = false
+    const onEvent = emit
+      ? (text: string) => {
+          if (finished) return
+          const event = JSON.parse(text) as TrainProgress
+          if (event.type === 'epoch') emitted.add(event.epoch)
+          emit(event)
+        }
+      : undefined
+    const historyJson = await cancellable(abort, 'training', (token) =>
+      this.#native.fit(train, (test as ImageBatch | undefined) ?? null, json, token, onEvent),
+    ).catch((error) => {
+      finished = true
+      // Steps already taken are kept; so is the record of completed epochs.
+      try {
+        this.#history = JSON.parse(this.#native.historyJson()) as EpochRecord[]
+      } catch {
+        /* the model is busy elsewhere: keep the last known history */
+      }
+      throw error
+    })
+    finished = true
+    this.#history = JSON.parse(historyJson) as EpochRecord[]
+    if (emit) {
+      for (const record of this.#history.slice(before)) if (!emitted.has(record.epoch)) emit({ type: 'epoch', ...record })
+      emit({ type: 'done', history: this.history })
+    }
+    return this.history
+  }
+
+  /** p(x_i = 1 | x_<i) for every pixel: N×H×W×C floats. */
+  async predict(images: ImageBatch, options: { threads?: number } = {}): Promise<Float32Array> {
+    checkImageBatch(images, 'images')
+    return native(() => this.#native.predict(images, options.threads ?? null))
+  }
+
+  /** Negative log-likelihoods: per image in nats, and bits per dimension. */
+  async evaluate(images: ImageBatch, options: { threads?: number } = {}): Promise<Evaluation> {
+    checkImageBatch(images, 'images')
+    const perImageNats = await native(() => this.#native.natsPerImage(images, options.threads ?? null))
+    const natsPerImage = perImageNats.reduce((a, b) => a + b, 0) / perImageNats.length
+    const dims = this.config.height * this.config.width * this.config.channels
+    return { natsPerImage, bitsPerDim: natsPerImage / (dims * Math.LN2), perImageNats }
+  }
+
+  /** New images in raster order. */
+  async sample(options: SampleOptions = {}): Promise<ImageBatch> {
+    const [config, { onProgress, signal }] = splitOptions(options, ['onProgress', 'signal'] as const)
+    const result = await this.#sample(config, null, null, onProgress, signal)
+    return this.#batch(result.length / this.#pixels(), result)
+  }
+
+  /** Keeps the known pixels of `images` and samples the rest in raster order. */
+  async complete(images: ImageBatch, options: CompleteOptions): Promise<ImageBatch> {
+    checkImageBatch(images, 'images')
+    const [config, { known, onProgress, signal }] = splitOptions(options ?? {}, ['known', 'onProgress', 'signal'] as const)
+    const mask = this.#knownMask(images, known)
+    const result = await this.#sample(config, images, mask, onProgress, signal)
+    return this.#batch(images.count, result)
+  }
+
+  /** Writes a `.safetensors` checkpoint (weights, config, optimizer state, history) atomically. */
+  async save(path: string): Promise<void> {
+    if (typeof path !== 'string' || path === '') throw new ConfigError(`\`path\` must be a file path, got ${describe(path)}`)
+    return native(() => this.#native.save(path))
+  }
+
+  #pixels(): number {
+    return this.config.height * this.config.width * this.config.channels
+  }
+
+  #batch(count: number, data: Uint8Array): ImageBatch {
+    return { count, height: this.config.height, width: this.config.width, channels: this.config.channels, data }
+  }
+
+  async #sample(config: Record<string, unknown>, images: ImageBatch | null, known: Uint8Array | null, onProgress: unknown, signal: unknown): Promise<Uint8Array> {
+    const emit = checkCallback(onProgress, 'onProgress') as ((e: SampleProgress) => void) | undefined
+    const abort = checkSignal(signal)
+    const json = toConfigJson(config)
+    const started = performance.now()
+    let finished = false
+    const onEvent = emit ? (text: string) => { if (!finished) emit(JSON.parse(text) as SampleProgress) } : undefined
+    try {
+      const result = await cancellable(abort, 'sampling', (token) => this.#native.sample(json, images, known, token, onEvent))
+      emit?.({ type: 'done', seconds: (performance.now() - started) / 1000 })
+      return result.images
+    } finally {
+      finished = true
+    }
+  }
+
+  #knownMask(images: ImageBatch, known: unknown): Uint8Array {
+    const { height, width, channels } = this.config
+    const perImage = height * width * channels
+    if (known instanceof Uint8Array) {
+      if (known.length === images.count * perImage) return known
+      if (known.length === perImage) {
+        const mask = new Uint8Array(images.count * perImage)
+        for (let n = 0; n < images.count; n++) mask.set(known, n * perImage)
+        return mask
+      }
+      throw new DataError(`\`known\` has ${known.length} bytes; expected ${perImage} (one H×W×C mask) or ${images.count * perImage} (one per image)`)
+    }
+    if (typeof known === 'object' && known !== null && 'rows' in known) {
+      const rows = (known as { rows: unknown }).rows
+      if (typeof rows !== 'number' || !Number.isInteger(rows) || rows < 0 || rows > height) {
+        throw new ConfigError(`\`known.rows\` must be an integer between 0 and ${height}, got ${describe(rows)}`)
+      }
+      const mask = new Uint8Array(images.count * perImage)
+      for (let n = 0; n < images.count; n++) mask.fill(1, n * perImage, n * perImage + rows * width * channels)
+      return mask
+    }
+    throw new ConfigError(`\`known\` must be { rows: k } or a Uint8Array mask, got ${describe(known)}`)
+  }
+}
