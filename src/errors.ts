@@ -109,3 +109,12 @@ export async function native<T>(call: () => Promise<T> | T): Promise<T> {
     throw fromNative(error)
   }
 }
+
+/** Runs a synchronous native call, rethrowing its error as a typed one. */
+export function nativeSync<T>(call: () => T): T {
+  try {
+    return call()
+  } catch (error) {
+    throw fromNative(error)
+  }
+}

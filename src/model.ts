@@ -4,7 +4,8 @@
  * progress callbacks, and converts errors into typed classes.
  */
 
-import { AbortError, ConfigError, DataError, native } from './errors'
+import { existsSync } from 'node:fs'
+import { AbortError, ConfigError, DataError, native, nativeSync } from './errors'
 import { checkImageBatch, describe, type ImageBatch } from './images'
 import { nativeBinding } from './native'
 import { checkCallback, checkDevice, checkSignal, splitOptions, toConfigJson } from './options'
@@ -52,17 +53,28 @@ export class PixelCNN {
     const [model, { device, seed }] = splitOptions(options, ['device', 'seed'] as const)
     const s = seed ?? 0
     if (typeof s !== 'number') throw new ConfigError(`\`seed\` must be a non-negative integer, got ${describe(s)}`)
-    const created = nativeBinding().NativeModel.create(toConfigJson(model, 'model'), checkDevice(device), s)
+    const created = nativeSync(() => nativeBinding().NativeModel.create(toConfigJson(model, 'model'), checkDevice(device), s))
     return new PixelCNN(created, [])
   }
 
   /** `create` then `fit`: `model` and `device` shape the network, the rest trains it. */
   static async train(options: TrainOptions): Promise<PixelCNN> {
-    const [fit, { model, device }] = splitOptions(options, ['model', 'device'] as const)
+    const [fit, { model, device, resume }] = splitOptions(options, ['model', 'device', 'resume'] as const)
     if (model !== undefined && (typeof model !== 'object' || model === null)) {
       throw new ConfigError(`\`model\` must be an object like { preset: 'seed' }, got ${describe(model)}`)
     }
-    const created = await native(() => PixelCNN.create({ ...(model as object), device: device as Device, seed: (fit.seed as number) ?? 0 }))
+    if (resume !== undefined && typeof resume !== 'boolean') throw new ConfigError(`\`resume\` must be true or false, got ${describe(resume)}`)
+    const checkpoint = (fit.checkpoint as { path?: unknown } | undefined)?.path
+    if (resume && typeof checkpoint !== 'string') throw new ConfigError('`resume: true` needs `checkpoint: { path }` to resume from')
+    if (resume && existsSync(checkpoint as string)) {
+      // `epochs` is the run's total: a resumed run trains only what is left,
+      // finishing an interrupted epoch with the batches it would have seen.
+      const resumed = await PixelCNN.load(checkpoint as string, { device: device as Device })
+      const left = ((fit.epochs as number | undefined) ?? 1) - resumed.history.length
+      if (left > 0) await resumed.fit({ ...(fit as unknown as FitOptions), epochs: left })
+      return resumed
+    }
+    const created = PixelCNN.create({ ...(model as object), device: device as Device, seed: (fit.seed as number) ?? 0 })
     await created.fit(fit as unknown as FitOptions)
     return created
   }
@@ -71,7 +83,7 @@ export class PixelCNN {
   static async load(path: string, options: { device?: Device } = {}): Promise<PixelCNN> {
     if (typeof path !== 'string' || path === '') throw new ConfigError(`\`path\` must be a file path, got ${describe(path)}`)
     const loaded = await native(() => nativeBinding().loadModel(path, checkDevice(options.device)))
-    return new PixelCNN(loaded, JSON.parse(loaded.historyJson()) as EpochRecord[])
+    return new PixelCNN(loaded, JSON.parse(nativeSync(() => loaded.historyJson())) as EpochRecord[])
   }
 
   get parameterCount(): number {

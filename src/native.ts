@@ -4,18 +4,29 @@
  */
 
 import { LibtorchError } from './errors'
+import { preloadLibtorch } from './libtorch'
 import type * as Binding from '../native/index'
 
 let binding: typeof Binding | undefined
 
 export function nativeBinding(): typeof Binding {
   if (binding) return binding
+  // Development builds also carry an rpath to the build's libtorch; release
+  // builds rely on this. If it fails, the rpath may still work: keep its
+  // error to report if loading the addon fails too.
+  let notFound: LibtorchError | undefined
+  try {
+    preloadLibtorch()
+  } catch (error) {
+    notFound = error as LibtorchError
+  }
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     binding = require('../native/index.js') as typeof Binding
     return binding
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error)
+    const message = messages(error).join('; ')
+    if (notFound && /lib(torch|c10)[\w.]*\.so/.test(message)) throw notFound
     if (/lib(torch|c10)[\w.]*\.so/.test(message)) {
       throw new LibtorchError(
         `the pixelcnn addon could not load libtorch (${message.split('\n')[0]}). ` +
@@ -29,4 +40,12 @@ export function nativeBinding(): typeof Binding {
       { cause: error },
     )
   }
+}
+
+/** The messages of an error and of its causes (napi's loader nests them). */
+function messages(error: unknown, depth = 0): string[] {
+  if (depth > 4 || error === undefined || error === null) return []
+  if (Array.isArray(error)) return error.flatMap((e) => messages(e, depth + 1))
+  if (!(error instanceof Error)) return [String(error)]
+  return [error.message, ...messages((error as Error & { cause?: unknown }).cause, depth + 1)]
 }

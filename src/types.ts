@@ -60,6 +60,12 @@ export interface FitOptions {
   /** Seeds the data order (and, in `train`, the initial weights). @default 0 */ seed?: number
   /** libtorch threads. @default every core */ threads?: number
   /** Images per validation pass (memory only). @default 500 */ evalBatchSize?: number
+  /**
+   * Save a checkpoint to `path` every `every` steps (0: only after each epoch),
+   * atomically (temporary file, fsync, rename). It includes the optimizer state
+   * and where training stands inside the epoch.
+   */
+  checkpoint?: { path: string; every?: number }
   /** Called with `step` events a few times a second, every `epoch`, and `done`. */
   onProgress?: (event: TrainProgress) => void
   /** Stops training within one step; the promise rejects with `AbortError` and the model keeps the steps taken. */
@@ -68,6 +74,12 @@ export interface FitOptions {
 
 export interface TrainOptions extends FitOptions {
   model?: ModelOptions
+  /**
+   * With `checkpoint.path` pointing at an existing checkpoint: load it and train
+   * only what is left of `epochs` (the run's total), with the same batches an
+   * uninterrupted run would have seen. @default false
+   */
+  resume?: boolean
   /** @default 'auto' */ device?: Device
 }
 

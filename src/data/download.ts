@@ -9,8 +9,11 @@
  * size other than the published one, or no data for `timeoutMs`. When every
  * mirror failed the `IoError` lists each URL with its reason.
  *
- * Concurrent calls in one process for the same file share one download; the
- * shared download stops only when every caller waiting on it has aborted.
+ * Concurrent calls in one process for the same file and checksum share one
+ * download (made with the first call's mirrors and timeout); it stops only
+ * when every caller waiting on it has aborted. Calls from other processes do
+ * their own download: each writes its own temporary file, and the renames
+ * into place replace one verified file with an identical one.
  */
 
 import { createHash } from 'node:crypto'
@@ -61,7 +64,7 @@ export interface DownloadResult {
   path: string
   /** `true` when the file was already cached (no request was made). */
   fromCache: boolean
-  /** The URL it came from, when downloaded. */
+  /** When downloaded: the URL requested, on the mirror that served it (before any redirect). */
   url?: string
 }
 
@@ -71,6 +74,7 @@ const PROGRESS_INTERVAL_MS = 250
 const REDIRECTS = new Set([301, 302, 303, 307, 308])
 
 interface Shared {
+  key: string
   promise: Promise<DownloadResult>
   controller: AbortController
   listeners: Set<(progress: DownloadProgress) => void>
@@ -102,6 +106,7 @@ export async function downloadVerified(request: DownloadRequest): Promise<Downlo
       }
     }
     const created: Shared = {
+      key,
       promise: fetchIntoCache(checked, controller.signal, emit),
       controller,
       listeners,
@@ -110,7 +115,7 @@ export async function downloadVerified(request: DownloadRequest): Promise<Downlo
     }
     const done = () => {
       created.settled = true
-      inFlight.delete(key)
+      forget(created)
     }
     created.promise.then(done, done)
     inFlight.set(key, created)
@@ -126,7 +131,9 @@ async function wait(
   onProgress: ((progress: DownloadProgress) => void) | undefined,
 ): Promise<DownloadResult> {
   shared.waiters++
-  if (onProgress) shared.listeners.add(onProgress)
+  // A wrapper of our own, so that two callers passing the same function each get their reports.
+  const listener = onProgress && ((progress: DownloadProgress) => onProgress(progress))
+  if (listener) shared.listeners.add(listener)
   try {
     if (!signal) return await shared.promise
     return await new Promise<DownloadResult>((resolvePromise, reject) => {
@@ -138,9 +145,17 @@ async function wait(
     })
   } finally {
     shared.waiters--
-    if (onProgress) shared.listeners.delete(onProgress)
-    if (shared.waiters === 0 && !shared.settled) shared.controller.abort()
+    if (listener) shared.listeners.delete(listener)
+    if (shared.waiters === 0 && !shared.settled) {
+      // Nobody wants it any more: a later call must start afresh, not join a dying download.
+      forget(shared)
+      shared.controller.abort()
+    }
   }
+}
+
+function forget(shared: Shared): void {
+  if (inFlight.get(shared.key) === shared) inFlight.delete(shared.key)
 }
 
 interface Checked {
@@ -247,17 +262,14 @@ async function fetchToFile(
     clearTimeout(timer)
     timer = setTimeout(() => stop(new Error(`no data for ${req.timeoutMs} ms (timeoutMs)`)), req.timeoutMs)
   }
-  const onAbort = () => stop(abortError(req.file))
-  signal.addEventListener('abort', onAbort)
-
   let url: URL
   try {
     url = new URL(start)
   } catch {
     throw new Error(`not a valid URL`)
   }
-  let total: number | null = null
-  let bytes = 0
+  const onAbort = () => stop(abortError(req.file))
+  signal.addEventListener('abort', onAbort)
   try {
     for (let redirects = 0; ; redirects++) {
       if (url.protocol !== 'http:' && url.protocol !== 'https:') {
@@ -286,13 +298,14 @@ async function fetchToFile(
     }
 
     const length = response.headers['content-length']
-    if (length !== undefined && /^\d+$/.test(length)) total = Number(length)
+    const total = length !== undefined && /^\d+$/.test(length) ? Number(length) : null
     if (req.size !== undefined && total !== null && total !== req.size) {
       response.resume()
       throw new Error(`the server announced ${total} bytes, but the published file has ${req.size}`)
     }
     const hash = createHash(req.algorithm)
     const href = url.href
+    let bytes = 0
     let lastReport = 0
     const report = () => {
       lastReport = Date.now()
@@ -312,8 +325,12 @@ async function fetchToFile(
       await pipeline(response, meter, createWriteStream(tmp, { flags: 'wx' }))
     } catch (error) {
       const e = error as NodeJS.ErrnoException
-      if (!stopped && e.syscall && ['open', 'write', 'close'].includes(e.syscall)) {
+      if (stopped) throw stopped
+      if (e.syscall && ['open', 'write', 'close'].includes(e.syscall)) {
         throw new IoError(`cannot write ${tmp}: ${e.message}`, { cause: error })
+      }
+      if (total !== null && bytes < total) {
+        throw new Error(`truncated: the connection closed after ${bytes} of ${total} bytes`, { cause: error })
       }
       throw error
     }
@@ -321,12 +338,7 @@ async function fetchToFile(
     report()
     return hash.digest('hex')
   } catch (error) {
-    if (stopped) throw stopped
-    if (error instanceof IoError) throw error
-    if (total !== null && bytes < total) {
-      throw new Error(`truncated: the connection closed after ${bytes} of ${total} bytes`, { cause: error })
-    }
-    throw error
+    throw stopped ?? error
   } finally {
     clearTimeout(timer)
     signal.removeEventListener('abort', onAbort)

@@ -7,7 +7,8 @@
 //!
 //! Header metadata (`__metadata__`, strings): `format` = "pixelcnn",
 //! `format_version` = "1", `config` (the resolved `ModelConfig` as JSON),
-//! `history` (the epoch records as JSON), `optimizer` (`{"step": n}` as JSON).
+//! `history` (the epoch records as JSON), `optimizer` (`{"step": n}` as JSON)
+//! and, when saved mid-epoch, `partial_epoch` (where training stands, JSON).
 //!
 //! Files are written to a temporary file in the same directory, synced and
 //! renamed, so a crash leaves either the old file or the new one, never half.
@@ -80,15 +81,34 @@ pub fn to_bytes(state: &ModelState) -> Result<Vec<u8>> {
         }
         metadata.insert("optimizer".to_string(), format!("{{\"step\":{}}}", adam.step));
     }
+    if let Some(partial) = &state.partial_epoch {
+        metadata.insert("partial_epoch".to_string(), serde_json::to_string(partial).map_err(|e| Error::Internal(e.to_string()))?);
+    }
     safetensors::tensor::serialize(tensors, Some(metadata)).map_err(|e| Error::Internal(format!("serializing checkpoint: {e}")))
+}
+
+fn directory_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// Fails with an `Io` error naming the path unless a file can be created beside it.
+pub fn check_writable(path: &Path) -> Result<()> {
+    let dir = directory_of(path);
+    if !dir.is_dir() {
+        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, format!("directory {} does not exist", dir.display()))));
+    }
+    let probe = dir.join(format!(".pixelcnn-write-test.{}", std::process::id()));
+    std::fs::File::create(&probe).map_err(|e| Error::io(path, e))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 /// Writes `bytes` to `path` atomically: temporary file, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = directory_of(path);
     if !dir.is_dir() {
         return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, format!("directory {} does not exist", dir.display()))));
     }
@@ -103,12 +123,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
+        remove_stale_temporaries(dir, &file_name.to_string_lossy());
         Ok(())
     })();
     result.map_err(|e: std::io::Error| {
         let _ = std::fs::remove_file(&tmp);
         Error::io(path, e)
     })
+}
+
+/// Temporary files of writers that were killed mid-write (`.<name>.<pid>.tmp`
+/// whose process is gone) are removed; where /proc does not exist, none are.
+fn remove_stale_temporaries(dir: &Path, file_name: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let prefix = format!(".{file_name}.");
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(&prefix).and_then(|rest| rest.strip_suffix(".tmp")) else { continue };
+        let alive = Path::new("/proc").join(pid).exists() || !Path::new("/proc/self").exists();
+        if pid.parse::<u32>().is_ok() && !alive {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 pub fn save(state: &ModelState, path: &Path) -> Result<()> {
@@ -148,8 +184,13 @@ pub fn from_bytes(bytes: &[u8], path: &Path, device: Device) -> Result<ModelStat
         None => Vec::new(),
     };
 
+    let partial_epoch = match metadata.get("partial_epoch") {
+        Some(p) => Some(serde_json::from_str(p).map_err(|e| Error::checkpoint(path, format!("metadata `partial_epoch` is malformed: {e}")))?),
+        None => None,
+    };
     let mut state = ModelState::new(config, device, 0)?;
     state.history = history;
+    state.partial_epoch = partial_epoch;
     let read = |name: &str, like: &Tensor| -> Result<Tensor> {
         let t = file.tensor(name).map_err(|_| Error::checkpoint(path, format!("tensor `{name}` is missing")))?;
         if t.dtype() != Dtype::F32 {

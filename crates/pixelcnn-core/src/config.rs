@@ -111,14 +111,28 @@ pub struct TrainConfig {
     pub threads: Option<i64>,
     /// Images per validation forward pass (memory only; no effect on the result).
     pub eval_batch_size: i64,
+    /// Save a checkpoint here every `checkpoint_every` steps and after each epoch.
+    pub checkpoint_path: Option<String>,
+    pub checkpoint_every: i64,
 }
 
 impl TrainConfig {
     pub const KEYS: &'static [&'static str] =
-        &["epochs", "batchSize", "learningRate", "seed", "threads", "evalBatchSize"];
+        &["epochs", "batchSize", "learningRate", "seed", "threads", "evalBatchSize", "checkpoint"];
 
     pub fn from_json(value: &Value) -> Result<Self> {
         let f = Fields::new(value, "", Self::KEYS)?;
+        let (checkpoint_path, checkpoint_every) = match f.get("checkpoint") {
+            None => (None, 0),
+            Some(c) => {
+                let c = Fields::new(c, "checkpoint", &["path", "every"])?;
+                let path = c.string("path", "", None)?;
+                if path.is_empty() {
+                    return Err(Error::config("checkpoint.path", "must be a file path"));
+                }
+                (Some(path), c.integer("every", 0, 0, 1_000_000_000)?)
+            }
+        };
         Ok(TrainConfig {
             epochs: f.integer("epochs", 1, 1, 1_000_000)?,
             batch_size: f.integer("batchSize", 128, 1, 65_536)?,
@@ -126,6 +140,8 @@ impl TrainConfig {
             seed: f.integer("seed", 0, 0, (1i64 << 53) - 1)? as u64,
             threads: f.optional_integer("threads", 1, 1024)?,
             eval_batch_size: f.integer("evalBatchSize", 500, 1, 65_536)?,
+            checkpoint_path,
+            checkpoint_every,
         })
     }
 }

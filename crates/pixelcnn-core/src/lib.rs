@@ -16,3 +16,4 @@ pub mod evaluate;
 pub mod sample;
 pub mod state;
 pub mod train;
+pub mod ceiling;

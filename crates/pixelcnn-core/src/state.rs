@@ -21,15 +21,35 @@ pub struct EpochRecord {
     pub images_per_second: f64,
 }
 
+/// Where training stands inside an unfinished epoch. Kept in the model (and
+/// its checkpoints) so that the next `fit` with the same data, seed and batch
+/// size finishes that epoch with the same batches instead of starting over:
+/// an interrupted and resumed run then reaches the same weights as an
+/// uninterrupted one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartialEpoch {
+    pub epoch: i64,
+    pub steps_done: i64,
+    /// Σ batch loss × batch size, and images seen, so far in this epoch.
+    pub loss_sum: f64,
+    pub seen: i64,
+    /// What the batch order was derived from; a `fit` with other values starts the epoch afresh.
+    pub seed: u64,
+    pub batch_size: i64,
+    pub train_count: i64,
+}
+
 pub struct ModelState {
     pub net: PixelCnn,
     /// Created by the first `fit`; saved and restored with the weights.
     pub optimizer: Option<Adam>,
     pub history: Vec<EpochRecord>,
+    pub partial_epoch: Option<PartialEpoch>,
 }
 
 impl ModelState {
     pub fn new(config: ModelConfig, device: Device, seed: u64) -> Result<Self> {
-        Ok(ModelState { net: PixelCnn::new(config, device, seed)?, optimizer: None, history: Vec::new() })
+        Ok(ModelState { net: PixelCnn::new(config, device, seed)?, optimizer: None, history: Vec::new(), partial_epoch: None })
     }
 }

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::evaluate::mean_loss;
 use crate::model::ImagesRef;
 use crate::rng::Rng;
-use crate::state::{EpochRecord, ModelState};
+use crate::state::{EpochRecord, ModelState, PartialEpoch};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tch::{Kind, Reduction, Tensor};
@@ -48,14 +48,30 @@ pub fn fit(
     let batch = config.batch_size as usize;
     let steps_per_epoch = n.div_ceil(batch) as i64;
 
+    if let Some(path) = &config.checkpoint_path {
+        // Fail before hours of training, not at the first save.
+        crate::checkpoint::check_writable(std::path::Path::new(path))?;
+    }
+    let checkpoint = |state: &ModelState| -> Result<()> {
+        match &config.checkpoint_path {
+            Some(path) => crate::checkpoint::save(state, std::path::Path::new(path)),
+            None => Ok(()),
+        }
+    };
     for _ in 0..config.epochs {
         let epoch = state.history.len() as i64 + 1;
         let started = Instant::now();
         // The order depends only on (seed, epoch): a resumed run sees the same batches.
         let order = Rng::derived(config.seed, epoch as u64).permutation(n);
-        let (mut loss_sum, mut seen) = (0.0, 0usize);
-        for (step, chunk) in order.chunks(batch).enumerate() {
+        let resumable = PartialEpoch { epoch, steps_done: 0, loss_sum: 0.0, seen: 0, seed: config.seed, batch_size: config.batch_size, train_count: train.count };
+        let mut progress = match state.partial_epoch.take() {
+            Some(p) if PartialEpoch { steps_done: 0, loss_sum: 0.0, seen: 0, ..p.clone() } == resumable => p,
+            _ => resumable,
+        };
+        let seen_before = progress.seen;
+        for (step, chunk) in order.chunks(batch).enumerate().skip(progress.steps_done as usize) {
             if cancel.load(Ordering::Relaxed) {
+                state.partial_epoch = Some(progress);
                 return Err(Error::Aborted(format!("training stopped in epoch {epoch} after {step} steps")));
             }
             let index = Tensor::f_from_slice(chunk)?.f_to_device(device)?;
@@ -70,15 +86,21 @@ pub fn fit(
                     "training diverged: loss is {loss} at epoch {epoch}, step {} (lower learningRate)", step + 1
                 )));
             }
-            loss_sum += loss * chunk.len() as f64;
-            seen += chunk.len();
+            progress.loss_sum += loss * chunk.len() as f64;
+            progress.seen += chunk.len() as i64;
+            progress.steps_done = step as i64 + 1;
             on_event(TrainEvent::Step {
                 epoch,
                 step: step as i64 + 1,
                 steps_per_epoch,
                 loss,
-                images_per_second: seen as f64 / started.elapsed().as_secs_f64(),
+                images_per_second: (progress.seen - seen_before) as f64 / started.elapsed().as_secs_f64(),
             });
+            if config.checkpoint_every > 0 && progress.steps_done % config.checkpoint_every == 0 && progress.steps_done < steps_per_epoch {
+                state.partial_epoch = Some(progress.clone());
+                checkpoint(state)?;
+                state.partial_epoch = None;
+            }
         }
         let train_seconds = started.elapsed().as_secs_f64();
         let val_loss = match &test_images {
@@ -87,12 +109,13 @@ pub fn fit(
         };
         let record = EpochRecord {
             epoch,
-            train_loss: loss_sum / seen as f64,
+            train_loss: progress.loss_sum / progress.seen as f64,
             val_loss,
             seconds: started.elapsed().as_secs_f64(),
-            images_per_second: n as f64 / train_seconds,
+            images_per_second: (progress.seen - seen_before) as f64 / train_seconds,
         };
         state.history.push(record.clone());
+        checkpoint(state)?;
         on_event(TrainEvent::Epoch(record));
     }
     Ok(())

@@ -27,7 +27,7 @@ fn batch(data: &[u8], count: i64) -> ImagesRef<'_> {
 }
 
 fn train_config(epochs: i64) -> TrainConfig {
-    TrainConfig { epochs, batch_size: 16, learning_rate: 5e-3, seed: 7, threads: Some(2), eval_batch_size: 64 }
+    TrainConfig { epochs, batch_size: 16, learning_rate: 5e-3, seed: 7, threads: Some(2), eval_batch_size: 64, checkpoint_path: None, checkpoint_every: 0 }
 }
 
 fn trained(epochs: i64) -> ModelState {
@@ -96,5 +96,37 @@ fn save_then_load_predicts_identically_and_resumes() {
     assert!(matches!(checkpoint::load(&truncated, Device::Cpu), Err(Error::Checkpoint { .. })));
     std::fs::write(&truncated, b"definitely not a checkpoint").unwrap();
     assert!(matches!(checkpoint::load(&truncated, Device::Cpu), Err(Error::Checkpoint { .. })));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_run_stopped_mid_epoch_resumes_from_its_checkpoint_to_the_same_weights() {
+    let (train, test) = (striped(96, 8, 8, 1), striped(32, 8, 8, 2));
+    let dir = std::env::temp_dir().join(format!("pixelcnn-core-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("run.safetensors");
+    let with_checkpoints = TrainConfig { checkpoint_path: Some(path.display().to_string()), checkpoint_every: 1, ..train_config(2) };
+
+    // Stop after 3 steps of epoch 2 (6 steps per epoch): the last checkpoint holds step 3.
+    let mut interrupted = model(config(), 7);
+    let cancel = AtomicBool::new(false);
+    let result = fit(&mut interrupted, &batch(&train, 96), Some(&batch(&test, 32)), &with_checkpoints, &cancel, &mut |e| {
+        if let TrainEvent::Step { epoch: 2, step: 3, .. } = e {
+            cancel.store(true, Ordering::Relaxed);
+        }
+    });
+    assert!(matches!(result, Err(Error::Aborted(_))));
+    drop(interrupted);
+
+    let mut resumed = checkpoint::load(&path, Device::Cpu).unwrap();
+    let partial = resumed.partial_epoch.clone().expect("saved mid-epoch");
+    assert_eq!((partial.epoch, partial.steps_done), (2, 3));
+    fit(&mut resumed, &batch(&train, 96), Some(&batch(&test, 32)), &train_config(1), &AtomicBool::new(false), &mut |_| {}).unwrap();
+
+    let straight = trained(2);
+    let losses = |s: &ModelState| s.history.iter().map(|r| (r.train_loss, r.val_loss)).collect::<Vec<_>>();
+    assert_eq!(losses(&resumed), losses(&straight));
+    let images = striped(4, 8, 8, 3);
+    assert_eq!(predict(&resumed, &batch(&images, 4), 16, Some(2)).unwrap(), predict(&straight, &batch(&images, 4), 16, Some(2)).unwrap());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,0 +1,93 @@
+import test from 'ava'
+import { spawn } from 'node:child_process'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import * as path from 'node:path'
+import { PixelCNN } from '../src/index'
+import { idxImages } from './helpers/idx'
+import { removeTempDirs, tempDir } from './helpers/temp'
+
+const cli = path.join(__dirname, '..', 'src', 'cli.ts')
+test.after.always(removeTempDirs)
+
+function pixelcnn(args: string[], options: { interruptAfter?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const proc = spawn(process.execPath, ['--import', 'tsx', cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    let sent = false
+    proc.stdout.on('data', (c: Buffer) => (stdout += c))
+    proc.stderr.on('data', (c: Buffer) => {
+      stderr += c
+      if (options.interruptAfter && !sent && stderr.includes(options.interruptAfter)) {
+        sent = true
+        proc.kill('SIGINT')
+      }
+    })
+    proc.on('exit', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+// Small 28×28 IDX files: train and test images.
+const dir = tempDir('cli')
+const train = path.join(dir, 'train-images-idx3-ubyte')
+const testImages = path.join(dir, 't10k-images-idx3-ubyte')
+writeFileSync(train, idxImages(96, 28, 28, 1).bytes)
+writeFileSync(testImages, idxImages(32, 28, 28, 2).bytes)
+const data = `idx:${train},${testImages}`
+const small = path.join(dir, 'config.json')
+writeFileSync(small, JSON.stringify({ model: { preset: 'small', filters: 8, residualBlocks: 1 }, batchSize: 32, learningRate: 2e-3 }))
+
+test.serial('train, info, sample, complete and eval from the command line', async (t) => {
+  const model = path.join(dir, 'm.safetensors')
+  const trained = await pixelcnn(['train', '--data', data, '--config', small, '--epochs', '2', '--device', 'cpu', '--out', model])
+  t.is(trained.code, 0, trained.stderr)
+  t.regex(trained.stdout, /\| epoch \| train loss \| val loss \| seconds \| images\/s \|/)
+  t.regex(trained.stdout, /\| 2 \| 0\.\d{4} \| 0\.\d{4} \|/)
+  t.true(existsSync(model))
+
+  const info = await pixelcnn(['info', '--model', model])
+  t.is(info.code, 0, info.stderr)
+  t.regex(info.stdout, /"filters":8/)
+  t.regex(info.stdout, /parameters: [\d,]+/)
+
+  const samples = path.join(dir, 'samples.png')
+  const sampled = await pixelcnn(['sample', '--model', model, '--count', '9', '--out', samples])
+  t.is(sampled.code, 0, sampled.stderr)
+  t.is(readFileSync(samples).subarray(1, 4).toString(), 'PNG')
+
+  const completions = path.join(dir, 'completions.png')
+  const completed = await pixelcnn(['complete', '--model', model, '--data', data, '--rows', '14', '--count', '3', '--repeats', '2', '--out', completions])
+  t.is(completed.code, 0, completed.stderr)
+  t.true(existsSync(completions))
+
+  const evaluated = await pixelcnn(['eval', '--model', model, '--data', data])
+  t.is(evaluated.code, 0, evaluated.stderr)
+  t.regex(evaluated.stdout, /[\d.]+ nats per image, [\d.]+ bits per dimension/)
+})
+
+test.serial('Ctrl-C stops training after a step and leaves a checkpoint that --resume continues', async (t) => {
+  const model = path.join(dir, 'interrupted.safetensors')
+  const args = ['train', '--data', data, '--config', small, '--epochs', '3', '--batch-size', '8', '--checkpoint-every', '1', '--device', 'cpu', '--out', model]
+  const stopped = await pixelcnn(args, { interruptAfter: 'epoch 1/3' })
+  t.is(stopped.code, 130, stopped.stdout + stopped.stderr)
+  t.regex(stopped.stdout, /continue with --resume/)
+  const saved = await PixelCNN.load(model)
+  t.true(saved.history.length < 3)
+  const resumed = await pixelcnn([...args, '--resume'])
+  t.is(resumed.code, 0, resumed.stderr)
+  t.regex(resumed.stderr, /resuming from/)
+  t.is((await PixelCNN.load(model)).history.length, 3)
+})
+
+test.serial('bad command lines fail with a message naming the option', async (t) => {
+  const unknown = await pixelcnn(['fly'])
+  t.is(unknown.code, 2)
+  t.regex(unknown.stderr, /unknown command "fly"/)
+  const missing = await pixelcnn(['sample', '--count', '3'])
+  t.is(missing.code, 1)
+  t.regex(missing.stderr, /`--model` is required/)
+  const notNumber = await pixelcnn(['train', '--data', data, '--epochs', 'many', '--out', path.join(dir, 'x.safetensors')])
+  t.regex(notNumber.stderr, /`--epochs` must be a number, got "many"/)
+  const badSource = await pixelcnn(['eval', '--model', 'x', '--data', 'imagenet'])
+  t.is(badSource.code, 1)
+})

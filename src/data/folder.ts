@@ -1,0 +1,147 @@
+/**
+ * A folder of PNG or JPEG images as a binarized batch, for training on your
+ * own pictures:
+ * - each image is converted to grayscale by luminance (Rec. 601: 0.299 R +
+ *   0.587 G + 0.114 B, as PIL's 'L' mode), resized to `size` by stretching
+ *   (the aspect ratio is not kept, as MNIST-like data is square), and
+ *   binarized with `threshold`;
+ * - MNIST is light ink on a dark background, so `invert: true` is there for
+ *   dark-on-light pictures (scans, drawings). Transparent pixels are treated
+ *   as background: they are composited onto black, or onto white when
+ *   `invert` is set, so that either way they end up 0;
+ * - labels come from sub-folders: the sub-folder names, sorted, are the
+ *   `classNames` and a label is an index into them. Images directly in `dir`
+ *   belong to the class `''`, put last so that a stray file does not shift
+ *   the other labels. Deeper folders belong to their top-level sub-folder.
+ * Files are read in sorted path order, so the result is deterministic. Names
+ * starting with '.' and files that are not .png/.jpg/.jpeg are skipped.
+ */
+
+import { createCanvas, loadImage, type Image } from '@napi-rs/canvas'
+import { readdir, readFile } from 'node:fs/promises'
+import { join, relative, sep } from 'node:path'
+
+import { ConfigError, DataError, IoError } from '../errors'
+import { describe, type ImageBatch } from '../images'
+import { binarize, checkBinarization, SEED_THRESHOLD, type Binarization } from './binarize'
+
+export interface ImageFolderOptions {
+  /** Output size: a side for square images, or `[height, width]`. @default 28 */
+  size?: number | [height: number, width: number]
+  /** How to binarize. @default 0.33 × 256 (the seed's threshold) */
+  threshold?: Binarization
+  /** Seed for `threshold: 'stochastic'`. @default 0 */
+  seed?: number
+  /** Invert the gray levels (for dark ink on a light background). @default false */
+  invert?: boolean
+}
+
+export interface ImageFolder {
+  /** Binary images (0/1), `channels: 1`, in sorted path order. */
+  images: ImageBatch
+  /** One label per image: an index into `classNames`. */
+  labels: Uint8Array
+  /** Sorted sub-folder names, then `''` if images lie directly in `dir`. */
+  classNames: string[]
+  /** Each image's path relative to `dir`, in the same order. */
+  files: string[]
+}
+
+const EXTENSIONS = /\.(png|jpe?g)$/i
+const MAX_SIDE = 4096
+
+export async function loadImageFolder(dir: string, options: ImageFolderOptions = {}): Promise<ImageFolder> {
+  if (typeof dir !== 'string' || dir === '') throw new ConfigError(`\`dir\` must be a non-empty path, got ${describe(dir)}`)
+  const [height, width] = checkSize(options.size ?? 28)
+  const threshold = checkBinarization(options.threshold ?? SEED_THRESHOLD)
+  const seed = options.seed ?? 0
+  if (typeof seed !== 'number' || !Number.isSafeInteger(seed)) throw new ConfigError(`\`seed\` must be an integer, got ${describe(seed)}`)
+  const invert = options.invert ?? false
+  if (typeof invert !== 'boolean') throw new ConfigError(`\`invert\` must be a boolean, got ${describe(invert)}`)
+
+  const files = (await listImages(dir, dir)).sort(compareCodeUnits)
+  if (files.length === 0) throw new DataError(`no PNG or JPEG files in ${dir}`)
+  const classOf = (file: string) => (file.includes(sep) ? file.slice(0, file.indexOf(sep)) : '')
+  const folders = [...new Set(files.map(classOf).filter((c) => c !== ''))].sort(compareCodeUnits)
+  const classNames = files.some((f) => classOf(f) === '') ? [...folders, ''] : folders
+  if (classNames.length > 256) {
+    throw new DataError(`${dir} has ${classNames.length} classes (sub-folders); labels are bytes, so at most 256 are supported`)
+  }
+
+  const pixels = height * width
+  const gray = new Uint8Array(files.length * pixels)
+  const canvas = createCanvas(width, height)
+  const context = canvas.getContext('2d')
+  context.imageSmoothingEnabled = true
+  context.imageSmoothingQuality = 'high'
+  for (const [index, file] of files.entries()) {
+    const path = join(dir, file)
+    const image = await decode(path)
+    context.globalCompositeOperation = 'source-over'
+    context.fillStyle = invert ? '#ffffff' : '#000000'
+    context.fillRect(0, 0, width, height)
+    context.drawImage(image, 0, 0, width, height)
+    const rgba = context.getImageData(0, 0, width, height).data
+    const offset = index * pixels
+    for (let p = 0; p < pixels; p++) {
+      const l = Math.round(0.299 * rgba[4 * p] + 0.587 * rgba[4 * p + 1] + 0.114 * rgba[4 * p + 2])
+      gray[offset + p] = invert ? 255 - l : l
+    }
+  }
+  return {
+    images: { count: files.length, height, width, channels: 1, data: binarize(gray, threshold, seed) },
+    labels: Uint8Array.from(files, (file) => classNames.indexOf(classOf(file))),
+    classNames,
+    files,
+  }
+}
+
+function checkSize(size: unknown): [number, number] {
+  const side = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= MAX_SIDE
+  if (side(size)) return [size as number, size as number]
+  if (Array.isArray(size) && size.length === 2 && side(size[0]) && side(size[1])) return [size[0], size[1]]
+  throw new ConfigError(
+    `\`size\` must be an integer from 1 to ${MAX_SIDE} or a [height, width] pair of them, got ${describe(size)}` +
+      (Array.isArray(size) ? ` ${JSON.stringify(size)}` : ''),
+  )
+}
+
+/** Image files under `dir`, relative to `root`, recursively; hidden names skipped. */
+async function listImages(dir: string, root: string): Promise<string[]> {
+  let entries
+  try {
+    entries = await readdir(dir, { withFileTypes: true })
+  } catch (error) {
+    throw new IoError(`cannot read the image folder ${dir}: ${(error as Error).message}`, { cause: error })
+  }
+  const found: string[] = []
+  for (const entry of entries) {
+    if (entry.name.startsWith('.')) continue
+    const path = join(dir, entry.name)
+    if (entry.isDirectory()) found.push(...(await listImages(path, root)))
+    else if (entry.isFile() && EXTENSIONS.test(entry.name)) found.push(relative(root, path))
+  }
+  return found
+}
+
+async function decode(path: string): Promise<Image> {
+  let bytes: Buffer
+  try {
+    bytes = await readFile(path)
+  } catch (error) {
+    throw new IoError(`cannot read image ${path}: ${(error as Error).message}`, { cause: error })
+  }
+  try {
+    const image = await loadImage(bytes)
+    if (!(image.width > 0 && image.height > 0)) throw new Error(`it decodes to ${image.width}×${image.height} pixels`)
+    return image
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error)
+    throw new DataError(`cannot decode image ${path} as PNG or JPEG: ${reason}`, { cause: error })
+  }
+}
+
+/** Sorts by UTF-16 code units, the same in every locale. */
+function compareCodeUnits(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
+}
