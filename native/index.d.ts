@@ -53,6 +53,12 @@ export interface LibtorchInfo {
 
 export declare function loadModel(path: string, device: string): Promise<NativeModel>
 
+/**
+ * fp32 GFLOP/s of an n×n matrix product through libtorch (the machine's
+ * ceiling for benchmarks). Blocks the calling thread for a few seconds.
+ */
+export declare function matmulGflops(n: number, repeats: number, threads: number | undefined | null, device: string): number
+
 export interface SampleResult {
   images: Uint8Array
   probabilities: Float32Array

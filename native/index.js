@@ -839,3 +839,4 @@ module.exports.CancelToken = nativeBinding.CancelToken
 module.exports.NativeModel = nativeBinding.NativeModel
 module.exports.libtorchInfo = nativeBinding.libtorchInfo
 module.exports.loadModel = nativeBinding.loadModel
+module.exports.matmulGflops = nativeBinding.matmulGflops

@@ -4,13 +4,16 @@
  * Run `npx pixelcnn help` for the options.
  */
 
+import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
+import * as path from 'node:path'
 import { parseArgs } from 'node:util'
 import { loadDataSource } from './cli/data-source'
 import { bar, formatSeconds, Line } from './cli/progress-bar'
 import { ConfigError, PixelCNNError } from './errors'
 import { writeImageGrid } from './image-grid'
 import { sliceImages, type ImageBatch } from './images'
+import { LIBTORCH_VERSION } from './libtorch'
 import { PixelCNN } from './model'
 import type { Device, EpochRecord, TrainOptions } from './types'
 
@@ -24,6 +27,7 @@ commands:
   complete  --model m.safetensors [--data SOURCE] [--rows 14] [--count 8] [--repeats 5] --out completions.png
   eval      --model m.safetensors --data SOURCE
   info      --model m.safetensors
+  setup     installs torch==2.11.0 (the libtorch this addon needs) into ~/.cache/pixelcnn, once
 
 SOURCE: mnist | mnist-bundled | fashion-mnist | fashion-mnist:system | idx:IMAGES[,TEST_IMAGES] | folder:DIR
 Ctrl-C during train stops after the current step and leaves a checkpoint that --resume continues.`
@@ -183,7 +187,13 @@ async function info(args: Args): Promise<void> {
   console.log(model.history.length ? historyTable(model.history) : 'not trained')
 }
 
-const COMMANDS: Record<string, (args: Args) => Promise<void>> = { train, sample, complete, eval: evaluate, info }
+async function setup(): Promise<void> {
+  const script = path.join(__dirname, '..', 'scripts', 'setup-libtorch.sh')
+  const python = execFileSync('bash', [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop()
+  console.log(`libtorch ${LIBTORCH_VERSION} is installed (${python}); pixelcnn finds it from now on`)
+}
+
+const COMMANDS: Record<string, (args: Args) => Promise<void>> = { train, sample, complete, eval: evaluate, info, setup }
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv

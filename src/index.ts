@@ -23,4 +23,4 @@ export {
   type ErrorCode,
 } from './errors'
 export type * from './types'
-export { libtorchInfo } from './info'
+export { libtorchInfo, matmulGflops } from './info'

@@ -129,6 +129,8 @@ interface TrainRow {
   batch: number
   note: string
   stepSeconds: number[]
+  /** The exact message of the error that stopped this row, if one did. */
+  error?: string
 }
 
 interface StepProbe { seconds: number; peakBytes: number }
@@ -174,7 +176,7 @@ async function measureTrain(model: PixelCNNModel, backend: 'cpu' | 'wasm', mode:
   } catch (error) {
     const message = errorMessage(error)
     return {
-      value: null, batch: 1, stepSeconds: [],
+      value: null, batch: 1, stepSeconds: [], error: message,
       note: `failed: ${message}${/not registered/.test(message) ? ' (a missing kernel: fails the same at any batch size, batch 128 included)' : ''}`,
     }
   }
@@ -320,8 +322,8 @@ async function main(): Promise<void> {
       threads,
       forwardSeconds81: fwd.seconds,
       trainImagesPerSecond: {
-        stock: { value: stock.value, batch: stock.batch, note: stock.note, steps: stock.stepSeconds.length },
-        workaround: { value: workaround.value, batch: workaround.batch, note: workaround.note, steps: workaround.stepSeconds.length },
+        stock: { value: stock.value, batch: stock.batch, note: stock.note, steps: stock.stepSeconds.length, error: stock.error },
+        workaround: { value: workaround.value, batch: workaround.batch, note: workaround.note, steps: workaround.stepSeconds.length, error: workaround.error },
       },
       sample81Seconds: { value: sampleSeconds, extrapolatedFromPixels: sample.pixels },
       peakRssMiB: peakRss,

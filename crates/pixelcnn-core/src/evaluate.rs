@@ -6,6 +6,7 @@ use crate::device::set_threads;
 use crate::error::Result;
 use crate::model::{ImagesRef, PixelCnn};
 use crate::state::ModelState;
+use crate::tensor_io::append_to_vec;
 use tch::{Kind, Reduction, Tensor};
 
 /// Runs `f` on float batches (B, C, H, W) of a byte image tensor, without gradients.
@@ -40,11 +41,7 @@ pub fn predict(state: &ModelState, images: &ImagesRef, batch: i64, threads: Opti
     let x = images.to_device(&net.config, net.device, "images")?;
     let mut out = Vec::with_capacity(images.data.len());
     for_batches(&x, batch, |x| {
-        let probs = net.forward(x)?.f_sigmoid()?.f_permute([0, 2, 3, 1])?.f_contiguous()?.f_to_device(tch::Device::Cpu)?;
-        let start = out.len();
-        out.resize(start + probs.numel(), 0.0);
-        probs.f_copy_data(&mut out[start..], probs.numel())?;
-        Ok(())
+        append_to_vec(&mut out, &net.forward(x)?.f_sigmoid()?.f_permute([0, 2, 3, 1])?)
     })?;
     Ok(out)
 }
@@ -57,11 +54,7 @@ pub fn nats_per_image(state: &ModelState, images: &ImagesRef, batch: i64, thread
     let mut out = Vec::with_capacity(images.count as usize);
     for_batches(&x, batch, |x| {
         let per_pixel = net.forward(x)?.f_binary_cross_entropy_with_logits::<Tensor>(x, None, None, Reduction::None)?;
-        let per_image = per_pixel.f_to_kind(Kind::Double)?.f_sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Double)?.f_to_device(tch::Device::Cpu)?;
-        let start = out.len();
-        out.resize(start + per_image.numel(), 0.0);
-        per_image.f_copy_data(&mut out[start..], per_image.numel())?;
-        Ok(())
+        append_to_vec(&mut out, &per_pixel.f_to_kind(Kind::Double)?.f_sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Double)?)
     })?;
     Ok(out)
 }

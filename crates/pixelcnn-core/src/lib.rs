@@ -17,3 +17,4 @@ pub mod sample;
 pub mod state;
 pub mod train;
 pub mod ceiling;
+mod tensor_io;

@@ -30,8 +30,7 @@ pub struct PixelCnn {
     pub output: Conv,
 }
 
-/// Rewrites a (N, C, H, W) tensor with channels-last strides: oneDNN's
-/// convolutions run faster on it on the CPU (measured in BENCHMARKS.md).
+/// Rewrites a (N, C, H, W) tensor with channels-last strides.
 pub fn channels_last(x: &Tensor) -> Result<Tensor> {
     Ok(x.f_permute([0, 2, 3, 1])?.f_contiguous()?.f_permute([0, 3, 1, 2])?)
 }
@@ -81,8 +80,15 @@ impl PixelCnn {
     /// x: (N, 1, H, W) float in {0, 1} → logits (N, 1, H, W); the logit at i
     /// depends only on pixels before i in raster order.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let x = if self.device == Device::Cpu { channels_last(x)? } else { x.shallow_clone() };
-        let mut h = self.input_conv.forward(&x)?.f_relu()?; // (N, F, H, W)
+        let mut h = self.input_conv.forward(x)?.f_relu()?; // (N, F, H, W)
+        if self.device == Device::Cpu {
+            // oneDNN runs these convolutions fastest channels-last. The input has
+            // one channel, for which the two layouts look alike, so the residual
+            // stream is converted explicitly; the conversion is in the graph, so
+            // the backward pass runs channels-last too (1.5× faster per training
+            // step on this project's 2-core machine, BENCHMARKS.md).
+            h = channels_last(&h)?;
+        }
         for b in &self.blocks {
             let t = b.conv1.forward(&h)?.f_relu()?; // (N, F, H, W)
             let t = b.masked_conv.forward(&t)?.f_relu()?; // (N, F/2, H, W)

@@ -75,3 +75,22 @@ fn seed_preset_is_causal_at_full_size() {
         }
     }
 }
+
+/// The split masked convolution (live taps only) computes the dense masked one.
+#[test]
+fn split_masked_convolution_equals_the_dense_one() {
+    use pixelcnn_core::masked_conv::{Conv, Mask};
+    use pixelcnn_core::rng::Rng;
+    let mut rng = Rng::new(3);
+    for (mask, k, cin, cout) in [(Mask::A, 7, 1, 8), (Mask::B, 3, 6, 4), (Mask::B, 5, 3, 5), (Mask::A, 3, 4, 2)] {
+        let conv = Conv::new("c", cin, cout, k, mask, tch::Device::Cpu, &mut rng).unwrap();
+        tch::no_grad(|| {
+            let _ = conv.bias.shallow_clone().uniform_(-1.0, 1.0);
+        });
+        let x = Tensor::rand([2, cin, 9, 11], (Kind::Float, tch::Device::Cpu));
+        let dense = tch::no_grad(|| conv.forward_dense(&x).unwrap());
+        let split = tch::no_grad(|| conv.forward_split(&x).unwrap());
+        let worst = (dense - split).abs().max().double_value(&[]);
+        assert!(worst < 1e-5, "{mask:?} {k}×{k}: differs by {worst}");
+    }
+}

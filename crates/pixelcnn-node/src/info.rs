@@ -14,3 +14,10 @@ pub fn libtorch_info() -> LibtorchInfo {
     let info = pixelcnn_core::device::libtorch_info();
     LibtorchInfo { cuda_available: info.cuda_available, cuda_device_count: info.cuda_device_count, threads: info.threads }
 }
+
+/// fp32 GFLOP/s of an n×n matrix product through libtorch (the machine's
+/// ceiling for benchmarks). Blocks the calling thread for a few seconds.
+#[napi]
+pub fn matmul_gflops(n: i64, repeats: u32, threads: Option<i64>, device: String) -> napi::Result<f64> {
+    crate::errors::guard(|| pixelcnn_core::ceiling::matmul_gflops(n, repeats as usize, threads, &device))
+}

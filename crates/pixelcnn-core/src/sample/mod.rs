@@ -13,6 +13,7 @@ use crate::config::{SampleConfig, SampleMethod};
 use crate::device::set_threads;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
+use crate::tensor_io::append_to_vec;
 use crate::state::ModelState;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tch::{Device, Kind, Tensor};
@@ -101,8 +102,8 @@ pub fn sample(
             SampleMethod::Fast => fast::sample_batch(net, &inputs, len, &mut on_row),
             SampleMethod::Reference => reference::sample_batch(net, &inputs, len, &mut on_row),
         })?;
-        append(&mut out.images, &images.f_to_kind(Kind::Uint8)?)?;
-        append(&mut out.probabilities, &probs)?;
+        append_to_vec(&mut out.images, &images.f_to_kind(Kind::Uint8)?)?;
+        append_to_vec(&mut out.probabilities, &probs)?;
         start += len;
     }
     Ok(out)
@@ -131,13 +132,5 @@ fn batch_inputs(config: &SampleConfig, completion: Option<&Completion>, start: i
         known_mask: to_tensor(&known_mask)?,
         inv_temperature: 1.0 / config.temperature,
     })
-}
-
-fn append<T: tch::kind::Element + Default + Clone>(out: &mut Vec<T>, t: &Tensor) -> Result<()> {
-    let t = t.f_to_device(Device::Cpu)?.f_contiguous()?;
-    let start = out.len();
-    out.resize(start + t.numel(), T::default());
-    t.f_copy_data(&mut out[start..], t.numel())?;
-    Ok(())
 }
 

@@ -1,0 +1,73 @@
+/**
+ * The libtorch core through the Node API, measured like bench/pytorch/bench.py
+ * measures PyTorch: seed network, random binary inputs, warm-up, medians.
+ * Prints a JSON object on its last line. Run by bench/run.ts in its own process
+ * (so that its peak RSS is its own).
+ *
+ * PIXELCNN_BENCH_REFERENCE_ROWS: rows of the reference sampler to measure before
+ * extrapolating to 28 (default 2; 28 runs it fully).
+ */
+
+import { matmulGflops, PixelCNN } from '../src/index'
+import { median, timeIt } from './machine'
+import { randomImages } from '../__test__/support/images'
+
+const REPEATS = Number(process.env.PIXELCNN_BENCH_REPEATS ?? 3)
+const REFERENCE_ROWS = Number(process.env.PIXELCNN_BENCH_REFERENCE_ROWS ?? 2)
+
+async function main() {
+  const threads = process.env.PIXELCNN_BENCH_THREADS ? Number(process.env.PIXELCNN_BENCH_THREADS) : undefined
+  const ceiling = matmulGflops(2048, 5, { threads })
+  const model = PixelCNN.create({ preset: 'seed', device: 'cpu', seed: 0 })
+
+  // Training: each repetition is one `fit` of one batch of 128 (a full step: forward, backward, Adam).
+  const train = { train: randomImages(128, 28, 28, 1) }
+  await model.fit({ data: train, epochs: 1, batchSize: 128, threads })
+  const trainTimes: number[] = []
+  for (let i = 0; i < REPEATS; i++) trainTimes.push(await timeIt(() => model.fit({ data: train, epochs: 1, batchSize: 128, threads })))
+  const trainImagesPerSecond = 128 / median(trainTimes)
+
+  const images81 = randomImages(81, 28, 28, 2)
+  await model.predict(images81, { threads })
+  const forwardTimes: number[] = []
+  for (let i = 0; i < Math.max(REPEATS, 5); i++) forwardTimes.push(await timeIt(() => model.predict(images81, { threads })))
+  const forwardSeconds81 = median(forwardTimes)
+
+  await model.sample({ count: 81, threads })
+  const fastTimes: number[] = []
+  for (let i = 0; i < REPEATS; i++) fastTimes.push(await timeIt(() => model.sample({ count: 81, seed: i, threads })))
+  const sampleFast81Seconds = median(fastTimes)
+
+  // The reference loop: measured over REFERENCE_ROWS rows, then extrapolated.
+  const controller = new AbortController()
+  const started = performance.now()
+  let rowSeconds = 0
+  await model
+    .sample({
+      count: 81, method: 'reference', threads, signal: controller.signal,
+      onProgress: (e) => {
+        if (e.type === 'rows' && e.rowsDone >= REFERENCE_ROWS) {
+          rowSeconds = (performance.now() - started) / 1000 / e.rowsDone
+          controller.abort()
+        }
+      },
+    })
+    .catch((error) => { if (error.code !== 'Aborted') throw error })
+  if (rowSeconds === 0) rowSeconds = (performance.now() - started) / 1000 / 28
+
+  console.log(JSON.stringify({
+    ceilingGflops: ceiling,
+    trainImagesPerSecond,
+    forwardSeconds81,
+    sampleFast81Seconds,
+    sampleReference81Seconds: rowSeconds * 28,
+    referenceExtrapolatedFromRows: REFERENCE_ROWS < 28 ? REFERENCE_ROWS : null,
+    parameterCount: model.parameterCount,
+    peakRssMiB: process.resourceUsage().maxRSS / 1024,
+  }))
+}
+
+main().catch((error) => {
+  console.error(error)
+  process.exit(1)
+})

@@ -1,0 +1,86 @@
+/**
+ * `npm run bench`: every competitor in turn, each in its own process, on the
+ * same machine and the same kind of input (random binary images, seeded):
+ * this library (libtorch core through Node), PyTorch eager (Python, the
+ * framework the core wraps), and the seed network in pure TensorFlow.js on
+ * its CPU and wasm backends. Prints one table of ratios against this library.
+ *
+ * PIXELCNN_BENCH_SKIP: comma-separated competitors to leave out (tfjs-cpu, tfjs-wasm, pytorch).
+ */
+
+import { execFileSync } from 'node:child_process'
+import * as path from 'node:path'
+import { describeMachine } from './machine'
+
+const root = path.join(__dirname, '..')
+const skip = new Set((process.env.PIXELCNN_BENCH_SKIP ?? '').split(',').filter(Boolean))
+const threads = Number(process.env.PIXELCNN_BENCH_THREADS ?? require('node:os').availableParallelism())
+
+/** Runs a competitor and parses the JSON object on its last line of output. */
+function run(name: string, command: string, args: string[], env: NodeJS.ProcessEnv = {}): Record<string, unknown> | null {
+  if (skip.has(name)) return null
+  process.stderr.write(`running ${name}…\n`)
+  const started = Date.now()
+  try {
+    const out = execFileSync(command, args, { cwd: root, env: { ...process.env, ...env }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 })
+    const last = out.trim().split('\n').pop() ?? '{}'
+    process.stderr.write(`  ${name}: ${((Date.now() - started) / 1000).toFixed(0)} s\n`)
+    return JSON.parse(last) as Record<string, unknown>
+  } catch (error) {
+    process.stderr.write(`  ${name} failed: ${(error as Error).message.split('\n')[0]}\n`)
+    return { error: (error as Error).message.split('\n')[0] }
+  }
+}
+
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined)
+const fmt = (v: number | undefined, digits = 2) => (v === undefined ? '–' : v >= 100 ? v.toFixed(0) : v.toPrecision(3))
+
+function main() {
+  const python = process.env.PIXELCNN_PYTHON ?? 'python3'
+  const ours = run('pixelcnn', process.execPath, ['--import', 'tsx', 'bench/ours.ts'], { PIXELCNN_BENCH_THREADS: String(threads) })
+  const oursDense = run('pixelcnn-dense', process.execPath, ['--import', 'tsx', 'bench/ours.ts'], { PIXELCNN_BENCH_THREADS: String(threads), PIXELCNN_MASKED_CONV: 'dense', PIXELCNN_BENCH_REFERENCE_ROWS: '1' })
+  const torch = run('pytorch', python, ['bench/pytorch/bench.py', '--threads', String(threads)])
+  const tfCpu = run('tfjs-cpu', process.execPath, ['--import', 'tsx', 'bench/tfjs-baseline/run.ts', '--backend', 'cpu', '--json'])
+  const tfWasm = run('tfjs-wasm', process.execPath, ['--import', 'tsx', 'bench/tfjs-baseline/run.ts', '--backend', 'wasm', '--json'])
+  if (!ours || 'error' in ours) throw new Error('the pixelcnn run failed')
+
+  type Row = { name: string; train?: number; trainNote?: string; forward?: number; sample?: number; sampleNote?: string; rss?: number }
+  const rows: Row[] = [
+    { name: 'pixelcnn (this library), fast sampler', train: num(ours.trainImagesPerSecond), forward: num(ours.forwardSeconds81), sample: num(ours.sampleFast81Seconds), rss: num(ours.peakRssMiB), trainNote: 'split masked convolutions' },
+    { name: 'pixelcnn, reference sampler', sample: num(ours.sampleReference81Seconds), sampleNote: ours.referenceExtrapolatedFromRows ? `extrapolated from ${ours.referenceExtrapolatedFromRows} rows` : undefined },
+  ]
+  if (oursDense && !('error' in oursDense)) rows.push({ name: 'pixelcnn, dense masked convolutions', train: num(oursDense.trainImagesPerSecond), forward: num(oursDense.forwardSeconds81), rss: num(oursDense.peakRssMiB), trainNote: 'PIXELCNN_MASKED_CONV=dense' })
+  if (torch && !('error' in torch)) {
+    rows.push({ name: `PyTorch ${torch.torch} eager (Python), naive sampling loop`, train: num(torch.trainImagesPerSecond), trainNote: `best layout: ${torch.bestMemoryFormat}`, forward: num(torch.forwardSeconds81), sample: num(torch.sample81Seconds), sampleNote: `extrapolated from ${torch.sampleExtrapolatedFromPasses} passes`, rss: num(torch.peakRssMiB) })
+  }
+  for (const [label, tf] of [['tfjs CPU backend', tfCpu], ['tfjs wasm backend', tfWasm]] as const) {
+    if (!tf) continue
+    if ('error' in tf) {
+      rows.push({ name: `${label}: failed`, trainNote: String(tf.error) })
+      continue
+    }
+    const train = tf.trainImagesPerSecond as Record<string, { value?: number | null; batch?: number; note?: string; error?: string }>
+    const sample = tf.sample81Seconds as { value?: number; extrapolatedFromPixels?: number }
+    rows.push({ name: `${label}, stock gradients`, train: num(train?.stock?.value), trainNote: train?.stock?.note ?? train?.stock?.error ?? (train?.stock?.batch ? `batch ${train.stock.batch}` : undefined), forward: num(tf.forwardSeconds81), sample: num(sample?.value), sampleNote: sample?.extrapolatedFromPixels ? `naive loop, extrapolated from ${sample.extrapolatedFromPixels} passes` : undefined, rss: num(tf.peakRssMiB) })
+    if (train?.workaround) rows.push({ name: `${label}, custom filter gradient`, train: num(train.workaround.value), trainNote: train.workaround.batch ? `batch ${train.workaround.batch}` : undefined })
+  }
+
+  const base = rows[0]
+  const ratio = (ourValue: number | undefined, theirs: number | undefined, higherIsBetter: boolean) =>
+    ourValue === undefined || theirs === undefined ? '' : ` (${fmt(higherIsBetter ? ourValue / theirs : theirs / ourValue)}×)`
+  const flopsPerTrainImage = 3 * 0.83e9
+  console.log(`machine: ${describeMachine()}`)
+  console.log(`threads: ${threads}; fp32 matmul ceiling (2048², libtorch): ${fmt(num(ours.ceilingGflops))} GFLOP/s`)
+  console.log(`pixelcnn training: ${fmt(((num(ours.trainImagesPerSecond) ?? 0) * flopsPerTrainImage) / 1e9)} GFLOP/s of the network's dense FLOPs (3 × 0.83 GFLOP per image) = ${fmt(((num(ours.trainImagesPerSecond) ?? 0) * flopsPerTrainImage) / 1e9 / (num(ours.ceilingGflops) ?? 1) * 100)}% of the ceiling\n`)
+  console.log('ratios in parentheses: how many times faster this library is (training, forward, sampling)\n')
+  console.log('| competitor | training images/s, batch 128 | forward, batch 81 (s) | sampling 81 images (s) | peak RSS (MiB) |')
+  console.log('|---|---:|---:|---:|---:|')
+  for (const r of rows) {
+    const train = r.train === undefined ? (r.trainNote && !r.forward ? r.trainNote : '–') : `${fmt(r.train)}${r === base ? '' : ratio(base.train, r.train, true)}${r.trainNote ? ` [${r.trainNote}]` : ''}`
+    const forward = r.forward === undefined ? '–' : `${fmt(r.forward, 3)}${r === base ? '' : ratio(base.forward, r.forward, false)}`
+    const sample = r.sample === undefined ? '–' : `${fmt(r.sample)}${r === base ? '' : ratio(base.sample, r.sample, false)}${r.sampleNote ? ` [${r.sampleNote}]` : ''}`
+    console.log(`| ${r.name} | ${train} | ${forward} | ${sample} | ${r.rss === undefined ? '–' : fmt(r.rss)} |`)
+  }
+}
+
+main()
