@@ -9,7 +9,7 @@
  */
 
 import { matmulGflops, PixelCNN } from '../src/index'
-import { median, timeIt } from './machine'
+import { median, timeIt } from './timing'
 import { randomImages } from '../__test__/support/images'
 
 const REPEATS = Number(process.env.PIXELCNN_BENCH_REPEATS ?? 3)

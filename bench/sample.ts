@@ -12,7 +12,8 @@
 
 import { existsSync } from 'node:fs'
 import { loadMnist, PixelCNN, sliceImages } from '../src/index'
-import { describeMachine, median, timeIt } from './machine'
+import { describeMachine } from './machine'
+import { median, timeIt } from './timing'
 
 const COUNT = 81
 const REPEATS = 3
@@ -39,6 +40,10 @@ async function main() {
   const fastTimes: number[] = []
   for (let i = 0; i < REPEATS; i++) fastTimes.push(await timeIt(() => model.sample({ count: COUNT, seed: i })))
   const fast = median(fastTimes)
+  // One image: the same 784 steps with almost no arithmetic, i.e. the per-step overhead.
+  const oneTimes: number[] = []
+  for (let i = 0; i < REPEATS; i++) oneTimes.push(await timeIt(() => model.sample({ count: 1, seed: i })))
+  const one = median(oneTimes)
   console.log(`fast sampler: ${fastTimes.map((s) => s.toFixed(2)).join(', ')} s; running the reference loop once (${model.config.height * model.config.width} forward passes)…`)
   const reference = await timeIt(() => model.sample({ count: COUNT, seed: 0, method: 'reference' }))
 
@@ -47,13 +52,15 @@ async function main() {
     ['reference sampler', reference, (reference / forward).toFixed(0)],
     ['fast sampler', fast, (fast / forward).toFixed(2)],
   ] as const
+  const overhead = `fast sampler, 1 image (per-step overhead): ${one.toFixed(3)} s = ${((one / fast) * 100).toFixed(0)}% of the 81-image time, ${((one / 784) * 1e6).toFixed(0)} µs per pixel step`
   console.log(`\n${COUNT} images, batch ${COUNT}, CPU`)
   console.log('| what | seconds | images/s | forward passes of work |')
   console.log('|---|---:|---:|---:|')
   for (const [what, seconds, passes] of rows) {
     console.log(`| ${what} | ${seconds.toFixed(3)} | ${what.startsWith('one') ? '–' : (COUNT / seconds).toFixed(1)} | ${passes} |`)
   }
-  console.log(`\nfast sampler vs reference loop: ${(reference / fast).toFixed(0)}× faster`)
+  console.log(`\n${overhead}`)
+  console.log(`fast sampler vs reference loop: ${(reference / fast).toFixed(0)}× faster`)
 }
 
 main().catch((error) => {

@@ -59,6 +59,12 @@ export declare function loadModel(path: string, device: string): Promise<NativeM
  */
 export declare function matmulGflops(n: number, repeats: number, threads: number | undefined | null, device: string): number
 
+/**
+ * Provokes a failure inside the native code (`"panic"` or `"torch"`, a C++
+ * exception from libtorch) to test that it arrives as a JS error.
+ */
+export declare function provokeNativeFailure(kind: string): void
+
 export interface SampleResult {
   images: Uint8Array
   probabilities: Float32Array

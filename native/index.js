@@ -840,3 +840,4 @@ module.exports.NativeModel = nativeBinding.NativeModel
 module.exports.libtorchInfo = nativeBinding.libtorchInfo
 module.exports.loadModel = nativeBinding.loadModel
 module.exports.matmulGflops = nativeBinding.matmulGflops
+module.exports.provokeNativeFailure = nativeBinding.provokeNativeFailure

@@ -18,6 +18,7 @@
 use crate::adam::Adam;
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
+use crate::model::PixelCnn;
 use crate::state::{EpochRecord, ModelState};
 use safetensors::tensor::{Dtype, SafeTensors, View};
 use std::borrow::Cow;
@@ -188,20 +189,32 @@ pub fn from_bytes(bytes: &[u8], path: &Path, device: Device) -> Result<ModelStat
         Some(p) => Some(serde_json::from_str(p).map_err(|e| Error::checkpoint(path, format!("metadata `partial_epoch` is malformed: {e}")))?),
         None => None,
     };
+    // Every tensor the config implies must be in the file with that shape
+    // before the model is allocated: the file's size then bounds the allocation.
+    let mut expected = PixelCnn::parameter_shapes(&config);
+    if metadata.contains_key("optimizer") {
+        let moments: Vec<_> = expected
+            .iter()
+            .flat_map(|(n, shape)| [(format!("optimizer.exp_avg.{n}"), shape.clone()), (format!("optimizer.exp_avg_sq.{n}"), shape.clone())])
+            .collect();
+        expected.extend(moments);
+    }
+    for (name, shape) in &expected {
+        let t = file.tensor(name).map_err(|_| Error::checkpoint(path, format!("tensor `{name}` is missing")))?;
+        if t.dtype() != Dtype::F32 {
+            return Err(Error::checkpoint(path, format!("tensor `{name}` is {:?}, expected F32", t.dtype())));
+        }
+        let want: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+        if t.shape() != want.as_slice() {
+            return Err(Error::checkpoint(path, format!("tensor `{name}` has shape {:?} but the model in `config` needs {want:?}", t.shape())));
+        }
+    }
+
     let mut state = ModelState::new(config, device, 0)?;
     state.history = history;
     state.partial_epoch = partial_epoch;
     let read = |name: &str, like: &Tensor| -> Result<Tensor> {
         let t = file.tensor(name).map_err(|_| Error::checkpoint(path, format!("tensor `{name}` is missing")))?;
-        if t.dtype() != Dtype::F32 {
-            return Err(Error::checkpoint(path, format!("tensor `{name}` is {:?}, expected F32", t.dtype())));
-        }
-        let expected: Vec<usize> = like.size().iter().map(|&d| d as usize).collect();
-        if t.shape() != expected.as_slice() {
-            return Err(Error::checkpoint(path, format!(
-                "tensor `{name}` has shape {:?} but the model in `config` needs {expected:?}", t.shape()
-            )));
-        }
         let values: Vec<f32> = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
             return Err(Error::checkpoint(path, format!("tensor `{name}` holds a non-finite value ({bad})")));

@@ -18,3 +18,4 @@ pub mod state;
 pub mod train;
 pub mod ceiling;
 mod tensor_io;
+pub mod diagnostics;

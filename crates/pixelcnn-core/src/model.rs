@@ -57,6 +57,26 @@ impl PixelCnn {
         Ok(PixelCnn { config, device, input_conv, blocks, head, output })
     }
 
+    /// The name and shape of every parameter of a network with this config, in
+    /// `parameters()` order, computed without allocating it: a checkpoint's
+    /// claims are checked against these before any weight is created.
+    pub fn parameter_shapes(config: &ModelConfig) -> Vec<(String, Vec<i64>)> {
+        let (f, k0, k, c) = (config.filters, config.input_kernel, config.residual_kernel, config.channels);
+        let conv = |name: String, cout: i64, cin: i64, k: i64| [(format!("{name}.weight"), vec![cout, cin, k, k]), (format!("{name}.bias"), vec![cout])];
+        let mut out = Vec::new();
+        out.extend(conv("input_conv".into(), f, c, k0));
+        for i in 0..config.residual_blocks {
+            out.extend(conv(format!("blocks.{i}.conv1"), f, f, 1));
+            out.extend(conv(format!("blocks.{i}.masked_conv"), f / 2, f, k));
+            out.extend(conv(format!("blocks.{i}.conv2"), f, f / 2, 1));
+        }
+        for i in 0..config.output_layers {
+            out.extend(conv(format!("head.{i}"), f, f, 1));
+        }
+        out.extend(conv("output".into(), c, f, 1));
+        out
+    }
+
     /// Every trainable tensor with its name, in a fixed order.
     pub fn parameters(&self) -> Vec<(String, &Tensor)> {
         let mut out = Vec::new();

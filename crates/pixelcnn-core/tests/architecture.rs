@@ -94,3 +94,12 @@ fn split_masked_convolution_equals_the_dense_one() {
         assert!(worst < 1e-5, "{mask:?} {k}×{k}: differs by {worst}");
     }
 }
+
+#[test]
+fn parameter_shapes_match_the_allocated_network() {
+    for config in [ModelConfig::seed(), ModelConfig::small(), custom_config()] {
+        let state = model(config.clone(), 0);
+        let actual: Vec<(String, Vec<i64>)> = state.net.parameters().into_iter().map(|(n, t)| (n, t.size())).collect();
+        assert_eq!(actual, pixelcnn_core::model::PixelCnn::parameter_shapes(&config));
+    }
+}

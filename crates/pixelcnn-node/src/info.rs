@@ -21,3 +21,10 @@ pub fn libtorch_info() -> LibtorchInfo {
 pub fn matmul_gflops(n: i64, repeats: u32, threads: Option<i64>, device: String) -> napi::Result<f64> {
     crate::errors::guard(|| pixelcnn_core::ceiling::matmul_gflops(n, repeats as usize, threads, &device))
 }
+
+/// Provokes a failure inside the native code (`"panic"` or `"torch"`, a C++
+/// exception from libtorch) to test that it arrives as a JS error.
+#[napi]
+pub fn provoke_native_failure(kind: String) -> napi::Result<()> {
+    crate::errors::guard(|| pixelcnn_core::diagnostics::provoke(&kind))
+}
