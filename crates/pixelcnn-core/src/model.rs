@@ -100,7 +100,7 @@ impl PixelCnn {
     /// x: (N, 1, H, W) float in {0, 1} → logits (N, 1, H, W); the logit at i
     /// depends only on pixels before i in raster order.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut h = self.input_conv.forward(x)?.f_relu()?; // (N, F, H, W)
+        let mut h = self.input_conv.forward(x)?.f_relu_()?; // (N, F, H, W)
         if self.device == Device::Cpu {
             // oneDNN runs these convolutions fastest channels-last. The input has
             // one channel, for which the two layouts look alike, so the residual
@@ -110,13 +110,13 @@ impl PixelCnn {
             h = channels_last(&h)?;
         }
         for b in &self.blocks {
-            let t = b.conv1.forward(&h)?.f_relu()?; // (N, F, H, W)
-            let t = b.masked_conv.forward(&t)?.f_relu()?; // (N, F/2, H, W)
-            let t = b.conv2.forward(&t)?.f_relu()?; // (N, F, H, W)
+            let t = b.conv1.forward(&h)?.f_relu_()?; // (N, F, H, W)
+            let t = b.masked_conv.forward(&t)?.f_relu_()?; // (N, F/2, H, W)
+            let t = b.conv2.forward(&t)?.f_relu_()?; // (N, F, H, W)
             h = h.f_add(&t)?;
         }
         for layer in &self.head {
-            h = layer.forward(&h)?.f_relu()?;
+            h = layer.forward(&h)?.f_relu_()?;
         }
         self.output.forward(&h)
     }
