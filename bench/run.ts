@@ -5,7 +5,7 @@
  * framework the core wraps), and the seed network in pure TensorFlow.js on
  * its CPU and wasm backends. Prints one table of ratios against this library.
  *
- * PIXELCNN_BENCH_SKIP: comma-separated competitors to leave out (pixelcnn-split, pytorch, tfjs-cpu, tfjs-wasm).
+ * PIXELCNN_BENCH_SKIP: comma-separated competitors to leave out (pixelcnn-dense, pytorch, tfjs-cpu, tfjs-wasm).
  */
 
 import { execFileSync } from 'node:child_process'
@@ -38,7 +38,7 @@ const fmt = (v: number | undefined, digits = 2) => (v === undefined ? '–' : v 
 function main() {
   const python = process.env.PIXELCNN_PYTHON ?? 'python3'
   const ours = run('pixelcnn', process.execPath, ['--import', 'tsx', 'bench/ours.ts'], { PIXELCNN_BENCH_THREADS: String(threads) })
-  const oursSplit = run('pixelcnn-split', process.execPath, ['--import', 'tsx', 'bench/ours.ts'], { PIXELCNN_BENCH_THREADS: String(threads), PIXELCNN_MASKED_CONV: 'split', PIXELCNN_BENCH_REFERENCE_ROWS: '1' })
+  const oursDense = run('pixelcnn-dense', process.execPath, ['--import', 'tsx', 'bench/ours.ts'], { PIXELCNN_BENCH_THREADS: String(threads), PIXELCNN_MASKED_CONV: 'dense', PIXELCNN_BENCH_REFERENCE_ROWS: '1' })
   const torch = run('pytorch', python, ['bench/pytorch/bench.py', '--threads', String(threads)])
   const tfCpu = run('tfjs-cpu', process.execPath, ['--import', 'tsx', 'bench/tfjs-baseline/run.ts', '--backend', 'cpu', '--json'])
   const tfWasm = run('tfjs-wasm', process.execPath, ['--import', 'tsx', 'bench/tfjs-baseline/run.ts', '--backend', 'wasm', '--json'])
@@ -46,10 +46,10 @@ function main() {
 
   type Row = { name: string; train?: number; trainNote?: string; forward?: number; sample?: number; sampleNote?: string; rss?: number }
   const rows: Row[] = [
-    { name: 'pixelcnn (this library), fast sampler', train: num(ours.trainImagesPerSecond), forward: num(ours.forwardSeconds81), sample: num(ours.sampleFast81Seconds), rss: num(ours.peakRssMiB), trainNote: 'dense masked convolutions' },
+    { name: 'pixelcnn (this library), fast sampler', train: num(ours.trainImagesPerSecond), forward: num(ours.forwardSeconds81), sample: num(ours.sampleFast81Seconds), rss: num(ours.peakRssMiB), trainNote: 'masked convolutions without their zero rows' },
     { name: 'pixelcnn, reference sampler', sample: num(ours.sampleReference81Seconds), sampleNote: ours.referenceExtrapolatedFromRows ? `extrapolated from ${ours.referenceExtrapolatedFromRows} rows` : undefined },
   ]
-  if (oursSplit && !('error' in oursSplit)) rows.push({ name: 'pixelcnn, masked convolutions without their zero rows', train: num(oursSplit.trainImagesPerSecond), forward: num(oursSplit.forwardSeconds81), rss: num(oursSplit.peakRssMiB), trainNote: 'PIXELCNN_MASKED_CONV=split' })
+  if (oursDense && !('error' in oursDense)) rows.push({ name: 'pixelcnn, dense masked convolutions', train: num(oursDense.trainImagesPerSecond), forward: num(oursDense.forwardSeconds81), rss: num(oursDense.peakRssMiB), trainNote: 'PIXELCNN_MASKED_CONV=dense' })
   if (torch && !('error' in torch)) {
     rows.push({ name: `PyTorch ${torch.torch} eager (Python), naive sampling loop`, train: num(torch.trainImagesPerSecond), trainNote: `best layout: ${torch.bestMemoryFormat}`, forward: num(torch.forwardSeconds81), sample: num(torch.sample81Seconds), sampleNote: `extrapolated from ${torch.sampleExtrapolatedFromPasses} passes`, rss: num(torch.peakRssMiB) })
   }
