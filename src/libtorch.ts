@@ -2,7 +2,7 @@
  * Finding libtorch at run time, before the addon loads, so that users never
  * set LD_LIBRARY_PATH. Looked for in this order:
  * 1. `PIXELCNN_LIBTORCH` or `LIBTORCH`: a libtorch directory or a PyTorch
- *    `torch/` package directory (either has `lib/libtorch.so`);
+ *    `torch/` package directory (either has `lib/libtorch.so`, `.dylib` on macOS);
  * 2. the `torch` package of the active `python3`, if it is the exact version
  *    the addon was built against;
  * 3. the environment `npx pixelcnn setup` installs in the user's cache.
@@ -22,6 +22,11 @@ import { LibtorchError } from './errors'
 
 /** The PyTorch release the addon links (tch 0.24). */
 export const LIBTORCH_VERSION = '2.11.0'
+
+/** Shared-library names differ by platform: libtorch.so on Linux, libtorch.dylib on macOS. */
+const LIB_EXT = process.platform === 'darwin' ? 'dylib' : 'so'
+/** RTLD_NODELETE, which Node does not export: 0x1000 in glibc, 0x80 on macOS. */
+const RTLD_NODELETE = process.platform === 'darwin' ? 0x80 : 0x1000
 
 export interface LibtorchLocation {
   /** The directory holding libtorch.so, libtorch_cpu.so, libc10.so. */
@@ -49,7 +54,7 @@ function versionOf(root: string): string | null {
 
 function inspect(root: string, source: string): LibtorchLocation | string {
   const libDir = path.join(root, 'lib')
-  if (!existsSync(path.join(libDir, 'libtorch.so'))) return `${source}: ${root} has no lib/libtorch.so`
+  if (!existsSync(path.join(libDir, `libtorch.${LIB_EXT}`))) return `${source}: ${root} has no lib/libtorch.${LIB_EXT}`
   const version = versionOf(root)
   if (version !== null && version !== LIBTORCH_VERSION) return `${source}: ${root} is PyTorch ${version}, but this addon needs ${LIBTORCH_VERSION}`
   return { libDir, version, source }
@@ -122,14 +127,13 @@ export function preloadLibtorch(): LibtorchLocation {
   if (preloaded) return preloaded
   const location = findLibtorch()
   const { RTLD_NOW, RTLD_GLOBAL } = os.constants.dlopen
-  const RTLD_NODELETE = (os.constants.dlopen as Record<string, number>).RTLD_NODELETE ?? 0x1000
-  for (const lib of ['libc10.so', 'libtorch_cpu.so', 'libtorch.so']) {
-    const file = path.join(location.libDir, lib)
+  for (const lib of ['libc10', 'libtorch_cpu', 'libtorch']) {
+    const file = path.join(location.libDir, `${lib}.${LIB_EXT}`)
     try {
       process.dlopen({ exports: {} } as NodeJS.Module, file, RTLD_NOW | RTLD_GLOBAL | RTLD_NODELETE)
     } catch (error) {
       // Expected: a plain library registers no Node module. Anything else is real.
-      if (!/did not self-register|Module did not self-register/.test((error as Error).message)) {
+      if (!/did not self-register/.test((error as Error).message)) {
         throw new LibtorchError(`could not load ${file}: ${(error as Error).message}`, { cause: error })
       }
     }
