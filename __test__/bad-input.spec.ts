@@ -49,6 +49,7 @@ const cases: Case[] = [
   ['unknown model key', () => train({ model: { ...TINY, layers: 3 } }), 'InvalidConfig', /`model\.layers` is not a known option/],
   ['model filters huge', () => train({ model: { ...TINY, filters: 1 << 20 } }), 'InvalidConfig', /`model\.filters` must be between 2 and 4096/],
   ['model even kernel', () => train({ model: { ...TINY, residualKernel: 4 } }), 'InvalidConfig', /`model\.residualKernel` must be an odd number/],
+  ['model preset long non-ASCII string', () => train({ model: { preset: 'é'.repeat(100) } }), 'InvalidConfig', /`model\.preset` must be one of seed, small, got "é+…/],
   ['model channels 3', () => train({ model: { ...TINY, channels: 3 } }), 'InvalidConfig', /`model\.channels` must be between 1 and 1/],
   ['checkpoint without path', () => train({ checkpoint: { every: 2 } }), 'InvalidConfig', /`checkpoint\.path` must be a file path/],
   ['sample count zero', () => model.sample({ count: 0 }), 'InvalidConfig', /`count` must be between 1/],

@@ -3,13 +3,13 @@
  * writes samples.png (81 digits, like the seed's figure 2) and
  * completions.png (test digits with the bottom half hidden, completed 5 times).
  *
- * Environment: PIXELCNN_DEMO_EPOCHS (default 5), PIXELCNN_DEMO_OUT (default .).
+ * Environment: PIXELCNN_DEMO_EPOCHS (default 10), PIXELCNN_DEMO_OUT (default .).
  */
 
 import * as path from 'node:path'
 import { loadMnist, PixelCNN, writeImageGrid, type ImageBatch } from './index'
 
-const epochs = Number(process.env.PIXELCNN_DEMO_EPOCHS ?? 5)
+const epochs = Number(process.env.PIXELCNN_DEMO_EPOCHS ?? 10)
 const outDir = process.env.PIXELCNN_DEMO_OUT ?? '.'
 
 /** Rows of [original, top half only, completions…] for `digits` test images. */

@@ -12,7 +12,8 @@ pub struct Fields<'a> {
 
 fn quote(v: &Value) -> String {
     let s = v.to_string();
-    if s.len() > 60 { format!("{}…", &s[..60]) } else { s }
+    // By characters, not bytes: a byte index could fall inside a UTF-8 character.
+    if s.chars().count() > 60 { format!("{}…", s.chars().take(60).collect::<String>()) } else { s }
 }
 
 impl<'a> Fields<'a> {
