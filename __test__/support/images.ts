@@ -1,14 +1,9 @@
+import { mulberry32 } from '../../src/data/binarize'
 import type { ImageBatch } from '../../src/index'
 
 /** Seeded binary images with about `density` ones. */
 export function randomImages(count: number, height: number, width: number, seed = 1, density = 0.3): ImageBatch {
-  let a = seed >>> 0
-  const random = () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = Math.imul(a ^ (a >>> 15), a | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
+  const random = mulberry32(seed)
   const data = new Uint8Array(count * height * width)
   for (let i = 0; i < data.length; i++) data[i] = random() < density ? 1 : 0
   return { count, height, width, channels: 1, data }

@@ -22,6 +22,7 @@
  */
 
 import * as tf from '@tensorflow/tfjs'
+import { mulberry32 } from '../../src/data/binarize'
 
 export const HEIGHT = 28
 export const WIDTH = 28
@@ -241,17 +242,8 @@ export function trainStep(model: PixelCNNModel, optimizer: tf.Optimizer, x: tf.T
   return value
 }
 
-/** mulberry32: a small seeded uniform [0, 1) generator for the Bernoulli draws. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** The seeded uniform generator of the library's own binarization, for the Bernoulli draws. */
+export { mulberry32 }
 
 export interface NaiveSampleResult {
   /** [count, 28, 28] pixels, 0/1; pixels after the last one drawn stay 0. */

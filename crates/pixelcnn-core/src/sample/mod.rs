@@ -67,8 +67,12 @@ pub fn sample(
     cancel: &AtomicBool,
     on_progress: &mut dyn FnMut(SampleProgress),
 ) -> Result<SampleOutput> {
-    set_threads(config.threads);
     let net = &state.net;
+    // The fast sampler's per-pixel products are small: below a few hundred
+    // images per batch, one thread beats two on a CPU (81 images: 0.80 s with
+    // 1 thread, 1.49 s with 2; 512 images: 4.82 s vs 4.51 s, BENCHMARKS.md).
+    let small_cpu_batches = net.device == Device::Cpu && config.method == SampleMethod::Fast && config.batch_size <= 256;
+    set_threads(config.threads.or(small_cpu_batches.then_some(1)));
     let c = &net.config;
     let pixels = c.pixels_per_image() as usize;
     if let Some(done) = completion {
