@@ -10,9 +10,10 @@ import * as path from 'node:path'
 import { parseArgs } from 'node:util'
 import { loadDataSource } from './cli/data-source'
 import { bar, formatSeconds, Line } from './cli/progress-bar'
+import { completionGrid } from './completion-grid'
 import { ConfigError, PixelCNNError } from './errors'
 import { writeImageGrid } from './image-grid'
-import { sliceImages, type ImageBatch } from './images'
+import { sliceImages } from './images'
 import { LIBTORCH_VERSION } from './libtorch'
 import { PixelCNN } from './model'
 import type { Device, EpochRecord, TrainOptions } from './types'
@@ -151,19 +152,7 @@ async function complete(args: Args): Promise<void> {
   const count = Math.min(number(args, 'count') ?? 8, source.count)
   const repeats = number(args, 'repeats') ?? 5
   const rows = number(args, 'rows') ?? Math.floor(model.config.height / 2)
-  const originals = sliceImages(source, 0, count)
-  const size = originals.height * originals.width * originals.channels
-  const repeated: ImageBatch = { ...originals, count: count * repeats, data: new Uint8Array(count * repeats * size) }
-  for (let r = 0; r < repeats; r++) repeated.data.set(originals.data, r * count * size)
-  const done = await model.complete(repeated, { known: { rows }, seed: number(args, 'seed'), temperature: number(args, 'temperature') })
-  // One row per image: the original, what the model was shown, then the completions.
-  const grid: ImageBatch = { ...originals, count: count * (repeats + 2), data: new Uint8Array(count * (repeats + 2) * size) }
-  for (let n = 0; n < count; n++) {
-    const at = (column: number) => (n * (repeats + 2) + column) * size
-    grid.data.set(originals.data.subarray(n * size, (n + 1) * size), at(0))
-    grid.data.set(originals.data.subarray(n * size, n * size + rows * originals.width * originals.channels), at(1))
-    for (let r = 0; r < repeats; r++) grid.data.set(done.data.subarray((r * count + n) * size, (r * count + n + 1) * size), at(2 + r))
-  }
+  const grid = await completionGrid(model, sliceImages(source, 0, count), { rows, repeats, seed: number(args, 'seed'), temperature: number(args, 'temperature') })
   const out = required(args, 'out')
   await writeImageGrid(grid, out, { columns: repeats + 2, scale: number(args, 'scale') })
   console.log(`wrote ${out}: ${count} images, top ${rows} rows given, ${repeats} completions each`)

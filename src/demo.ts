@@ -7,27 +7,11 @@
  */
 
 import * as path from 'node:path'
-import { loadMnist, PixelCNN, writeImageGrid, type ImageBatch } from './index'
+import { completionGrid } from './completion-grid'
+import { loadMnist, PixelCNN, sliceImages, writeImageGrid } from './index'
 
 const epochs = Number(process.env.PIXELCNN_DEMO_EPOCHS ?? 10)
 const outDir = process.env.PIXELCNN_DEMO_OUT ?? '.'
-
-/** Rows of [original, top half only, completions…] for `digits` test images. */
-function completionGrid(test: ImageBatch, completions: ImageBatch, digits: number, repeats: number, rows: number): ImageBatch {
-  const size = test.height * test.width
-  const columns = repeats + 2
-  const data = new Uint8Array(digits * columns * size)
-  for (let d = 0; d < digits; d++) {
-    const original = test.data.subarray(d * size, (d + 1) * size)
-    data.set(original, (d * columns) * size)
-    data.set(original.subarray(0, rows * test.width), (d * columns + 1) * size)
-    for (let r = 0; r < repeats; r++) {
-      const done = completions.data.subarray((r * digits + d) * size, (r * digits + d + 1) * size)
-      data.set(done, (d * columns + 2 + r) * size)
-    }
-  }
-  return { count: digits * columns, height: test.height, width: test.width, channels: 1, data }
-}
 
 async function main() {
   const started = performance.now()
@@ -60,13 +44,10 @@ async function main() {
   const digits = 8
   const repeats = 5
   const rows = 14
-  const firstDigits: ImageBatch = { ...data.test, count: digits, data: data.test.data.subarray(0, digits * 784) }
-  const repeated: ImageBatch = { ...firstDigits, count: digits * repeats, data: new Uint8Array(digits * repeats * 784) }
-  for (let r = 0; r < repeats; r++) repeated.data.set(firstDigits.data, r * digits * 784)
   t = performance.now()
-  const completions = await model.complete(repeated, { known: { rows }, seed: 2 })
+  const grid = await completionGrid(model, sliceImages(data.test, 0, digits), { rows, repeats, seed: 2 })
   console.log(`completed ${digits} test digits ${repeats} times each from their top ${rows} rows in ${((performance.now() - t) / 1000).toFixed(2)} s`)
-  await writeImageGrid(completionGrid(firstDigits, completions, digits, repeats, rows), path.join(outDir, 'completions.png'), { columns: repeats + 2, scale: 4 })
+  await writeImageGrid(grid, path.join(outDir, 'completions.png'), { columns: repeats + 2, scale: 4 })
 
   await model.save(path.join(outDir, 'demo-model.safetensors'))
   console.log(`wrote samples.png, completions.png and demo-model.safetensors in ${path.resolve(outDir)}`)
