@@ -6,19 +6,25 @@
 //!   once the model has been trained.
 //!
 //! Header metadata (`__metadata__`, strings): `format` = "pixelcnn",
-//! `format_version` = "1", `config` (the resolved `ModelConfig` as JSON),
+//! `format_version` = "2", `config` (the resolved `ModelConfig` as JSON, with
+//! its `architecture` and `classes`),
 //! `history` (the epoch records as JSON), `optimizer` (`{"step": n}` as JSON)
 //! and, when saved mid-epoch, `partial_epoch` (where training stands, JSON).
 //!
 //! Files are written to a temporary file in the same directory, synced and
 //! renamed, so a crash leaves either the old file or the new one, never half.
 //! Loading checks the header (safetensors refuses offsets outside the file
-//! before anything is allocated for tensors), then every name, dtype and shape.
+//! before anything is allocated for tensors), then every name, dtype and shape,
+//! and refuses tensors the config does not account for.
+//!
+//! Version 1 (before the model family) is read as well: its `config` has no
+//! `architecture` or `classes` and always describes the seed's family; a
+//! version-1 file that claims anything else is refused.
 
 use crate::adam::Adam;
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
-use crate::model::PixelCnn;
+use crate::network::Network;
 use crate::state::{EpochRecord, ModelState};
 use safetensors::tensor::{Dtype, SafeTensors, View};
 use std::borrow::Cow;
@@ -28,7 +34,9 @@ use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
 pub const FORMAT: &str = "pixelcnn";
-pub const FORMAT_VERSION: &str = "1";
+pub const FORMAT_VERSION: &str = "2";
+/// Versions this library reads.
+const READABLE_VERSIONS: &[&str] = &["1", "2"];
 /// Far above any model this library builds; refuses to read absurd files whole.
 const MAX_FILE_BYTES: u64 = 8 << 30;
 
@@ -72,7 +80,7 @@ pub fn to_bytes(state: &ModelState) -> Result<Vec<u8>> {
     let mut metadata = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
         ("format_version".to_string(), FORMAT_VERSION.to_string()),
-        ("config".to_string(), serde_json::to_string(&state.net.config).map_err(|e| Error::Internal(e.to_string()))?),
+        ("config".to_string(), serde_json::to_string(state.net.config()).map_err(|e| Error::Internal(e.to_string()))?),
         ("history".to_string(), serde_json::to_string(&state.history).map_err(|e| Error::Internal(e.to_string()))?),
     ]);
     if let Some(adam) = &state.optimizer {
@@ -174,10 +182,20 @@ pub fn from_bytes(bytes: &[u8], path: &Path, device: Device) -> Result<ModelStat
         return Err(Error::checkpoint(path, format!("format is {format:?}, expected {FORMAT:?}")));
     }
     let version = meta(metadata, "format_version", path)?;
-    if version != FORMAT_VERSION {
-        return Err(Error::checkpoint(path, format!("format_version is {version:?}; this library reads {FORMAT_VERSION:?}")));
+    if !READABLE_VERSIONS.contains(&version) {
+        return Err(Error::checkpoint(path, format!("format_version is {version:?}; this library reads {}", READABLE_VERSIONS.join(" and "))));
     }
-    let config: ModelConfig = serde_json::from_str(meta(metadata, "config", path)?)
+    let config_text = meta(metadata, "config", path)?;
+    if version == "1" {
+        // Version 1 knew one architecture and no classes: a file that names
+        // either was not written by a version-1 library.
+        let raw: serde_json::Value = serde_json::from_str(config_text)
+            .map_err(|e| Error::checkpoint(path, format!("metadata `config` is not JSON: {e}")))?;
+        if let Some(key) = ["architecture", "classes", "layers", "kernel"].iter().find(|k| raw.get(**k).is_some()) {
+            return Err(Error::checkpoint(path, format!("metadata `config` has `{key}`, which version-1 files do not have")));
+        }
+    }
+    let config: ModelConfig = serde_json::from_str(config_text)
         .map_err(|e| Error::checkpoint(path, format!("metadata `config` is not a model config: {e}")))?;
     config.validate().map_err(|e| Error::checkpoint(path, format!("metadata `config` is invalid: {e}")))?;
     let history: Vec<EpochRecord> = match metadata.get("history") {
@@ -191,7 +209,7 @@ pub fn from_bytes(bytes: &[u8], path: &Path, device: Device) -> Result<ModelStat
     };
     // Every tensor the config implies must be in the file with that shape
     // before the model is allocated: the file's size then bounds the allocation.
-    let mut expected = PixelCnn::parameter_shapes(&config);
+    let mut expected = Network::parameter_shapes(&config);
     if metadata.contains_key("optimizer") {
         let moments: Vec<_> = expected
             .iter()
@@ -210,6 +228,12 @@ pub fn from_bytes(bytes: &[u8], path: &Path, device: Device) -> Result<ModelStat
         }
     }
 
+    if let Some(extra) = file.names().into_iter().find(|n| !expected.iter().any(|(e, _)| e == *n)) {
+        return Err(Error::checkpoint(path, format!(
+            "tensor `{extra}` is not part of the {} network that metadata `config` describes",
+            format!("{:?}", config.architecture).to_lowercase()
+        )));
+    }
     let mut state = ModelState::new(config, device, 0)?;
     state.history = history;
     state.partial_epoch = partial_epoch;

@@ -1,76 +1,151 @@
-//! Model, training and sampling configuration: every field has a default and a
-//! reason, and `from_json` is the one place that decides what is valid.
+//! Model, training, sampling and evaluation configuration: serde types (each
+//! field named once, with its default), parsed by `parse::from_value` and
+//! checked by one `validate` per type. The binding and `src/` only pass JSON.
 
 use crate::error::{Error, Result};
-use crate::json::Fields;
+use crate::parse::{check_range, check_threads, from_value, quote};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The network's shape. Resolved (no preset left) and JSON-serializable: it is
-/// stored in every checkpoint so that a file describes the model it holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Architecture {
+    /// The seed's network: masked convolutions and residual blocks. Has the
+    /// blind spot of stacked masked kernels (pixels up and to the right).
+    #[default]
+    Pixelcnn,
+    /// Gated PixelCNN (van den Oord et al. 2016): vertical and horizontal
+    /// stacks, gated units, no blind spot.
+    Gated,
+}
+
+/// The network's shape, resolved (no preset left) and stored in every
+/// checkpoint so that a file describes the model it holds. Fields of one
+/// architecture only are `None` for the other.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ModelConfig {
-    /// Image height in pixels (MNIST: 28).
+    /// Absent in version-1 checkpoints, which all hold the seed's family.
+    #[serde(default)]
+    pub architecture: Architecture,
+    /// Image height and width in pixels (MNIST: 28).
     pub height: i64,
-    /// Image width in pixels (MNIST: 28).
     pub width: i64,
     /// Channels per pixel. Only 1 (binary images) is supported for now.
     pub channels: i64,
-    /// Feature maps of the residual stream (the seed: 128).
+    /// Class-conditional with this many classes; `None`: unconditional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<i64>,
+    /// Feature maps of the residual stream (pixelcnn) or of each stack (gated).
     pub filters: i64,
-    /// Residual blocks after the first layer (the seed: 5).
-    pub residual_blocks: i64,
-    /// Side of the first, mask-A convolution (the seed: 7).
+    /// Side of the first layer's kernel, which excludes the centre pixel.
     pub input_kernel: i64,
-    /// Side of each block's mask-B convolution (the seed: 3).
-    pub residual_kernel: i64,
-    /// 1×1 ReLU layers between the residual stream and the logit (the seed: 2).
+    /// 1×1 ReLU layers between the last hidden layer and the logits.
     pub output_layers: i64,
+    /// pixelcnn: residual blocks after the first layer (the seed: 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residual_blocks: Option<i64>,
+    /// pixelcnn: side of each block's mask-B convolution (the seed: 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residual_kernel: Option<i64>,
+    /// gated: gated layers after the first one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<i64>,
+    /// gated: kernel side of the gated layers' stacks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<i64>,
 }
+
+/// The named starting points of `create({ preset })`.
+pub const PRESETS: &[&str] = &["seed", "small", "gated", "gated-small"];
 
 impl ModelConfig {
     /// The Keras example this project started from: 532,673 parameters.
     pub fn seed() -> Self {
         ModelConfig {
+            architecture: Architecture::Pixelcnn,
             height: 28,
             width: 28,
             channels: 1,
+            classes: None,
             filters: 128,
-            residual_blocks: 5,
             input_kernel: 7,
-            residual_kernel: 3,
             output_layers: 2,
+            residual_blocks: Some(5),
+            residual_kernel: Some(3),
+            layers: None,
+            kernel: None,
         }
     }
 
     /// A network small enough for tests and quick experiments on two cores.
     pub fn small() -> Self {
-        ModelConfig { filters: 32, residual_blocks: 2, input_kernel: 5, output_layers: 1, ..Self::seed() }
+        ModelConfig { filters: 32, residual_blocks: Some(2), input_kernel: 5, output_layers: 1, ..Self::seed() }
     }
 
-    pub const KEYS: &'static [&'static str] = &[
-        "preset", "height", "width", "channels", "filters", "residualBlocks", "inputKernel",
-        "residualKernel", "outputLayers",
-    ];
+    /// Gated PixelCNN at about the seed's parameter budget (553,793).
+    pub fn gated() -> Self {
+        ModelConfig {
+            architecture: Architecture::Gated,
+            filters: 64,
+            layers: Some(6),
+            kernel: Some(3),
+            residual_blocks: None,
+            residual_kernel: None,
+            ..Self::seed()
+        }
+    }
 
-    /// `{ preset?, ...overrides }`; explicit fields override the preset's.
+    pub fn gated_small() -> Self {
+        ModelConfig { filters: 16, layers: Some(3), input_kernel: 5, output_layers: 1, ..Self::gated() }
+    }
+
+    pub fn preset(name: &str) -> Option<Self> {
+        match name {
+            "seed" => Some(Self::seed()),
+            "small" => Some(Self::small()),
+            "gated" => Some(Self::gated()),
+            "gated-small" => Some(Self::gated_small()),
+            _ => None,
+        }
+    }
+
+    /// `{ preset?, architecture?, ...overrides }`: the preset (by default
+    /// `seed`, or `gated` when `architecture: 'gated'` is asked for) with the
+    /// given fields on top.
     pub fn from_json(value: &Value) -> Result<Self> {
-        let f = Fields::new(value, "model", Self::KEYS)?;
-        let base = match f.string("preset", "seed", Some(&["seed", "small"]))?.as_str() {
-            "small" => Self::small(),
-            _ => Self::seed(),
+        let mut fields = match value {
+            Value::Object(m) => m.clone(),
+            Value::Null => Default::default(),
+            other => return Err(Error::config("model", format!("must be an object, got {}", quote(other)))),
         };
-        let config = ModelConfig {
-            height: f.integer("height", base.height, 1, 1024)?,
-            width: f.integer("width", base.width, 1, 1024)?,
-            channels: f.integer("channels", base.channels, 1, 1)?,
-            filters: f.integer("filters", base.filters, 2, 4096)?,
-            residual_blocks: f.integer("residualBlocks", base.residual_blocks, 0, 64)?,
-            input_kernel: f.integer("inputKernel", base.input_kernel, 3, 31)?,
-            residual_kernel: f.integer("residualKernel", base.residual_kernel, 1, 31)?,
-            output_layers: f.integer("outputLayers", base.output_layers, 0, 16)?,
+        fields.retain(|_, v| !v.is_null());
+        let architecture = match fields.get("architecture") {
+            Some(a) => Some(from_value::<ArchitectureOnly>(&serde_json::json!({ "architecture": a }), "model")?.architecture),
+            None => None,
         };
+        let base = match fields.remove("preset") {
+            Some(Value::String(name)) => Self::preset(&name).ok_or_else(|| {
+                Error::config("model.preset", format!("must be one of {}, got {}", PRESETS.join(", "), quote(&Value::String(name.clone()))))
+            })?,
+            Some(other) => return Err(Error::config("model.preset", format!("must be a string, got {}", quote(&other)))),
+            None if architecture == Some(Architecture::Gated) => Self::gated(),
+            None => Self::seed(),
+        };
+        if let Some(a) = architecture {
+            if a != base.architecture {
+                return Err(Error::config(
+                    "model.architecture",
+                    format!("is {a:?} but the preset is a {:?} network; leave one of them out", base.architecture).to_lowercase(),
+                ));
+            }
+        }
+        let mut merged = match serde_json::to_value(&base) {
+            Ok(Value::Object(m)) => m,
+            _ => return Err(Error::Internal("a preset did not serialize to an object".into())),
+        };
+        merged.extend(fields);
+        let config: ModelConfig = from_value(&Value::Object(merged), "model")?;
         config.validate()?;
         Ok(config)
     }
@@ -78,122 +153,264 @@ impl ModelConfig {
     /// Checks that hold however the config was made (JSON, a checkpoint, code).
     pub fn validate(&self) -> Result<()> {
         let field = |name: &str, ok: bool, what: String| if ok { Ok(()) } else { Err(Error::config(format!("model.{name}"), what)) };
-        field("height", (1..=1024).contains(&self.height), format!("must be between 1 and 1024, got {}", self.height))?;
-        field("width", (1..=1024).contains(&self.width), format!("must be between 1 and 1024, got {}", self.width))?;
+        let odd = |name: &str, k: i64, min: i64| {
+            field(name, k >= min && k % 2 == 1 && k <= 31, format!("must be an odd number between {min} and 31, got {k}"))
+        };
+        check_range("model.height", self.height, 1, 1024)?;
+        check_range("model.width", self.width, 1, 1024)?;
         field("channels", self.channels == 1, format!("must be 1 (binary single-channel images), got {}", self.channels))?;
-        field("filters", self.filters >= 2 && self.filters % 2 == 0 && self.filters <= 4096,
-            format!("must be an even number between 2 and 4096 (blocks use filters / 2), got {}", self.filters))?;
-        field("residualBlocks", (0..=64).contains(&self.residual_blocks), format!("must be between 0 and 64, got {}", self.residual_blocks))?;
-        // A mask-A kernel of side 1 sees nothing at all; even sides have no centre.
-        field("inputKernel", self.input_kernel >= 3 && self.input_kernel % 2 == 1 && self.input_kernel <= 31,
-            format!("must be an odd number between 3 and 31, got {}", self.input_kernel))?;
-        field("residualKernel", self.residual_kernel >= 1 && self.residual_kernel % 2 == 1 && self.residual_kernel <= 31,
-            format!("must be an odd number between 1 and 31, got {}", self.residual_kernel))?;
-        field("outputLayers", (0..=16).contains(&self.output_layers), format!("must be between 0 and 16, got {}", self.output_layers))?;
+        if let Some(k) = self.classes {
+            field("classes", (2..=100_000).contains(&k), format!("must be between 2 and 100000 (leave it out for an unconditional model), got {k}"))?;
+        }
+        check_range("model.outputLayers", self.output_layers, 0, 16)?;
+        // The other architecture's fields must be absent: set by mistake they would be silently ignored.
+        let foreign: &[(&str, Option<i64>)] = match self.architecture {
+            Architecture::Pixelcnn => &[("layers", self.layers), ("kernel", self.kernel)],
+            Architecture::Gated => &[("residualBlocks", self.residual_blocks), ("residualKernel", self.residual_kernel)],
+        };
+        for (name, value) in foreign {
+            if let Some(v) = value {
+                let arch = format!("{:?}", self.architecture).to_lowercase();
+                return Err(Error::config(format!("model.{name}"), format!("does not apply to architecture '{arch}' (got {v})")));
+            }
+        }
+        let required = |name: &str, v: Option<i64>| v.ok_or_else(|| Error::config(format!("model.{name}"), "is required for this architecture"));
+        match self.architecture {
+            Architecture::Pixelcnn => {
+                field("filters", self.filters >= 2 && self.filters % 2 == 0 && self.filters <= 4096,
+                    format!("must be an even number between 2 and 4096 (blocks use filters / 2), got {}", self.filters))?;
+                check_range("model.residualBlocks", required("residualBlocks", self.residual_blocks)?, 0, 64)?;
+                // A mask-A kernel of side 1 sees nothing at all; even sides have no centre.
+                odd("inputKernel", self.input_kernel, 3)?;
+                odd("residualKernel", required("residualKernel", self.residual_kernel)?, 1)?;
+            }
+            Architecture::Gated => {
+                check_range("model.filters", self.filters, 1, 4096)?;
+                check_range("model.layers", required("layers", self.layers)?, 1, 64)?;
+                // The first layer reads input_kernel/2 rows above and columns left; side 1 would read nothing.
+                odd("inputKernel", self.input_kernel, 3)?;
+                odd("kernel", required("kernel", self.kernel)?, 3)?;
+            }
+        }
         Ok(())
     }
 
     pub fn pixels_per_image(&self) -> i64 {
         self.height * self.width * self.channels
     }
+
+    pub fn residual_blocks(&self) -> i64 {
+        self.residual_blocks.unwrap_or(0)
+    }
+    pub fn residual_kernel(&self) -> i64 {
+        self.residual_kernel.unwrap_or(1)
+    }
+    pub fn layers(&self) -> i64 {
+        self.layers.unwrap_or(0)
+    }
+    pub fn kernel(&self) -> i64 {
+        self.kernel.unwrap_or(3)
+    }
+}
+
+#[derive(Deserialize)]
+struct ArchitectureOnly {
+    architecture: Architecture,
+}
+
+/// The arithmetic precision of forward passes. fp32 is all there is so far;
+/// every forward pass and sampler takes it, so that adding bf16 changes no signature.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Fp32,
+}
+
+fn default_epochs() -> i64 { 1 }
+fn default_batch() -> i64 { 128 }
+fn default_learning_rate() -> f64 { 5e-4 }
+fn default_eval_batch() -> i64 { 500 }
+
+/// Where and how often to save during training.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CheckpointConfig {
+    pub path: String,
+    /// Also save every this many steps inside an epoch (0: only after epochs).
+    #[serde(default)]
+    pub every: i64,
 }
 
 /// How to train. Defaults are the seed's: Adam 5e-4, batch 128.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TrainConfig {
+    #[serde(default = "default_epochs")]
     pub epochs: i64,
+    #[serde(default = "default_batch")]
     pub batch_size: i64,
+    #[serde(default = "default_learning_rate")]
     pub learning_rate: f64,
     /// Seeds the data order (and, for `train`, the initial weights).
+    #[serde(default)]
     pub seed: u64,
     /// libtorch intra-op threads; `None` means every core.
+    #[serde(default)]
     pub threads: Option<i64>,
     /// Images per validation forward pass (memory only; no effect on the result).
+    #[serde(default = "default_eval_batch")]
     pub eval_batch_size: i64,
-    /// Save a checkpoint here every `checkpoint_every` steps and after each epoch.
-    pub checkpoint_path: Option<String>,
-    pub checkpoint_every: i64,
+    /// Save a checkpoint here after each epoch, every `every` steps, and when aborted.
+    #[serde(default)]
+    pub checkpoint: Option<CheckpointConfig>,
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl TrainConfig {
-    pub const KEYS: &'static [&'static str] =
-        &["epochs", "batchSize", "learningRate", "seed", "threads", "evalBatchSize", "checkpoint"];
-
     pub fn from_json(value: &Value) -> Result<Self> {
-        let f = Fields::new(value, "", Self::KEYS)?;
-        let (checkpoint_path, checkpoint_every) = match f.get("checkpoint") {
-            None => (None, 0),
-            Some(c) => {
-                let c = Fields::new(c, "checkpoint", &["path", "every"])?;
-                let path = c.string("path", "", None)?;
-                if path.is_empty() {
-                    return Err(Error::config("checkpoint.path", "must be a file path"));
-                }
-                (Some(path), c.integer("every", 0, 0, 1_000_000_000)?)
+        let config: TrainConfig = from_value(value, "")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        check_range("epochs", self.epochs, 1, 1_000_000)?;
+        check_range("batchSize", self.batch_size, 1, 65_536)?;
+        if !(self.learning_rate > 0.0 && self.learning_rate <= 10.0) {
+            return Err(Error::config("learningRate", format!("must be greater than 0 and at most 10, got {}", self.learning_rate)));
+        }
+        check_seed("seed", self.seed)?;
+        check_threads("threads", self.threads)?;
+        check_range("evalBatchSize", self.eval_batch_size, 1, 65_536)?;
+        if let Some(c) = &self.checkpoint {
+            if c.path.is_empty() {
+                return Err(Error::config("checkpoint.path", "must be a file path"));
             }
-        };
-        Ok(TrainConfig {
-            epochs: f.integer("epochs", 1, 1, 1_000_000)?,
-            batch_size: f.integer("batchSize", 128, 1, 65_536)?,
-            learning_rate: f.positive("learningRate", 5e-4, 10.0)?,
-            seed: f.integer("seed", 0, 0, (1i64 << 53) - 1)? as u64,
-            threads: f.optional_integer("threads", 1, 1024)?,
-            eval_batch_size: f.integer("evalBatchSize", 500, 1, 65_536)?,
-            checkpoint_path,
-            checkpoint_every,
-        })
+            check_range("checkpoint.every", c.every, 0, 1_000_000_000)?;
+        }
+        Ok(())
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Seeds travel through JavaScript numbers: beyond 2^53 they would not round-trip.
+fn check_seed(field: &str, seed: u64) -> Result<()> {
+    if seed < (1u64 << 53) { Ok(()) } else { Err(Error::config(field, format!("must be below 2^53, got {seed}"))) }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum SampleMethod {
     /// Incremental: each step computes only the activations the new pixel changes.
+    #[default]
     Fast,
     /// The seed's loop: one full forward pass per pixel. Kept as the oracle.
     Reference,
 }
 
+fn default_count() -> i64 { 1 }
+fn default_temperature() -> f64 { 1.0 }
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SampleConfig {
+    #[serde(default = "default_count")]
     pub count: i64,
+    #[serde(default)]
     pub seed: u64,
     /// Logits are divided by it: below 1 sharpens, above 1 flattens.
+    #[serde(default = "default_temperature")]
     pub temperature: f64,
     /// Images generated together; memory grows with it, per-image cost falls.
-    pub batch_size: i64,
+    /// Default: `min(count, 256)`.
+    #[serde(default)]
+    pub batch_size: Option<i64>,
+    #[serde(default)]
     pub method: SampleMethod,
+    #[serde(default)]
     pub threads: Option<i64>,
+    /// One class for every image, or one per image (conditional models only).
+    #[serde(default)]
+    pub labels: Option<Value>,
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl SampleConfig {
-    pub const KEYS: &'static [&'static str] = &["count", "seed", "temperature", "batchSize", "method", "threads"];
-
-    /// `count_required`: false for completion, where the images give the count.
-    pub fn from_json(value: &Value, count_default: Option<i64>) -> Result<Self> {
-        let f = Fields::new(value, "", Self::KEYS)?;
-        let count = match count_default {
-            Some(n) => {
-                if f.get("count").is_some() {
-                    return Err(Error::config("count", "is given by the images to complete; leave it out"));
-                }
-                n
+    /// `images`: for completion, the number of images given (`count` must then be left out).
+    pub fn from_json(value: &Value, images: Option<i64>) -> Result<Self> {
+        let mut config: SampleConfig = from_value(value, "")?;
+        if let Some(n) = images {
+            if value.get("count").is_some_and(|v| !v.is_null()) {
+                return Err(Error::config("count", "is given by the images to complete; leave it out"));
             }
-            None => f.integer("count", 1, 1, 10_000_000)?,
-        };
-        let method = match f.string("method", "fast", Some(&["fast", "reference"]))?.as_str() {
-            "reference" => SampleMethod::Reference,
-            _ => SampleMethod::Fast,
-        };
-        Ok(SampleConfig {
-            count,
-            seed: f.integer("seed", 0, 0, (1i64 << 53) - 1)? as u64,
-            temperature: f.positive("temperature", 1.0, 100.0)?,
-            batch_size: f.integer("batchSize", count.clamp(1, 256), 1, 65_536)?,
-            method,
-            threads: f.optional_integer("threads", 1, 1024)?,
-        })
+            config.count = n;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn batch_size(&self) -> i64 {
+        self.batch_size.unwrap_or(self.count.clamp(1, 256))
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        check_range("count", self.count, 1, 10_000_000)?;
+        check_seed("seed", self.seed)?;
+        if !(self.temperature > 0.0 && self.temperature <= 100.0) {
+            return Err(Error::config("temperature", format!("must be greater than 0 and at most 100, got {}", self.temperature)));
+        }
+        if let Some(b) = self.batch_size {
+            check_range("batchSize", b, 1, 65_536)?;
+        }
+        check_threads("threads", self.threads)
+    }
+}
+
+/// Options of `predict` and `evaluate`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EvalConfig {
+    #[serde(default)]
+    pub threads: Option<i64>,
+    /// Images per forward pass (memory only). Default 256.
+    #[serde(default)]
+    pub batch_size: Option<i64>,
+    /// One class per image, or one for all (conditional models only).
+    #[serde(default)]
+    pub labels: Option<Value>,
+    #[serde(default)]
+    pub precision: Precision,
+}
+
+impl EvalConfig {
+    pub fn from_json(value: &Value) -> Result<Self> {
+        let config: EvalConfig = from_value(value, "")?;
+        check_threads("threads", config.threads)?;
+        if let Some(b) = config.batch_size {
+            check_range("batchSize", b, 1, 65_536)?;
+        }
+        Ok(config)
+    }
+
+    pub fn batch_size(&self) -> i64 {
+        self.batch_size.unwrap_or(256)
+    }
+}
+
+/// The labels that come with `fit`'s data (`data.trainLabels`, `data.testLabels`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DataLabels {
+    #[serde(default)]
+    pub train_labels: Option<Value>,
+    #[serde(default)]
+    pub test_labels: Option<Value>,
+}
+
+impl DataLabels {
+    pub fn from_json(value: &Value) -> Result<Self> {
+        from_value(value, "data")
     }
 }

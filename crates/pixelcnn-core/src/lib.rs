@@ -2,20 +2,21 @@
 //! `crates/pixelcnn-node` only converts types and errors.
 
 pub mod adam;
+pub mod ceiling;
+pub mod checkpoint;
 pub mod config;
 pub mod device;
+pub mod diagnostics;
 pub mod error;
-mod json;
-pub mod masked_conv;
-pub mod model;
-pub mod rng;
-
-pub use error::{Error, Result};
-pub mod checkpoint;
 pub mod evaluate;
+pub mod images;
+pub mod labels;
+pub mod network;
+pub mod parse;
+pub mod rng;
 pub mod sample;
 pub mod state;
-pub mod train;
-pub mod ceiling;
 mod tensor_io;
-pub mod diagnostics;
+pub mod train;
+
+pub use error::{Error, Result};

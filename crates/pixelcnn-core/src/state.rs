@@ -4,7 +4,7 @@
 use crate::adam::Adam;
 use crate::config::ModelConfig;
 use crate::error::Result;
-use crate::model::PixelCnn;
+use crate::network::Network;
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
@@ -19,6 +19,10 @@ pub struct EpochRecord {
     pub val_loss: Option<f64>,
     pub seconds: f64,
     pub images_per_second: f64,
+    /// The training loss of each step of the epoch, in order (for the training
+    /// curve); absent in records written before it was kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub step_losses: Vec<f32>,
 }
 
 /// Where training stands inside an unfinished epoch. Kept in the model (and
@@ -34,6 +38,9 @@ pub struct PartialEpoch {
     /// Σ batch loss × batch size, and images seen, so far in this epoch.
     pub loss_sum: f64,
     pub seen: i64,
+    /// The losses of the steps done so far.
+    #[serde(default)]
+    pub step_losses: Vec<f32>,
     /// What the batch order was derived from; a `fit` with other values starts the epoch afresh.
     pub seed: u64,
     pub batch_size: i64,
@@ -41,7 +48,7 @@ pub struct PartialEpoch {
 }
 
 pub struct ModelState {
-    pub net: PixelCnn,
+    pub net: Network,
     /// Created by the first `fit`; saved and restored with the weights.
     pub optimizer: Option<Adam>,
     pub history: Vec<EpochRecord>,
@@ -50,6 +57,6 @@ pub struct ModelState {
 
 impl ModelState {
     pub fn new(config: ModelConfig, device: Device, seed: u64) -> Result<Self> {
-        Ok(ModelState { net: PixelCnn::new(config, device, seed)?, optimizer: None, history: Vec::new(), partial_epoch: None })
+        Ok(ModelState { net: Network::new(config, device, seed)?, optimizer: None, history: Vec::new(), partial_epoch: None })
     }
 }

@@ -1,18 +1,29 @@
 //! The training loop: Adam on the mean per-pixel binary cross-entropy between
 //! the logits and the image itself (each pixel predicts its own value from the
 //! pixels before it), with validation after each epoch.
+//!
+//! A step is two halves, `compute_gradients` and `apply_update`, so that
+//! data-parallel training can average the gradients between them. Losses stay
+//! on the device and are read back every `LOSS_READ_EVERY` steps: on a GPU a
+//! read per step would make the host wait for every step to finish.
 
 use crate::adam::Adam;
-use crate::config::TrainConfig;
+use crate::checkpoint;
+use crate::config::{Precision, TrainConfig};
 use crate::device::set_threads;
 use crate::error::{Error, Result};
 use crate::evaluate::mean_loss;
-use crate::model::ImagesRef;
+use crate::images::ImagesRef;
+use crate::labels::{self, Labels};
+use crate::network::Network;
 use crate::rng::Rng;
 use crate::state::{EpochRecord, ModelState, PartialEpoch};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tch::{Kind, Reduction, Tensor};
+
+const LOSS_READ_EVERY: usize = 8;
 
 #[derive(Clone, Debug)]
 pub enum TrainEvent {
@@ -20,91 +31,154 @@ pub enum TrainEvent {
     Epoch(EpochRecord),
 }
 
+/// A split of the data with its labels.
+pub struct Split<'a> {
+    pub images: ImagesRef<'a>,
+    /// Conditional models: the class of each image (or one for all).
+    pub labels: Option<Labels>,
+}
+
+/// Forward and backward pass on one batch; the gradients accumulate in the
+/// parameters. Returns the mean loss, still on the device.
+pub fn compute_gradients(net: &Network, x: &Tensor, labels: Option<&Tensor>, precision: Precision) -> Result<Tensor> {
+    let loss = net.forward(x, labels, precision)?.f_binary_cross_entropy_with_logits::<Tensor>(x, None, None, Reduction::Mean)?;
+    loss.f_backward()?;
+    Ok(loss.f_detach()?)
+}
+
+/// One Adam update from the accumulated gradients, which it then clears.
+pub fn apply_update(state: &mut ModelState, learning_rate: f64) -> Result<()> {
+    let params: Vec<&Tensor> = state.net.parameters().into_iter().map(|(_, t)| t).collect();
+    if state.optimizer.is_none() {
+        state.optimizer = Some(Adam::new(&params)?);
+    }
+    state.optimizer.as_mut().expect("created above").step(&params, learning_rate)
+}
+
+/// Losses of steps taken but not yet read back from the device.
+struct PendingLosses {
+    losses: Vec<Tensor>,
+    sizes: Vec<i64>,
+}
+
+impl PendingLosses {
+    /// Reads them in one transfer and adds them to `progress`; calls `each(step, loss)`.
+    fn flush(&mut self, progress: &mut PartialEpoch, mut each: impl FnMut(i64, f64)) -> Result<()> {
+        if self.losses.is_empty() {
+            return Ok(());
+        }
+        let values: Vec<f64> = Vec::<f64>::try_from(Tensor::f_stack(&self.losses, 0)?.f_to_kind(Kind::Double)?.f_to_device(tch::Device::Cpu)?)?;
+        let first_step = progress.step_losses.len() as i64 + 1;
+        for (i, (&loss, &size)) in values.iter().zip(&self.sizes).enumerate() {
+            let step = first_step + i as i64;
+            if !loss.is_finite() {
+                return Err(Error::Internal(format!(
+                    "training diverged: loss is {loss} at epoch {}, step {step} (lower learningRate)", progress.epoch
+                )));
+            }
+            progress.loss_sum += loss * size as f64;
+            progress.seen += size;
+            progress.step_losses.push(loss as f32);
+            each(step, loss);
+        }
+        self.losses.clear();
+        self.sizes.clear();
+        Ok(())
+    }
+}
+
 /// Continues training `state` for `config.epochs` epochs. On abort the steps
-/// already taken are kept (weights and optimizer agree), the unfinished epoch
-/// is not recorded, and `Error::Aborted` is returned.
+/// already taken are kept (weights and optimizer agree) and, with a
+/// checkpoint configured, saved with where the epoch stands; the unfinished
+/// epoch is not recorded, and `Error::Aborted` is returned.
 pub fn fit(
     state: &mut ModelState,
-    train: &ImagesRef,
-    test: Option<&ImagesRef>,
+    train: Split,
+    test: Option<Split>,
     config: &TrainConfig,
     cancel: &AtomicBool,
     on_event: &mut dyn FnMut(TrainEvent),
 ) -> Result<()> {
     set_threads(config.threads);
-    let net_config = state.net.config.clone();
-    let device = state.net.device;
-    // All images stay on the device as bytes (N, 1, H, W); batches are gathered from them.
-    let train_images = train.to_device(&net_config, device, "data.train")?;
-    let test_images = match test {
-        Some(t) => Some(t.to_device(&net_config, device, "data.test")?),
+    let net_config = state.net.config().clone();
+    let device = state.net.device();
+    // All images stay on the device as bytes (N, C, H, W); batches are gathered from them.
+    let train_images = train.images.to_device(&net_config, device, "data.train")?;
+    let train_count = train.images.count;
+    let train_labels = labels::check(train.labels, &net_config, train_count, "data.trainLabels")?;
+    let train_labels = labels::batch(train_labels.as_deref(), 0, train_count, device)?;
+    let test_data = match test {
+        Some(t) => {
+            let y = labels::check(t.labels, &net_config, t.images.count, "data.testLabels")?;
+            Some((t.images.to_device(&net_config, device, "data.test")?, labels::batch(y.as_deref(), 0, t.images.count, device)?))
+        }
         None => None,
     };
-    if state.optimizer.is_none() {
-        let params: Vec<&Tensor> = state.net.parameters().into_iter().map(|(_, t)| t).collect();
-        state.optimizer = Some(Adam::new(&params)?);
-    }
-    let n = train.count as usize;
+    let n = train_count as usize;
     let batch = config.batch_size as usize;
     let steps_per_epoch = n.div_ceil(batch) as i64;
 
-    if let Some(path) = &config.checkpoint_path {
+    let checkpoint_path = config.checkpoint.as_ref().map(|c| Path::new(&c.path));
+    let checkpoint_every = config.checkpoint.as_ref().map_or(0, |c| c.every);
+    if let Some(path) = checkpoint_path {
         // Fail before hours of training, not at the first save.
-        crate::checkpoint::check_writable(std::path::Path::new(path))?;
+        checkpoint::check_writable(path)?;
     }
-    let checkpoint = |state: &ModelState| -> Result<()> {
-        match &config.checkpoint_path {
-            Some(path) => crate::checkpoint::save(state, std::path::Path::new(path)),
-            None => Ok(()),
-        }
+    // Saves `state` with `progress` as its unfinished epoch.
+    let save_partial = |state: &mut ModelState, progress: &PartialEpoch| -> Result<()> {
+        let Some(path) = checkpoint_path else { return Ok(()) };
+        state.partial_epoch = Some(progress.clone());
+        let saved = checkpoint::save(state, path);
+        state.partial_epoch = None;
+        saved
     };
     for _ in 0..config.epochs {
         let epoch = state.history.len() as i64 + 1;
         let started = Instant::now();
         // The order depends only on (seed, epoch): a resumed run sees the same batches.
         let order = Rng::derived(config.seed, epoch as u64).permutation(n);
-        let resumable = PartialEpoch { epoch, steps_done: 0, loss_sum: 0.0, seen: 0, seed: config.seed, batch_size: config.batch_size, train_count: train.count };
+        let fresh = PartialEpoch {
+            epoch, steps_done: 0, loss_sum: 0.0, seen: 0, step_losses: Vec::new(), seed: config.seed, batch_size: config.batch_size, train_count,
+        };
         let mut progress = match state.partial_epoch.take() {
-            Some(p) if PartialEpoch { steps_done: 0, loss_sum: 0.0, seen: 0, ..p.clone() } == resumable => p,
-            _ => resumable,
+            Some(p) if PartialEpoch { steps_done: 0, loss_sum: 0.0, seen: 0, step_losses: Vec::new(), ..p.clone() } == fresh => p,
+            _ => fresh,
         };
         let seen_before = progress.seen;
+        let mut pending = PendingLosses { losses: Vec::new(), sizes: Vec::new() };
+        let mut report = |progress: &mut PartialEpoch, pending: &mut PendingLosses| {
+            let elapsed = started.elapsed().as_secs_f64();
+            pending.flush(progress, |step, loss| {
+                let rate = (progress_seen_estimate(step, batch, n) - seen_before) as f64 / elapsed;
+                on_event(TrainEvent::Step { epoch, step, steps_per_epoch, loss, images_per_second: rate });
+            })
+        };
         for (step, chunk) in order.chunks(batch).enumerate().skip(progress.steps_done as usize) {
             if cancel.load(Ordering::Relaxed) {
+                report(&mut progress, &mut pending)?;
+                save_partial(state, &progress)?;
                 state.partial_epoch = Some(progress);
                 return Err(Error::Aborted(format!("training stopped in epoch {epoch} after {step} steps")));
             }
             let index = Tensor::f_from_slice(chunk)?.f_to_device(device)?;
-            let x = train_images.f_index_select(0, &index)?.f_to_kind(Kind::Float)?; // (B, 1, H, W)
-            let loss = state.net.forward(&x)?.f_binary_cross_entropy_with_logits::<Tensor>(&x, None, None, Reduction::Mean)?;
-            loss.f_backward()?;
-            let params: Vec<&Tensor> = state.net.parameters().into_iter().map(|(_, t)| t).collect();
-            state.optimizer.as_mut().expect("created above").step(&params, config.learning_rate)?;
-            let loss = loss.f_double_value(&[])?;
-            if !loss.is_finite() {
-                return Err(Error::Internal(format!(
-                    "training diverged: loss is {loss} at epoch {epoch}, step {} (lower learningRate)", step + 1
-                )));
-            }
-            progress.loss_sum += loss * chunk.len() as f64;
-            progress.seen += chunk.len() as i64;
+            let x = train_images.f_index_select(0, &index)?.f_to_kind(Kind::Float)?; // (B, C, H, W)
+            let y = train_labels.as_ref().map(|l| l.f_index_select(0, &index)).transpose()?;
+            let loss = compute_gradients(&state.net, &x, y.as_ref(), config.precision)?;
+            apply_update(state, config.learning_rate)?;
+            pending.losses.push(loss);
+            pending.sizes.push(chunk.len() as i64);
             progress.steps_done = step as i64 + 1;
-            on_event(TrainEvent::Step {
-                epoch,
-                step: step as i64 + 1,
-                steps_per_epoch,
-                loss,
-                images_per_second: (progress.seen - seen_before) as f64 / started.elapsed().as_secs_f64(),
-            });
-            if config.checkpoint_every > 0 && progress.steps_done % config.checkpoint_every == 0 && progress.steps_done < steps_per_epoch {
-                state.partial_epoch = Some(progress.clone());
-                checkpoint(state)?;
-                state.partial_epoch = None;
+            let checkpoint_due = checkpoint_every > 0 && progress.steps_done % checkpoint_every == 0 && progress.steps_done < steps_per_epoch;
+            if pending.losses.len() >= LOSS_READ_EVERY || checkpoint_due || progress.steps_done == steps_per_epoch {
+                report(&mut progress, &mut pending)?;
+            }
+            if checkpoint_due {
+                save_partial(state, &progress)?;
             }
         }
         let train_seconds = started.elapsed().as_secs_f64();
-        let val_loss = match &test_images {
-            Some(images) => Some(mean_loss(&state.net, images, config.eval_batch_size)?),
+        let val_loss = match &test_data {
+            Some((images, labels)) => Some(mean_loss(&state.net, images, labels.as_ref(), config.eval_batch_size, config.precision)?),
             None => None,
         };
         let record = EpochRecord {
@@ -113,10 +187,18 @@ pub fn fit(
             val_loss,
             seconds: started.elapsed().as_secs_f64(),
             images_per_second: (progress.seen - seen_before) as f64 / train_seconds,
+            step_losses: progress.step_losses,
         };
         state.history.push(record.clone());
-        checkpoint(state)?;
+        if let Some(path) = checkpoint_path {
+            checkpoint::save(state, path)?;
+        }
         on_event(TrainEvent::Epoch(record));
     }
     Ok(())
+}
+
+/// Images seen by the end of `step` (1-based) of an epoch of `n` images.
+fn progress_seen_estimate(step: i64, batch: usize, n: usize) -> i64 {
+    (step as usize * batch).min(n) as i64
 }

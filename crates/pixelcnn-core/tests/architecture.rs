@@ -3,7 +3,7 @@
 mod common;
 use common::*;
 use pixelcnn_core::config::ModelConfig;
-use pixelcnn_core::model::ImagesRef;
+use pixelcnn_core::images::ImagesRef;
 use tch::{Kind, Tensor};
 
 #[test]
@@ -12,10 +12,10 @@ fn seed_preset_has_the_seeds_532673_parameters() {
 }
 
 fn logits(state: &pixelcnn_core::state::ModelState, image: &[u8]) -> Vec<f32> {
-    let c = &state.net.config;
+    let c = state.net.config();
     let batch = ImagesRef { count: 1, height: c.height, width: c.width, channels: 1, data: image };
-    let x = batch.to_device(c, state.net.device, "image").unwrap().to_kind(Kind::Float);
-    let out: Tensor = tch::no_grad(|| state.net.forward(&x).unwrap()).reshape([-1]);
+    let x = batch.to_device(c, state.net.device(), "image").unwrap().to_kind(Kind::Float);
+    let out: Tensor = tch::no_grad(|| state.net.forward(&x, None, Default::default()).unwrap()).reshape([-1]);
     Vec::<f32>::try_from(&out).unwrap()
 }
 
@@ -52,6 +52,7 @@ fn check_causality(config: ModelConfig) {
 #[test]
 fn small_preset_is_causal() {
     check_causality(ModelConfig { height: 12, width: 11, ..ModelConfig::small() });
+    check_causality(ModelConfig { height: 7, width: 6, ..conditional(ModelConfig::small(), 3) });
 }
 
 #[test]
@@ -79,11 +80,11 @@ fn seed_preset_is_causal_at_full_size() {
 /// The split masked convolution (live taps only) computes the dense masked one.
 #[test]
 fn split_masked_convolution_equals_the_dense_one() {
-    use pixelcnn_core::masked_conv::{Conv, Mask};
+    use pixelcnn_core::network::masked_conv::{Conv, Mask};
     use pixelcnn_core::rng::Rng;
     let mut rng = Rng::new(3);
     for (mask, k, cin, cout) in [(Mask::A, 7, 1, 8), (Mask::B, 3, 6, 4), (Mask::B, 5, 3, 5), (Mask::A, 3, 4, 2)] {
-        let conv = Conv::new("c", cin, cout, k, mask, tch::Device::Cpu, &mut rng).unwrap();
+        let conv = Conv::new("c", cin, cout, k, mask, None, tch::Device::Cpu, &mut rng).unwrap();
         tch::no_grad(|| {
             let _ = conv.bias.shallow_clone().uniform_(-1.0, 1.0);
         });
@@ -97,9 +98,9 @@ fn split_masked_convolution_equals_the_dense_one() {
 
 #[test]
 fn parameter_shapes_match_the_allocated_network() {
-    for config in [ModelConfig::seed(), ModelConfig::small(), custom_config()] {
+    for config in [ModelConfig::seed(), ModelConfig::small(), custom_config(), conditional(custom_config(), 3), ModelConfig::gated(), custom_gated_config(), conditional(custom_gated_config(), 4)] {
         let state = model(config.clone(), 0);
         let actual: Vec<(String, Vec<i64>)> = state.net.parameters().into_iter().map(|(n, t)| (n, t.size())).collect();
-        assert_eq!(actual, pixelcnn_core::model::PixelCnn::parameter_shapes(&config));
+        assert_eq!(actual, pixelcnn_core::network::Network::parameter_shapes(&config));
     }
 }

@@ -24,7 +24,7 @@ fn check(bytes: &[u8], outcomes: &mut [usize; 2]) {
 
 #[test]
 fn mutated_and_random_checkpoints_never_panic() {
-    let state = model(ModelConfig { height: 6, width: 6, filters: 4, residual_blocks: 1, ..ModelConfig::small() }, 1);
+    let state = model(ModelConfig { height: 6, width: 6, filters: 4, residual_blocks: Some(1), ..ModelConfig::small() }, 1);
     let valid = to_bytes(&state).unwrap();
     let header_len = u64::from_le_bytes(valid[..8].try_into().unwrap()) as usize;
     let mut rng = Rng::new(99);

@@ -7,10 +7,20 @@ use common::*;
 use pixelcnn_core::config::{ModelConfig, SampleConfig, SampleMethod};
 use pixelcnn_core::sample::{sample, Completion, SampleOutput};
 use pixelcnn_core::state::ModelState;
+use serde_json::{json, Value};
 use std::sync::atomic::AtomicBool;
 
+fn sample_config(count: i64, batch: i64, temperature: f64, method: SampleMethod, labels: Option<Value>) -> SampleConfig {
+    SampleConfig { count, seed: 11, temperature, batch_size: Some(batch), method, threads: Some(2), labels, precision: Default::default() }
+}
+
+/// Labels for a conditional model (cycling through the classes), none otherwise.
+fn labels_for(state: &ModelState, count: i64) -> Option<Value> {
+    state.net.config().classes.map(|k| json!((0..count).map(|i| (i * 7 + 3) % k).collect::<Vec<_>>()))
+}
+
 fn run(state: &ModelState, count: i64, batch: i64, temperature: f64, method: SampleMethod, completion: Option<&Completion>) -> SampleOutput {
-    let config = SampleConfig { count, seed: 11, temperature, batch_size: batch, method, threads: Some(2) };
+    let config = sample_config(count, batch, temperature, method, labels_for(state, count));
     sample(state, &config, completion, &AtomicBool::new(false), &mut |_| {}).unwrap()
 }
 
@@ -22,6 +32,7 @@ fn assert_same(fast: &SampleOutput, reference: &SampleOutput, what: &str) {
 
 fn check(config: ModelConfig, cases: &[(i64, i64, f64)]) {
     let state = model(config, 2);
+    randomize_class_biases(&state);
     for &(count, batch, temperature) in cases {
         let what = format!("count {count}, batch {batch}, temperature {temperature}");
         let fast = run(&state, count, batch, temperature, SampleMethod::Fast, None);
@@ -49,19 +60,49 @@ fn fast_matches_reference_for_other_kernel_sizes() {
 }
 
 #[test]
+fn fast_matches_reference_for_conditional_seed_family_nets() {
+    check(conditional(ModelConfig::small(), 10), &[(3, 3, 1.0), (5, 5, 0.7)]);
+    check(conditional(custom_config(), 3), &[(4, 4, 1.0), (2, 1, 2.0)]);
+}
+
+#[test]
+fn fast_matches_reference_for_the_gated_preset() {
+    check(ModelConfig::gated(), &[(2, 2, 1.0)]);
+}
+
+#[test]
+fn fast_matches_reference_for_the_conditional_gated_preset() {
+    check(conditional(ModelConfig::gated(), 10), &[(1, 1, 0.8)]);
+}
+
+#[test]
+fn fast_matches_reference_for_small_and_custom_gated_nets() {
+    check(ModelConfig::gated_small(), &[(3, 3, 1.0), (5, 2, 0.7), (1, 1, 1.5)]);
+    check(conditional(ModelConfig::gated_small(), 4), &[(4, 4, 1.0), (2, 1, 0.5)]);
+    check(custom_gated_config(), &[(4, 4, 1.0), (3, 2, 0.5), (2, 1, 2.0)]);
+    check(conditional(custom_gated_config(), 3), &[(5, 5, 1.0), (3, 3, 1.3)]);
+}
+
+#[test]
 fn same_seed_gives_same_samples_whatever_the_batch_size() {
     let state = model(custom_config(), 4);
     let a = run(&state, 6, 6, 1.0, SampleMethod::Fast, None);
     let b = run(&state, 6, 4, 1.0, SampleMethod::Fast, None);
     assert_eq!(a.images, b.images);
-    let other = sample(&state, &SampleConfig { seed: 12, ..SampleConfig { count: 6, seed: 0, temperature: 1.0, batch_size: 6, method: SampleMethod::Fast, threads: Some(2) } }, None, &AtomicBool::new(false), &mut |_| {}).unwrap();
+    let other = sample(&state, &SampleConfig { seed: 12, ..sample_config(6, 6, 1.0, SampleMethod::Fast, None) }, None, &AtomicBool::new(false), &mut |_| {}).unwrap();
     assert_ne!(a.images, other.images, "a different seed should give different images");
 }
 
 #[test]
 fn completion_keeps_known_pixels_and_matches_reference() {
-    let config = custom_config();
+    for config in [custom_config(), custom_gated_config(), conditional(custom_gated_config(), 5), conditional(custom_config(), 2)] {
+        completion_matches_reference(config);
+    }
+}
+
+fn completion_matches_reference(config: ModelConfig) {
     let state = model(config.clone(), 6);
+    randomize_class_biases(&state);
     let pixels = (config.height * config.width) as usize;
     let images = random_images(3, config.height, config.width, 0.5, 9);
     // Top four rows known, plus a scattered pixel further down.
@@ -86,7 +127,7 @@ fn completion_keeps_known_pixels_and_matches_reference() {
 fn abort_stops_sampling() {
     let state = model(custom_config(), 1);
     let cancel = AtomicBool::new(false);
-    let config = SampleConfig { count: 2, seed: 0, temperature: 1.0, batch_size: 2, method: SampleMethod::Fast, threads: Some(1) };
+    let config = SampleConfig { threads: Some(1), ..sample_config(2, 2, 1.0, SampleMethod::Fast, None) };
     let mut rows = 0;
     let result = sample(&state, &config, None, &cancel, &mut |p| {
         rows = p.rows_done;

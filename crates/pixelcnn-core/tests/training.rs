@@ -3,9 +3,11 @@
 mod common;
 use common::*;
 use pixelcnn_core::checkpoint;
-use pixelcnn_core::config::{ModelConfig, TrainConfig};
+use pixelcnn_core::config::{CheckpointConfig, ModelConfig, TrainConfig};
 use pixelcnn_core::evaluate::predict;
-use pixelcnn_core::model::ImagesRef;
+use pixelcnn_core::config::EvalConfig;
+use pixelcnn_core::images::ImagesRef;
+use pixelcnn_core::train::Split;
 use pixelcnn_core::state::ModelState;
 use pixelcnn_core::train::{fit, TrainEvent};
 use pixelcnn_core::Error;
@@ -19,21 +21,29 @@ fn striped(count: usize, h: i64, w: i64, seed: u64) -> Vec<u8> {
 }
 
 fn config() -> ModelConfig {
-    ModelConfig { height: 8, width: 8, filters: 16, residual_blocks: 1, ..ModelConfig::small() }
+    ModelConfig { height: 8, width: 8, filters: 16, residual_blocks: Some(1), ..ModelConfig::small() }
 }
 
 fn batch(data: &[u8], count: i64) -> ImagesRef<'_> {
     ImagesRef { count, height: 8, width: 8, channels: 1, data }
 }
 
+fn split(data: &[u8], count: i64) -> Split<'_> {
+    Split { images: batch(data, count), labels: None }
+}
+
+fn probabilities(state: &ModelState, images: &[u8], count: i64) -> Vec<f32> {
+    predict(state, &batch(images, count), &EvalConfig { threads: Some(2), batch_size: Some(16), ..Default::default() }).unwrap()
+}
+
 fn train_config(epochs: i64) -> TrainConfig {
-    TrainConfig { epochs, batch_size: 16, learning_rate: 5e-3, seed: 7, threads: Some(2), eval_batch_size: 64, checkpoint_path: None, checkpoint_every: 0 }
+    TrainConfig { epochs, batch_size: 16, learning_rate: 5e-3, seed: 7, threads: Some(2), eval_batch_size: 64, checkpoint: None, precision: Default::default() }
 }
 
 fn trained(epochs: i64) -> ModelState {
     let (train, test) = (striped(96, 8, 8, 1), striped(32, 8, 8, 2));
     let mut state = model(config(), 7);
-    fit(&mut state, &batch(&train, 96), Some(&batch(&test, 32)), &train_config(epochs), &AtomicBool::new(false), &mut |_| {}).unwrap();
+    fit(&mut state, split(&train, 96), Some(split(&test, 32)), &train_config(epochs), &AtomicBool::new(false), &mut |_| {}).unwrap();
     state
 }
 
@@ -56,16 +66,63 @@ fn abort_keeps_the_model_usable() {
     let train = striped(64, 8, 8, 1);
     let mut state = model(config(), 7);
     let cancel = AtomicBool::new(false);
-    let result = fit(&mut state, &batch(&train, 64), None, &train_config(3), &cancel, &mut |e| {
-        if let TrainEvent::Step { step: 2, .. } = e {
+    let result = fit(&mut state, split(&train, 64), None, &train_config(3), &cancel, &mut |e| {
+        if let TrainEvent::Epoch(_) = e {
             cancel.store(true, Ordering::Relaxed);
         }
     });
     assert!(matches!(result, Err(Error::Aborted(_))), "{result:?}");
-    assert!(state.history.is_empty());
+    assert_eq!(state.history.len(), 1, "the finished epoch is kept, the stopped one is not recorded");
     cancel.store(false, Ordering::Relaxed);
-    fit(&mut state, &batch(&train, 64), None, &train_config(1), &cancel, &mut |_| {}).unwrap();
-    assert_eq!(state.history.len(), 1);
+    fit(&mut state, split(&train, 64), None, &train_config(1), &cancel, &mut |_| {}).unwrap();
+    assert_eq!(state.history.len(), 2);
+}
+
+/// Ctrl-C in `pixelcnn train` aborts `fit`: with a checkpoint configured (and
+/// no periodic saves), the steps taken since the last save are written before
+/// it stops, and resuming reaches the weights of an uninterrupted run.
+#[test]
+fn abort_saves_the_steps_since_the_last_checkpoint() {
+    let (train, test) = (striped(256, 8, 8, 1), striped(32, 8, 8, 2));
+    let dir = std::env::temp_dir().join(format!("pixelcnn-core-abort-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("run.safetensors");
+    let every_epoch = TrainConfig { checkpoint: Some(CheckpointConfig { path: path.display().to_string(), every: 0 }), ..train_config(1) };
+    let mut interrupted = model(config(), 7);
+    let cancel = AtomicBool::new(false);
+    let mut steps_seen = 0;
+    let result = fit(&mut interrupted, split(&train, 256), Some(split(&test, 32)), &every_epoch, &cancel, &mut |e| {
+        if let TrainEvent::Step { step, .. } = e {
+            steps_seen = step;
+            cancel.store(true, Ordering::Relaxed);
+        }
+    });
+    assert!(matches!(result, Err(Error::Aborted(_))), "{result:?}");
+    let saved = checkpoint::load(&path, Device::Cpu).unwrap();
+    let partial = saved.partial_epoch.clone().expect("the abort saved a partial epoch");
+    assert_eq!(partial.steps_done, steps_seen, "the checkpoint holds every step taken");
+    assert!(partial.steps_done > 0 && partial.steps_done < 16);
+    assert_eq!(partial.step_losses.len() as i64, partial.steps_done);
+    assert_eq!(probabilities(&saved, &train[..4 * 64], 4), probabilities(&interrupted, &train[..4 * 64], 4));
+
+    let mut resumed = saved;
+    fit(&mut resumed, split(&train, 256), Some(split(&test, 32)), &train_config(1), &AtomicBool::new(false), &mut |_| {}).unwrap();
+    let mut straight = model(config(), 7);
+    fit(&mut straight, split(&train, 256), Some(split(&test, 32)), &train_config(1), &AtomicBool::new(false), &mut |_| {}).unwrap();
+    assert_eq!(resumed.history[0].train_loss, straight.history[0].train_loss);
+    assert_eq!(resumed.history[0].step_losses, straight.history[0].step_losses);
+    assert_eq!(probabilities(&resumed, &train[..4 * 64], 4), probabilities(&straight, &train[..4 * 64], 4));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn every_step_loss_is_recorded() {
+    let state = trained(2);
+    for record in &state.history {
+        assert_eq!(record.step_losses.len(), 6, "96 images in batches of 16");
+        let mean = record.step_losses.iter().map(|&l| l as f64).sum::<f64>() / 6.0;
+        assert!((mean - record.train_loss).abs() < 1e-5, "equal batches: the epoch loss is the mean step loss");
+    }
 }
 
 #[test]
@@ -77,18 +134,18 @@ fn save_then_load_predicts_identically_and_resumes() {
     checkpoint::save(&state, &path).unwrap();
     let loaded = checkpoint::load(&path, Device::Cpu).unwrap();
     let images = striped(4, 8, 8, 3);
-    assert_eq!(predict(&state, &batch(&images, 4), 16, Some(2)).unwrap(), predict(&loaded, &batch(&images, 4), 16, Some(2)).unwrap());
+    assert_eq!(probabilities(&state, &images, 4), probabilities(&loaded, &images, 4));
     assert_eq!(loaded.history, state.history);
     assert_eq!(loaded.optimizer.as_ref().unwrap().step, state.optimizer.as_ref().unwrap().step);
 
     // Interrupted-and-resumed training reaches the same weights as straight training.
     let (train, test) = (striped(96, 8, 8, 1), striped(32, 8, 8, 2));
     let mut resumed = loaded;
-    fit(&mut resumed, &batch(&train, 96), Some(&batch(&test, 32)), &train_config(1), &AtomicBool::new(false), &mut |_| {}).unwrap();
+    fit(&mut resumed, split(&train, 96), Some(split(&test, 32)), &train_config(1), &AtomicBool::new(false), &mut |_| {}).unwrap();
     let straight = trained(2);
     let losses = |s: &ModelState| s.history.iter().map(|r| (r.train_loss, r.val_loss)).collect::<Vec<_>>();
     assert_eq!(losses(&resumed), losses(&straight));
-    assert_eq!(predict(&resumed, &batch(&images, 4), 16, Some(2)).unwrap(), predict(&straight, &batch(&images, 4), 16, Some(2)).unwrap());
+    assert_eq!(probabilities(&resumed, &images, 4), probabilities(&straight, &images, 4));
 
     let bytes = std::fs::read(&path).unwrap();
     let truncated = dir.join("truncated.safetensors");
@@ -105,12 +162,12 @@ fn a_run_stopped_mid_epoch_resumes_from_its_checkpoint_to_the_same_weights() {
     let dir = std::env::temp_dir().join(format!("pixelcnn-core-resume-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("run.safetensors");
-    let with_checkpoints = TrainConfig { checkpoint_path: Some(path.display().to_string()), checkpoint_every: 1, ..train_config(2) };
+    let with_checkpoints = TrainConfig { checkpoint: Some(CheckpointConfig { path: path.display().to_string(), every: 1 }), ..train_config(2) };
 
     // Stop after 3 steps of epoch 2 (6 steps per epoch): the last checkpoint holds step 3.
     let mut interrupted = model(config(), 7);
     let cancel = AtomicBool::new(false);
-    let result = fit(&mut interrupted, &batch(&train, 96), Some(&batch(&test, 32)), &with_checkpoints, &cancel, &mut |e| {
+    let result = fit(&mut interrupted, split(&train, 96), Some(split(&test, 32)), &with_checkpoints, &cancel, &mut |e| {
         if let TrainEvent::Step { epoch: 2, step: 3, .. } = e {
             cancel.store(true, Ordering::Relaxed);
         }
@@ -121,12 +178,12 @@ fn a_run_stopped_mid_epoch_resumes_from_its_checkpoint_to_the_same_weights() {
     let mut resumed = checkpoint::load(&path, Device::Cpu).unwrap();
     let partial = resumed.partial_epoch.clone().expect("saved mid-epoch");
     assert_eq!((partial.epoch, partial.steps_done), (2, 3));
-    fit(&mut resumed, &batch(&train, 96), Some(&batch(&test, 32)), &train_config(1), &AtomicBool::new(false), &mut |_| {}).unwrap();
+    fit(&mut resumed, split(&train, 96), Some(split(&test, 32)), &train_config(1), &AtomicBool::new(false), &mut |_| {}).unwrap();
 
     let straight = trained(2);
     let losses = |s: &ModelState| s.history.iter().map(|r| (r.train_loss, r.val_loss)).collect::<Vec<_>>();
     assert_eq!(losses(&resumed), losses(&straight));
     let images = striped(4, 8, 8, 3);
-    assert_eq!(predict(&resumed, &batch(&images, 4), 16, Some(2)).unwrap(), predict(&straight, &batch(&images, 4), 16, Some(2)).unwrap());
+    assert_eq!(probabilities(&resumed, &images, 4), probabilities(&straight, &images, 4));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,7 +3,7 @@
 
 use napi::bindgen_prelude::Uint8Array;
 use napi_derive::napi;
-use pixelcnn_core::model::ImagesRef;
+use pixelcnn_core::images::ImagesRef;
 use pixelcnn_core::Error;
 
 #[napi(object)]
@@ -23,16 +23,16 @@ pub struct OwnedImages {
     pub data: Vec<u8>,
 }
 
-fn dimension(value: f64, field: &str, what: &str) -> napi::Result<i64> {
+fn dimension(value: f64, field: &str, what: &str) -> pixelcnn_core::Result<i64> {
     if value.is_finite() && value.fract() == 0.0 && (0.0..=1e9).contains(&value) {
         Ok(value as i64)
     } else {
-        Err(crate::errors::to_napi(Error::InvalidData(format!("{what}.{field} must be a non-negative integer, got {value}"))))
+        Err(Error::InvalidData(format!("{what}.{field} must be a non-negative integer, got {value}")))
     }
 }
 
 impl OwnedImages {
-    pub fn from_js(batch: &ImageBatch, what: &str) -> napi::Result<Self> {
+    pub fn from_js(batch: &ImageBatch, what: &str) -> pixelcnn_core::Result<Self> {
         Ok(OwnedImages {
             count: dimension(batch.count, "count", what)?,
             height: dimension(batch.height, "height", what)?,

@@ -1,5 +1,6 @@
 //! What libtorch this addon runs on, for troubleshooting.
 
+use napi::Env;
 use napi_derive::napi;
 
 #[napi(object)]
@@ -18,13 +19,13 @@ pub fn libtorch_info() -> LibtorchInfo {
 /// fp32 GFLOP/s of an n×n matrix product through libtorch (the machine's
 /// ceiling for benchmarks). Blocks the calling thread for a few seconds.
 #[napi]
-pub fn matmul_gflops(n: i64, repeats: u32, threads: Option<i64>, device: String) -> napi::Result<f64> {
-    crate::errors::guard(|| pixelcnn_core::ceiling::matmul_gflops(n, repeats as usize, threads, &device))
+pub fn matmul_gflops(env: Env, n: i64, repeats: u32, threads: Option<i64>, device: String) -> napi::Result<f64> {
+    crate::errors::guard_sync(&env, || pixelcnn_core::ceiling::matmul_gflops(n, repeats as usize, threads, &device))
 }
 
 /// Provokes a failure inside the native code (`"panic"` or `"torch"`, a C++
 /// exception from libtorch) to test that it arrives as a JS error.
 #[napi]
-pub fn provoke_native_failure(kind: String) -> napi::Result<()> {
-    crate::errors::guard(|| pixelcnn_core::diagnostics::provoke(&kind))
+pub fn provoke_native_failure(env: Env, kind: String) -> napi::Result<()> {
+    crate::errors::guard_sync(&env, || pixelcnn_core::diagnostics::provoke(&kind))
 }

@@ -2,19 +2,23 @@
 //! `AsyncTask` (compute on libuv's pool). A model runs one call at a time: a
 //! second call while one runs fails at once with a `Busy` error instead of
 //! queueing behind a training run that may take hours.
+//!
+//! Options arrive as JSON and are parsed and validated by the core's config
+//! types; this file converts and does not check anything twice.
 
 use crate::cancel::CancelToken;
-use crate::errors::{busy, guard, parse_json, to_napi};
+use crate::errors::{guard, guard_sync, parse_json, Coded, CodedResult};
 use crate::images::{ImageBatch, OwnedImages};
 use crate::progress::{Progress, ProgressCallback};
 use napi::bindgen_prelude::{AsyncTask, Float32Array, Float64Array, Uint8Array};
 use napi::{Env, Task};
 use napi_derive::napi;
-use pixelcnn_core::config::{ModelConfig, SampleConfig, TrainConfig};
+use pixelcnn_core::config::{DataLabels, EvalConfig, ModelConfig, SampleConfig, TrainConfig};
 use pixelcnn_core::device::{device_name, parse_device};
+use pixelcnn_core::labels;
 use pixelcnn_core::sample::{sample, Completion, SampleOutput};
 use pixelcnn_core::state::ModelState;
-use pixelcnn_core::train::{fit, TrainEvent};
+use pixelcnn_core::train::{fit, Split, TrainEvent};
 use pixelcnn_core::{checkpoint, evaluate, Error};
 use serde_json::json;
 use std::path::PathBuf;
@@ -31,7 +35,7 @@ pub struct NativeModel {
 }
 
 /// Marks the model in use from the call until its task is dropped.
-struct Claim {
+pub struct Claim {
     state: Arc<Mutex<ModelState>>,
     in_use: Arc<AtomicBool>,
 }
@@ -50,20 +54,19 @@ impl Drop for Claim {
 }
 
 impl NativeModel {
-    fn wrap(state: ModelState) -> napi::Result<Self> {
-        let config_json = serde_json::to_string(&state.net.config).map_err(|e| to_napi(Error::Internal(e.to_string())))?;
-        Ok(NativeModel {
-            device: device_name(state.net.device),
+    fn wrap(state: ModelState) -> Self {
+        NativeModel {
+            device: device_name(state.net.device()),
             parameter_count: state.net.parameter_count(),
-            config_json,
+            config_json: serde_json::to_string(state.net.config()).unwrap_or_default(),
             state: Arc::new(Mutex::new(state)),
             in_use: Arc::new(AtomicBool::new(false)),
-        })
+        }
     }
 
-    fn claim(&self, what: &str) -> napi::Result<Claim> {
+    fn claim(&self, what: &str) -> CodedResult<Claim> {
         if self.in_use.swap(true, Ordering::AcqRel) {
-            return Err(busy(what));
+            return Err(Coded::busy(what));
         }
         Ok(Claim { state: self.state.clone(), in_use: self.in_use.clone() })
     }
@@ -73,20 +76,24 @@ fn history_json(state: &ModelState) -> String {
     serde_json::to_string(&state.history).unwrap_or_else(|_| "[]".to_string())
 }
 
+/// Settles a task: its core error becomes the JS error, with its code.
+fn settle<T>(env: &Env, output: CodedResult<T>) -> napi::Result<T> {
+    output.map_err(|e| e.into_napi(env))
+}
+
 #[napi]
 impl NativeModel {
-    /// An untrained model. `config_json`: `{ preset?, filters?, … }`.
+    /// An untrained model. `config_json`: `{ preset?, architecture?, filters?, classes?, … }`.
     #[napi(factory)]
-    pub fn create(config_json: String, device: String, seed: f64) -> napi::Result<Self> {
-        let value = parse_json(&config_json, "model")?;
-        let state = guard(|| {
-            let config = ModelConfig::from_json(&value)?;
+    pub fn create(env: Env, config_json: String, device: String, seed: f64) -> napi::Result<Self> {
+        let state = guard_sync(&env, || {
+            let config = ModelConfig::from_json(&parse_json(&config_json, "model")?)?;
             if !(seed.is_finite() && seed.fract() == 0.0 && (0.0..=9.007_199_254_740_991e15).contains(&seed)) {
                 return Err(Error::config("seed", format!("must be a non-negative integer, got {seed}")));
             }
             ModelState::new(config, parse_device(&device)?, seed as u64)
         })?;
-        Self::wrap(state)
+        Ok(Self::wrap(state))
     }
 
     #[napi(getter)]
@@ -106,74 +113,98 @@ impl NativeModel {
 
     /// The epoch records as JSON; a `Busy` error while another call runs.
     #[napi]
-    pub fn history_json(&self) -> napi::Result<String> {
-        let claim = self.claim("history")?;
+    pub fn history_json(&self, env: Env) -> napi::Result<String> {
+        let claim = self.claim("history").map_err(|e| e.into_napi(&env))?;
         let state = claim.lock();
         Ok(history_json(&state))
     }
 
+    /// `labels_json`: `{ trainLabels?, testLabels? }`, each an array of classes.
     #[napi(ts_return_type = "Promise<string>")]
     pub fn fit(
         &self,
+        env: Env,
         train: ImageBatch,
         test: Option<ImageBatch>,
         config_json: String,
+        labels_json: String,
         cancel: &CancelToken,
         #[napi(ts_arg_type = "((event: string) => void) | undefined | null")] on_progress: Option<ProgressCallback>,
     ) -> napi::Result<AsyncTask<FitTask>> {
-        let config = parse_json(&config_json, "config").and_then(|v| guard(|| TrainConfig::from_json(&v)))?;
-        let train = OwnedImages::from_js(&train, "data.train")?;
-        let test = test.map(|t| OwnedImages::from_js(&t, "data.test")).transpose()?;
-        Ok(AsyncTask::new(FitTask {
-            claim: self.claim("fit")?,
-            train,
-            test,
-            config,
-            cancel: cancel.flag.clone(),
-            progress: Progress::new(on_progress),
-        }))
+        let prepared = (|| -> CodedResult<FitTask> {
+            let config = guard(|| TrainConfig::from_json(&parse_json(&config_json, "config")?))?;
+            let labels = guard(|| DataLabels::from_json(&parse_json(&labels_json, "data")?))?;
+            let train_labels = guard(|| labels::from_json(labels.train_labels.as_ref(), "data.trainLabels"))?;
+            let test_labels = guard(|| labels::from_json(labels.test_labels.as_ref(), "data.testLabels"))?;
+            Ok(FitTask {
+                train: guard(|| OwnedImages::from_js(&train, "data.train"))?,
+                test: test.as_ref().map(|t| guard(|| OwnedImages::from_js(t, "data.test"))).transpose()?,
+                train_labels,
+                test_labels,
+                config,
+                claim: self.claim("fit")?,
+                cancel: cancel.flag.clone(),
+                progress: Progress::new(on_progress),
+            })
+        })();
+        prepared.map(AsyncTask::new).map_err(|e| e.into_napi(&env))
     }
 
+    /// p(x_i = 1 | x_<i) per pixel. `options_json`: `{ threads?, batchSize?, labels? }`.
     #[napi(ts_return_type = "Promise<Float32Array>")]
-    pub fn predict(&self, images: ImageBatch, threads: Option<i64>) -> napi::Result<AsyncTask<PredictTask>> {
-        Ok(AsyncTask::new(PredictTask { images: OwnedImages::from_js(&images, "images")?, threads, claim: self.claim("predict")? }))
+    pub fn predict(&self, env: Env, images: ImageBatch, options_json: String) -> napi::Result<AsyncTask<PredictTask>> {
+        let prepared = (|| -> CodedResult<PredictTask> {
+            Ok(PredictTask {
+                images: guard(|| OwnedImages::from_js(&images, "images"))?,
+                config: guard(|| EvalConfig::from_json(&parse_json(&options_json, "options")?))?,
+                claim: self.claim("predict")?,
+            })
+        })();
+        prepared.map(AsyncTask::new).map_err(|e| e.into_napi(&env))
     }
 
-    /// −log p(x) in nats for each image.
+    /// −log p(x) in nats for each image. `options_json` as for `predict`.
     #[napi(ts_return_type = "Promise<Float64Array>")]
-    pub fn nats_per_image(&self, images: ImageBatch, threads: Option<i64>) -> napi::Result<AsyncTask<EvaluateTask>> {
-        Ok(AsyncTask::new(EvaluateTask { images: OwnedImages::from_js(&images, "images")?, threads, claim: self.claim("evaluate")? }))
+    pub fn nats_per_image(&self, env: Env, images: ImageBatch, options_json: String) -> napi::Result<AsyncTask<EvaluateTask>> {
+        let prepared = (|| -> CodedResult<EvaluateTask> {
+            Ok(EvaluateTask {
+                images: guard(|| OwnedImages::from_js(&images, "images"))?,
+                config: guard(|| EvalConfig::from_json(&parse_json(&options_json, "options")?))?,
+                claim: self.claim("evaluate")?,
+            })
+        })();
+        prepared.map(AsyncTask::new).map_err(|e| e.into_napi(&env))
     }
 
-    /// `options_json`: `{ count, seed, temperature, batchSize, method, threads }`.
+    /// `options_json`: `{ count, seed, temperature, batchSize, method, threads, labels }`.
     /// With `images` and `known`, completes those images instead.
     #[napi(ts_return_type = "Promise<SampleResult>")]
     pub fn sample(
         &self,
+        env: Env,
         options_json: String,
         images: Option<ImageBatch>,
         known: Option<Uint8Array>,
         cancel: &CancelToken,
         #[napi(ts_arg_type = "((event: string) => void) | undefined | null")] on_progress: Option<ProgressCallback>,
     ) -> napi::Result<AsyncTask<SampleTask>> {
-        let options = parse_json(&options_json, "options")?;
-        let completion = match (images, known) {
-            (Some(images), Some(known)) => Some((OwnedImages::from_js(&images, "images")?, known.to_vec())),
-            (None, None) => None,
-            _ => return Err(to_napi(Error::InvalidData("complete needs both images and known".into()))),
-        };
-        let count = completion.as_ref().map(|(images, _)| images.count);
-        let config = guard(|| SampleConfig::from_json(&options, count))?;
-        if let Some((images, _)) = &completion {
-            let c: ModelConfig = serde_json::from_str(&self.config_json).map_err(|e| to_napi(Error::Internal(e.to_string())))?;
-            guard(|| images.as_ref().check(&c, "images"))?;
-        }
-        Ok(AsyncTask::new(SampleTask { claim: self.claim("sample")?, config, completion, cancel: cancel.flag.clone(), progress: Progress::new(on_progress) }))
+        let prepared = (|| -> CodedResult<SampleTask> {
+            let completion = match (images, known) {
+                (Some(images), Some(known)) => Some((guard(|| OwnedImages::from_js(&images, "images"))?, known.to_vec())),
+                (None, None) => None,
+                _ => return Err(Error::InvalidData("complete needs both images and known".into()).into()),
+            };
+            let count = completion.as_ref().map(|(images, _)| images.count);
+            let config = guard(|| SampleConfig::from_json(&parse_json(&options_json, "options")?, count))?;
+            Ok(SampleTask { claim: self.claim("sample")?, config, completion, cancel: cancel.flag.clone(), progress: Progress::new(on_progress) })
+        })();
+        prepared.map(AsyncTask::new).map_err(|e| e.into_napi(&env))
     }
 
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn save(&self, path: String) -> napi::Result<AsyncTask<SaveTask>> {
-        Ok(AsyncTask::new(SaveTask { path: PathBuf::from(path), claim: self.claim("save")? }))
+    pub fn save(&self, env: Env, path: String) -> napi::Result<AsyncTask<SaveTask>> {
+        let claim = self.claim("save").map_err(|e| e.into_napi(&env))?;
+        Ok(AsyncTask::new(SaveTask { path: PathBuf::from(path), claim }))
     }
 }
 
@@ -192,21 +223,24 @@ pub struct FitTask {
     claim: Claim,
     train: OwnedImages,
     test: Option<OwnedImages>,
+    train_labels: Option<labels::Labels>,
+    test_labels: Option<labels::Labels>,
     config: TrainConfig,
     cancel: Arc<AtomicBool>,
     progress: Progress,
 }
 
 impl Task for FitTask {
-    type Output = String;
+    type Output = CodedResult<String>;
     type JsValue = String;
 
-    fn compute(&mut self) -> napi::Result<String> {
+    fn compute(&mut self) -> napi::Result<Self::Output> {
         let mut state = self.claim.lock();
         let progress = &mut self.progress;
-        let test = self.test.as_ref().map(|t| t.as_ref());
-        guard(|| {
-            fit(&mut state, &self.train.as_ref(), test.as_ref(), &self.config, &self.cancel, &mut |event| match event {
+        let train = Split { images: self.train.as_ref(), labels: self.train_labels.take() };
+        let test = self.test.as_ref().map(|t| Split { images: t.as_ref(), labels: self.test_labels.take() });
+        let result = guard(|| {
+            fit(&mut state, train, test, &self.config, &self.cancel, &mut |event| match event {
                 TrainEvent::Step { epoch, step, steps_per_epoch, loss, images_per_second } => progress.send(false, || {
                     json!({ "type": "step", "epoch": epoch, "step": step, "stepsPerEpoch": steps_per_epoch, "loss": loss, "imagesPerSecond": images_per_second })
                 }),
@@ -216,52 +250,52 @@ impl Task for FitTask {
                     value
                 }),
             })
-        })?;
-        Ok(history_json(&state))
+        });
+        Ok(result.map(|()| history_json(&state)))
     }
 
-    fn resolve(&mut self, _env: Env, history: String) -> napi::Result<String> {
-        Ok(history)
+    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<String> {
+        settle(&env, output)
     }
 }
 
 pub struct PredictTask {
     claim: Claim,
     images: OwnedImages,
-    threads: Option<i64>,
+    config: EvalConfig,
 }
 
 impl Task for PredictTask {
-    type Output = Vec<f32>;
+    type Output = CodedResult<Vec<f32>>;
     type JsValue = Float32Array;
 
-    fn compute(&mut self) -> napi::Result<Vec<f32>> {
+    fn compute(&mut self) -> napi::Result<Self::Output> {
         let state = self.claim.lock();
-        guard(|| evaluate::predict(&state, &self.images.as_ref(), 256, self.threads))
+        Ok(guard(|| evaluate::predict(&state, &self.images.as_ref(), &self.config)))
     }
 
-    fn resolve(&mut self, _env: Env, output: Vec<f32>) -> napi::Result<Float32Array> {
-        Ok(Float32Array::new(output))
+    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<Float32Array> {
+        settle(&env, output).map(Float32Array::new)
     }
 }
 
 pub struct EvaluateTask {
     claim: Claim,
     images: OwnedImages,
-    threads: Option<i64>,
+    config: EvalConfig,
 }
 
 impl Task for EvaluateTask {
-    type Output = Vec<f64>;
+    type Output = CodedResult<Vec<f64>>;
     type JsValue = Float64Array;
 
-    fn compute(&mut self) -> napi::Result<Vec<f64>> {
+    fn compute(&mut self) -> napi::Result<Self::Output> {
         let state = self.claim.lock();
-        guard(|| evaluate::nats_per_image(&state, &self.images.as_ref(), 256, self.threads))
+        Ok(guard(|| evaluate::nats_per_image(&state, &self.images.as_ref(), &self.config)))
     }
 
-    fn resolve(&mut self, _env: Env, output: Vec<f64>) -> napi::Result<Float64Array> {
-        Ok(Float64Array::new(output))
+    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<Float64Array> {
+        settle(&env, output).map(Float64Array::new)
     }
 }
 
@@ -274,22 +308,26 @@ pub struct SampleTask {
 }
 
 impl Task for SampleTask {
-    type Output = SampleOutput;
+    type Output = CodedResult<SampleOutput>;
     type JsValue = SampleResult;
 
-    fn compute(&mut self) -> napi::Result<SampleOutput> {
+    fn compute(&mut self) -> napi::Result<Self::Output> {
         let state = self.claim.lock();
-        let completion = self.completion.as_ref().map(|(images, known)| Completion { images: &images.data, known });
         let progress = &mut self.progress;
-        guard(|| {
+        let completion = self.completion.as_ref();
+        Ok(guard(|| {
+            if let Some((images, _)) = completion {
+                images.as_ref().check(state.net.config(), "images")?;
+            }
+            let completion = completion.map(|(images, known)| Completion { images: &images.data, known });
             sample(&state, &self.config, completion.as_ref(), &self.cancel, &mut |p| {
                 progress.send(p.rows_done == p.rows_total, || json!({ "type": "rows", "rowsDone": p.rows_done, "rowsTotal": p.rows_total }))
             })
-        })
+        }))
     }
 
-    fn resolve(&mut self, _env: Env, output: SampleOutput) -> napi::Result<SampleResult> {
-        Ok(SampleResult { images: Uint8Array::new(output.images), probabilities: Float32Array::new(output.probabilities) })
+    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<SampleResult> {
+        settle(&env, output).map(|o| SampleResult { images: Uint8Array::new(o.images), probabilities: Float32Array::new(o.probabilities) })
     }
 }
 
@@ -299,16 +337,16 @@ pub struct SaveTask {
 }
 
 impl Task for SaveTask {
-    type Output = ();
+    type Output = CodedResult<()>;
     type JsValue = ();
 
-    fn compute(&mut self) -> napi::Result<()> {
+    fn compute(&mut self) -> napi::Result<Self::Output> {
         let state = self.claim.lock();
-        guard(|| checkpoint::save(&state, &self.path))
+        Ok(guard(|| checkpoint::save(&state, &self.path)))
     }
 
-    fn resolve(&mut self, _env: Env, _output: ()) -> napi::Result<()> {
-        Ok(())
+    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<()> {
+        settle(&env, output)
     }
 }
 
@@ -318,14 +356,14 @@ pub struct LoadTask {
 }
 
 impl Task for LoadTask {
-    type Output = ModelState;
+    type Output = CodedResult<ModelState>;
     type JsValue = NativeModel;
 
-    fn compute(&mut self) -> napi::Result<ModelState> {
-        guard(|| checkpoint::load(&self.path, parse_device(&self.device)?))
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        Ok(guard(|| checkpoint::load(&self.path, parse_device(&self.device)?)))
     }
 
-    fn resolve(&mut self, _env: Env, state: ModelState) -> napi::Result<NativeModel> {
-        NativeModel::wrap(state)
+    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<NativeModel> {
+        settle(&env, output).map(NativeModel::wrap)
     }
 }

@@ -6,12 +6,15 @@
 //! the same images whatever the batch size, and the two samplers, given the
 //! same draws, make the same images whenever their probabilities agree.
 
-mod fast;
+mod fast_gated;
+mod fast_pixelcnn;
 mod reference;
 
 use crate::config::{SampleConfig, SampleMethod};
 use crate::device::set_threads;
 use crate::error::{Error, Result};
+use crate::labels;
+use crate::network::Network;
 use crate::rng::Rng;
 use crate::tensor_io::append_to_vec;
 use crate::state::ModelState;
@@ -47,6 +50,9 @@ pub(crate) struct BatchInputs {
     pub known_values: Tensor,
     pub known_mask: Tensor,
     pub inv_temperature: f64,
+    /// (B,) int64 classes, for conditional models.
+    pub labels: Option<Tensor>,
+    pub precision: crate::config::Precision,
 }
 
 /// Shared by both samplers: the pixel drawn at flat position `pos` from the
@@ -68,12 +74,14 @@ pub fn sample(
     on_progress: &mut dyn FnMut(SampleProgress),
 ) -> Result<SampleOutput> {
     let net = &state.net;
+    let batch_size = config.batch_size();
     // The fast sampler's per-pixel products are small: below a few hundred
     // images per batch, one thread beats two on a CPU (81 images: 0.80 s with
     // 1 thread, 1.49 s with 2; 512 images: 4.82 s vs 4.51 s, BENCHMARKS.md).
-    let small_cpu_batches = net.device == Device::Cpu && config.method == SampleMethod::Fast && config.batch_size <= 256;
+    let small_cpu_batches = net.device() == Device::Cpu && config.method == SampleMethod::Fast && batch_size <= 256;
     set_threads(config.threads.or(small_cpu_batches.then_some(1)));
-    let c = &net.config;
+    let c = net.config();
+    let all_labels = labels::resolve(config.labels.as_ref(), c, config.count, "labels")?;
     let pixels = c.pixels_per_image() as usize;
     if let Some(done) = completion {
         let expected = config.count as usize * pixels;
@@ -88,12 +96,13 @@ pub fn sample(
         }
     }
     let mut out = SampleOutput { images: Vec::with_capacity(config.count as usize * pixels), probabilities: Vec::with_capacity(config.count as usize * pixels) };
-    let rows_total = ((config.count + config.batch_size - 1) / config.batch_size) * c.height;
+    let rows_total = ((config.count + batch_size - 1) / batch_size) * c.height;
     let mut rows_done = 0;
     let mut start = 0;
     while start < config.count {
-        let len = config.batch_size.min(config.count - start);
-        let inputs = batch_inputs(config, completion, start, len, pixels, net.device)?;
+        let len = batch_size.min(config.count - start);
+        let mut inputs = batch_inputs(config, completion, start, len, pixels, net.device())?;
+        inputs.labels = labels::batch(all_labels.as_deref(), start, len, net.device())?;
         let mut on_row = |_row: i64| -> Result<()> {
             rows_done += 1;
             on_progress(SampleProgress { rows_done, rows_total });
@@ -102,9 +111,10 @@ pub fn sample(
             }
             Ok(())
         };
-        let (images, probs) = tch::no_grad(|| match config.method {
-            SampleMethod::Fast => fast::sample_batch(net, &inputs, len, &mut on_row),
-            SampleMethod::Reference => reference::sample_batch(net, &inputs, len, &mut on_row),
+        let (images, probs) = tch::no_grad(|| match (config.method, net) {
+            (SampleMethod::Fast, Network::PixelCnn(n)) => fast_pixelcnn::sample_batch(n, &inputs, len, &mut on_row),
+            (SampleMethod::Fast, Network::Gated(n)) => fast_gated::sample_batch(n, &inputs, len, &mut on_row),
+            (SampleMethod::Reference, _) => reference::sample_batch(net, &inputs, len, &mut on_row),
         })?;
         append_to_vec(&mut out.images, &images.f_to_kind(Kind::Uint8)?)?;
         append_to_vec(&mut out.probabilities, &probs)?;
@@ -135,6 +145,8 @@ fn batch_inputs(config: &SampleConfig, completion: Option<&Completion>, start: i
         known_values: to_tensor(&known_values)?,
         known_mask: to_tensor(&known_mask)?,
         inv_temperature: 1.0 / config.temperature,
+        labels: None,
+        precision: config.precision,
     })
 }
 

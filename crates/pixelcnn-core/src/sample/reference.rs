@@ -4,19 +4,19 @@
 
 use super::{draw, BatchInputs};
 use crate::error::Result;
-use crate::model::PixelCnn;
+use crate::network::Network;
 use tch::{Kind, Tensor};
 
 /// Returns (images, probabilities), each (B, H·W) on the device.
-pub(super) fn sample_batch(net: &PixelCnn, inputs: &BatchInputs, batch: i64, on_row: &mut dyn FnMut(i64) -> Result<()>) -> Result<(Tensor, Tensor)> {
-    let (h, w) = (net.config.height, net.config.width);
-    let device = net.device;
+pub(super) fn sample_batch(net: &Network, inputs: &BatchInputs, batch: i64, on_row: &mut dyn FnMut(i64) -> Result<()>) -> Result<(Tensor, Tensor)> {
+    let (h, w) = (net.config().height, net.config().width);
+    let device = net.device();
     let x = Tensor::f_zeros([batch, 1, h, w], (Kind::Float, device))?; // (B, 1, H, W)
     let probs = Tensor::f_zeros([batch, h * w], (Kind::Float, device))?;
     for r in 0..h {
         for c in 0..w {
             let pos = r * w + c;
-            let logits = net.forward(&x)?.f_select(1, 0)?.f_select(1, r)?.f_select(1, c)?; // (B,)
+            let logits = net.forward(&x, inputs.labels.as_ref(), inputs.precision)?.f_select(1, 0)?.f_select(1, r)?.f_select(1, c)?; // (B,)
             let (value, p) = draw(inputs, &logits, pos)?;
             x.f_select(1, 0)?.f_select(1, r)?.f_select(1, c)?.f_copy_(&value)?;
             probs.f_select(1, pos)?.f_copy_(&p)?;

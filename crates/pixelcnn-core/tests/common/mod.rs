@@ -17,14 +17,27 @@ pub fn model(config: ModelConfig, seed: u64) -> ModelState {
 
 /// Small nets of different shapes: the small preset and one with other kernel sizes.
 pub fn custom_config() -> ModelConfig {
-    ModelConfig {
-        height: 10,
-        width: 9,
-        channels: 1,
-        filters: 16,
-        residual_blocks: 3,
-        input_kernel: 3,
-        residual_kernel: 5,
-        output_layers: 0,
-    }
+    ModelConfig { height: 10, width: 9, filters: 16, residual_blocks: Some(3), input_kernel: 3, residual_kernel: Some(5), output_layers: 0, ..ModelConfig::seed() }
+}
+
+/// A gated net with other kernel sizes and an odd image size.
+pub fn custom_gated_config() -> ModelConfig {
+    ModelConfig { height: 9, width: 7, filters: 8, layers: Some(3), input_kernel: 3, kernel: Some(5), output_layers: 2, ..ModelConfig::gated() }
+}
+
+/// The same config, class-conditional.
+pub fn conditional(config: ModelConfig, classes: i64) -> ModelConfig {
+    ModelConfig { classes: Some(classes), ..config }
+}
+
+/// Gives every class bias of a conditional model random values, so that
+/// tests see labels change the output (they start at zero).
+pub fn randomize_class_biases(state: &ModelState) {
+    tch::no_grad(|| {
+        for (name, t) in state.net.parameters() {
+            if name.contains("class_bias") {
+                let _ = t.shallow_clone().uniform_(-0.5, 0.5);
+            }
+        }
+    });
 }

@@ -12,6 +12,7 @@
 //! taps start at zero: their gradient is zero, so they stay zero and a saved
 //! weight can be loaded into a plain `nn.Conv2d`.
 
+use super::class_bias::{self, ClassBias};
 use crate::error::Result;
 use crate::rng::Rng;
 use tch::{Device, Kind, Tensor};
@@ -42,6 +43,22 @@ impl Mask {
     }
 }
 
+/// Glorot-uniform (cout, cin, kh, kw) weights, as Keras initialises the seed;
+/// taps where `keep(row, col)` is false start at zero. Every tap takes one
+/// draw, kept or not, so the stream of draws does not depend on the mask.
+pub fn glorot(cout: i64, cin: i64, kh: i64, kw: i64, device: Device, rng: &mut Rng, keep: impl Fn(i64, i64) -> bool) -> Result<Tensor> {
+    let taps = kh * kw;
+    let limit = (6.0 / ((cin + cout) * taps) as f64).sqrt() as f32;
+    let values: Vec<f32> = (0..cout * cin * taps)
+        .map(|i| {
+            let tap = i % taps;
+            let draw = (rng.uniform_f32() * 2.0 - 1.0) * limit;
+            if keep(tap / kw, tap % kw) { draw } else { 0.0 }
+        })
+        .collect();
+    Ok(Tensor::f_from_slice(&values)?.f_reshape([cout, cin, kh, kw])?.f_to_device(device)?)
+}
+
 /// A stride-1, "same"-padded convolution with an optional causal mask.
 pub struct Conv {
     pub name: String,
@@ -52,21 +69,15 @@ pub struct Conv {
     pub kernel: i64,
     pub mask: Mask,
     mask_tensor: Option<Tensor>,
+    /// Conditional models: a learned bias per class, `<name>.class_bias`.
+    pub class_bias: Option<ClassBias>,
 }
 
 impl Conv {
     /// Glorot-uniform weights and zero biases, as Keras initialises the seed.
-    pub fn new(name: &str, cin: i64, cout: i64, kernel: i64, mask: Mask, device: Device, rng: &mut Rng) -> Result<Self> {
-        let taps = kernel * kernel;
-        let limit = (6.0 / ((cin + cout) * taps) as f64).sqrt() as f32;
-        let values: Vec<f32> = (0..cout * cin * taps)
-            .map(|i| {
-                let tap = i % taps;
-                let draw = (rng.uniform_f32() * 2.0 - 1.0) * limit;
-                if mask.keeps(kernel, tap / kernel, tap % kernel) { draw } else { 0.0 }
-            })
-            .collect();
-        let weight = Tensor::f_from_slice(&values)?.f_reshape([cout, cin, kernel, kernel])?.f_to_device(device)?;
+    pub fn new(name: &str, cin: i64, cout: i64, kernel: i64, mask: Mask, classes: Option<i64>, device: Device, rng: &mut Rng) -> Result<Self> {
+        let weight = glorot(cout, cin, kernel, kernel, device, rng, |r, c| mask.keeps(kernel, r, c))?;
+        let class_bias = classes.map(|k| ClassBias::new(format!("{name}.class_bias"), k, cout, device)).transpose()?;
         let bias = Tensor::f_zeros([cout], (Kind::Float, device))?;
         let mask_tensor = match mask {
             Mask::None => None,
@@ -79,6 +90,7 @@ impl Conv {
             kernel,
             mask,
             mask_tensor,
+            class_bias,
         })
     }
 
@@ -90,12 +102,13 @@ impl Conv {
         })
     }
 
-    /// x: (N, in, H, W) → (N, out, H, W)
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        match self.mask {
-            Mask::A | Mask::B if self.kernel > 1 && split_masked_convolutions() => self.forward_split(x),
-            _ => self.forward_dense(x),
-        }
+    /// x: (N, in, H, W) → (N, out, H, W), plus the class bias of `labels` (N,).
+    pub fn forward(&self, x: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
+        let out = match self.mask {
+            Mask::A | Mask::B if self.kernel > 1 && split_masked_convolutions() => self.forward_split(x)?,
+            _ => self.forward_dense(x)?,
+        };
+        class_bias::apply(&self.class_bias, out, labels)
     }
 
     /// One k×k convolution with the masked weight: simple, and the reference.
@@ -120,8 +133,19 @@ impl Conv {
         Ok(x.f_conv2d(&weight, Some(&self.bias), [1, 1], [c, c], [1, 1], 1)?.f_narrow(2, 0, h)?)
     }
 
-    pub fn parameters(&self) -> [(String, &Tensor); 2] {
-        [(format!("{}.weight", self.name), &self.weight), (format!("{}.bias", self.name), &self.bias)]
+    pub fn parameters(&self) -> Vec<(String, &Tensor)> {
+        let mut out = vec![(format!("{}.weight", self.name), &self.weight), (format!("{}.bias", self.name), &self.bias)];
+        if let Some(b) = &self.class_bias {
+            out.push((b.name.clone(), &b.weight));
+        }
+        out
+    }
+
+    /// Names and shapes of `parameters()`, without allocating.
+    pub fn shapes(name: &str, cout: i64, cin: i64, kh: i64, kw: i64, classes: Option<i64>) -> Vec<(String, Vec<i64>)> {
+        let mut out = vec![(format!("{name}.weight"), vec![cout, cin, kh, kw]), (format!("{name}.bias"), vec![cout])];
+        out.extend(class_bias::shape(format!("{name}.class_bias"), classes, cout));
+        out
     }
 }
 

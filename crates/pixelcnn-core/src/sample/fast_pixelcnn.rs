@@ -16,12 +16,26 @@
 //! matrix product with the matching rows of the kernel gives the output; the
 //! taps right of the centre in the last row have zero weight and read cache
 //! entries that are still zero.
+//!
+//! A conditional model's class biases are constant over the image: each
+//! layer's bias rows for the batch's labels are gathered once and added to
+//! its bias, so they cost nothing per pixel.
 
 use super::{draw, BatchInputs};
 use crate::error::Result;
-use crate::masked_conv::Conv;
-use crate::model::PixelCnn;
+use crate::network::masked_conv::Conv;
+use crate::network::PixelCnn;
 use tch::{Kind, Tensor};
+
+/// The conv's bias for each image of the batch: (Cout,), or (B, Cout) with
+/// the class bias of each image's label added.
+fn batch_bias(conv: &Conv, labels: Option<&Tensor>) -> Result<Tensor> {
+    let bias = conv.bias.f_detach()?;
+    Ok(match (&conv.class_bias, labels) {
+        (Some(cb), Some(l)) => cb.rows(l)?.f_detach()?.f_add(&bias)?,
+        _ => bias,
+    })
+}
 
 /// A masked k×k convolution as a matrix over the causal rows of its patch.
 struct PatchConv {
@@ -34,7 +48,7 @@ struct PatchConv {
 }
 
 impl PatchConv {
-    fn new(conv: &Conv) -> Result<Self> {
+    fn new(conv: &Conv, labels: Option<&Tensor>) -> Result<Self> {
         let (k, pad) = (conv.kernel, conv.kernel / 2);
         let w = conv.effective_weight()?.f_detach()?; // (Cout, Cin, k, k)
         let cout = w.size()[0];
@@ -43,7 +57,7 @@ impl PatchConv {
             .f_permute([2, 3, 1, 0])? // (pad+1, k, Cin, Cout)
             .f_contiguous()?
             .f_reshape([-1, cout])?;
-        Ok(PatchConv { pad, kernel: k, matrix, bias: conv.bias.f_detach()? })
+        Ok(PatchConv { pad, kernel: k, matrix, bias: batch_bias(conv, labels)? })
     }
 
     /// A zeroed input cache (B, H+pad, W+2·pad, Cin): pixel (r, c) lives at
@@ -61,19 +75,19 @@ impl PatchConv {
 }
 
 /// A 1×1 convolution as a (Cin, Cout) matrix for (B, Cin) vectors.
-struct Pointwise {
+pub(super) struct Pointwise {
     matrix: Tensor,
     bias: Tensor,
 }
 
 impl Pointwise {
-    fn new(conv: &Conv) -> Result<Self> {
+    pub(super) fn new(conv: &Conv, labels: Option<&Tensor>) -> Result<Self> {
         let w = conv.effective_weight()?.f_detach()?; // (Cout, Cin, 1, 1)
         let cout = w.size()[0];
-        Ok(Pointwise { matrix: w.f_reshape([cout, -1])?.f_t_()?.f_contiguous()?, bias: conv.bias.f_detach()? })
+        Ok(Pointwise { matrix: w.f_reshape([cout, -1])?.f_t_()?.f_contiguous()?, bias: batch_bias(conv, labels)? })
     }
 
-    fn at(&self, x: &Tensor) -> Result<Tensor> {
+    pub(super) fn at(&self, x: &Tensor) -> Result<Tensor> {
         Ok(self.bias.f_addmm(x, &self.matrix)?)
     }
 }
@@ -86,7 +100,7 @@ struct Block {
     cache: Tensor,
 }
 
-fn write(cache: &Tensor, r: i64, c: i64, pad: i64, value: &Tensor) -> Result<()> {
+pub(super) fn write(cache: &Tensor, r: i64, c: i64, pad: i64, value: &Tensor) -> Result<()> {
     let mut slot = cache.f_select(1, r + pad)?.f_select(1, c + pad)?; // (B, C)
     slot.f_copy_(value)?;
     Ok(())
@@ -97,16 +111,17 @@ pub(super) fn sample_batch(net: &PixelCnn, inputs: &BatchInputs, batch: i64, on_
     let cfg = &net.config;
     let (h, w, f) = (cfg.height, cfg.width, cfg.filters);
     let device = net.device;
-    let input = PatchConv::new(&net.input_conv)?;
+    let labels = inputs.labels.as_ref();
+    let input = PatchConv::new(&net.input_conv, labels)?;
     let image = input.cache(batch, h, w, cfg.channels, device)?; // (B, H+p, W+2p, 1)
     let mut blocks = Vec::with_capacity(net.blocks.len());
     for b in &net.blocks {
-        let masked = PatchConv::new(&b.masked_conv)?;
+        let masked = PatchConv::new(&b.masked_conv, labels)?;
         let cache = masked.cache(batch, h, w, f, device)?;
-        blocks.push(Block { conv1: Pointwise::new(&b.conv1)?, masked, conv2: Pointwise::new(&b.conv2)?, cache });
+        blocks.push(Block { conv1: Pointwise::new(&b.conv1, labels)?, masked, conv2: Pointwise::new(&b.conv2, labels)?, cache });
     }
-    let head = net.head.iter().map(Pointwise::new).collect::<Result<Vec<_>>>()?;
-    let output = Pointwise::new(&net.output)?;
+    let head = net.head.iter().map(|c| Pointwise::new(c, labels)).collect::<Result<Vec<_>>>()?;
+    let output = Pointwise::new(&net.output, labels)?;
     let probs = Tensor::f_zeros([batch, h * w], (Kind::Float, device))?;
     let pixels = Tensor::f_zeros([batch, h * w], (Kind::Float, device))?;
 

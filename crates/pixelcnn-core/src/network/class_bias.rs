@@ -1,0 +1,44 @@
+//! How a class label enters a layer: a learned bias per class and output
+//! channel, added to the layer's pre-activation. With one-hot labels h this is
+//! the paper's V^T h term; indexing a row is the same thing without the matrix product.
+
+use crate::error::Result;
+use tch::{Device, Kind, Tensor};
+
+pub struct ClassBias {
+    pub name: String,
+    /// (classes, channels); zero at the start, so a fresh conditional model
+    /// computes what the unconditional one with the same seed computes.
+    pub weight: Tensor,
+}
+
+impl ClassBias {
+    pub fn new(name: String, classes: i64, channels: i64, device: Device) -> Result<Self> {
+        Ok(ClassBias { name, weight: Tensor::f_zeros([classes, channels], (Kind::Float, device))?.set_requires_grad(true) })
+    }
+
+    /// The rows of `labels` (B,): (B, channels).
+    pub fn rows(&self, labels: &Tensor) -> Result<Tensor> {
+        Ok(self.weight.f_index_select(0, labels)?)
+    }
+
+    /// `x` (B, C, H, W) plus each image's class bias.
+    pub fn add_to_map(&self, x: &Tensor, labels: &Tensor) -> Result<Tensor> {
+        let rows = self.rows(labels)?;
+        let (b, c) = (rows.size()[0], rows.size()[1]);
+        Ok(x.f_add(&rows.f_view([b, c, 1, 1])?)?)
+    }
+}
+
+/// `(name, shape)` of a class bias, for checking checkpoints before allocation.
+pub fn shape(name: String, classes: Option<i64>, channels: i64) -> Option<(String, Vec<i64>)> {
+    classes.map(|k| (name, vec![k, channels]))
+}
+
+/// Adds the class bias, if the layer has one and labels were given.
+pub fn apply(bias: &Option<ClassBias>, x: Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
+    match (bias, labels) {
+        (Some(b), Some(l)) => b.add_to_map(&x, l),
+        _ => Ok(x),
+    }
+}

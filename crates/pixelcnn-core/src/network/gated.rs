@@ -1,0 +1,160 @@
+//! Gated PixelCNN (van den Oord et al. 2016, "Conditional Image Generation
+//! with PixelCNN Decoders").
+//!
+//! Two stacks replace the masked kernels. The vertical stack v is built so
+//! that v at (r, c) depends only on rows above r: the first layer reads rows
+//! r−p0 … r−1 (a down-shifted (p0 × k0) kernel), later layers read rows
+//! r−p … r of the previous v, which already excludes row r of the image.
+//! The horizontal stack h at (r, c) reads the current row left of c: the
+//! first layer cols c−p0 … c−1 (the centre excluded), later layers cols
+//! c−p … c of the previous h. A 1×1 link carries v at (r, c) into h before
+//! its gate. Since v covers the whole rectangle above (its width grows with
+//! depth in both directions) and h the row to the left, nothing before the
+//! pixel is left out: no blind spot.
+//!
+//! Each gated layer: a = V∗v, v' = tanh(a₁) ⊙ σ(a₂); b = H∗h + link(a),
+//! g = tanh(b₁) ⊙ σ(b₂); skip += S g; h' = h + R g. The output head reads
+//! relu(Σ skips). A conditional model adds a learned per-class bias inside
+//! both gates of every layer, and to the head and output layers.
+//!
+//! Tensor names (PyTorch module attributes): `input_v`, `input_h`,
+//! `layers.{i}.{v_conv, h_conv, link, skip, residual}`,
+//! `layers.{i}.{v_class_bias, h_class_bias}`, `head.{j}`, `output`.
+
+use super::class_bias::{self, ClassBias};
+use super::masked_conv::{Conv, Mask};
+use super::shifted_conv::{gate, gate_bias, ShiftedConv};
+use crate::config::{ModelConfig, Precision};
+use crate::error::Result;
+use crate::rng::Rng;
+use tch::{Device, Tensor};
+
+pub struct GatedLayer {
+    /// F → 2F, (p+1) × k over v: rows r−p … r, cols c−p … c+p.
+    pub v_conv: ShiftedConv,
+    /// F → 2F, 1 × (p+1) over h: cols c−p … c.
+    pub h_conv: ShiftedConv,
+    /// 2F → 2F, 1×1: v's pre-gate features into h's gate.
+    pub link: Conv,
+    /// F → F, 1×1, into the sum of skips and into the residual stream.
+    pub skip: Conv,
+    pub residual: Conv,
+    pub v_class_bias: Option<ClassBias>,
+    pub h_class_bias: Option<ClassBias>,
+}
+
+pub struct GatedPixelCnn {
+    pub config: ModelConfig,
+    pub device: Device,
+    /// C → F, p0 × k0 over the image: rows r−p0 … r−1.
+    pub input_v: ShiftedConv,
+    /// C → F, 1 × p0 over the image: cols c−p0 … c−1.
+    pub input_h: ShiftedConv,
+    pub layers: Vec<GatedLayer>,
+    pub head: Vec<Conv>,
+    pub output: Conv,
+}
+
+/// Kernel shapes and paddings: (input_v, input_h, v_conv, h_conv).
+fn geometry(config: &ModelConfig) -> [([i64; 2], [i64; 2]); 4] {
+    let (k0, k) = (config.input_kernel, config.kernel());
+    let (p0, p) = (k0 / 2, k / 2);
+    [([p0, k0], [p0, p0]), ([1, p0], [0, p0]), ([p + 1, k], [p, p]), ([1, p + 1], [0, p])]
+}
+
+impl GatedPixelCnn {
+    pub fn new(config: ModelConfig, device: Device, seed: u64) -> Result<Self> {
+        let mut rng = Rng::derived(seed, 0x6a7e);
+        let (f, c, classes) = (config.filters, config.channels, config.classes);
+        let [(kv0, pv0), (kh0, ph0), (kv, pv), (kh, ph)] = geometry(&config);
+        let input_v = ShiftedConv::new("input_v".into(), c, f, kv0, pv0, device, &mut rng)?;
+        let input_h = ShiftedConv::new("input_h".into(), c, f, kh0, ph0, device, &mut rng)?;
+        let layers = (0..config.layers())
+            .map(|i| {
+                let name = |part: &str| format!("layers.{i}.{part}");
+                Ok(GatedLayer {
+                    v_conv: ShiftedConv::new(name("v_conv"), f, 2 * f, kv, pv, device, &mut rng)?,
+                    h_conv: ShiftedConv::new(name("h_conv"), f, 2 * f, kh, ph, device, &mut rng)?,
+                    link: Conv::new(&name("link"), 2 * f, 2 * f, 1, Mask::None, None, device, &mut rng)?,
+                    skip: Conv::new(&name("skip"), f, f, 1, Mask::None, None, device, &mut rng)?,
+                    residual: Conv::new(&name("residual"), f, f, 1, Mask::None, None, device, &mut rng)?,
+                    v_class_bias: gate_bias(name("v_class_bias"), classes, 2 * f, device)?,
+                    h_class_bias: gate_bias(name("h_class_bias"), classes, 2 * f, device)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let head = (0..config.output_layers)
+            .map(|j| Conv::new(&format!("head.{j}"), f, f, 1, Mask::None, classes, device, &mut rng))
+            .collect::<Result<Vec<_>>>()?;
+        let output = Conv::new("output", f, c, 1, Mask::None, classes, device, &mut rng)?;
+        Ok(GatedPixelCnn { config, device, input_v, input_h, layers, head, output })
+    }
+
+    pub fn parameter_shapes(config: &ModelConfig) -> Vec<(String, Vec<i64>)> {
+        let (f, c, classes) = (config.filters, config.channels, config.classes);
+        let [(kv0, _), (kh0, _), (kv, _), (kh, _)] = geometry(config);
+        let mut out = ShiftedConv::shapes("input_v", f, c, kv0);
+        out.extend(ShiftedConv::shapes("input_h", f, c, kh0));
+        for i in 0..config.layers() {
+            let name = |part: &str| format!("layers.{i}.{part}");
+            out.extend(ShiftedConv::shapes(&name("v_conv"), 2 * f, f, kv));
+            out.extend(ShiftedConv::shapes(&name("h_conv"), 2 * f, f, kh));
+            out.extend(Conv::shapes(&name("link"), 2 * f, 2 * f, 1, 1, None));
+            out.extend(Conv::shapes(&name("skip"), f, f, 1, 1, None));
+            out.extend(Conv::shapes(&name("residual"), f, f, 1, 1, None));
+            out.extend(class_bias::shape(name("v_class_bias"), classes, 2 * f));
+            out.extend(class_bias::shape(name("h_class_bias"), classes, 2 * f));
+        }
+        for j in 0..config.output_layers {
+            out.extend(Conv::shapes(&format!("head.{j}"), f, f, 1, 1, classes));
+        }
+        out.extend(Conv::shapes("output", c, f, 1, 1, classes));
+        out
+    }
+
+    pub fn parameters(&self) -> Vec<(String, &Tensor)> {
+        let mut out = self.input_v.parameters();
+        out.extend(self.input_h.parameters());
+        for l in &self.layers {
+            out.extend(l.v_conv.parameters());
+            out.extend(l.h_conv.parameters());
+            out.extend(l.link.parameters());
+            out.extend(l.skip.parameters());
+            out.extend(l.residual.parameters());
+            for b in [&l.v_class_bias, &l.h_class_bias].into_iter().flatten() {
+                out.push((b.name.clone(), &b.weight));
+            }
+        }
+        for h in &self.head {
+            out.extend(h.parameters());
+        }
+        out.extend(self.output.parameters());
+        out
+    }
+
+    /// x: (N, C, H, W) in {0, 1} → logits (N, C, H, W).
+    pub fn forward(&self, x: &Tensor, labels: Option<&Tensor>, _precision: Precision) -> Result<Tensor> {
+        let mut v = self.input_v.forward(x)?; // (N, F, H, W), rows above only
+        let mut h = self.input_h.forward(x)?; // (N, F, H, W), left of the pixel only
+        let mut skip: Option<Tensor> = None;
+        for layer in &self.layers {
+            let a = layer.v_conv.forward(&v)?; // (N, 2F, H, W)
+            let b = layer.h_conv.forward(&h)?.f_add(&layer.link.forward(&a, None)?)?;
+            let a = class_bias::apply(&layer.v_class_bias, a, labels)?;
+            let b = class_bias::apply(&layer.h_class_bias, b, labels)?;
+            v = gate(&a)?;
+            let g = gate(&b)?; // (N, F, H, W)
+            let s = layer.skip.forward(&g, None)?;
+            skip = Some(match skip {
+                Some(total) => total.f_add(&s)?,
+                None => s,
+            });
+            h = h.f_add(&layer.residual.forward(&g, None)?)?;
+        }
+        let mut s = skip.expect("validated: at least one layer").f_relu()?;
+        for layer in &self.head {
+            s = layer.forward(&s, labels)?.f_relu_()?;
+        }
+        self.output.forward(&s, labels)
+    }
+}

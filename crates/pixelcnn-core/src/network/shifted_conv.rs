@@ -1,0 +1,66 @@
+//! Convolutions whose kernels are cut to the causal part instead of masked:
+//! the gated network's stacks read a rectangle above the pixel (vertical) or
+//! a strip to its left (horizontal), so every tap they hold is live.
+//!
+//! libtorch pads symmetrically; a kernel of height kh with top padding pt
+//! gives H + 2·pt − kh + 1 output rows whose row r reads input rows
+//! r − pt … r − pt + kh − 1. Keeping only the first H rows (and W columns)
+//! turns the symmetric padding into padding at the top (left) only.
+
+use super::class_bias::ClassBias;
+use super::masked_conv::glorot;
+use crate::error::Result;
+use crate::rng::Rng;
+use tch::{Device, Kind, Tensor};
+
+pub struct ShiftedConv {
+    pub name: String,
+    /// (out, in, kh, kw): PyTorch's OIHW layout.
+    pub weight: Tensor,
+    pub bias: Tensor,
+    /// (top, left) padding; output row r reads input rows r − top … r − top + kh − 1.
+    pub padding: [i64; 2],
+}
+
+impl ShiftedConv {
+    pub fn new(name: String, cin: i64, cout: i64, kernel: [i64; 2], padding: [i64; 2], device: Device, rng: &mut Rng) -> Result<Self> {
+        let weight = glorot(cout, cin, kernel[0], kernel[1], device, rng, |_, _| true)?.set_requires_grad(true);
+        let bias = Tensor::f_zeros([cout], (Kind::Float, device))?.set_requires_grad(true);
+        Ok(ShiftedConv { name, weight, bias, padding })
+    }
+
+    /// x: (N, in, H, W) → (N, out, H, W).
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let size = x.size();
+        let out = x.f_conv2d(&self.weight, Some(&self.bias), [1, 1], self.padding, [1, 1], 1)?;
+        let out = if out.size()[2] != size[2] { out.f_narrow(2, 0, size[2])? } else { out };
+        Ok(if out.size()[3] != size[3] { out.f_narrow(3, 0, size[3])? } else { out })
+    }
+
+    pub fn parameters(&self) -> Vec<(String, &Tensor)> {
+        vec![(format!("{}.weight", self.name), &self.weight), (format!("{}.bias", self.name), &self.bias)]
+    }
+
+    pub fn shapes(name: &str, cout: i64, cin: i64, kernel: [i64; 2]) -> Vec<(String, Vec<i64>)> {
+        vec![(format!("{name}.weight"), vec![cout, cin, kernel[0], kernel[1]]), (format!("{name}.bias"), vec![cout])]
+    }
+
+    /// The weight as a ((kh·kw·in), out) matrix whose rows follow a
+    /// channels-last patch (kernel row, kernel column, channel): the fast
+    /// sampler multiplies patches of its caches by it.
+    pub fn patch_matrix(&self) -> Result<Tensor> {
+        let cout = self.weight.size()[0];
+        Ok(self.weight.f_detach()?.f_permute([2, 3, 1, 0])?.f_contiguous()?.f_reshape([-1, cout])?)
+    }
+}
+
+/// `tanh(a) ⊙ σ(b)` over the two halves of the channels of `x` (dim 1).
+pub fn gate(x: &Tensor) -> Result<Tensor> {
+    let halves = x.f_chunk(2, 1)?;
+    Ok(halves[0].f_tanh()?.f_mul(&halves[1].f_sigmoid()?)?)
+}
+
+/// A class bias over 2F gate channels, `<layer>.v_class_bias` / `.h_class_bias`.
+pub fn gate_bias(name: String, classes: Option<i64>, channels: i64, device: Device) -> Result<Option<ClassBias>> {
+    classes.map(|k| ClassBias::new(name, k, channels, device)).transpose()
+}

@@ -1,0 +1,146 @@
+//! The incremental sampler for Gated PixelCNN.
+//!
+//! The vertical stack at row r depends only on rows above r, so it is final
+//! for the whole row before the row's first pixel is drawn: at the start of
+//! each row every layer's vertical convolution runs once over that row, as a
+//! real convolution over the cached rows above, together with the link into
+//! the horizontal stack. Only the horizontal stack is then computed pixel by
+//! pixel: a matrix product over the (p+1)-wide strip of the current row for
+//! each layer, its gate, and the 1×1 skip and residual products. Over an image
+//! that is one forward pass of arithmetic, as for the seed's architecture.
+//!
+//! Caches: the image, zero-padded as the first vertical layer reads it; each
+//! layer's vertical input (padded likewise); and, for the current row only,
+//! the first horizontal layer's input (the image row) and each later layer's
+//! horizontal input, channels-last. Entries right of the current pixel hold
+//! stale values from the row above but are never read: every strip ends at
+//! the current pixel.
+
+use super::fast_pixelcnn::{write, Pointwise};
+use super::{draw, BatchInputs};
+use crate::error::Result;
+use crate::network::shifted_conv::{gate, ShiftedConv};
+use crate::network::GatedPixelCnn;
+use tch::{Kind, Tensor};
+
+/// A horizontal convolution as a matrix over the strip left of the pixel.
+struct Strip {
+    width: i64,
+    matrix: Tensor,
+    bias: Tensor,
+}
+
+impl Strip {
+    fn new(conv: &ShiftedConv) -> Result<Self> {
+        Ok(Strip { width: conv.weight.size()[3], matrix: conv.patch_matrix()?, bias: conv.bias.f_detach()? })
+    }
+
+    /// The output (B, Cout) at the pixel whose strip starts at `start` in `row` (B, W+pad, Cin).
+    fn at(&self, row: &Tensor, start: i64) -> Result<Tensor> {
+        let batch = row.size()[0];
+        let patch = row.f_narrow(1, start, self.width)?.f_reshape([batch, -1])?;
+        Ok(self.bias.f_addmm(&patch, &self.matrix)?)
+    }
+}
+
+/// A vertical convolution over the rows of a padded cache above row r: (B, Cout, 1, W).
+fn vertical_row(conv: &ShiftedConv, cache: &Tensor, first_row: i64) -> Result<Tensor> {
+    let rows = conv.weight.size()[2];
+    Ok(cache.f_narrow(2, first_row, rows)?.f_conv2d(&conv.weight.f_detach()?, Some(&conv.bias.f_detach()?), [1, 1], [0, 0], [1, 1], 1)?)
+}
+
+/// Returns (images, probabilities), each (B, H·W) on the device.
+pub(super) fn sample_batch(net: &GatedPixelCnn, inputs: &BatchInputs, batch: i64, on_row: &mut dyn FnMut(i64) -> Result<()>) -> Result<(Tensor, Tensor)> {
+    let cfg = &net.config;
+    let (h, w, f, channels) = (cfg.height, cfg.width, cfg.filters, cfg.channels);
+    let (p0, p) = (cfg.input_kernel / 2, cfg.kernel() / 2);
+    let options = (Kind::Float, net.device);
+    let labels = inputs.labels.as_ref();
+    let layers = net.layers.len();
+
+    // Image pixel (r, c) at (r + p0, c + p0); layer i's vertical input v_i at (r + p, c + p).
+    let image = Tensor::f_zeros([batch, channels, h + p0, w + 2 * p0], options)?;
+    let vertical = (0..layers).map(|_| Tensor::f_zeros([batch, f, h + p, w + 2 * p], options)).collect::<std::result::Result<Vec<_>, _>>()?;
+    // The current row: image pixel c at c + p0; layer i's horizontal input at c + p.
+    let image_row = Tensor::f_zeros([batch, w + p0, channels], options)?;
+    let horizontal = (0..layers).map(|_| Tensor::f_zeros([batch, w + p, f], options)).collect::<std::result::Result<Vec<_>, _>>()?;
+
+    let input_h = Strip::new(&net.input_h)?;
+    let h_convs = net.layers.iter().map(|l| Strip::new(&l.h_conv)).collect::<Result<Vec<_>>>()?;
+    let skips = net.layers.iter().map(|l| Pointwise::new(&l.skip, None)).collect::<Result<Vec<_>>>()?;
+    let residuals = net.layers.iter().map(|l| Pointwise::new(&l.residual, None)).collect::<Result<Vec<_>>>()?;
+    let head = net.head.iter().map(|c| Pointwise::new(c, labels)).collect::<Result<Vec<_>>>()?;
+    let output = Pointwise::new(&net.output, labels)?;
+    // Class biases as (B, 2F, 1, 1), added to whole rows of the gates' inputs.
+    let class_rows = |b: &Option<crate::network::class_bias::ClassBias>| -> Result<Option<Tensor>> {
+        match (b, labels) {
+            (Some(b), Some(l)) => Ok(Some(b.rows(l)?.f_detach()?.f_view([batch, 2 * f, 1, 1])?)),
+            _ => Ok(None),
+        }
+    };
+    let v_class = net.layers.iter().map(|l| class_rows(&l.v_class_bias)).collect::<Result<Vec<_>>>()?;
+    let h_class = net.layers.iter().map(|l| class_rows(&l.h_class_bias)).collect::<Result<Vec<_>>>()?;
+
+    let probs = Tensor::f_zeros([batch, h * w], options)?;
+    let pixels = Tensor::f_zeros([batch, h * w], options)?;
+    for r in 0..h {
+        // The vertical stack for row r, and each layer's link into the
+        // horizontal gate along the row, as (B, W, 2F).
+        let mut links = Vec::with_capacity(layers);
+        let v0 = vertical_row(&net.input_v, &image, r)?; // image rows r−p0 … r−1
+        vertical[0].f_narrow(2, r + p, 1)?.f_narrow(3, p, w)?.f_copy_(&v0)?;
+        for (i, layer) in net.layers.iter().enumerate() {
+            let a = vertical_row(&layer.v_conv, &vertical[i], r)?; // (B, 2F, 1, W)
+            let mut link = layer.link.forward_dense(&a)?;
+            if let Some(bias) = &h_class[i] {
+                link = link.f_add(bias)?;
+            }
+            links.push(link.f_squeeze_dim(2)?.f_permute([0, 2, 1])?.f_contiguous()?);
+            if i + 1 < layers {
+                let a = match &v_class[i] {
+                    Some(bias) => a.f_add(bias)?,
+                    None => a,
+                };
+                vertical[i + 1].f_narrow(2, r + p, 1)?.f_narrow(3, p, w)?.f_copy_(&gate(&a)?)?;
+            }
+        }
+        for c in 0..w {
+            let mut x = input_h.at(&image_row, c)?; // (B, F): cols c−p0 … c−1
+            let mut skip: Option<Tensor> = None;
+            for i in 0..layers {
+                write_column(&horizontal[i], c + p, &x)?;
+                let b = h_convs[i].at(&horizontal[i], c)?.f_add_(&links[i].f_select(1, c)?)?; // (B, 2F)
+                let g = gate(&b)?; // (B, F)
+                let s = skips[i].at(&g)?;
+                skip = Some(match skip {
+                    Some(mut total) => total.f_add_(&s)?,
+                    None => s,
+                });
+                // The last layer's residual output feeds nothing: only the skips reach the head.
+                if i + 1 < layers {
+                    x = x.f_add(&residuals[i].at(&g)?)?;
+                }
+            }
+            let mut s = skip.expect("validated: at least one layer").f_relu_()?;
+            for layer in &head {
+                s = layer.at(&s)?.f_relu_()?;
+            }
+            let logits = output.at(&s)?.f_select(1, 0)?; // (B,)
+            let pos = r * w + c;
+            let (value, prob) = draw(inputs, &logits, pos)?;
+            let value_column = value.f_unsqueeze(1)?; // (B, 1)
+            write(&image.f_permute([0, 2, 3, 1])?, r, c, p0, &value_column)?;
+            write_column(&image_row, c + p0, &value_column)?;
+            pixels.f_select(1, pos)?.f_copy_(&value)?;
+            probs.f_select(1, pos)?.f_copy_(&prob)?;
+        }
+        on_row(r)?;
+    }
+    Ok((pixels, probs))
+}
+
+/// Writes `value` (B, C) at position `at` of a channels-last row cache (B, W', C).
+fn write_column(row: &Tensor, at: i64, value: &Tensor) -> Result<()> {
+    row.f_select(1, at)?.f_copy_(value)?;
+    Ok(())
+}
