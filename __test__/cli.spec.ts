@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { PixelCNN } from '../src/index'
-import { idxImages } from './helpers/idx'
+import { idxImages, idxLabels } from './helpers/idx'
 import { removeTempDirs, tempDir } from './helpers/temp'
 
 const cli = path.join(__dirname, '..', 'src', 'cli.ts')
@@ -90,4 +90,60 @@ test.serial('bad command lines fail with a message naming the option', async (t)
   t.regex(notNumber.stderr, /`--epochs` must be a number, got "many"/)
   const badSource = await pixelcnn(['eval', '--model', 'x', '--data', 'imagenet'])
   t.is(badSource.code, 1)
+})
+
+/** Width and height of a PNG, from its IHDR chunk. */
+function pngSize(file: string): [number, number] {
+  const bytes = readFileSync(file)
+  return [bytes.readUInt32BE(16), bytes.readUInt32BE(20)]
+}
+
+test.serial('a conditional gated model from the command line: training curve, samples every epoch, one row per class', async (t) => {
+  const trainLabels = path.join(dir, 'train-labels-idx1-ubyte')
+  const testLabels = path.join(dir, 't10k-labels-idx1-ubyte')
+  writeFileSync(trainLabels, idxLabels(96, 3).bytes.map((v, i) => (i < 8 ? v : v % 3)))
+  writeFileSync(testLabels, idxLabels(32, 4).bytes.map((v, i) => (i < 8 ? v : v % 3)))
+  const gated = path.join(dir, 'gated.json')
+  writeFileSync(gated, JSON.stringify({ model: { filters: 8, layers: 2 }, batchSize: 32, learningRate: 2e-3 }))
+  const model = path.join(dir, 'gated.safetensors')
+  const labelled = `idx:${train},${testImages},${trainLabels},${testLabels}`
+  const trained = await pixelcnn(['train', '--data', labelled, '--architecture', 'gated', '--conditional', '--config', gated, '--epochs', '2', '--samples-every', '1', '--device', 'cpu', '--out', model])
+  t.is(trained.code, 0, trained.stderr)
+  t.regex(trained.stderr, /model: gated, conditional on 3 classes/)
+  const loaded = await PixelCNN.load(model)
+  t.is(loaded.config.classes, 3)
+  t.is(loaded.config.architecture, 'gated')
+  const curve = path.join(dir, 'gated.curve.png')
+  t.true(existsSync(curve), 'the training curve is written beside the model')
+  const [curveWidth, curveHeight] = pngSize(curve)
+  t.true(curveWidth >= 240 && curveHeight >= 180)
+  for (const epoch of [1, 2]) t.true(existsSync(path.join(dir, `gated.samples-epoch-${epoch}.png`)), `samples after epoch ${epoch}`)
+
+  // One row per class, `--per-class` images in each.
+  const perClass = path.join(dir, 'per-class.png')
+  const sampled = await pixelcnn(['sample', '--model', model, '--per-class', '4', '--scale', '2', '--out', perClass])
+  t.is(sampled.code, 0, sampled.stderr)
+  const [width, height] = pngSize(perClass)
+  t.is(height, 2 + 3 * (28 * 2 + 2), 'three rows of 28×28 images at scale 2 with 2-pixel gaps')
+  t.true(width > 2 + 4 * (28 * 2 + 2), 'four columns plus the margin with the class labels')
+
+  const sevens = path.join(dir, 'label.png')
+  const one = await pixelcnn(['sample', '--model', model, '--label', '2', '--count', '4', '--out', sevens])
+  t.is(one.code, 0, one.stderr)
+  t.regex(one.stderr, /4 images of class 2/)
+  const outOfRange = await pixelcnn(['sample', '--model', model, '--label', '3', '--out', sevens])
+  t.is(outOfRange.code, 1)
+  t.regex(outOfRange.stderr, /ConfigError: invalid config: `labels` is 3 but the model has 3 classes/)
+
+  const evaluated = await pixelcnn(['eval', '--model', model, '--data', labelled])
+  t.is(evaluated.code, 0, evaluated.stderr)
+  const completed = await pixelcnn(['complete', '--model', model, '--data', labelled, '--count', '2', '--repeats', '2', '--out', path.join(dir, 'c.png')])
+  t.is(completed.code, 0, completed.stderr)
+  const noLabels = await pixelcnn(['eval', '--model', model, '--data', data])
+  t.is(noLabels.code, 1)
+  t.regex(noLabels.stderr, /conditional on 3 classes but `--data idx:.*` has no labels/)
+
+  const unconditional = await pixelcnn(['sample', '--model', path.join(dir, 'm.safetensors'), '--label', '1', '--out', sevens])
+  t.is(unconditional.code, 1)
+  t.regex(unconditional.stderr, /`--label` and `--per-class` need a conditional model/)
 })

@@ -18,6 +18,7 @@ import {
   type TrainProgress,
 } from '../src/index'
 import { randomImages, stripedImages, TINY } from './support/images'
+import { largestDifference, pytorchProbabilities } from './support/pytorch'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pixelcnn-test-'))
 const tinyData = { train: stripedImages(96, 8, 8, 1), test: stripedImages(32, 8, 8, 2) }
@@ -26,7 +27,7 @@ const tinyTraining = { data: tinyData, model: TINY, epochs: 3, batchSize: 16, le
 test('seed preset has the 532,673 parameters of the Keras example', (t) => {
   const model = PixelCNN.create({ preset: 'seed', device: 'cpu' })
   t.is(model.parameterCount, 532_673)
-  t.deepEqual(model.config, { height: 28, width: 28, channels: 1, filters: 128, residualBlocks: 5, inputKernel: 7, residualKernel: 3, outputLayers: 2 })
+  t.deepEqual(model.config, { architecture: 'pixelcnn', height: 28, width: 28, channels: 1, filters: 128, residualBlocks: 5, inputKernel: 7, residualKernel: 3, outputLayers: 2 })
   t.deepEqual(JSON.parse(JSON.stringify(model.config)), model.config)
   t.deepEqual(model.history, [])
 })
@@ -202,7 +203,7 @@ test('bad configuration gives a ConfigError naming the field', async (t) => {
     [{ learningRate: Number.NaN }, /`learningRate` must be a finite number, got NaN/],
     [{ batchSize: '128' }, /`batchSize` must be an integer, got "128"/],
     [{ epochz: 3 }, /`epochz` is not a known option/],
-    [{ model: { preset: 'huge' } }, /`model\.preset` must be one of seed, small, got "huge"/],
+    [{ model: { preset: 'huge' } }, /`model\.preset` must be one of seed, small, gated, gated-small, got "huge"/],
     [{ model: { ...TINY, filters: 7 } }, /`model\.filters` must be an even number/],
     [{ model: { ...TINY, inputKernel: 4 } }, /`model\.inputKernel` must be an odd number/],
     [{ device: 'tpu' }, /`device` must be "auto", "cpu", "cuda" or "cuda:N", got "tpu"/],
@@ -259,25 +260,18 @@ test('a small slice of real MNIST trains end to end', async (t) => {
 })
 
 test('a checkpoint loads by name into the equivalent PyTorch module and computes the same probabilities', async (t) => {
-  const python = process.env.PIXELCNN_PYTHON
-  if (!python) {
-    t.log('PIXELCNN_PYTHON is not set (npm test sets it): skipped')
-    t.pass()
-    return
-  }
   const model = await PixelCNN.train({ ...tinyTraining, model: { ...TINY, residualBlocks: 2, outputLayers: 2 }, epochs: 1 })
   const file = path.join(dir, 'for-pytorch.safetensors')
   await model.save(file)
   const images = randomImages(4, 8, 8, 21)
-  const imagesFile = path.join(dir, 'images.bin')
-  writeFileSync(imagesFile, images.data)
-  const out = path.join(dir, 'probs.f32')
-  const { execFileSync } = await import('node:child_process')
-  execFileSync(python, [path.join(__dirname, '..', 'bench', 'pytorch', 'check_checkpoint.py'), file, imagesFile, '4', out])
-  const raw = readFileSync(out)
-  const theirs = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length))
+  const theirs = pytorchProbabilities(file, images, dir)
+  if (!theirs) {
+    t.log('PIXELCNN_PYTHON is not set (npm test sets it): skipped')
+    t.pass()
+    return
+  }
   const ours = await model.predict(images)
   t.is(theirs.length, ours.length)
-  const worst = ours.reduce((m, p, i) => Math.max(m, Math.abs(p - theirs[i])), 0)
+  const worst = largestDifference(ours, theirs)
   t.true(worst < 1e-5, `largest difference ${worst}`)
 })

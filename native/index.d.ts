@@ -16,19 +16,21 @@ export declare class CancelToken {
 }
 
 export declare class NativeModel {
-  /** An untrained model. `config_json`: `{ preset?, filters?, … }`. */
+  /** An untrained model. `config_json`: `{ preset?, architecture?, filters?, classes?, … }`. */
   static create(configJson: string, device: string, seed: number): NativeModel
   get configJson(): string
   get device(): string
   get parameterCount(): number
   /** The epoch records as JSON; a `Busy` error while another call runs. */
   historyJson(): string
-  fit(train: ImageBatch, test: ImageBatch | undefined | null, configJson: string, cancel: CancelToken, onProgress?: ((event: string) => void) | undefined | null): Promise<string>
-  predict(images: ImageBatch, threads?: number | undefined | null): Promise<Float32Array>
-  /** −log p(x) in nats for each image. */
-  natsPerImage(images: ImageBatch, threads?: number | undefined | null): Promise<Float64Array>
+  /** `labels_json`: `{ trainLabels?, testLabels? }`, each an array of classes. */
+  fit(train: ImageBatch, test: ImageBatch | undefined | null, configJson: string, labelsJson: string, cancel: CancelToken, onProgress?: ((event: string) => void) | undefined | null): Promise<string>
+  /** p(x_i = 1 | x_<i) per pixel. `options_json`: `{ threads?, batchSize?, labels? }`. */
+  predict(images: ImageBatch, optionsJson: string): Promise<Float32Array>
+  /** −log p(x) in nats for each image. `options_json` as for `predict`. */
+  natsPerImage(images: ImageBatch, optionsJson: string): Promise<Float64Array>
   /**
-   * `options_json`: `{ count, seed, temperature, batchSize, method, threads }`.
+   * `options_json`: `{ count, seed, temperature, batchSize, method, threads, labels }`.
    * With `images` and `known`, completes those images instead.
    */
   sample(optionsJson: string, images: ImageBatch | undefined | null, known: Uint8Array | undefined | null, cancel: CancelToken, onProgress?: ((event: string) => void) | undefined | null): Promise<SampleResult>

@@ -5,143 +5,67 @@
  */
 
 import { execFileSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { parseArgs } from 'node:util'
+import { type Args, number, OPTIONS, required } from './cli/args'
 import { loadDataSource } from './cli/data-source'
-import { bar, formatSeconds, Line } from './cli/progress-bar'
+import { writeSampleGrid } from './cli/pictures'
+import { bar, Line } from './cli/progress-bar'
+import { historyTable, train } from './cli/train'
 import { completionGrid } from './completion-grid'
 import { ConfigError, PixelCNNError } from './errors'
 import { writeImageGrid } from './image-grid'
 import { sliceImages } from './images'
 import { LIBTORCH_VERSION } from './libtorch'
 import { PixelCNN } from './model'
-import type { Device, EpochRecord, TrainOptions } from './types'
+import type { Device } from './types'
 
 const HELP = `usage: pixelcnn <command> [options]
 
 commands:
-  train     --data SOURCE [--preset seed|small] [--epochs 50] [--batch-size 128]
-            [--learning-rate 5e-4] [--seed 0] [--threads N] [--device auto|cpu|cuda[:N]]
-            [--config file.json] --out model.safetensors [--resume] [--checkpoint-every 50]
-  sample    --model m.safetensors [--count 81] [--seed 0] [--temperature 1] --out samples.png
+  train     --data SOURCE --out model.safetensors [--preset seed|small|gated|gated-small]
+            [--architecture pixelcnn|gated] [--conditional | --classes K] [--epochs 50]
+            [--batch-size 128] [--learning-rate 5e-4] [--seed 0] [--threads N]
+            [--device auto|cpu|cuda[:N]] [--config file.json] [--resume] [--checkpoint-every 50]
+            [--samples-every N]
+            writes model.curve.png (the training curve) beside the model after every epoch, and
+            model.samples-epoch-N.png every N epochs with --samples-every
+  sample    --model m.safetensors --out samples.png [--count 81] [--seed 0] [--temperature 1]
+            conditional models: [--label K (count images of class K) | --per-class 8 (one row per class)]
   complete  --model m.safetensors [--data SOURCE] [--rows 14] [--count 8] [--repeats 5] --out completions.png
   eval      --model m.safetensors --data SOURCE
   info      --model m.safetensors
   setup     installs torch==2.11.0 (the libtorch this addon needs) into ~/.cache/pixelcnn, once
 
-SOURCE: mnist | mnist-bundled | fashion-mnist | fashion-mnist:system | idx:IMAGES[,TEST_IMAGES] | folder:DIR
-Ctrl-C during train stops after the current step and leaves a checkpoint that --resume continues.`
+SOURCE: mnist | mnist-bundled | fashion-mnist | fashion-mnist:system | idx:IMAGES[,TEST_IMAGES[,LABELS,TEST_LABELS]] | folder:DIR
+Conditional models take their labels from the data source (--conditional: as many classes as it has).
+Ctrl-C during train saves every step taken to --out and stops; --resume continues exactly.`
 
-const OPTIONS = {
-  data: { type: 'string' },
-  preset: { type: 'string' },
-  epochs: { type: 'string' },
-  'batch-size': { type: 'string' },
-  'learning-rate': { type: 'string' },
-  seed: { type: 'string' },
-  threads: { type: 'string' },
-  device: { type: 'string' },
-  config: { type: 'string' },
-  out: { type: 'string' },
-  resume: { type: 'boolean' },
-  'checkpoint-every': { type: 'string' },
-  model: { type: 'string' },
-  count: { type: 'string' },
-  temperature: { type: 'string' },
-  rows: { type: 'string' },
-  repeats: { type: 'string' },
-  columns: { type: 'string' },
-  scale: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-} as const
-
-type Args = Partial<Record<keyof typeof OPTIONS, string | boolean>>
-
-function number(args: Args, name: keyof typeof OPTIONS): number | undefined {
-  const raw = args[name]
-  if (raw === undefined) return undefined
-  const value = Number(raw)
-  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(value)) throw new ConfigError(`\`--${name}\` must be a number, got ${JSON.stringify(raw)}`)
-  return value
-}
-
-function required(args: Args, name: keyof typeof OPTIONS): string {
-  const value = args[name]
-  if (typeof value !== 'string' || value === '') throw new ConfigError(`\`--${name}\` is required (see \`pixelcnn help\`)`)
-  return value
-}
-
-function historyTable(history: EpochRecord[]): string {
-  const rows = history.map((r) => `| ${r.epoch} | ${r.trainLoss.toFixed(4)} | ${r.valLoss === null ? '–' : r.valLoss.toFixed(4)} | ${r.seconds.toFixed(1)} | ${r.imagesPerSecond.toFixed(1)} |`)
-  return ['| epoch | train loss | val loss | seconds | images/s |', '|---:|---:|---:|---:|---:|', ...rows].join('\n')
-}
-
-async function train(args: Args): Promise<void> {
-  const out = required(args, 'out')
-  const fromFile = args.config ? (JSON.parse(readFileSync(required(args, 'config'), 'utf8')) as Partial<TrainOptions>) : {}
-  const line = new Line()
-  const controller = new AbortController()
-  let interrupted = false
-  process.once('SIGINT', () => {
-    interrupted = true
-    line.done('stopping after the current step (Ctrl-C again to quit at once)…')
-    controller.abort()
-    process.once('SIGINT', () => process.exit(130))
-  })
-  const data = await loadDataSource(required(args, 'data'), (p) => line.update(`downloading ${p.file} ${bar(p.totalBytes ? p.bytes / p.totalBytes : 0)} ${(p.bytes / 2 ** 20).toFixed(1)} MiB`), controller.signal)
-  line.done(`data: ${data.description}: ${data.train.count} training${data.test ? ` and ${data.test.count} validation` : ''} images`)
-  const epochs = number(args, 'epochs') ?? fromFile.epochs ?? 50
-  const options: TrainOptions = {
-    ...fromFile,
-    model: { ...fromFile.model, ...(args.preset ? { preset: args.preset as 'seed' | 'small' } : {}) },
-    data: { train: data.train, test: data.test },
-    epochs,
-    batchSize: number(args, 'batch-size') ?? fromFile.batchSize,
-    learningRate: number(args, 'learning-rate') ?? fromFile.learningRate,
-    seed: number(args, 'seed') ?? fromFile.seed,
-    threads: number(args, 'threads') ?? fromFile.threads,
-    device: (args.device as Device | undefined) ?? fromFile.device,
-    checkpoint: { path: out, every: number(args, 'checkpoint-every') ?? 50 },
-    resume: Boolean(args.resume),
-    signal: controller.signal,
-    onProgress: (e) => {
-      if (e.type === 'step') {
-        const left = ((e.stepsPerEpoch - e.step) * (data.train.count / e.stepsPerEpoch)) / e.imagesPerSecond
-        line.update(`epoch ${e.epoch}/${epochs} ${bar(e.step / e.stepsPerEpoch)} ${e.step}/${e.stepsPerEpoch}  loss ${e.loss.toFixed(4)}  ${e.imagesPerSecond.toFixed(1)} images/s  ETA ${formatSeconds(left)}`)
-      } else if (e.type === 'epoch') {
-        line.done(`epoch ${e.epoch}/${epochs}  train ${e.trainLoss.toFixed(4)}  val ${e.valLoss === null ? '–' : e.valLoss.toFixed(4)}  ${formatSeconds(e.seconds)}  ${e.imagesPerSecond.toFixed(1)} images/s`)
-      }
-    },
-  }
-  if (args.resume && existsSync(out)) line.done(`resuming from ${out}`)
-  try {
-    const model = await PixelCNN.train(options)
-    console.log(historyTable(model.history))
-    console.log(`saved ${out} (${model.parameterCount.toLocaleString('en')} parameters)`)
-  } catch (error) {
-    if (interrupted && (error as PixelCNNError).code === 'Aborted') {
-      console.log(`stopped; the checkpoint in ${out} holds the last completed epoch or checkpointed step: continue with --resume`)
-      process.exitCode = 130
-      return
-    }
-    throw error
-  }
+/** Labels for a conditional model's data, and nothing for an unconditional one. */
+function labelsFor(model: PixelCNN, labels: Uint8Array | undefined, what: string): { labels?: Uint8Array } {
+  if (model.config.classes === undefined) return {}
+  if (!labels) throw new ConfigError(`the model is conditional on ${model.config.classes} classes but ${what} has no labels`)
+  return { labels }
 }
 
 async function sample(args: Args): Promise<void> {
   const model = await PixelCNN.load(required(args, 'model'), { device: args.device as Device | undefined })
-  const count = number(args, 'count') ?? 81
+  const label = number(args, 'label')
+  if (model.config.classes === undefined && (label !== undefined || args['per-class'] !== undefined)) {
+    throw new ConfigError('`--label` and `--per-class` need a conditional model (trained with --conditional or --classes)')
+  }
   const line = new Line()
-  const images = await model.sample({
-    count, seed: number(args, 'seed'), temperature: number(args, 'temperature'),
-    onProgress: (e) => {
-      if (e.type === 'rows') line.update(`sampling ${bar(e.rowsDone / e.rowsTotal)} ${e.rowsDone}/${e.rowsTotal} rows`)
-      else line.done(`sampled ${count} images in ${e.seconds.toFixed(2)} s`)
-    },
-  })
   const out = required(args, 'out')
-  await writeImageGrid(images, out, { columns: number(args, 'columns'), scale: number(args, 'scale') })
+  const started = performance.now()
+  const what = await writeSampleGrid(model, out, {
+    count: number(args, 'count') ?? 81,
+    label,
+    perClass: number(args, 'per-class') ?? 8,
+    seed: number(args, 'seed'),
+    temperature: number(args, 'temperature'),
+    onProgress: (e) => { if (e.type === 'rows') line.update(`sampling ${bar(e.rowsDone / e.rowsTotal)} ${e.rowsDone}/${e.rowsTotal} rows`) },
+  }, number(args, 'scale'))
+  line.done(`sampled ${what} in ${((performance.now() - started) / 1000).toFixed(2)} s`)
   console.log(`wrote ${out}`)
 }
 
@@ -149,10 +73,14 @@ async function complete(args: Args): Promise<void> {
   const model = await PixelCNN.load(required(args, 'model'), { device: args.device as Device | undefined })
   const data = await loadDataSource((args.data as string | undefined) ?? 'mnist-bundled')
   const source = data.test ?? data.train
+  const sourceLabels = data.test ? data.testLabels : data.trainLabels
   const count = Math.min(number(args, 'count') ?? 8, source.count)
   const repeats = number(args, 'repeats') ?? 5
   const rows = number(args, 'rows') ?? Math.floor(model.config.height / 2)
-  const grid = await completionGrid(model, sliceImages(source, 0, count), { rows, repeats, seed: number(args, 'seed'), temperature: number(args, 'temperature') })
+  const { labels } = labelsFor(model, sourceLabels, `\`--data ${args.data ?? 'mnist-bundled'}\``)
+  const grid = await completionGrid(model, sliceImages(source, 0, count), {
+    rows, repeats, seed: number(args, 'seed'), temperature: number(args, 'temperature'), labels: labels?.slice(0, count),
+  })
   const out = required(args, 'out')
   await writeImageGrid(grid, out, { columns: repeats + 2, scale: number(args, 'scale') })
   console.log(`wrote ${out}: ${count} images, top ${rows} rows given, ${repeats} completions each`)
@@ -162,7 +90,8 @@ async function evaluate(args: Args): Promise<void> {
   const model = await PixelCNN.load(required(args, 'model'), { device: args.device as Device | undefined })
   const data = await loadDataSource(required(args, 'data'))
   const images = data.test ?? data.train
-  const { natsPerImage, bitsPerDim } = await model.evaluate(images)
+  const options = labelsFor(model, data.test ? data.testLabels : data.trainLabels, `\`--data ${args.data}\``)
+  const { natsPerImage, bitsPerDim } = await model.evaluate(images, options)
   console.log(`${data.description}, ${data.test ? 'test' : 'training'} split, ${images.count} images`)
   console.log(`${natsPerImage.toFixed(3)} nats per image, ${bitsPerDim.toFixed(5)} bits per dimension`)
 }

@@ -10,14 +10,16 @@ import type { PixelCNN } from './model'
 export async function completionGrid(
   model: PixelCNN,
   originals: ImageBatch,
-  options: { rows: number; repeats: number; seed?: number; temperature?: number },
+  options: { rows: number; repeats: number; seed?: number; temperature?: number; labels?: ArrayLike<number> },
 ): Promise<ImageBatch> {
   const { rows, repeats } = options
   const count = originals.count
   const size = originals.height * originals.width * originals.channels
   const repeated: ImageBatch = { ...originals, count: count * repeats, data: new Uint8Array(count * repeats * size) }
   for (let r = 0; r < repeats; r++) repeated.data.set(originals.data.subarray(0, count * size), r * count * size)
-  const done = await model.complete(repeated, { known: { rows }, seed: options.seed, temperature: options.temperature })
+  // Conditional models: each original's class, for each of its repeats.
+  const labels = options.labels && Array.from({ length: count * repeats }, (_, i) => options.labels![i % count])
+  const done = await model.complete(repeated, { known: { rows }, seed: options.seed, temperature: options.temperature, labels })
   const columns = repeats + 2
   const grid: ImageBatch = { ...originals, count: count * columns, data: new Uint8Array(count * columns * size) }
   for (let n = 0; n < count; n++) {

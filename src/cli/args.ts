@@ -1,0 +1,48 @@
+/** The command line's options and the helpers that read them. */
+
+import { ConfigError } from '../errors'
+
+export const OPTIONS = {
+  data: { type: 'string' },
+  preset: { type: 'string' },
+  architecture: { type: 'string' },
+  classes: { type: 'string' },
+  conditional: { type: 'boolean' },
+  epochs: { type: 'string' },
+  'batch-size': { type: 'string' },
+  'learning-rate': { type: 'string' },
+  seed: { type: 'string' },
+  threads: { type: 'string' },
+  device: { type: 'string' },
+  config: { type: 'string' },
+  out: { type: 'string' },
+  resume: { type: 'boolean' },
+  'checkpoint-every': { type: 'string' },
+  'samples-every': { type: 'string' },
+  model: { type: 'string' },
+  count: { type: 'string' },
+  label: { type: 'string' },
+  'per-class': { type: 'string' },
+  temperature: { type: 'string' },
+  rows: { type: 'string' },
+  repeats: { type: 'string' },
+  columns: { type: 'string' },
+  scale: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
+export type Args = Partial<Record<keyof typeof OPTIONS, string | boolean>>
+
+export function number(args: Args, name: keyof typeof OPTIONS): number | undefined {
+  const raw = args[name]
+  if (raw === undefined) return undefined
+  const value = Number(raw)
+  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(value)) throw new ConfigError(`\`--${name}\` must be a number, got ${JSON.stringify(raw)}`)
+  return value
+}
+
+export function required(args: Args, name: keyof typeof OPTIONS): string {
+  const value = args[name]
+  if (typeof value !== 'string' || value === '') throw new ConfigError(`\`--${name}\` is required (see \`pixelcnn help\`)`)
+  return value
+}

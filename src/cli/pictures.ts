@@ -1,0 +1,58 @@
+/**
+ * The pictures of the command line: sample grids (one row per class for a
+ * conditional model) and the training curve, written beside the model file.
+ */
+
+import { writeImageGrid } from '../image-grid'
+import type { ImageBatch } from '../images'
+import type { PixelCNN } from '../model'
+import { writeTrainingCurve } from '../training-curve'
+import type { SampleProgress } from '../types'
+
+/** `model.safetensors` → `model<suffix>` in the same directory. */
+export function besideModel(modelPath: string, suffix: string): string {
+  return modelPath.replace(/\.safetensors$/i, '') + suffix
+}
+
+export interface GridRequest {
+  /** Unconditional models: how many images. */
+  count: number
+  /** Conditional models: draw only this class (`count` images of it). */
+  label?: number
+  /** Conditional models without `label`: images per class, one grid row per class. */
+  perClass: number
+  seed?: number
+  temperature?: number
+  classNames?: string[]
+  onProgress?: (event: SampleProgress) => void
+  signal?: AbortSignal
+}
+
+/** Samples and writes a grid; returns what it drew, for the log line. */
+export async function writeSampleGrid(model: PixelCNN, file: string, request: GridRequest, scale?: number): Promise<string> {
+  const classes = model.config.classes
+  const common = { seed: request.seed, temperature: request.temperature, onProgress: request.onProgress, signal: request.signal }
+  let images: ImageBatch
+  let columns: number | undefined
+  let rowLabels: string[] | undefined
+  let what: string
+  if (classes === undefined || request.label !== undefined) {
+    images = await model.sample({ ...common, count: request.count, labels: request.label })
+    what = `${request.count} images${request.label !== undefined ? ` of class ${request.label}` : ''}`
+  } else {
+    const labels = Array.from({ length: classes * request.perClass }, (_, i) => Math.floor(i / request.perClass))
+    images = await model.sample({ ...common, count: labels.length, labels })
+    columns = request.perClass
+    rowLabels = Array.from({ length: classes }, (_, k) => request.classNames?.[k] ?? String(k))
+    what = `${request.perClass} images of each of ${classes} classes, one row per class`
+  }
+  await writeImageGrid(images, file, { columns, scale, rowLabels })
+  return what
+}
+
+/** Writes the training curve of `model.history` (nothing before the first epoch). */
+export async function writeCurve(model: PixelCNN, file: string): Promise<boolean> {
+  if (model.history.length === 0) return false
+  await writeTrainingCurve(model.history, file, { unit: 'nats per pixel', title: `training ${model.config.architecture}${model.config.classes ? `, ${model.config.classes} classes` : ''}` })
+  return true
+}

@@ -1,0 +1,111 @@
+/**
+ * `pixelcnn train`: trains epoch by epoch, saving the model after each one
+ * (and every `--checkpoint-every` steps, and on Ctrl-C), redrawing the
+ * training curve beside it, and writing a sample grid every
+ * `--samples-every` epochs. Fitting one epoch at a time gives exactly the
+ * run of one long `fit`: the batch order depends only on the seed and the epoch.
+ */
+
+import { existsSync, readFileSync } from 'node:fs'
+import { ConfigError, type PixelCNNError } from '../errors'
+import { PixelCNN } from '../model'
+import type { Architecture, Device, EpochRecord, ModelOptions, TrainOptions } from '../types'
+import { type Args, number, required } from './args'
+import { loadDataSource } from './data-source'
+import { besideModel, writeCurve, writeSampleGrid } from './pictures'
+import { bar, formatSeconds, Line } from './progress-bar'
+
+export function historyTable(history: EpochRecord[]): string {
+  const rows = history.map((r) => `| ${r.epoch} | ${r.trainLoss.toFixed(4)} | ${r.valLoss === null ? '–' : r.valLoss.toFixed(4)} | ${r.seconds.toFixed(1)} | ${r.imagesPerSecond.toFixed(1)} |`)
+  return ['| epoch | train loss | val loss | seconds | images/s |', '|---:|---:|---:|---:|---:|', ...rows].join('\n')
+}
+
+/** The model options of the command line over those of `--config`. */
+function modelOptions(args: Args, fromFile: Partial<TrainOptions>, labels: Uint8Array | undefined): ModelOptions {
+  const options: ModelOptions = { ...fromFile.model }
+  if (args.preset) options.preset = args.preset as ModelOptions['preset']
+  if (args.architecture) options.architecture = args.architecture as Architecture
+  const classes = number(args, 'classes')
+  if (classes !== undefined) options.classes = classes
+  else if (args.conditional) {
+    if (!labels) throw new ConfigError('`--conditional` needs a data source with labels (mnist, fashion-mnist, folder:DIR, or idx with label files)')
+    // The dataset's classes: 0 … the largest label.
+    options.classes = labels.reduce((max, k) => Math.max(max, k), 0) + 1
+  }
+  return options
+}
+
+export async function train(args: Args): Promise<void> {
+  const out = required(args, 'out')
+  const fromFile = args.config ? (JSON.parse(readFileSync(required(args, 'config'), 'utf8')) as Partial<TrainOptions>) : {}
+  const line = new Line()
+  const controller = new AbortController()
+  let interrupted = false
+  process.once('SIGINT', () => {
+    interrupted = true
+    line.done('stopping after the current step and saving it (Ctrl-C again to quit at once)…')
+    controller.abort()
+    process.once('SIGINT', () => process.exit(130))
+  })
+  const data = await loadDataSource(required(args, 'data'), (p) => line.update(`downloading ${p.file} ${bar(p.totalBytes ? p.bytes / p.totalBytes : 0)} ${(p.bytes / 2 ** 20).toFixed(1)} MiB`), controller.signal)
+  line.done(`data: ${data.description}: ${data.train.count} training${data.test ? ` and ${data.test.count} validation` : ''} images`)
+  const epochs = number(args, 'epochs') ?? fromFile.epochs ?? 50
+  const samplesEvery = number(args, 'samples-every')
+  if (samplesEvery !== undefined && !(Number.isInteger(samplesEvery) && samplesEvery >= 1)) throw new ConfigError(`\`--samples-every\` must be a positive integer, got ${samplesEvery}`)
+  const device = (args.device as Device | undefined) ?? fromFile.device
+  const seed = number(args, 'seed') ?? fromFile.seed
+
+  const resuming = Boolean(args.resume) && existsSync(out)
+  const model = resuming
+    ? await PixelCNN.load(out, { device })
+    : PixelCNN.create({ ...modelOptions(args, fromFile, data.trainLabels), device, seed: seed ?? 0 })
+  if (resuming) line.done(`resuming from ${out} (${model.history.length} epochs done)`)
+  const conditional = model.config.classes !== undefined
+  if (conditional && !data.trainLabels) throw new ConfigError(`the model is conditional on ${model.config.classes} classes but \`--data ${args.data}\` has no labels`)
+  line.done(`model: ${model.config.architecture}${conditional ? `, conditional on ${model.config.classes} classes` : ''}, ${model.parameterCount.toLocaleString('en')} parameters, on ${model.device}`)
+
+  const curve = besideModel(out, '.curve.png')
+  const { model: _model, device: _device, resume: _resume, epochs: _epochs, ...fitFromFile } = fromFile
+  const fit = {
+    ...fitFromFile,
+    data: conditional ? { train: data.train, test: data.test, trainLabels: data.trainLabels, testLabels: data.testLabels } : { train: data.train, test: data.test },
+    batchSize: number(args, 'batch-size') ?? fromFile.batchSize,
+    learningRate: number(args, 'learning-rate') ?? fromFile.learningRate,
+    seed,
+    threads: number(args, 'threads') ?? fromFile.threads,
+    checkpoint: { path: out, every: number(args, 'checkpoint-every') ?? 50 },
+    signal: controller.signal,
+    epochs: 1,
+    onProgress: (e: Parameters<NonNullable<TrainOptions['onProgress']>>[0]) => {
+      if (e.type === 'step') {
+        const left = ((e.stepsPerEpoch - e.step) * (data.train.count / e.stepsPerEpoch)) / e.imagesPerSecond
+        line.update(`epoch ${e.epoch}/${epochs} ${bar(e.step / e.stepsPerEpoch)} ${e.step}/${e.stepsPerEpoch}  loss ${e.loss.toFixed(4)}  ${e.imagesPerSecond.toFixed(1)} images/s  ETA ${formatSeconds(left)}`)
+      } else if (e.type === 'epoch') {
+        line.done(`epoch ${e.epoch}/${epochs}  train ${e.trainLoss.toFixed(4)}  val ${e.valLoss === null ? '–' : e.valLoss.toFixed(4)}  ${formatSeconds(e.seconds)}  ${e.imagesPerSecond.toFixed(1)} images/s`)
+      }
+    },
+  }
+  try {
+    while (model.history.length < epochs) {
+      await model.fit(fit)
+      await writeCurve(model, curve)
+      const done = model.history.length
+      if (samplesEvery && (done % samplesEvery === 0 || done === epochs)) {
+        const file = besideModel(out, `.samples-epoch-${done}.png`)
+        const what = await writeSampleGrid(model, file, { count: 64, perClass: 8, seed: 0, classNames: data.classNames, signal: controller.signal })
+        line.done(`wrote ${file}: ${what}`)
+      }
+    }
+  } catch (error) {
+    if (interrupted && (error as PixelCNNError).code === 'Aborted') {
+      await writeCurve(model, curve)
+      console.log(`stopped; ${out} holds every step taken: continue with --resume`)
+      process.exitCode = 130
+      return
+    }
+    throw error
+  }
+  if (!resuming || model.history.length > 0) await writeCurve(model, curve)
+  console.log(historyTable(model.history))
+  console.log(`saved ${out} (${model.parameterCount.toLocaleString('en')} parameters) and the training curve ${curve}`)
+}
