@@ -21,5 +21,5 @@ for run in "seed:--preset seed" "gated:--preset gated" "gated-conditional:--pres
   "${cli[@]}" eval --model "$out/$name.safetensors" --data mnist-bundled
 done
 "${cli[@]}" sample --model "$out/gated-conditional.safetensors" --per-class 10 --seed 1 --out "$out/gated-conditional-per-class.png"
-"${cli[@]}" sample --model "$out/gated.safetensors" --count 100 --columns 10 --seed 1 --out "$out/gated-samples.png"
-"${cli[@]}" sample --model "$out/seed.safetensors" --count 100 --columns 10 --seed 1 --out "$out/seed-samples.png"
+"${cli[@]}" sample --model "$out/gated.safetensors" --count 100 --seed 1 --out "$out/gated-samples.png"
+"${cli[@]}" sample --model "$out/seed.safetensors" --count 100 --seed 1 --out "$out/seed-samples.png"
