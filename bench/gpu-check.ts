@@ -1,8 +1,9 @@
 /**
  * The checks and measurements of scripts/gpu-check.sh, on one device:
- * - agreement: the same seeded model on the CPU and on `--device` gives
- *   per-pixel probabilities within 1e-4; the fast sampler agrees with the
- *   reference sampler on the device;
+ * - agreement, for the seed preset and a class-conditional gated preset: the
+ *   same seeded model on the CPU and on `--device` gives per-pixel
+ *   probabilities within 1e-4; the fast sampler agrees with the reference
+ *   sampler on the device;
  * - speed, after warm-up (every timed call ends by copying results to the
  *   host, which waits for the device): training images/s of the seed preset at
  *   batch 128 and the implied 60,000-image epoch; fast sampling of 81 and of
@@ -19,17 +20,20 @@ const quick = args.includes('--quick')
 
 async function main() {
   const result: Record<string, unknown> = { device }
-  // Agreement CPU vs device.
-  const cpu = PixelCNN.create({ preset: 'seed', device: 'cpu', seed: 3 })
-  const file = `${process.env.OUT ?? '/tmp'}/gpu-check-model.safetensors`
-  await cpu.save(file)
-  const onDevice = await PixelCNN.load(file, { device: device as never })
-  const images = randomImages(16, 28, 28, 5)
-  const [a, b] = [await cpu.predict(images), await onDevice.predict(images)]
-  result.predictMaxDiff = a.reduce((m, p, i) => Math.max(m, Math.abs(p - b[i])), 0)
-  const fast = await onDevice.sample({ count: 4, seed: 9 })
-  const reference = await onDevice.sample({ count: 4, seed: 9, method: 'reference' })
-  result.fastEqualsReference = Buffer.compare(Buffer.from(fast.data), Buffer.from(reference.data)) === 0
+  // Agreement CPU vs device, for each architecture.
+  for (const [name, options, labels] of [['', { preset: 'seed' }, undefined], ['gated', { preset: 'gated', classes: 10 }, [3, 1, 4, 1]]] as const) {
+    const cpu = PixelCNN.create({ ...options, device: 'cpu', seed: 3 })
+    const file = `${process.env.OUT ?? '/tmp'}/gpu-check-model${name}.safetensors`
+    await cpu.save(file)
+    const onDevice = await PixelCNN.load(file, { device: device as never })
+    const images = randomImages(16, 28, 28, 5)
+    const perImage = labels && Array.from({ length: 16 }, (_, i) => labels[i % 4])
+    const [a, b] = [await cpu.predict(images, { labels: perImage }), await onDevice.predict(images, { labels: perImage })]
+    result[`${name}predictMaxDiff`] = a.reduce((m, p, i) => Math.max(m, Math.abs(p - b[i])), 0)
+    const fast = await onDevice.sample({ count: 4, seed: 9, labels })
+    const reference = await onDevice.sample({ count: 4, seed: 9, method: 'reference', labels })
+    result[`${name}fastEqualsReference`] = Buffer.compare(Buffer.from(fast.data), Buffer.from(reference.data)) === 0
+  }
 
   // Training throughput.
   const model = PixelCNN.create({ preset: 'seed', device: device as never, seed: 1 })
@@ -43,6 +47,9 @@ async function main() {
   })())
   result.trainImagesPerSecond = (128 * steps) / trainSeconds
   result.epochSeconds60k = 60_000 / (result.trainImagesPerSecond as number)
+  const gated = PixelCNN.create({ preset: 'gated', device: device as never, seed: 1 })
+  await gated.fit({ data: { train: randomImages(256, 28, 28, 8) }, epochs: 1, batchSize: 128 })
+  result.gatedTrainImagesPerSecond = (128 * steps) / (await timeIt(() => gated.fit({ data: train, epochs: 1, batchSize: 128 })))
 
   for (const count of quick ? [81, 256] : [81, 10_000]) {
     await model.sample({ count: Math.min(count, 81), seed: 0, batchSize: count })

@@ -6,6 +6,7 @@
  *
  * PIXELCNN_BENCH_REFERENCE_ROWS: rows of the reference sampler to measure before
  * extrapolating to 28 (default 2; 28 runs it fully).
+ * PIXELCNN_BENCH_PRESET: the network (default `seed`; `gated` for Gated PixelCNN).
  */
 
 import { matmulGflops, PixelCNN } from '../src/index'
@@ -14,11 +15,12 @@ import { randomImages } from '../__test__/support/images'
 
 const REPEATS = Number(process.env.PIXELCNN_BENCH_REPEATS ?? 3)
 const REFERENCE_ROWS = Number(process.env.PIXELCNN_BENCH_REFERENCE_ROWS ?? 2)
+const PRESET = (process.env.PIXELCNN_BENCH_PRESET ?? 'seed') as 'seed' | 'gated'
 
 async function main() {
   const threads = process.env.PIXELCNN_BENCH_THREADS ? Number(process.env.PIXELCNN_BENCH_THREADS) : undefined
   const ceiling = matmulGflops(2048, 5, { threads })
-  const model = PixelCNN.create({ preset: 'seed', device: 'cpu', seed: 0 })
+  const model = PixelCNN.create({ preset: PRESET, device: 'cpu', seed: 0 })
 
   // Training: each repetition is one `fit` of one batch of 128 (a full step: forward, backward, Adam).
   const train = { train: randomImages(128, 28, 28, 1) }
@@ -62,6 +64,7 @@ async function main() {
     sampleFast81Seconds,
     sampleReference81Seconds: rowSeconds * 28,
     referenceExtrapolatedFromRows: REFERENCE_ROWS < 28 ? REFERENCE_ROWS : null,
+    preset: PRESET,
     parameterCount: model.parameterCount,
     peakRssMiB: process.resourceUsage().maxRSS / 1024,
   }))

@@ -5,7 +5,10 @@
  * framework the core wraps), and the seed network in pure TensorFlow.js on
  * its CPU and wasm backends. Prints one table of ratios against this library.
  *
- * PIXELCNN_BENCH_SKIP: comma-separated competitors to leave out (pixelcnn-dense, pytorch, tfjs-cpu, tfjs-wasm).
+ * Then the same for the gated preset (Gated PixelCNN, 553,793 parameters)
+ * against the same network in PyTorch eager.
+ *
+ * PIXELCNN_BENCH_SKIP: comma-separated competitors to leave out (pixelcnn-dense, pytorch, tfjs-cpu, tfjs-wasm, gated).
  */
 
 import { execFileSync } from 'node:child_process'
@@ -81,6 +84,30 @@ function main() {
     const sample = r.sample === undefined ? '–' : `${fmt(r.sample)}${r === base ? '' : ratio(base.sample, r.sample, false)}${r.sampleNote ? ` [${r.sampleNote}]` : ''}`
     console.log(`| ${r.name} | ${train} | ${forward} | ${sample} | ${r.rss === undefined ? '–' : fmt(r.rss)} |`)
   }
+  gated(python)
+}
+
+/** The gated preset: this library against the same network in PyTorch eager. */
+function gated(python: string) {
+  if (skip.has('gated')) return
+  const ours = run('pixelcnn gated', process.execPath, ['--import', 'tsx', 'bench/ours.ts'], { PIXELCNN_BENCH_THREADS: String(threads), PIXELCNN_BENCH_PRESET: 'gated' })
+  const torch = run('pytorch gated', python, ['bench/pytorch/bench.py', '--threads', String(threads), '--architecture', 'gated'])
+  if (!ours || 'error' in ours) throw new Error('the pixelcnn gated run failed')
+  const train = num(ours.trainImagesPerSecond)
+  const forward = num(ours.forwardSeconds81)
+  const fast = num(ours.sampleFast81Seconds)
+  const reference = num(ours.sampleReference81Seconds)
+  console.log(`\ngated preset (Gated PixelCNN, ${Number(ours.parameterCount).toLocaleString('en')} parameters), batch 128 training, 81 images for forward and sampling\n`)
+  console.log('| competitor | training images/s | forward, batch 81 (s) | sampling 81 images (s) | peak RSS (MiB) |')
+  console.log('|---|---:|---:|---:|---:|')
+  console.log(`| pixelcnn gated, fast sampler | ${fmt(train)} | ${fmt(forward, 3)} | ${fmt(fast)} | ${fmt(num(ours.peakRssMiB))} |`)
+  console.log(`| pixelcnn gated, reference sampler | – | – | ${fmt(reference)} [extrapolated from ${ours.referenceExtrapolatedFromRows} rows] (${fmt(reference && fast ? reference / fast : undefined)}× slower than fast) | – |`)
+  if (torch && !('error' in torch)) {
+    const theirTrain = num(torch.trainImagesPerSecond)
+    const theirForward = num(torch.forwardSeconds81)
+    console.log(`| PyTorch ${torch.torch} eager gated [best layout: ${torch.bestMemoryFormat}] | ${fmt(theirTrain)} (ours ${fmt(train && theirTrain ? train / theirTrain : undefined)}×) | ${fmt(theirForward, 3)} (ours ${fmt(forward && theirForward ? theirForward / forward : undefined)}×) | ${fmt(num(torch.sample81Seconds))} [naive loop, extrapolated] | ${fmt(num(torch.peakRssMiB))} |`)
+  }
+  console.log(`fast sampler: ${fmt(fast && forward ? fast / forward : undefined)} forward passes of time for 81 images; ${fmt(reference && fast ? reference / fast : undefined)}× the reference loop`)
 }
 
 main()

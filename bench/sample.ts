@@ -8,6 +8,7 @@
  * `npm run demo`); without it a seed-preset model is trained for 30 steps on
  * the bundled digits first (sampling cost does not depend on the weights'
  * values, but samples from a trained model are what users run).
+ * PIXELCNN_BENCH_PRESET: the preset to train when no checkpoint is given (`seed` or `gated`).
  */
 
 import { existsSync } from 'node:fs'
@@ -19,11 +20,12 @@ const COUNT = 81
 const REPEATS = 3
 
 async function trainedModel(): Promise<[PixelCNN, string]> {
-  const file = process.env.PIXELCNN_BENCH_MODEL ?? 'demo-model.safetensors'
+  const file = process.env.PIXELCNN_BENCH_MODEL ?? (process.env.PIXELCNN_BENCH_PRESET ? '' : 'demo-model.safetensors')
   if (existsSync(file)) return [await PixelCNN.load(file, { device: 'cpu' }), file]
   const data = await loadMnist()
-  const model = await PixelCNN.train({ data: { train: sliceImages(data.train, 0, 30 * 128) }, model: { preset: 'seed' }, epochs: 1, learningRate: 1e-3, seed: 7, device: 'cpu' })
-  return [model, 'seed preset trained 30 steps on bundled MNIST']
+  const preset = (process.env.PIXELCNN_BENCH_PRESET ?? 'seed') as 'seed' | 'gated'
+  const model = await PixelCNN.train({ data: { train: sliceImages(data.train, 0, 30 * 128) }, model: { preset }, epochs: 1, learningRate: 1e-3, seed: 7, device: 'cpu' })
+  return [model, `${preset} preset trained 30 steps on bundled MNIST`]
 }
 
 async function main() {

@@ -66,7 +66,10 @@ torch_args=(--device "$device")
   const rows = [
     ["predict: largest CPU-vs-device probability difference", f(ours.predictMaxDiff, 7), "≤ 1e-4"],
     ["fast sampler = reference sampler (same draws)", ours.fastEqualsReference, "true"],
+    ["gated, 10 classes: largest CPU-vs-device probability difference", f(ours.gatedpredictMaxDiff, 7), "≤ 1e-4"],
+    ["gated, 10 classes: fast sampler = reference sampler", ours.gatedfastEqualsReference, "true"],
     ["training images/s, seed preset, batch 128", f(ours.trainImagesPerSecond, 1), `PyTorch eager: ${f(torch.trainImagesPerSecond, 1)} (${f(ours.trainImagesPerSecond / torch.trainImagesPerSecond)}×)`],
+    ["training images/s, gated preset, batch 128", f(ours.gatedTrainImagesPerSecond, 1), ""],
     ["60,000-image epoch (s)", f(ours.epochSeconds60k, 1), "target ≤ 5"],
     ["sampling 81 images (s)", f(ours.sample81Seconds, 3), `PyTorch naive loop: ${f(torch.sample81Seconds, 1)} (extrapolated)`],
     ["sampling 10,000 images (s)", f(ours.sample10000Seconds ?? ours.sample256Seconds, 2), ours.sample10000Seconds ? "target ≤ 10" : "(--quick: 256 images)"],

