@@ -32,11 +32,15 @@ pub fn conditional(config: ModelConfig, classes: i64) -> ModelConfig {
 
 /// Gives every class bias of a conditional model random values, so that
 /// tests see labels change the output (they start at zero).
+/// Seeded by our own generator, not libtorch's global one, which tests
+/// running in parallel threads would share.
 pub fn randomize_class_biases(state: &ModelState) {
+    let mut rng = Rng::new(0xb1a5);
     tch::no_grad(|| {
         for (name, t) in state.net.parameters() {
             if name.contains("class_bias") {
-                let _ = t.shallow_clone().uniform_(-0.5, 0.5);
+                let values: Vec<f32> = (0..t.numel()).map(|_| rng.uniform_f32() - 0.5).collect();
+                t.shallow_clone().copy_(&tch::Tensor::from_slice(&values).reshape(t.size()));
             }
         }
     });
