@@ -233,3 +233,33 @@ fn version_1_checkpoints_still_load_and_predict_the_same() {
     let worst = got.iter().zip(&want).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
     assert!(worst < 1e-6, "version-1 probabilities differ by {worst}");
 }
+
+/// The seed's family is what it was before the model family, bit for bit:
+/// the same config and seed give exactly the initial weights the earlier
+/// library saved (tests/fixtures/v1-pixelcnn-init.safetensors), and the same
+/// training run gives the probabilities it computed after training.
+#[test]
+fn the_seeds_family_initialises_and_trains_exactly_as_before() {
+    use pixelcnn_core::config::TrainConfig;
+    use pixelcnn_core::train::{fit, Split};
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let before = checkpoint::load(&fixtures.join("v1-pixelcnn-init.safetensors"), Device::Cpu).unwrap();
+    let config = before.net.config().clone();
+    tch::set_num_threads(1);
+    let mut now = ModelState::new(config.clone(), Device::Cpu, 3).unwrap();
+    for ((name, a), (_, b)) in before.net.parameters().into_iter().zip(now.net.parameters()) {
+        assert!(a.equal(b), "initial `{name}` differs from the earlier library's");
+    }
+    // The fixture's run: 8 seeded images, batch 4, one epoch, learning rate 1e-2, seed 1, one thread.
+    let mut rng = pixelcnn_core::rng::Rng::new(5);
+    let train: Vec<u8> = (0..8 * 30).map(|_| (rng.uniform_f32() < 0.4) as u8).collect();
+    let images = ImagesRef { count: 8, height: 6, width: 5, channels: 1, data: &train };
+    let run = TrainConfig { epochs: 1, batch_size: 4, learning_rate: 1e-2, seed: 1, threads: Some(1), eval_batch_size: 8, checkpoint: None, precision: Default::default() };
+    fit(&mut now, Split { images: ImagesRef { ..images }, labels: None }, Some(Split { images, labels: None }), &run, &std::sync::atomic::AtomicBool::new(false), &mut |_| {}).unwrap();
+    let expected: Value = serde_json::from_str(&std::fs::read_to_string(fixtures.join("v1-pixelcnn.expected.json")).unwrap()).unwrap();
+    let want: Vec<f64> = expected["probabilities"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let got = predict(&now, &ImagesRef { count: 2, height: 6, width: 5, channels: 1, data: &train[..60] }, &EvalConfig { threads: Some(1), batch_size: Some(8), ..Default::default() }).unwrap();
+    // The fixture holds f32 values printed in their shortest form: compared as f32, exactly.
+    let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
+    assert_eq!(got, want, "after the same training, the probabilities differ from the earlier library's");
+}
