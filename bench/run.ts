@@ -8,7 +8,8 @@
  * Then the same for the gated preset (Gated PixelCNN, 553,793 parameters)
  * against the same network in PyTorch eager.
  *
- * PIXELCNN_BENCH_SKIP: comma-separated competitors to leave out (pixelcnn-dense, pytorch, tfjs-cpu, tfjs-wasm, gated).
+ * PIXELCNN_BENCH_SKIP: comma-separated competitors to leave out (pixelcnn-dense, pytorch, tfjs-cpu, tfjs-wasm, gated),
+ * or `seed` for the whole seed-network table.
  */
 
 import { execFileSync } from 'node:child_process'
@@ -40,6 +41,8 @@ const fmt = (v: number | undefined, digits = 2) => (v === undefined ? '–' : v 
 
 function main() {
   const python = process.env.PIXELCNN_PYTHON ?? 'python3'
+  console.log(`machine: ${describeMachine()}`)
+  if (skip.has('seed')) return gated(python)
   const ours = run('pixelcnn', process.execPath, ['--import', 'tsx', 'bench/ours.ts'], { PIXELCNN_BENCH_THREADS: String(threads) })
   const oursDense = run('pixelcnn-dense', process.execPath, ['--import', 'tsx', 'bench/ours.ts'], { PIXELCNN_BENCH_THREADS: String(threads), PIXELCNN_MASKED_CONV: 'dense', PIXELCNN_BENCH_REFERENCE_ROWS: '1' })
   const torch = run('pytorch', python, ['bench/pytorch/bench.py', '--threads', String(threads)])
@@ -72,7 +75,6 @@ function main() {
   const ratio = (ourValue: number | undefined, theirs: number | undefined, higherIsBetter: boolean) =>
     ourValue === undefined || theirs === undefined ? '' : ` (${fmt(higherIsBetter ? ourValue / theirs : theirs / ourValue)}×)`
   const flopsPerTrainImage = 3 * 0.83e9
-  console.log(`machine: ${describeMachine()}`)
   console.log(`threads: ${threads}; fp32 matmul ceiling (2048², libtorch): ${fmt(num(ours.ceilingGflops))} GFLOP/s`)
   console.log(`pixelcnn training: ${fmt(((num(ours.trainImagesPerSecond) ?? 0) * flopsPerTrainImage) / 1e9)} GFLOP/s of the network's dense FLOPs (3 × 0.83 GFLOP per image) = ${fmt(((num(ours.trainImagesPerSecond) ?? 0) * flopsPerTrainImage) / 1e9 / (num(ours.ceilingGflops) ?? 1) * 100)}% of the ceiling\n`)
   console.log('ratios in parentheses: how many times faster this library is (training, forward, sampling)\n')
