@@ -90,6 +90,9 @@ test.serial('bad command lines fail with a message naming the option', async (t)
   t.regex(notNumber.stderr, /`--epochs` must be a number, got "many"/)
   const badSource = await pixelcnn(['eval', '--model', 'x', '--data', 'imagenet'])
   t.is(badSource.code, 1)
+  const badPrecision = await pixelcnn(['train', '--data', data, '--precision', 'fp16', '--out', path.join(dir, 'x.safetensors')])
+  t.is(badPrecision.code, 1)
+  t.regex(badPrecision.stderr, /`--precision` must be fp32 or bf16, got "fp16"/)
 })
 
 /** Width and height of a PNG, from its IHDR chunk. */

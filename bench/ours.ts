@@ -7,44 +7,49 @@
  * PIXELCNN_BENCH_REFERENCE_ROWS: rows of the reference sampler to measure before
  * extrapolating to 28 (default 2; 28 runs it fully).
  * PIXELCNN_BENCH_PRESET: the network (default `seed`; `gated` for Gated PixelCNN).
+ * PIXELCNN_BENCH_PRECISION: `fp32` (default) or `bf16`, for training, forward and fast sampling.
+ * PIXELCNN_BENCH_REFERENCE_ROWS=0 skips the reference sampler.
  */
 
-import { matmulGflops, PixelCNN } from '../src/index'
+import { libtorchInfo, matmulGflops, PixelCNN } from '../src/index'
 import { median, timeIt } from './timing'
 import { randomImages } from '../__test__/support/images'
 
 const REPEATS = Number(process.env.PIXELCNN_BENCH_REPEATS ?? 3)
 const REFERENCE_ROWS = Number(process.env.PIXELCNN_BENCH_REFERENCE_ROWS ?? 2)
 const PRESET = (process.env.PIXELCNN_BENCH_PRESET ?? 'seed') as 'seed' | 'gated'
+const PRECISION = (process.env.PIXELCNN_BENCH_PRECISION ?? 'fp32') as 'fp32' | 'bf16'
 
 async function main() {
   const threads = process.env.PIXELCNN_BENCH_THREADS ? Number(process.env.PIXELCNN_BENCH_THREADS) : undefined
   const ceiling = matmulGflops(2048, 5, { threads })
+  const ceilingBf16 = libtorchInfo().cpuBf16Native ? matmulGflops(2048, 5, { threads, precision: 'bf16' }) : null
+  const precision = PRECISION
   const model = PixelCNN.create({ preset: PRESET, device: 'cpu', seed: 0 })
 
   // Training: each repetition is one `fit` of one batch of 128 (a full step: forward, backward, Adam).
   const train = { train: randomImages(128, 28, 28, 1) }
-  await model.fit({ data: train, epochs: 1, batchSize: 128, threads })
+  await model.fit({ data: train, epochs: 1, batchSize: 128, threads, precision })
   const trainTimes: number[] = []
-  for (let i = 0; i < REPEATS; i++) trainTimes.push(await timeIt(() => model.fit({ data: train, epochs: 1, batchSize: 128, threads })))
+  for (let i = 0; i < REPEATS; i++) trainTimes.push(await timeIt(() => model.fit({ data: train, epochs: 1, batchSize: 128, threads, precision })))
   const trainImagesPerSecond = 128 / median(trainTimes)
 
   const images81 = randomImages(81, 28, 28, 2)
-  await model.predict(images81, { threads })
+  await model.predict(images81, { threads, precision })
   const forwardTimes: number[] = []
-  for (let i = 0; i < Math.max(REPEATS, 5); i++) forwardTimes.push(await timeIt(() => model.predict(images81, { threads })))
+  for (let i = 0; i < Math.max(REPEATS, 5); i++) forwardTimes.push(await timeIt(() => model.predict(images81, { threads, precision })))
   const forwardSeconds81 = median(forwardTimes)
 
-  await model.sample({ count: 81, threads })
+  await model.sample({ count: 81, threads, precision })
   const fastTimes: number[] = []
-  for (let i = 0; i < REPEATS; i++) fastTimes.push(await timeIt(() => model.sample({ count: 81, seed: i, threads })))
+  for (let i = 0; i < REPEATS; i++) fastTimes.push(await timeIt(() => model.sample({ count: 81, seed: i, threads, precision })))
   const sampleFast81Seconds = median(fastTimes)
 
   // The reference loop: measured over REFERENCE_ROWS rows, then extrapolated.
   const controller = new AbortController()
   const started = performance.now()
   let rowSeconds = 0
-  await model
+  if (REFERENCE_ROWS > 0) await model
     .sample({
       count: 81, method: 'reference', threads, signal: controller.signal,
       onProgress: (e) => {
@@ -55,14 +60,16 @@ async function main() {
       },
     })
     .catch((error) => { if (error.code !== 'Aborted') throw error })
-  if (rowSeconds === 0) rowSeconds = (performance.now() - started) / 1000 / 28
+  if (rowSeconds === 0 && REFERENCE_ROWS > 0) rowSeconds = (performance.now() - started) / 1000 / 28
 
   console.log(JSON.stringify({
     ceilingGflops: ceiling,
     trainImagesPerSecond,
     forwardSeconds81,
     sampleFast81Seconds,
-    sampleReference81Seconds: rowSeconds * 28,
+    sampleReference81Seconds: REFERENCE_ROWS > 0 ? rowSeconds * 28 : null,
+    ceilingBf16Gflops: ceilingBf16,
+    precision,
     referenceExtrapolatedFromRows: REFERENCE_ROWS < 28 ? REFERENCE_ROWS : null,
     preset: PRESET,
     parameterCount: model.parameterCount,

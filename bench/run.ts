@@ -8,8 +8,16 @@
  * Then the same for the gated preset (Gated PixelCNN, 553,793 parameters)
  * against the same network in PyTorch eager.
  *
- * PIXELCNN_BENCH_SKIP: comma-separated competitors to leave out (pixelcnn-dense, pytorch, tfjs-cpu, tfjs-wasm, gated),
- * or `seed` for the whole seed-network table.
+ * This library sets glibc's malloc up for large tensors (one arena, blocks up
+ * to 1 GiB recycled instead of mmapped afresh: crates/pixelcnn-core/src/allocator.rs).
+ * For a fair view the gated table also runs PyTorch with the same settings
+ * (through GLIBC_TUNABLES) and this library with glibc's defaults.
+ *
+ * PIXELCNN_BENCH_SKIP: comma-separated competitors to leave out (pixelcnn-dense, pytorch, tfjs-cpu, tfjs-wasm, gated,
+ * pytorch-tuned-malloc, pixelcnn-default-malloc, pixelcnn-bf16, pixelcnn-gated-bf16), or `seed` for the whole seed-network table.
+ *
+ * Each table is followed by the precision comparison (issue 12): PyTorch eager,
+ * torch.compile, and both under autocast bf16, against this library in fp32 and bf16.
  */
 
 import { execFileSync } from 'node:child_process'
@@ -36,6 +44,9 @@ function run(name: string, command: string, args: string[], env: NodeJS.ProcessE
   }
 }
 
+/** allocator.rs's settings, as glibc reads them from the environment at process start. */
+const TUNED_MALLOC = 'glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=2147483647'
+
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined)
 const fmt = (v: number | undefined, digits = 2) => (v === undefined ? '–' : v >= 100 ? v.toFixed(0) : v.toPrecision(3))
 
@@ -45,7 +56,8 @@ function main() {
   if (skip.has('seed')) return gated(python)
   const ours = run('pixelcnn', process.execPath, ['--import', 'tsx', 'bench/ours.ts'], { PIXELCNN_BENCH_THREADS: String(threads) })
   const oursDense = run('pixelcnn-dense', process.execPath, ['--import', 'tsx', 'bench/ours.ts'], { PIXELCNN_BENCH_THREADS: String(threads), PIXELCNN_MASKED_CONV: 'dense', PIXELCNN_BENCH_REFERENCE_ROWS: '1' })
-  const torch = run('pytorch', python, ['bench/pytorch/bench.py', '--threads', String(threads)])
+  const oursBf16 = run('pixelcnn-bf16', process.execPath, ['--import', 'tsx', 'bench/ours.ts'], { PIXELCNN_BENCH_THREADS: String(threads), PIXELCNN_BENCH_PRECISION: 'bf16', PIXELCNN_BENCH_REFERENCE_ROWS: '0' })
+  const torch = run('pytorch', python, ['bench/pytorch/bench.py', '--threads', String(threads), '--modes', TORCH_MODES])
   const tfCpu = run('tfjs-cpu', process.execPath, ['--import', 'tsx', 'bench/tfjs-baseline/run.ts', '--backend', 'cpu', '--json'])
   const tfWasm = run('tfjs-wasm', process.execPath, ['--import', 'tsx', 'bench/tfjs-baseline/run.ts', '--backend', 'wasm', '--json'])
   if (!ours || 'error' in ours) throw new Error('the pixelcnn run failed')
@@ -86,14 +98,53 @@ function main() {
     const sample = r.sample === undefined ? '–' : `${fmt(r.sample)}${r === base ? '' : ratio(base.sample, r.sample, false)}${r.sampleNote ? ` [${r.sampleNote}]` : ''}`
     console.log(`| ${r.name} | ${train} | ${forward} | ${sample} | ${r.rss === undefined ? '–' : fmt(r.rss)} |`)
   }
+  precisionTable('seed network', ours, oursBf16, torch)
   gated(python)
+}
+
+/** PyTorch's configurations besides eager fp32, measured by bench.py --modes. */
+const TORCH_MODES = 'compile,bf16,compile+bf16'
+
+/**
+ * Issue 12's comparison: this library in fp32 and bf16 against PyTorch eager,
+ * torch.compile, and both under autocast bf16, with the ratios against the
+ * best PyTorch row, and the machine's fp32 and bf16 matmul ceilings.
+ */
+function precisionTable(what: string, ours: Record<string, unknown>, oursBf16: Record<string, unknown> | null, torch: Record<string, unknown> | null) {
+  type Row = { name: string; train?: number; forward?: number; note?: string }
+  const theirs: Row[] = []
+  if (torch && !('error' in torch)) {
+    theirs.push({ name: `PyTorch ${torch.torch} eager fp32`, train: num(torch.trainImagesPerSecond), forward: num(torch.forwardSeconds81), note: `layout ${torch.bestMemoryFormat}` })
+    const modes = (torch.modes ?? {}) as Record<string, Record<string, unknown>>
+    const names: Record<string, string> = { compile: 'torch.compile fp32', bf16: 'eager, autocast bf16', 'compile+bf16': 'torch.compile, autocast bf16' }
+    for (const [mode, r] of Object.entries(modes)) {
+      theirs.push('error' in r ? { name: `PyTorch ${names[mode] ?? mode}`, note: `failed: ${r.error}` } : { name: `PyTorch ${names[mode] ?? mode}`, train: num(r.trainImagesPerSecond), forward: num(r.forwardSeconds81), note: mode.includes('compile') ? `first step ${fmt(num(r.firstStepSeconds))} s` : undefined })
+    }
+  }
+  const mine: Row[] = [{ name: 'pixelcnn fp32', train: num(ours.trainImagesPerSecond), forward: num(ours.forwardSeconds81) }]
+  if (oursBf16) mine.push('error' in oursBf16 ? { name: 'pixelcnn bf16', note: `failed: ${oursBf16.error}` } : { name: 'pixelcnn bf16', train: num(oursBf16.trainImagesPerSecond), forward: num(oursBf16.forwardSeconds81), note: `fast sampling 81: ${fmt(num(oursBf16.sampleFast81Seconds))} s` })
+  const bestTrain = Math.max(...theirs.map((r) => r.train ?? 0))
+  const bestForward = Math.min(...theirs.map((r) => r.forward ?? Infinity))
+  console.log(`\n${what}: precision and compilation, ratios against the best PyTorch row (training ${fmt(bestTrain)} images/s, forward ${fmt(bestForward, 3)} s)`)
+  console.log(`matmul ceilings (2048², libtorch): fp32 ${fmt(num(ours.ceilingGflops))} GFLOP/s, bf16 ${fmt(num(ours.ceilingBf16Gflops))} GFLOP/s\n`)
+  console.log('| configuration | training images/s, batch 128 | × best PyTorch | forward, batch 81 (s) | × best PyTorch | note |')
+  console.log('|---|---:|---:|---:|---:|---|')
+  for (const r of [...theirs, ...mine]) {
+    const trainRatio = r.train && bestTrain > 0 ? `${fmt(r.train / bestTrain)}×` : '–'
+    const forwardRatio = r.forward && Number.isFinite(bestForward) ? `${fmt(bestForward / r.forward)}×` : '–'
+    console.log(`| ${r.name} | ${fmt(r.train)} | ${trainRatio} | ${fmt(r.forward, 3)} | ${forwardRatio} | ${r.note ?? ''} |`)
+  }
+  const fast = num(ours.sampleFast81Seconds)
+  const forward = num(ours.forwardSeconds81)
+  if (fast && forward) console.log(`fast sampler, fp32: ${fmt(fast / forward)} forward passes of time for 81 images`)
 }
 
 /** The gated preset: this library against the same network in PyTorch eager. */
 function gated(python: string) {
   if (skip.has('gated')) return
   const ours = run('pixelcnn gated', process.execPath, ['--import', 'tsx', 'bench/ours.ts'], { PIXELCNN_BENCH_THREADS: String(threads), PIXELCNN_BENCH_PRESET: 'gated' })
-  const torch = run('pytorch gated', python, ['bench/pytorch/bench.py', '--threads', String(threads), '--architecture', 'gated'])
+  const oursBf16 = run('pixelcnn-gated-bf16', process.execPath, ['--import', 'tsx', 'bench/ours.ts'], { PIXELCNN_BENCH_THREADS: String(threads), PIXELCNN_BENCH_PRESET: 'gated', PIXELCNN_BENCH_PRECISION: 'bf16', PIXELCNN_BENCH_REFERENCE_ROWS: '0' })
+  const torch = run('pytorch gated', python, ['bench/pytorch/bench.py', '--threads', String(threads), '--architecture', 'gated', '--modes', TORCH_MODES])
   if (!ours || 'error' in ours) throw new Error('the pixelcnn gated run failed')
   const train = num(ours.trainImagesPerSecond)
   const forward = num(ours.forwardSeconds81)
@@ -104,12 +155,21 @@ function gated(python: string) {
   console.log('|---|---:|---:|---:|---:|')
   console.log(`| pixelcnn gated, fast sampler | ${fmt(train)} | ${fmt(forward, 3)} | ${fmt(fast)} | ${fmt(num(ours.peakRssMiB))} |`)
   console.log(`| pixelcnn gated, reference sampler | – | – | ${fmt(reference)} [extrapolated from ${ours.referenceExtrapolatedFromRows} rows] (${fmt(reference && fast ? reference / fast : undefined)}× slower than fast) | – |`)
+  const ratios = (theirTrain?: number, theirForward?: number) =>
+    `${fmt(theirTrain)} (ours ${fmt(train && theirTrain ? train / theirTrain : undefined)}×) | ${fmt(theirForward, 3)} (ours ${fmt(forward && theirForward ? theirForward / forward : undefined)}×)`
   if (torch && !('error' in torch)) {
-    const theirTrain = num(torch.trainImagesPerSecond)
-    const theirForward = num(torch.forwardSeconds81)
-    console.log(`| PyTorch ${torch.torch} eager gated [best layout: ${torch.bestMemoryFormat}] | ${fmt(theirTrain)} (ours ${fmt(train && theirTrain ? train / theirTrain : undefined)}×) | ${fmt(theirForward, 3)} (ours ${fmt(forward && theirForward ? theirForward / forward : undefined)}×) | ${fmt(num(torch.sample81Seconds))} [naive loop, extrapolated] | ${fmt(num(torch.peakRssMiB))} |`)
+    console.log(`| PyTorch ${torch.torch} eager gated [best layout: ${torch.bestMemoryFormat}] | ${ratios(num(torch.trainImagesPerSecond), num(torch.forwardSeconds81))} | ${fmt(num(torch.sample81Seconds))} [naive loop, extrapolated] | ${fmt(num(torch.peakRssMiB))} |`)
+  }
+  const torchTuned = run('pytorch-tuned-malloc', python, ['bench/pytorch/bench.py', '--threads', String(threads), '--architecture', 'gated', '--sample-passes', '2'], { GLIBC_TUNABLES: TUNED_MALLOC })
+  if (torchTuned && !('error' in torchTuned)) {
+    console.log(`| PyTorch eager gated, this library's malloc settings [GLIBC_TUNABLES; best layout: ${torchTuned.bestMemoryFormat}] | ${ratios(num(torchTuned.trainImagesPerSecond), num(torchTuned.forwardSeconds81))} | – | ${fmt(num(torchTuned.peakRssMiB))} |`)
+  }
+  const oursDefault = run('pixelcnn-default-malloc', process.execPath, ['--import', 'tsx', 'bench/ours.ts'], { PIXELCNN_BENCH_THREADS: String(threads), PIXELCNN_BENCH_PRESET: 'gated', PIXELCNN_MALLOC: 'default', PIXELCNN_BENCH_REFERENCE_ROWS: '1' })
+  if (oursDefault && !('error' in oursDefault)) {
+    console.log(`| pixelcnn gated, glibc's default malloc [PIXELCNN_MALLOC=default] | ${ratios(num(oursDefault.trainImagesPerSecond), num(oursDefault.forwardSeconds81))} | ${fmt(num(oursDefault.sampleFast81Seconds))} | ${fmt(num(oursDefault.peakRssMiB))} |`)
   }
   console.log(`fast sampler: ${fmt(fast && forward ? fast / forward : undefined)} forward passes of time for 81 images; ${fmt(reference && fast ? reference / fast : undefined)}× the reference loop`)
+  precisionTable('gated preset', ours, oursBf16, torch)
 }
 
 main()

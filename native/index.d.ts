@@ -51,15 +51,16 @@ export interface LibtorchInfo {
   cudaAvailable: boolean
   cudaDeviceCount: number
   threads: number
+  cpuBf16Native: boolean
 }
 
 export declare function loadModel(path: string, device: string): Promise<NativeModel>
 
 /**
- * fp32 GFLOP/s of an n×n matrix product through libtorch (the machine's
- * ceiling for benchmarks). Blocks the calling thread for a few seconds.
+ * GFLOP/s of an n×n matrix product through libtorch in `precision` ("fp32"
+ * or "bf16": the machine's ceilings for benchmarks). Blocks the calling thread for a few seconds.
  */
-export declare function matmulGflops(n: number, repeats: number, threads: number | undefined | null, device: string): number
+export declare function matmulGflops(n: number, repeats: number, threads: number | undefined | null, device: string, precision: string): number
 
 /**
  * Provokes a failure inside the native code (`"panic"` or `"torch"`, a C++

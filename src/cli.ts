@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process'
 import * as path from 'node:path'
 import { parseArgs } from 'node:util'
-import { type Args, number, OPTIONS, required } from './cli/args'
+import { type Args, number, OPTIONS, precision, required } from './cli/args'
 import { loadDataSource } from './cli/data-source'
 import { writeSampleGrid } from './cli/pictures'
 import { bar, Line } from './cli/progress-bar'
@@ -26,8 +26,8 @@ commands:
   train     --data SOURCE --out model.safetensors [--preset seed|small|gated|gated-small]
             [--architecture pixelcnn|gated] [--conditional | --classes K] [--epochs 50]
             [--batch-size 128] [--learning-rate 5e-4] [--seed 0] [--threads N]
-            [--device auto|cpu|cuda[:N]] [--config file.json] [--resume] [--checkpoint-every 50]
-            [--samples-every N]
+            [--device auto|cpu|cuda[:N]] [--precision fp32|bf16] [--config file.json] [--resume]
+            [--checkpoint-every 50] [--samples-every N]
             writes model.curve.png (the training curve) beside the model after every epoch, and
             model.samples-epoch-N.png every N epochs with --samples-every
   sample    --model m.safetensors --out samples.png [--count 81] [--seed 0] [--temperature 1]
@@ -35,6 +35,7 @@ commands:
   complete  --model m.safetensors [--data SOURCE] [--rows 14] [--count 8] [--repeats 5] --out completions.png
   eval      --model m.safetensors --data SOURCE
   info      --model m.safetensors
+  sample, complete and eval also take [--device auto|cpu|cuda[:N]] [--precision fp32|bf16]
   setup     installs torch==2.11.0 (the libtorch this addon needs) into ~/.cache/pixelcnn, once
 
 SOURCE: mnist | mnist-bundled | fashion-mnist | fashion-mnist:system | idx:IMAGES[,TEST_IMAGES[,LABELS,TEST_LABELS]] | folder:DIR
@@ -63,6 +64,7 @@ async function sample(args: Args): Promise<void> {
     perClass: number(args, 'per-class') ?? 8,
     seed: number(args, 'seed'),
     temperature: number(args, 'temperature'),
+    precision: precision(args),
     onProgress: (e) => { if (e.type === 'rows') line.update(`sampling ${bar(e.rowsDone / e.rowsTotal)} ${e.rowsDone}/${e.rowsTotal} rows`) },
   }, number(args, 'scale'))
   line.done(`sampled ${what} in ${((performance.now() - started) / 1000).toFixed(2)} s`)
@@ -79,7 +81,7 @@ async function complete(args: Args): Promise<void> {
   const rows = number(args, 'rows') ?? Math.floor(model.config.height / 2)
   const { labels } = labelsFor(model, sourceLabels, `\`--data ${args.data ?? 'mnist-bundled'}\``)
   const grid = await completionGrid(model, sliceImages(source, 0, count), {
-    rows, repeats, seed: number(args, 'seed'), temperature: number(args, 'temperature'), labels: labels?.slice(0, count),
+    rows, repeats, seed: number(args, 'seed'), temperature: number(args, 'temperature'), labels: labels?.slice(0, count), precision: precision(args),
   })
   const out = required(args, 'out')
   await writeImageGrid(grid, out, { columns: repeats + 2, scale: number(args, 'scale') })
@@ -91,7 +93,7 @@ async function evaluate(args: Args): Promise<void> {
   const data = await loadDataSource(required(args, 'data'))
   const images = data.test ?? data.train
   const options = labelsFor(model, data.test ? data.testLabels : data.trainLabels, `\`--data ${args.data}\``)
-  const { natsPerImage, bitsPerDim } = await model.evaluate(images, options)
+  const { natsPerImage, bitsPerDim } = await model.evaluate(images, { ...options, precision: precision(args), threads: number(args, 'threads') })
   console.log(`${data.description}, ${data.test ? 'test' : 'training'} split, ${images.count} images`)
   console.log(`${natsPerImage.toFixed(3)} nats per image, ${bitsPerDim.toFixed(5)} bits per dimension`)
 }

@@ -54,6 +54,15 @@ export interface ModelConfig {
 /** Class labels: one class for every image, or one per image. */
 export type Labels = number | ArrayLike<number>
 
+/**
+ * `'fp32'`: fp32 throughout. `'bf16'`: mixed precision, as PyTorch's autocast:
+ * convolutions and matrix products (and the pointwise ops between them) in
+ * bfloat16; weights, Adam's state, the loss, probabilities and sampling draws
+ * in fp32; checkpoints fp32. On a CPU, bf16 needs native bfloat16 instructions
+ * (`libtorchInfo().cpuBf16Native`); without them it is a `DeviceError`.
+ */
+export type Precision = 'fp32' | 'bf16'
+
 export interface CreateOptions extends ModelOptions {
   /** @default 'auto' */ device?: Device
   /** Seeds the initial weights. @default 0 */ seed?: number
@@ -70,6 +79,8 @@ export interface EpochRecord {
   imagesPerSecond: number
   /** The training loss of each step of the epoch, in order. */
   stepLosses?: number[]
+  /** The arithmetic the epoch trained in (records from earlier versions: `'fp32'`). */
+  precision?: Precision
 }
 
 export type TrainProgress =
@@ -86,6 +97,7 @@ export interface FitOptions {
   /** Seeds the data order (and, in `train`, the initial weights). @default 0 */ seed?: number
   /** libtorch threads. @default every core */ threads?: number
   /** Images per validation pass (memory only). @default 500 */ evalBatchSize?: number
+  /** Training and validation arithmetic. @default 'fp32' */ precision?: Precision
   /**
    * Save a checkpoint to `path` after each epoch, every `every` steps (0: only
    * after epochs), and when aborted, atomically (temporary file, fsync,
@@ -119,6 +131,7 @@ export interface SampleOptions {
   /** `'fast'`: incremental, one forward pass of work per image; `'reference'`: one full pass per pixel. @default 'fast' */
   method?: 'fast' | 'reference'
   /** @default every core */ threads?: number
+  /** In `'bf16'` probabilities differ from fp32's by rounding (see the README), so images may differ. @default 'fp32' */ precision?: Precision
   /** Conditional models: the class of every image, or one per image. */
   labels?: Labels
   /** Called with `rows` events (rows of pixels done) a few times a second, then `done`. */
@@ -137,6 +150,7 @@ export interface CompleteOptions extends Omit<SampleOptions, 'count'> {
 /** Options of `predict` and `evaluate`. */
 export interface EvalOptions {
   /** @default every core */ threads?: number
+  /** @default 'fp32' */ precision?: Precision
   /** Images per forward pass (memory only). @default 256 */ batchSize?: number
   /** Conditional models: the class of every image, or one per image. */
   labels?: Labels

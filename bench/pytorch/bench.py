@@ -8,7 +8,7 @@ first, medians of several repetitions. Prints a JSON object on its last line.
 Both unconditional, 28x28x1.
 
 usage: bench.py [--architecture pixelcnn|gated] [--threads N] [--device cpu|cuda]
-                [--repeats N] [--sample-passes N] [--profile]"""
+                [--repeats N] [--sample-passes N] [--profile] [--modes compile,bf16,compile+bf16]"""
 
 import argparse
 import json
@@ -43,6 +43,40 @@ def timed(fn, device, repeats):
     return statistics.median(times)
 
 
+def measure_mode(name, args, fmt, train_x, device):
+    """Training images/s and forward seconds (batch 81) of one configuration:
+    `compile` (torch.compile, default mode), `bf16` (torch.autocast to
+    bfloat16 around the forward pass and the loss, as PyTorch's AMP recipe
+    does), or both, e.g. `compile+bf16`. Errors are reported, not raised."""
+    parts = set(name.split("+"))
+    try:
+        torch.manual_seed(0)
+        model = PRESETS[args.architecture]().to(device).to(memory_format=fmt)
+        opt = torch.optim.Adam(model.parameters(), lr=5e-4, eps=1e-7)
+        run = torch.compile(model) if "compile" in parts else model
+        x = train_x.to(memory_format=fmt)
+        amp = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled="bf16" in parts)
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            with amp():
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(run(x).float(), x)
+            loss.backward()
+            opt.step()
+
+        compile_started = time.perf_counter()
+        step()  # compiles, if compiling
+        compile_seconds = time.perf_counter() - compile_started
+        train = 128 / timed(step, device, args.repeats)
+        x81 = random_binary(81, torch.Generator().manual_seed(1), device).to(memory_format=fmt)
+        with torch.no_grad(), amp():
+            run(x81)
+            forward = timed(lambda: run(x81), device, max(args.repeats, 5))
+        return {"trainImagesPerSecond": train, "forwardSeconds81": forward, "firstStepSeconds": compile_seconds}
+    except Exception as error:  # noqa: BLE001 - a benchmark row, not a crash
+        return {"error": f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"}
+
+
 def random_binary(n, generator, device):
     return (torch.rand(n, 1, 28, 28, generator=generator) < 0.3).float().to(device)
 
@@ -55,6 +89,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sample-passes", type=int, default=20)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--modes", default="", help="comma-separated extra configurations: compile, bf16, compile+bf16")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -83,6 +118,10 @@ def main():
     result["trainImagesPerSecond"] = best[1]
     result["bestMemoryFormat"] = best[0]
     result["parameterCount"] = sum(p.numel() for p in best[2].parameters())
+
+    if args.modes:
+        fmt = torch.channels_last if best[0] == "channels_last" else torch.contiguous_format
+        result["modes"] = {name: measure_mode(name, args, fmt, train_x, device) for name in args.modes.split(",")}
 
     model = best[2].eval()
     fmt = torch.channels_last if best[0] == "channels_last" else torch.contiguous_format

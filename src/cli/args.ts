@@ -1,6 +1,7 @@
 /** The command line's options and the helpers that read them. */
 
 import { ConfigError } from '../errors'
+import type { Precision } from '../types'
 
 export const OPTIONS = {
   data: { type: 'string' },
@@ -14,6 +15,7 @@ export const OPTIONS = {
   seed: { type: 'string' },
   threads: { type: 'string' },
   device: { type: 'string' },
+  precision: { type: 'string' },
   config: { type: 'string' },
   out: { type: 'string' },
   resume: { type: 'boolean' },
@@ -39,6 +41,14 @@ export function number(args: Args, name: keyof typeof OPTIONS): number | undefin
   const value = Number(raw)
   if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(value)) throw new ConfigError(`\`--${name}\` must be a number, got ${JSON.stringify(raw)}`)
   return value
+}
+
+/** `--precision fp32|bf16`, or undefined when not given. */
+export function precision(args: Args): Precision | undefined {
+  const raw = args.precision
+  if (raw === undefined) return undefined
+  if (raw !== 'fp32' && raw !== 'bf16') throw new ConfigError(`\`--precision\` must be fp32 or bf16, got ${JSON.stringify(raw)}`)
+  return raw
 }
 
 export function required(args: Args, name: keyof typeof OPTIONS): string {

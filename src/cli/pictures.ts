@@ -7,7 +7,7 @@ import { writeImageGrid } from '../image-grid'
 import type { ImageBatch } from '../images'
 import type { PixelCNN } from '../model'
 import { writeTrainingCurve } from '../training-curve'
-import type { SampleProgress } from '../types'
+import type { Precision, SampleProgress } from '../types'
 
 /** `model.safetensors` → `model<suffix>` in the same directory. */
 export function besideModel(modelPath: string, suffix: string): string {
@@ -23,6 +23,7 @@ export interface GridRequest {
   perClass: number
   seed?: number
   temperature?: number
+  precision?: Precision
   classNames?: string[]
   onProgress?: (event: SampleProgress) => void
   signal?: AbortSignal
@@ -31,7 +32,7 @@ export interface GridRequest {
 /** Samples and writes a grid; returns what it drew, for the log line. */
 export async function writeSampleGrid(model: PixelCNN, file: string, request: GridRequest, scale?: number): Promise<string> {
   const classes = model.config.classes
-  const common = { seed: request.seed, temperature: request.temperature, onProgress: request.onProgress, signal: request.signal }
+  const common = { seed: request.seed, temperature: request.temperature, precision: request.precision, onProgress: request.onProgress, signal: request.signal }
   let images: ImageBatch
   let columns: number | undefined
   let rowLabels: string[] | undefined

@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { ConfigError, type PixelCNNError } from '../errors'
 import { PixelCNN } from '../model'
 import type { Architecture, Device, EpochRecord, ModelOptions, TrainOptions } from '../types'
-import { type Args, number, required } from './args'
+import { type Args, number, precision, required } from './args'
 import { loadDataSource } from './data-source'
 import { besideModel, writeCurve, writeSampleGrid } from './pictures'
 import { bar, formatSeconds, Line } from './progress-bar'
@@ -73,6 +73,7 @@ export async function train(args: Args): Promise<void> {
     learningRate: number(args, 'learning-rate') ?? fromFile.learningRate,
     seed,
     threads: number(args, 'threads') ?? fromFile.threads,
+    precision: precision(args) ?? fromFile.precision,
     checkpoint: { path: out, every: number(args, 'checkpoint-every') ?? 50 },
     signal: controller.signal,
     epochs: 1,
@@ -92,7 +93,7 @@ export async function train(args: Args): Promise<void> {
       const done = model.history.length
       if (samplesEvery && (done % samplesEvery === 0 || done === epochs)) {
         const file = besideModel(out, `.samples-epoch-${done}.png`)
-        const what = await writeSampleGrid(model, file, { count: 64, perClass: 8, seed: 0, classNames: data.classNames, signal: controller.signal })
+        const what = await writeSampleGrid(model, file, { count: 64, perClass: 8, seed: 0, classNames: data.classNames, precision: fit.precision, signal: controller.signal })
         line.done(`wrote ${file}: ${what}`)
       }
     }

@@ -1,18 +1,26 @@
-//! The machine's fp32 ceiling as libtorch reaches it: the throughput of a
-//! large square matrix product, against which training throughput (in useful
-//! FLOPs) is reported as a fraction.
+//! The machine's ceilings as libtorch reaches them: the throughput of a large
+//! square matrix product in fp32 or bf16, against which training throughput
+//! (in useful FLOPs) is reported as a fraction.
 
+use crate::config::Precision;
 use crate::device::{parse_device, set_threads};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use std::time::Instant;
 use tch::{Kind, Tensor};
 
-/// GFLOP/s of an n×n by n×n fp32 product (2n³ FLOPs), median of `repeats` after one warm-up.
-pub fn matmul_gflops(n: i64, repeats: usize, threads: Option<i64>, device: &str) -> Result<f64> {
+/// GFLOP/s of an n×n by n×n product (2n³ FLOPs) in `precision` ("fp32" or
+/// "bf16"), median of `repeats` after one warm-up.
+pub fn matmul_gflops(n: i64, repeats: usize, threads: Option<i64>, device: &str, precision: &str) -> Result<f64> {
     set_threads(threads);
     let device = parse_device(device)?;
-    let a = Tensor::f_ones([n, n], (Kind::Float, device))?.f_mul_scalar(0.5)?;
-    let b = Tensor::f_ones([n, n], (Kind::Float, device))?.f_mul_scalar(0.25)?;
+    let kind = match precision {
+        "fp32" => Precision::Fp32,
+        "bf16" => Precision::Bf16,
+        other => return Err(Error::config("precision", format!("must be \"fp32\" or \"bf16\", got {other:?}"))),
+    }
+    .kind();
+    let a = Tensor::f_ones([n, n], (kind, device))?.f_mul_scalar(0.5)?;
+    let b = Tensor::f_ones([n, n], (kind, device))?.f_mul_scalar(0.25)?;
     let _ = a.f_matmul(&b)?.f_sum(Kind::Float)?.f_double_value(&[])?;
     let mut seconds = Vec::with_capacity(repeats);
     for _ in 0..repeats.max(1) {

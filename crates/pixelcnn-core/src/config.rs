@@ -218,13 +218,15 @@ struct ArchitectureOnly {
     architecture: Architecture,
 }
 
-/// The arithmetic precision of forward passes. fp32 is all there is so far;
-/// every forward pass and sampler takes it, so that adding bf16 changes no signature.
+/// The arithmetic of forward passes: fp32 throughout, or bf16 mixed
+/// precision (convolutions and matrix products in bfloat16, weights, optimizer,
+/// loss and draws in fp32; see `precision.rs`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     #[default]
     Fp32,
+    Bf16,
 }
 
 fn default_epochs() -> i64 { 1 }

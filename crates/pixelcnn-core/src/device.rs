@@ -44,6 +44,8 @@ pub fn device_name(device: Device) -> String {
 /// libtorch's intra-op thread count is process-wide; set it for each call so
 /// that a user's `threads` applies to that call. Default: every core.
 pub fn set_threads(threads: Option<i64>) {
+    // Every long task starts here, before its first large tensor.
+    crate::allocator::tune_for_tensors();
     let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as i64));
     if tch::get_num_threads() != n as i32 {
         tch::set_num_threads(n as i32);
@@ -55,6 +57,8 @@ pub struct LibtorchInfo {
     pub cuda_available: bool,
     pub cuda_device_count: i64,
     pub threads: i64,
+    /// Whether this CPU has bfloat16 instructions (`precision: bf16` needs them on the CPU).
+    pub cpu_bf16_native: bool,
 }
 
 pub fn libtorch_info() -> LibtorchInfo {
@@ -63,5 +67,6 @@ pub fn libtorch_info() -> LibtorchInfo {
         cuda_available,
         cuda_device_count: if cuda_available { Cuda::device_count() } else { 0 },
         threads: tch::get_num_threads() as i64,
+        cpu_bf16_native: crate::precision::cpu_has_native_bf16(),
     }
 }

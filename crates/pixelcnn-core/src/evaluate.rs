@@ -43,6 +43,7 @@ pub fn mean_loss(net: &Network, images: &Tensor, labels: Option<&Tensor>, batch:
 fn inputs(state: &ModelState, images: &ImagesRef, config: &EvalConfig) -> Result<(Tensor, Option<Tensor>)> {
     set_threads(config.threads);
     let net = &state.net;
+    config.precision.check(net.device(), "precision")?;
     let x = images.to_device(net.config(), net.device(), "images")?;
     let y = labels::resolve(config.labels.as_ref(), net.config(), images.count, "labels")?;
     Ok((x, labels::batch(y.as_deref(), 0, images.count, net.device())?))

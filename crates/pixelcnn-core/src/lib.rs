@@ -2,6 +2,7 @@
 //! `crates/pixelcnn-node` only converts types and errors.
 
 pub mod adam;
+pub mod allocator;
 pub mod ceiling;
 pub mod checkpoint;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod images;
 pub mod labels;
 pub mod network;
 pub mod parse;
+pub mod precision;
 pub mod rng;
 pub mod sample;
 pub mod state;

@@ -22,7 +22,9 @@ pub struct EpochRecord {
     /// The training loss of each step of the epoch, in order (for the training
     /// curve); absent in records written before it was kept.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub step_losses: Vec<f32>,
+    pub step_losses: Vec<f32>,    /// The arithmetic the epoch trained in (records from before bf16 existed: fp32).
+    #[serde(default)]
+    pub precision: crate::config::Precision,
 }
 
 /// Where training stands inside an unfinished epoch. Kept in the model (and

@@ -99,9 +99,11 @@ pub fn fit(
     cancel: &AtomicBool,
     on_event: &mut dyn FnMut(TrainEvent),
 ) -> Result<()> {
+    let _release = crate::allocator::ReleaseWhenDone;
     set_threads(config.threads);
     let net_config = state.net.config().clone();
     let device = state.net.device();
+    let precision = config.precision.check(device, "precision")?;
     // All images stay on the device as bytes (N, C, H, W); batches are gathered from them.
     let train_images = train.images.to_device(&net_config, device, "data.train")?;
     let train_count = train.images.count;
@@ -163,7 +165,7 @@ pub fn fit(
             let index = Tensor::f_from_slice(chunk)?.f_to_device(device)?;
             let x = train_images.f_index_select(0, &index)?.f_to_kind(Kind::Float)?; // (B, C, H, W)
             let y = train_labels.as_ref().map(|l| l.f_index_select(0, &index)).transpose()?;
-            let loss = compute_gradients(&state.net, &x, y.as_ref(), config.precision)?;
+            let loss = compute_gradients(&state.net, &x, y.as_ref(), precision)?;
             apply_update(state, config.learning_rate)?;
             pending.losses.push(loss);
             pending.sizes.push(chunk.len() as i64);
@@ -178,7 +180,7 @@ pub fn fit(
         }
         let train_seconds = started.elapsed().as_secs_f64();
         let val_loss = match &test_data {
-            Some((images, labels)) => Some(mean_loss(&state.net, images, labels.as_ref(), config.eval_batch_size, config.precision)?),
+            Some((images, labels)) => Some(mean_loss(&state.net, images, labels.as_ref(), config.eval_batch_size, precision)?),
             None => None,
         };
         let record = EpochRecord {
@@ -188,6 +190,7 @@ pub fn fit(
             seconds: started.elapsed().as_secs_f64(),
             images_per_second: (progress.seen - seen_before) as f64 / train_seconds,
             step_losses: progress.step_losses,
+            precision,
         };
         state.history.push(record.clone());
         if let Some(path) = checkpoint_path {

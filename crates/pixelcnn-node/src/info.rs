@@ -8,19 +8,25 @@ pub struct LibtorchInfo {
     pub cuda_available: bool,
     pub cuda_device_count: i64,
     pub threads: i64,
+    pub cpu_bf16_native: bool,
 }
 
 #[napi]
 pub fn libtorch_info() -> LibtorchInfo {
     let info = pixelcnn_core::device::libtorch_info();
-    LibtorchInfo { cuda_available: info.cuda_available, cuda_device_count: info.cuda_device_count, threads: info.threads }
+    LibtorchInfo {
+        cuda_available: info.cuda_available,
+        cuda_device_count: info.cuda_device_count,
+        threads: info.threads,
+        cpu_bf16_native: info.cpu_bf16_native,
+    }
 }
 
-/// fp32 GFLOP/s of an n×n matrix product through libtorch (the machine's
-/// ceiling for benchmarks). Blocks the calling thread for a few seconds.
+/// GFLOP/s of an n×n matrix product through libtorch in `precision` ("fp32"
+/// or "bf16": the machine's ceilings for benchmarks). Blocks the calling thread for a few seconds.
 #[napi]
-pub fn matmul_gflops(env: Env, n: i64, repeats: u32, threads: Option<i64>, device: String) -> napi::Result<f64> {
-    crate::errors::guard_sync(&env, || pixelcnn_core::ceiling::matmul_gflops(n, repeats as usize, threads, &device))
+pub fn matmul_gflops(env: Env, n: i64, repeats: u32, threads: Option<i64>, device: String, precision: String) -> napi::Result<f64> {
+    crate::errors::guard_sync(&env, || pixelcnn_core::ceiling::matmul_gflops(n, repeats as usize, threads, &device, &precision))
 }
 
 /// Provokes a failure inside the native code (`"panic"` or `"torch"`, a C++

@@ -24,7 +24,7 @@ impl ClassBias {
 
     /// `x` (B, C, H, W) plus each image's class bias.
     pub fn add_to_map(&self, x: &Tensor, labels: &Tensor) -> Result<Tensor> {
-        let rows = self.rows(labels)?;
+        let rows = crate::precision::cast(&self.rows(labels)?, x.kind())?;
         let (b, c) = (rows.size()[0], rows.size()[1]);
         Ok(x.f_add(&rows.f_view([b, c, 1, 1])?)?)
     }

@@ -14,6 +14,7 @@
 
 use super::class_bias::{self, ClassBias};
 use crate::error::Result;
+use crate::precision::cast;
 use crate::rng::Rng;
 use tch::{Device, Kind, Tensor};
 
@@ -102,6 +103,11 @@ impl Conv {
         })
     }
 
+    /// The effective weight and the bias in `kind` (the type of the input).
+    fn weight_and_bias(&self, kind: Kind) -> Result<(Tensor, Tensor)> {
+        Ok((cast(&self.effective_weight()?, kind)?, cast(&self.bias, kind)?))
+    }
+
     /// x: (N, in, H, W) → (N, out, H, W), plus the class bias of `labels` (N,).
     pub fn forward(&self, x: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
         let out = match self.mask {
@@ -114,7 +120,8 @@ impl Conv {
     /// One k×k convolution with the masked weight: simple, and the reference.
     pub fn forward_dense(&self, x: &Tensor) -> Result<Tensor> {
         let pad = self.kernel / 2;
-        Ok(x.f_conv2d(&self.effective_weight()?, Some(&self.bias), [1, 1], [pad, pad], [1, 1], 1)?)
+        let (weight, bias) = self.weight_and_bias(x.kind())?;
+        Ok(x.f_conv2d(&weight, Some(&bias), [1, 1], [pad, pad], [1, 1], 1)?)
     }
 
     /// The same function without the kernel rows below the centre, which the
@@ -129,8 +136,9 @@ impl Conv {
     pub fn forward_split(&self, x: &Tensor) -> Result<Tensor> {
         let c = self.kernel / 2;
         let h = x.size()[2];
-        let weight = self.effective_weight()?.f_narrow(2, 0, c + 1)?; // (out, in, c+1, k)
-        Ok(x.f_conv2d(&weight, Some(&self.bias), [1, 1], [c, c], [1, 1], 1)?.f_narrow(2, 0, h)?)
+        let (weight, bias) = self.weight_and_bias(x.kind())?;
+        let weight = weight.f_narrow(2, 0, c + 1)?; // (out, in, c+1, k)
+        Ok(x.f_conv2d(&weight, Some(&bias), [1, 1], [c, c], [1, 1], 1)?.f_narrow(2, 0, h)?)
     }
 
     pub fn parameters(&self) -> Vec<(String, &Tensor)> {

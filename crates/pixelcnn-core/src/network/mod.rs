@@ -11,7 +11,7 @@ pub mod shifted_conv;
 
 use crate::config::{Architecture, ModelConfig, Precision};
 use crate::error::Result;
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 pub use gated::GatedPixelCnn;
 pub use pixelcnn::PixelCnn;
@@ -70,10 +70,15 @@ impl Network {
     /// x: (N, C, H, W) float in {0, 1}, labels: (N,) int64 for a conditional
     /// model → logits (N, C, H, W), where the logit at pixel i depends only on
     /// the pixels before i in raster order.
+    ///
+    /// In bf16 the input is cast once and each layer computes in the type of
+    /// its input; the logits come back as fp32 for the loss and the draws.
     pub fn forward(&self, x: &Tensor, labels: Option<&Tensor>, precision: Precision) -> Result<Tensor> {
-        match self {
-            Network::PixelCnn(n) => n.forward(x, labels, precision),
-            Network::Gated(n) => n.forward(x, labels, precision),
-        }
+        let x = crate::precision::cast(x, precision.kind())?;
+        let logits = match self {
+            Network::PixelCnn(n) => n.forward(&x, labels)?,
+            Network::Gated(n) => n.forward(&x, labels)?,
+        };
+        crate::precision::cast(&logits, Kind::Float)
     }
 }

@@ -14,7 +14,7 @@
 //! gated architecture (`gated.rs`) has none.
 
 use super::masked_conv::{Conv, Mask};
-use crate::config::{ModelConfig, Precision};
+use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::rng::Rng;
 use tch::{Device, Tensor};
@@ -103,7 +103,7 @@ impl PixelCnn {
 
     /// x: (N, 1, H, W) float in {0, 1} → logits (N, 1, H, W); the logit at i
     /// depends only on pixels before i in raster order (and on the label).
-    pub fn forward(&self, x: &Tensor, labels: Option<&Tensor>, _precision: Precision) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
         let mut h = self.input_conv.forward(x, labels)?.f_relu_()?; // (N, F, H, W)
         if self.device == Device::Cpu {
             // oneDNN runs these convolutions fastest channels-last. The input has

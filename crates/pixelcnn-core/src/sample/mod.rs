@@ -57,8 +57,9 @@ pub(crate) struct BatchInputs {
 
 /// Shared by both samplers: the pixel drawn at flat position `pos` from the
 /// logits there (B,), and its probability.
+/// The logits may be bf16; the probability and the draw are fp32.
 pub(crate) fn draw(inputs: &BatchInputs, logits: &Tensor, pos: i64) -> Result<(Tensor, Tensor)> {
-    let probs = logits.f_mul_scalar(inputs.inv_temperature)?.f_sigmoid()?; // (B,)
+    let probs = logits.f_to_kind(Kind::Float)?.f_mul_scalar(inputs.inv_temperature)?.f_sigmoid()?; // (B,)
     let drawn = inputs.uniforms.f_select(1, pos)?.f_lt_tensor(&probs)?.f_to_kind(Kind::Float)?;
     let known = inputs.known_mask.f_select(1, pos)?;
     let value = drawn.f_lerp_tensor(&inputs.known_values.f_select(1, pos)?, &known)?; // known ? given : drawn
@@ -73,6 +74,7 @@ pub fn sample(
     cancel: &AtomicBool,
     on_progress: &mut dyn FnMut(SampleProgress),
 ) -> Result<SampleOutput> {
+    let _release = crate::allocator::ReleaseWhenDone;
     let net = &state.net;
     let batch_size = config.batch_size();
     // The fast sampler's per-pixel products are small: below a few hundred
@@ -80,6 +82,7 @@ pub fn sample(
     // 1 thread, 1.49 s with 2; 512 images: 4.82 s vs 4.51 s, BENCHMARKS.md).
     let small_cpu_batches = net.device() == Device::Cpu && config.method == SampleMethod::Fast && batch_size <= 256;
     set_threads(config.threads.or(small_cpu_batches.then_some(1)));
+    config.precision.check(net.device(), "precision")?;
     let c = net.config();
     let all_labels = labels::resolve(config.labels.as_ref(), c, config.count, "labels")?;
     let pixels = c.pixels_per_image() as usize;

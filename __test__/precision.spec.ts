@@ -1,0 +1,56 @@
+import test from 'ava'
+import { ConfigError, DeviceError, libtorchInfo, PixelCNN } from '../src/index'
+import { randomImages, stripedImages } from './support/images'
+
+const TINY = { preset: 'small', height: 8, width: 8, filters: 8, residualBlocks: 1 } as const
+const GATED_TINY = { architecture: 'gated', height: 8, width: 8, filters: 8, layers: 2, inputKernel: 3, kernel: 3, outputLayers: 1 } as const
+const native = libtorchInfo().cpuBf16Native
+
+// Serial, in this order: the error without native bf16 is checked before the
+// tests below allow libtorch's emulated bf16 (PIXELCNN_EMULATED_BF16=1, same
+// rounding, slow) to test the arithmetic on any CPU.
+test.serial('bf16 on a CPU without bf16 instructions is a DeviceError that says what to do', async (t) => {
+  if (native) return t.pass('this CPU computes bf16 natively')
+  const model = PixelCNN.create({ ...TINY, device: 'cpu' })
+  const images = randomImages(2, 8, 8, 1)
+  const error = await t.throwsAsync(model.fit({ data: { train: images }, precision: 'bf16' }), { instanceOf: DeviceError })
+  t.regex(error!.message, /`?precision`?.*"bf16" was requested but this CPU has no native bfloat16.*use "fp32"/)
+  await t.throwsAsync(model.sample({ count: 1, precision: 'bf16' }), { instanceOf: DeviceError })
+  await t.throwsAsync(model.predict(images, { precision: 'bf16' }), { instanceOf: DeviceError })
+})
+
+test.serial('libtorchInfo says whether the CPU computes bf16 natively', (t) => {
+  t.is(typeof native, 'boolean')
+})
+
+test.serial('a precision other than fp32 or bf16 is a ConfigError naming the field', async (t) => {
+  const model = PixelCNN.create({ ...TINY, device: 'cpu' })
+  const images = randomImages(2, 8, 8, 1)
+  const fit = await t.throwsAsync(model.fit({ data: { train: images }, precision: 'fp16' as never }), { instanceOf: ConfigError })
+  t.regex(fit!.message, /`precision`.*fp16/)
+  await t.throwsAsync(model.sample({ count: 1, precision: 'BF16' as never }), { instanceOf: ConfigError, message: /`precision`/ })
+  await t.throwsAsync(model.predict(images, { precision: 16 as never }), { instanceOf: ConfigError, message: /`precision`/ })
+  await t.throwsAsync(model.evaluate(images, { precision: null as never }), { instanceOf: ConfigError, message: /`precision`/ })
+})
+
+for (const [name, shape] of [['pixelcnn', TINY], ['gated', GATED_TINY]] as const) {
+  test.serial(`${name} in bf16: trains, records the precision, predicts within 0.02 of fp32, samples and completes`, async (t) => {
+    if (!native) process.env.PIXELCNN_EMULATED_BF16 = '1'
+    const model = PixelCNN.create({ ...shape, device: 'cpu', seed: 1 })
+    const data = { train: stripedImages(64, 8, 8, 1), test: stripedImages(32, 8, 8, 2) }
+    const history = await model.fit({ data, epochs: 2, batchSize: 16, learningRate: 5e-3, precision: 'bf16' })
+    t.deepEqual(history.map((e) => e.precision), ['bf16', 'bf16'])
+    t.true(history[1].valLoss! < history[0].valLoss!, `validation loss did not fall: ${history.map((e) => e.valLoss)}`)
+    const fp32 = await model.predict(data.test)
+    const bf16 = await model.predict(data.test, { precision: 'bf16' })
+    let worst = 0
+    for (let i = 0; i < fp32.length; i++) worst = Math.max(worst, Math.abs(fp32[i] - bf16[i]))
+    t.true(worst <= 0.02 && worst > 0, `largest difference ${worst}`)
+    const { natsPerImage } = await model.evaluate(data.test, { precision: 'bf16' })
+    t.true(Math.abs(natsPerImage - (await model.evaluate(data.test)).natsPerImage) < 0.02 * natsPerImage)
+    const samples = await model.sample({ count: 3, seed: 2, precision: 'bf16' })
+    t.is(samples.data.length, 3 * 64)
+    const done = await model.complete(data.test, { known: { rows: 4 }, precision: 'bf16' })
+    t.deepEqual(done.data.subarray(0, 32), data.test.data.subarray(0, 32))
+  })
+}
