@@ -54,7 +54,7 @@ const cases: Case[] = [
   ['model filters huge', () => train({ model: { ...TINY, filters: 1 << 20 } }), 'InvalidConfig', /`model\.filters` must be an even number between 2 and 4096/],
   ['model even kernel', () => train({ model: { ...TINY, residualKernel: 4 } }), 'InvalidConfig', /`model\.residualKernel` must be an odd number/],
   ['model preset long non-ASCII string', () => train({ model: { preset: 'é'.repeat(100) } }), 'InvalidConfig', /`model\.preset` must be one of seed, small, gated, gated-small, got "é+…/],
-  ['model channels 3', () => train({ model: { ...TINY, channels: 3 } }), 'InvalidConfig', /`model\.channels` must be 1 \(binary single-channel images\), got 3/],
+  ['model channels 3', () => train({ model: { ...TINY, channels: 3 } }), 'InvalidConfig', /`model\.channels` must be 1 \(single-channel images; colour is not supported yet\), got 3/],
   ['checkpoint without path', () => train({ checkpoint: { every: 2 } }), 'InvalidConfig', /`checkpoint\.path` is required/],
   ['sample count zero', () => model.sample({ count: 0 }), 'InvalidConfig', /`count` must be between 1/],
   ['sample temperature negative', () => model.sample({ temperature: -1 }), 'InvalidConfig', /`temperature` must be greater than 0/],
@@ -62,7 +62,7 @@ const cases: Case[] = [
   ['complete rows out of range', () => model.complete(good, { known: { rows: 99 } }), 'InvalidConfig', /`known\.rows` must be an integer between 0 and 8/],
   // Image batches
   ['images wrong length', () => model.predict({ ...good, data: good.data.subarray(3) }), 'InvalidData', /images\.data has 253 bytes/],
-  ['images non-binary', () => model.predict({ ...good, data: good.data.map(() => 7) }), 'InvalidData', /byte 0 is 7 but a binary model takes only 0 and 1/],
+  ['images non-binary', () => model.predict({ ...good, data: good.data.map(() => 7) }), 'InvalidData', /byte 0 is 7 but a binary \(bernoulli\) model takes only 0 and 1/],
   ['images zero count', () => model.evaluate({ ...good, count: 0, data: new Uint8Array(0) }), 'InvalidData', /images: holds no images/],
   ['images other size', () => model.predict(randomImages(2, 9, 9)), 'InvalidData', /images are 9×9×1 .* expects 8×8×1/],
   ['images not an object', () => model.predict(42 as never), 'InvalidData', /images must be an ImageBatch/],

@@ -65,6 +65,27 @@ test.serial('train, info, sample, complete and eval from the command line', asyn
   t.regex(evaluated.stdout, /[\d.]+ nats per image, [\d.]+ bits per dimension/)
 })
 
+test.serial('a categorical model from the command line reads 8-bit data and reports bits per dimension', async (t) => {
+  const model = path.join(dir, 'categorical.safetensors')
+  const trained = await pixelcnn(['train', '--data', data, '--config', small, '--output', 'categorical', '--epochs', '1', '--device', 'cpu', '--out', model])
+  t.is(trained.code, 0, trained.stderr)
+  t.regex(trained.stderr, /8-bit grayscale/)
+  t.true(existsSync(model.replace(/\.safetensors$/, '.curve.png')))
+  const loaded = await PixelCNN.load(model)
+  t.is(loaded.config.output, 'categorical')
+  // The IDX pixels are uniform bytes: nothing to learn beyond about 8 bits per dimension.
+  const evaluated = await pixelcnn(['eval', '--model', model, '--data', data])
+  t.is(evaluated.code, 0, evaluated.stderr)
+  const bits = Number(/([\d.]+) bits per dimension/.exec(evaluated.stdout)?.[1])
+  t.true(bits > 7.5 && bits < 9, evaluated.stdout)
+  const samples = path.join(dir, 'categorical.png')
+  t.is((await pixelcnn(['sample', '--model', model, '--count', '4', '--out', samples])).code, 0)
+  t.true(existsSync(samples))
+  const bad = await pixelcnn(['train', '--data', data, '--output', 'gaussian', '--epochs', '1', '--out', path.join(dir, 'y.safetensors')])
+  t.is(bad.code, 1)
+  t.regex(bad.stderr, /`model\.output`/)
+})
+
 test.serial('Ctrl-C stops training after a step and leaves a checkpoint that --resume continues', async (t) => {
   const model = path.join(dir, 'interrupted.safetensors')
   const args = ['train', '--data', data, '--config', small, '--epochs', '3', '--batch-size', '8', '--checkpoint-every', '1', '--device', 'cpu', '--out', model]

@@ -110,6 +110,9 @@ test('loadFashionMnist({ source: "system", dir }) reads IDX files, compressed or
   t.is(dataset.train.count, 12)
   t.true(dataset.test.data.every((v) => v === 0 || v === 1))
   t.deepEqual([...dataset.trainLabels], [...small.trainLabels.labels])
+  // threshold 'none': the 8-bit grayscale as it is, for categorical models.
+  const gray = await loadFashionMnist({ source: 'system', dir, threshold: 'none' })
+  t.deepEqual([...gray.test.data], [...small.testImages.pixels])
 
   const empty = tempDir()
   const error = await t.throwsAsync(loadFashionMnist({ source: 'system', dir: empty }), { instanceOf: IoError })
@@ -152,4 +155,13 @@ test('the real Fashion-MNIST downloads with the published checksums (served loca
   t.true(same(system.test.data, dataset.test.data))
   t.true(same(system.trainLabels, dataset.trainLabels))
   t.true(same(system.testLabels, dataset.testLabels))
+})
+
+test('loadMnist({ threshold: "none" }) gives the bundled digits as 8-bit grayscale, the same images as binarized', async (t) => {
+  const [gray, binary] = [await loadMnist({ threshold: 'none' }), await loadMnist()]
+  t.is(gray.train.count, binary.train.count)
+  t.true(gray.train.data.some((v) => v > 1 && v < 255))
+  t.true(gray.train.data.every((v, i) => (v >= 0.33 * 256 ? 1 : 0) === binary.train.data[i]))
+  t.deepEqual([...gray.testLabels], [...binary.testLabels])
+  await t.throwsAsync(loadMnist({ threshold: 'grey' as never }), { instanceOf: ConfigError, message: /'stochastic' or 'none'/ })
 })

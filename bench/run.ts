@@ -102,8 +102,12 @@ function main() {
   gated(python)
 }
 
-/** PyTorch's configurations besides eager fp32, measured by bench.py --modes. */
-const TORCH_MODES = 'compile,bf16,compile+bf16'
+/**
+ * PyTorch's configurations besides eager fp32, measured by bench.py --modes.
+ * PIXELCNN_BENCH_TORCH_MODES overrides them (e.g. `compile` on a CPU without
+ * bf16 instructions, where autocast bf16 is emulated and takes many minutes).
+ */
+const TORCH_MODES = process.env.PIXELCNN_BENCH_TORCH_MODES ?? 'compile,bf16,compile+bf16'
 
 /**
  * Issue 12's comparison: this library in fp32 and bf16 against PyTorch eager,

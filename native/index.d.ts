@@ -25,8 +25,10 @@ export declare class NativeModel {
   historyJson(): string
   /** `labels_json`: `{ trainLabels?, testLabels? }`, each an array of classes. */
   fit(train: ImageBatch, test: ImageBatch | undefined | null, configJson: string, labelsJson: string, cancel: CancelToken, onProgress?: ((event: string) => void) | undefined | null): Promise<string>
-  /** p(x_i = 1 | x_<i) per pixel. `options_json`: `{ threads?, batchSize?, labels? }`. */
+  /** p(x_i = 1 | x_<i) per pixel. `options_json`: `{ threads?, batchSize?, labels?, precision? }`. */
   predict(images: ImageBatch, optionsJson: string): Promise<Float32Array>
+  /** log p(x_i | x_<i) per sub-pixel, for every output. Options as for `predict`. */
+  logProbs(images: ImageBatch, optionsJson: string): Promise<Float32Array>
   /** −log p(x) in nats for each image. `options_json` as for `predict`. */
   natsPerImage(images: ImageBatch, optionsJson: string): Promise<Float64Array>
   /**

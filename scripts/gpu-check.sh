@@ -6,7 +6,8 @@
 #   bash scripts/gpu-check.sh run [--device cuda] [--quick]
 #       there (or here with --device cpu as a dry run): CPU-vs-device agreement
 #       of predict and of the samplers, then training and sampling speed, peak
-#       GPU memory, and PyTorch eager on the same model in the same call.
+#       GPU memory, the same in bf16, and PyTorch eager (fp32, autocast bf16,
+#       torch.compile) on the same model in the same call.
 #       Prints one short table; full logs go to $OUT.
 # With the device tool: run(command: "bash scripts/gpu-check.sh run", carry: [".gpu"]).
 set -euo pipefail
@@ -52,7 +53,7 @@ if command -v nvidia-smi >/dev/null; then
   mem_pid=$!
 fi
 PIXELCNN_PYTHON_FOR_TORCH="$python_bin" "$node_bin" .gpu/gpu-check.js --device "$device" $quick > "$OUT/pixelcnn.log" 2>&1
-torch_args=(--device "$device")
+torch_args=(--device "$device" --modes compile,bf16,compile+bf16)
 [ -n "$quick" ] && torch_args+=(--repeats 1 --sample-passes 2)
 "$python_bin" bench/pytorch/bench.py "${torch_args[@]}" > "$OUT/pytorch.log" 2>&1
 [ -n "$mem_pid" ] && kill "$mem_pid"
@@ -73,6 +74,11 @@ torch_args=(--device "$device")
     ["60,000-image epoch (s)", f(ours.epochSeconds60k, 1), "target ≤ 5"],
     ["sampling 81 images (s)", f(ours.sample81Seconds, 3), `PyTorch naive loop: ${f(torch.sample81Seconds, 1)} (extrapolated)`],
     ["sampling 10,000 images (s)", f(ours.sample10000Seconds ?? ours.sample256Seconds, 2), ours.sample10000Seconds ? "target ≤ 10" : "(--quick: 256 images)"],
+    ["bf16: largest probability difference from fp32 (on the device)", ours.bf16Error ? "failed: " + ours.bf16Error : f(ours.bf16PredictMaxDiff, 5), "≤ 0.01 on CPU"],
+    ["bf16 training images/s, seed preset", f(ours.bf16TrainImagesPerSecond, 1), `${f(ours.bf16TrainImagesPerSecond / ours.trainImagesPerSecond)}× fp32; PyTorch autocast bf16: ${f(torch.modes?.bf16?.trainImagesPerSecond, 1)}`],
+    ["bf16 training images/s, gated preset", f(ours.bf16GatedTrainImagesPerSecond, 1), `${f(ours.bf16GatedTrainImagesPerSecond / ours.gatedTrainImagesPerSecond)}× fp32`],
+    ["bf16 sampling 10,000 images (s)", f(ours.bf16SampleManySeconds, 2), ""],
+    ["PyTorch torch.compile fp32 / compile+bf16, images/s", `${f(torch.modes?.compile?.trainImagesPerSecond, 1)} / ${f(torch.modes?.["compile+bf16"]?.trainImagesPerSecond, 1)}`, "seed preset"],
     ["peak GPU memory", peak, ""],
   ]
   console.log(`| ${process.argv[1]} | pixelcnn | note |\n|---|---:|---|`)

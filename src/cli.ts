@@ -24,7 +24,7 @@ const HELP = `usage: pixelcnn <command> [options]
 
 commands:
   train     --data SOURCE --out model.safetensors [--preset seed|small|gated|gated-small]
-            [--architecture pixelcnn|gated] [--conditional | --classes K] [--epochs 50]
+            [--architecture pixelcnn|gated] [--output bernoulli|categorical] [--conditional | --classes K] [--epochs 50]
             [--batch-size 128] [--learning-rate 5e-4] [--seed 0] [--threads N]
             [--device auto|cpu|cuda[:N]] [--precision fp32|bf16] [--config file.json] [--resume]
             [--checkpoint-every 50] [--samples-every N]
@@ -40,7 +40,13 @@ commands:
 
 SOURCE: mnist | mnist-bundled | fashion-mnist | fashion-mnist:system | idx:IMAGES[,TEST_IMAGES[,LABELS,TEST_LABELS]] | folder:DIR
 Conditional models take their labels from the data source (--conditional: as many classes as it has).
+Categorical models (--output categorical) read it as 8-bit grayscale; binary ones binarized as the seed does.
 Ctrl-C during train saves every step taken to --out and stops; --resume continues exactly.`
+
+/** Categorical models read data sources as 8-bit grayscale, binary ones binarized. */
+function thresholdFor(model: PixelCNN): 'none' | undefined {
+  return model.config.output === 'categorical' ? 'none' : undefined
+}
 
 /** Labels for a conditional model's data, and nothing for an unconditional one. */
 function labelsFor(model: PixelCNN, labels: Uint8Array | undefined, what: string): { labels?: Uint8Array } {
@@ -73,7 +79,7 @@ async function sample(args: Args): Promise<void> {
 
 async function complete(args: Args): Promise<void> {
   const model = await PixelCNN.load(required(args, 'model'), { device: args.device as Device | undefined })
-  const data = await loadDataSource((args.data as string | undefined) ?? 'mnist-bundled')
+  const data = await loadDataSource((args.data as string | undefined) ?? 'mnist-bundled', undefined, undefined, thresholdFor(model))
   const source = data.test ?? data.train
   const sourceLabels = data.test ? data.testLabels : data.trainLabels
   const count = Math.min(number(args, 'count') ?? 8, source.count)
@@ -90,7 +96,7 @@ async function complete(args: Args): Promise<void> {
 
 async function evaluate(args: Args): Promise<void> {
   const model = await PixelCNN.load(required(args, 'model'), { device: args.device as Device | undefined })
-  const data = await loadDataSource(required(args, 'data'))
+  const data = await loadDataSource(required(args, 'data'), undefined, undefined, thresholdFor(model))
   const images = data.test ?? data.train
   const options = labelsFor(model, data.test ? data.testLabels : data.trainLabels, `\`--data ${args.data}\``)
   const { natsPerImage, bitsPerDim } = await model.evaluate(images, { ...options, precision: precision(args), threads: number(args, 'threads') })

@@ -151,10 +151,20 @@ export class PixelCNN {
     return this.history
   }
 
-  /** p(x_i = 1 | x_<i) for every pixel: N×H×W×C floats. Conditional models need `labels`. */
+  /** p(x_i = 1 | x_<i) for every pixel of binary (`'bernoulli'`) models: N×H×W×C floats. Conditional models need `labels`. */
   async predict(images: ImageBatch, options: EvalOptions = {}): Promise<Float32Array> {
     checkImageBatch(images, 'images')
     return native(() => this.#native.predict(images, toConfigJson(options)))
+  }
+
+  /**
+   * log p(x_i | x_<i) in nats of each sub-pixel's actual value, for every
+   * output distribution: N×H×W×C floats, summing over an image to −(its nats).
+   * For a binary model, `predict` gives p(x_i = 1) instead.
+   */
+  async logProbs(images: ImageBatch, options: EvalOptions = {}): Promise<Float32Array> {
+    checkImageBatch(images, 'images')
+    return native(() => this.#native.logProbs(images, toConfigJson(options)))
   }
 
   /** Negative log-likelihoods: per image in nats, and bits per dimension. Conditional models need `labels`. */

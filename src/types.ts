@@ -12,6 +12,13 @@ export type Device = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`
  */
 export type Architecture = 'pixelcnn' | 'gated'
 
+/**
+ * The distribution of each sub-pixel given the pixels before it.
+ * `'bernoulli'`: binary images (bytes 0 and 1), one logit per sub-pixel.
+ * `'categorical'`: 8-bit images (bytes 0–255), a 256-way softmax per sub-pixel.
+ */
+export type Output = 'bernoulli' | 'categorical'
+
 /** The network's shape. Explicit fields override the preset's. */
 export interface ModelOptions {
   /**
@@ -23,7 +30,8 @@ export interface ModelOptions {
   /** @default the preset's */ architecture?: Architecture
   /** @default 28 */ height?: number
   /** @default 28 */ width?: number
-  /** Only 1 (binary images). @default 1 */ channels?: number
+  /** Only 1 so far. @default 1 */ channels?: number
+  /** @default 'bernoulli' */ output?: Output
   /** Class-conditional on this many classes (≥ 2): `fit`, `sample`, `predict`… then take labels. @default unconditional */
   classes?: number
   /** Feature maps of the residual stream (pixelcnn) or of each stack (gated). @default 128 (seed), 64 (gated) */ filters?: number
@@ -41,6 +49,8 @@ export interface ModelConfig {
   height: number
   width: number
   channels: number
+  /** Absent for `'bernoulli'`. */
+  output?: Output
   classes?: number
   filters: number
   inputKernel: number

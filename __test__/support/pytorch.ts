@@ -9,13 +9,13 @@ import type { ImageBatch } from '../../src/index'
  * name, or `undefined` where no PyTorch is configured (`npm test` sets
  * PIXELCNN_PYTHON). `dir` holds the exchange files.
  */
-export function pytorchProbabilities(file: string, images: ImageBatch, dir: string, labels?: Uint8Array): Float32Array | undefined {
+export function pytorchProbabilities(file: string, images: ImageBatch, dir: string, labels?: Uint8Array, what: 'probabilities' | 'logProbs' = 'probabilities'): Float32Array | undefined {
   const python = process.env.PIXELCNN_PYTHON
   if (!python) return undefined
   const imagesFile = path.join(dir, 'images.bin')
   const out = path.join(dir, 'probs.f32')
   writeFileSync(imagesFile, images.data)
-  const args = [path.join(__dirname, '..', '..', 'bench', 'pytorch', 'check_checkpoint.py'), file, imagesFile, String(images.count), out]
+  const args = [path.join(__dirname, '..', '..', 'bench', 'pytorch', 'check_checkpoint.py'), ...(what === 'logProbs' ? ['--log-probs'] : []), file, imagesFile, String(images.count), out]
   if (labels) {
     writeFileSync(path.join(dir, 'labels.bin'), labels)
     args.push(path.join(dir, 'labels.bin'))

@@ -119,9 +119,9 @@ def main():
     result["bestMemoryFormat"] = best[0]
     result["parameterCount"] = sum(p.numel() for p in best[2].parameters())
 
-    if args.modes:
+    if args.modes.strip(","):
         fmt = torch.channels_last if best[0] == "channels_last" else torch.contiguous_format
-        result["modes"] = {name: measure_mode(name, args, fmt, train_x, device) for name in args.modes.split(",")}
+        result["modes"] = {name: measure_mode(name, args, fmt, train_x, device) for name in args.modes.split(",") if name}
 
     model = best[2].eval()
     fmt = torch.channels_last if best[0] == "channels_last" else torch.contiguous_format

@@ -3,25 +3,30 @@ the PyTorch module by name and writes its per-pixel probabilities for images
 given as raw bytes, so a test can compare them with the library's own
 predict().
 
-usage: check_checkpoint.py MODEL.safetensors IMAGES.bin COUNT OUT.f32 [LABELS.bin]
+usage: check_checkpoint.py [--log-probs] MODEL.safetensors IMAGES.bin COUNT OUT.f32 [LABELS.bin]
 
-IMAGES.bin: COUNT x H x W x C uint8 values in {0, 1}. LABELS.bin: COUNT raw
-uint8 class labels (required for a conditional model, refused otherwise).
-OUT.f32: sigmoid probabilities, COUNT x H x W x C little-endian float32."""
+IMAGES.bin: COUNT x H x W x C uint8 pixel values (0/1, or 0-255 for a
+categorical model). LABELS.bin: COUNT raw uint8 class labels (required for a
+conditional model, refused otherwise). OUT.f32: COUNT x H x W x C little-endian
+float32, sigmoid probabilities, or with --log-probs log p(x_i | x_<i) of each
+sub-pixel's value (every output kind)."""
 
 import sys
 
 import numpy as np
 import torch
 
-from pixelcnn_torch import load_checkpoint
+from pixelcnn_torch import load_checkpoint, log_probs
 
 
 def main():
-    if len(sys.argv) not in (5, 6):
+    args = sys.argv[1:]
+    want_log_probs = "--log-probs" in args
+    args = [a for a in args if a != "--log-probs"]
+    if len(args) not in (4, 5):
         sys.exit(__doc__)
-    path, images_path, count, out_path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-    labels_path = sys.argv[5] if len(sys.argv) == 6 else None
+    path, images_path, count, out_path = args[0], args[1], int(args[2]), args[3]
+    labels_path = args[4] if len(args) == 5 else None
 
     model = load_checkpoint(path).eval()
 
@@ -42,7 +47,8 @@ def main():
                  + ("pass LABELS.bin" if labels is None else "it takes no labels"))
 
     with torch.no_grad():
-        probs = torch.sigmoid(model(x, labels)).permute(0, 2, 3, 1).contiguous().numpy()
+        per_sub_pixel = log_probs(model, x, labels) if want_log_probs else torch.sigmoid(model(x, labels))
+        probs = per_sub_pixel.permute(0, 2, 3, 1).contiguous().numpy()
     probs.astype("<f4").tofile(out_path)
 
 

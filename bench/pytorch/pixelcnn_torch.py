@@ -98,19 +98,21 @@ class PixelCNN(nn.Module):
 
     def __init__(self, height=28, width=28, channels=1, filters=128, residualBlocks=5,
                  inputKernel=7, residualKernel=3, outputLayers=2, classes=None,
-                 architecture="pixelcnn", layers=None, kernel=None):
+                 architecture="pixelcnn", layers=None, kernel=None, output="bernoulli"):
         super().__init__()
         if architecture not in (None, "pixelcnn"):
             raise ValueError(f"PixelCNN cannot build architecture {architecture!r}")
         self.height, self.width, self.channels, self.classes = height, width, channels, classes
+        self.output_kind, out = output, output_channels(output, channels)
         self.input_conv = conditional_conv(MaskedConv2d(channels, filters, inputKernel, "A"), classes, filters)
         self.blocks = nn.ModuleList(ResidualBlock(filters, residualKernel, classes) for _ in range(residualBlocks))
         self.head = nn.ModuleList(conditional_conv(nn.Conv2d(filters, filters, 1), classes, filters)
                                   for _ in range(outputLayers))
-        self.output = conditional_conv(nn.Conv2d(filters, channels, 1), classes, channels)
+        self.output = conditional_conv(nn.Conv2d(filters, out, 1), classes, out)
 
-    def forward(self, x, labels=None):  # (N, C, H, W) in {0, 1}, labels (N,) -> logits (N, C, H, W)
+    def forward(self, x, labels=None):  # (N, C, H, W) pixel values, labels (N,) -> logits (N, outC, H, W)
         labels = check_labels(self.classes, labels, x)
+        x = network_input(self.output_kind, x)
         h = torch.relu(add_class_bias(self.input_conv(x), self.input_conv.class_bias, labels))
         for block in self.blocks:
             h = block(h, labels)
@@ -189,13 +191,14 @@ class GatedPixelCNN(nn.Module):
 
     def __init__(self, height=28, width=28, channels=1, filters=64, layers=6, inputKernel=7,
                  kernel=3, outputLayers=2, classes=None, architecture="gated",
-                 residualBlocks=None, residualKernel=None):
+                 residualBlocks=None, residualKernel=None, output="bernoulli"):
         super().__init__()
         if architecture != "gated":
             raise ValueError(f"GatedPixelCNN cannot build architecture {architecture!r}")
         if inputKernel < 3 or inputKernel % 2 == 0 or kernel < 1 or kernel % 2 == 0:
             raise ValueError("inputKernel must be odd and >= 3, kernel odd")
         self.height, self.width, self.channels, self.classes = height, width, channels, classes
+        self.output_kind, out = output, output_channels(output, channels)
         p0 = inputKernel // 2
         # v[r, c] <- input rows r-p0 .. r-1 (strictly above), cols c-p0 .. c+p0.
         self.input_v = nn.Conv2d(channels, filters, (p0, inputKernel), padding=(p0, p0))
@@ -204,10 +207,11 @@ class GatedPixelCNN(nn.Module):
         self.layers = nn.ModuleList(GatedLayer(filters, kernel, classes) for _ in range(layers))
         self.head = nn.ModuleList(conditional_conv(nn.Conv2d(filters, filters, 1), classes, filters)
                                   for _ in range(outputLayers))
-        self.output = conditional_conv(nn.Conv2d(filters, channels, 1), classes, channels)
+        self.output = conditional_conv(nn.Conv2d(filters, out, 1), classes, out)
 
-    def forward(self, x, labels=None):  # (N, C, H, W) in {0, 1}, labels (N,) -> logits (N, C, H, W)
+    def forward(self, x, labels=None):  # (N, C, H, W) pixel values, labels (N,) -> logits (N, outC, H, W)
         labels = check_labels(self.classes, labels, x)
+        x = network_input(self.output_kind, x)
         height, width = x.shape[2], x.shape[3]
         v = first_rows(self.input_v(x), height)
         h = first_columns(self.input_h(x), width)
@@ -218,6 +222,34 @@ class GatedPixelCNN(nn.Module):
         for layer in self.head:
             s = torch.relu(add_class_bias(layer(s), layer.class_bias, labels))
         return add_class_bias(self.output(s), self.output.class_bias, labels)
+
+
+# ---------------------------------------------------------------------------
+# output distributions
+
+
+def output_channels(output, channels):
+    """One logit per sub-pixel (bernoulli) or 256 (categorical: level k of channel c at c*256 + k)."""
+    if output == "bernoulli":
+        return channels
+    if output == "categorical":
+        return channels * 256
+    raise ValueError(f"unknown output {output!r}")
+
+
+def network_input(output, x):
+    """Binary values as they are; 8-bit values scaled to [-1, 1]."""
+    return x if output == "bernoulli" else x * (2.0 / 255.0) - 1.0
+
+
+def log_probs(model, x, labels=None):
+    """log p(x_i | x_<i) of each sub-pixel's value, (N, C, H, W), for x of pixel values."""
+    logits = model(x, labels)
+    if model.output_kind == "bernoulli":
+        return -torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none")
+    n, _, h, w = logits.shape
+    levels = torch.log_softmax(logits.view(n, model.channels, 256, h, w), dim=2)
+    return levels.gather(2, x.long().unsqueeze(2)).squeeze(2)
 
 
 # ---------------------------------------------------------------------------

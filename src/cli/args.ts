@@ -16,6 +16,7 @@ export const OPTIONS = {
   threads: { type: 'string' },
   device: { type: 'string' },
   precision: { type: 'string' },
+  output: { type: 'string' },
   config: { type: 'string' },
   out: { type: 'string' },
   resume: { type: 'boolean' },

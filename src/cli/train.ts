@@ -9,7 +9,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { ConfigError, type PixelCNNError } from '../errors'
 import { PixelCNN } from '../model'
-import type { Architecture, Device, EpochRecord, ModelOptions, TrainOptions } from '../types'
+import type { Architecture, Device, EpochRecord, ModelOptions, Output, TrainOptions } from '../types'
 import { type Args, number, precision, required } from './args'
 import { loadDataSource } from './data-source'
 import { besideModel, writeCurve, writeSampleGrid } from './pictures'
@@ -25,6 +25,7 @@ function modelOptions(args: Args, fromFile: Partial<TrainOptions>, labels: Uint8
   const options: ModelOptions = { ...fromFile.model }
   if (args.preset) options.preset = args.preset as ModelOptions['preset']
   if (args.architecture) options.architecture = args.architecture as Architecture
+  if (args.output) options.output = args.output as Output
   const classes = number(args, 'classes')
   if (classes !== undefined) options.classes = classes
   else if (args.conditional) {
@@ -47,17 +48,20 @@ export async function train(args: Args): Promise<void> {
     controller.abort()
     process.once('SIGINT', () => process.exit(130))
   })
-  const data = await loadDataSource(required(args, 'data'), (p) => line.update(`downloading ${p.file} ${bar(p.totalBytes ? p.bytes / p.totalBytes : 0)} ${(p.bytes / 2 ** 20).toFixed(1)} MiB`), controller.signal)
+  const device = (args.device as Device | undefined) ?? fromFile.device
+  const resuming = Boolean(args.resume) && existsSync(out)
+  const resumed = resuming ? await PixelCNN.load(out, { device }) : undefined
+  // Categorical models read the 8-bit grayscale; binary ones the seed's binarization.
+  const output = resumed?.config.output ?? (args.output as Output | undefined) ?? fromFile.model?.output ?? 'bernoulli'
+  const data = await loadDataSource(required(args, 'data'), (p) => line.update(`downloading ${p.file} ${bar(p.totalBytes ? p.bytes / p.totalBytes : 0)} ${(p.bytes / 2 ** 20).toFixed(1)} MiB`), controller.signal, output === 'categorical' ? 'none' : undefined)
   line.done(`data: ${data.description}: ${data.train.count} training${data.test ? ` and ${data.test.count} validation` : ''} images`)
   const epochs = number(args, 'epochs') ?? fromFile.epochs ?? 50
   const samplesEvery = number(args, 'samples-every')
   if (samplesEvery !== undefined && !(Number.isInteger(samplesEvery) && samplesEvery >= 1)) throw new ConfigError(`\`--samples-every\` must be a positive integer, got ${samplesEvery}`)
-  const device = (args.device as Device | undefined) ?? fromFile.device
   const seed = number(args, 'seed') ?? fromFile.seed
 
-  const resuming = Boolean(args.resume) && existsSync(out)
-  const model = resuming
-    ? await PixelCNN.load(out, { device })
+  const model = resumed
+    ? resumed
     : PixelCNN.create({ ...modelOptions(args, fromFile, data.trainLabels), device, seed: seed ?? 0 })
   if (resuming) line.done(`resuming from ${out} (${model.history.length} epochs done)`)
   const conditional = model.config.classes !== undefined

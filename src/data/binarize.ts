@@ -4,25 +4,28 @@
  * - a number `t` (0–255): a pixel becomes 1 when its value is ≥ t. The seed
  *   uses 0.33 × 256 = 84.48, i.e. values 0–84 become 0 and 85–255 become 1;
  * - `'stochastic'`: each pixel is 1 with probability value / 255, drawn from a
- *   seeded generator (the protocol of the published binarized-MNIST results).
+ *   seeded generator (the protocol of the published binarized-MNIST results);
+ * - `'none'`: no binarization: the 8-bit grayscale as it is, for models with
+ *   `output: 'categorical'`.
  */
 
 import { ConfigError } from '../errors'
 import { describe } from '../images'
 
-export type Binarization = number | 'stochastic'
+export type Binarization = number | 'stochastic' | 'none'
 
 /** The seed's threshold: `np.where(x < 0.33 * 256, 0, 1)`. */
 export const SEED_THRESHOLD = 0.33 * 256
 
 export function checkBinarization(value: unknown, field = 'threshold'): Binarization {
-  if (value === 'stochastic') return value
+  if (value === 'stochastic' || value === 'none') return value
   if (typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= 256) return value
-  throw new ConfigError(`\`${field}\` must be a number between 0 and 256 or 'stochastic', got ${describe(value)}`)
+  throw new ConfigError(`\`${field}\` must be a number between 0 and 256, 'stochastic' or 'none', got ${describe(value)}`)
 }
 
-/** Binarizes 0–255 grayscale bytes. */
+/** Binarizes 0–255 grayscale bytes (`'none'`: a copy, unchanged). */
 export function binarize(gray: Uint8Array, how: Binarization = SEED_THRESHOLD, seed = 0): Uint8Array {
+  if (how === 'none') return gray.slice()
   const out = new Uint8Array(gray.length)
   if (how === 'stochastic') {
     const random = mulberry32(seed)

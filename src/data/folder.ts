@@ -28,7 +28,7 @@ import { binarize, checkBinarization, SEED_THRESHOLD, type Binarization } from '
 export interface ImageFolderOptions {
   /** Output size: a side for square images, or `[height, width]`. @default 28 */
   size?: number | [height: number, width: number]
-  /** How to binarize. @default 0.33 × 256 (the seed's threshold) */
+  /** How to binarize; `'none'` keeps the 8-bit grayscale (for `output: 'categorical'`). @default 0.33 × 256 (the seed's threshold) */
   threshold?: Binarization
   /** Seed for `threshold: 'stochastic'`. @default 0 */
   seed?: number

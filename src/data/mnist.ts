@@ -24,7 +24,7 @@ export interface MnistOptions extends Omit<DownloadDatasetOptions, 'threshold' |
    * apply to it). @default 'bundled'
    */
   source?: 'bundled' | 'download'
-  /** How to binarize. @default 0.33 × 256 (the seed's threshold) */
+  /** How to binarize; `'none'` keeps the 8-bit grayscale (for `output: 'categorical'`). @default 0.33 × 256 (the seed's threshold) */
   threshold?: Binarization
   /** Seed for `threshold: 'stochastic'`. @default 0 */
   seed?: number

@@ -110,7 +110,7 @@ export interface DownloadDatasetOptions {
   cacheDir?: string
   /** Base URLs tried in order. @default the dataset's env variable (comma-separated), else the public mirrors */
   mirrors?: string[]
-  /** How to binarize. @default 0.33 × 256 (the seed's threshold) */
+  /** How to binarize; `'none'` keeps the 8-bit grayscale (for `output: 'categorical'`). @default 0.33 × 256 (the seed's threshold) */
   threshold?: Binarization
   /** Seed for `threshold: 'stochastic'` (the test set uses seed + 1). @default 0 */
   seed?: number

@@ -19,6 +19,23 @@ pub enum Architecture {
     Gated,
 }
 
+/// The distribution of each sub-pixel given the pixels before it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Output {
+    /// Binary images: one logit per sub-pixel, p(x = 1) = σ(logit).
+    #[default]
+    Bernoulli,
+    /// 8-bit images: 256 logits per sub-pixel, a softmax over the levels.
+    Categorical,
+}
+
+impl Output {
+    pub fn is_bernoulli(&self) -> bool {
+        *self == Output::Bernoulli
+    }
+}
+
 /// The network's shape, resolved (no preset left) and stored in every
 /// checkpoint so that a file describes the model it holds. Fields of one
 /// architecture only are `None` for the other.
@@ -31,8 +48,11 @@ pub struct ModelConfig {
     /// Image height and width in pixels (MNIST: 28).
     pub height: i64,
     pub width: i64,
-    /// Channels per pixel. Only 1 (binary images) is supported for now.
+    /// Channels per pixel. Only 1 is supported for now.
     pub channels: i64,
+    /// Absent (Bernoulli) in checkpoints of binary models, as before outputs existed.
+    #[serde(default, skip_serializing_if = "Output::is_bernoulli")]
+    pub output: Output,
     /// Class-conditional with this many classes; `None`: unconditional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classes: Option<i64>,
@@ -67,6 +87,7 @@ impl ModelConfig {
             height: 28,
             width: 28,
             channels: 1,
+            output: Output::Bernoulli,
             classes: None,
             filters: 128,
             input_kernel: 7,
@@ -158,7 +179,7 @@ impl ModelConfig {
         };
         check_range("model.height", self.height, 1, 1024)?;
         check_range("model.width", self.width, 1, 1024)?;
-        field("channels", self.channels == 1, format!("must be 1 (binary single-channel images), got {}", self.channels))?;
+        field("channels", self.channels == 1, format!("must be 1 (single-channel images; colour is not supported yet), got {}", self.channels))?;
         if let Some(k) = self.classes {
             field("classes", (2..=100_000).contains(&k), format!("must be between 2 and 100000 (leave it out for an unconditional model), got {k}"))?;
         }
@@ -193,6 +214,15 @@ impl ModelConfig {
             }
         }
         Ok(())
+    }
+
+    /// Output channels of the network: one logit per sub-pixel (Bernoulli) or
+    /// 256 (categorical, level k of channel c at c·256 + k).
+    pub fn output_channels(&self) -> i64 {
+        match self.output {
+            Output::Bernoulli => self.channels,
+            Output::Categorical => self.channels * 256,
+        }
     }
 
     pub fn pixels_per_image(&self) -> i64 {

@@ -4,7 +4,8 @@
 
 use crate::config::{EvalConfig, Precision};
 use crate::device::set_threads;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::output::nll;
 use crate::images::ImagesRef;
 use crate::labels;
 use crate::network::Network;
@@ -32,7 +33,7 @@ fn for_batches(images: &Tensor, labels: Option<&Tensor>, batch: i64, mut f: impl
 pub fn mean_loss(net: &Network, images: &Tensor, labels: Option<&Tensor>, batch: i64, precision: Precision) -> Result<f64> {
     let mut total = 0.0;
     for_batches(images, labels, batch, |x, y| {
-        let loss = net.forward(x, y, precision)?.f_binary_cross_entropy_with_logits::<Tensor>(x, None, None, Reduction::Sum)?;
+        let loss = nll(net.config(), &net.forward(x, y, precision)?, x, Reduction::Sum)?;
         total += loss.f_double_value(&[])?;
         Ok(())
     })?;
@@ -49,8 +50,11 @@ fn inputs(state: &ModelState, images: &ImagesRef, config: &EvalConfig) -> Result
     Ok((x, labels::batch(y.as_deref(), 0, images.count, net.device())?))
 }
 
-/// p(x_i = 1 | x_<i) for every pixel, N×H×W×C like the input.
+/// p(x_i = 1 | x_<i) for every pixel, N×H×W×C like the input (binary models).
 pub fn predict(state: &ModelState, images: &ImagesRef, config: &EvalConfig) -> Result<Vec<f32>> {
+    if !state.net.config().output.is_bernoulli() {
+        return Err(Error::config("model.output", "is \"categorical\": predict gives p(x = 1) of binary (bernoulli) models; use logProbs"));
+    }
     let (x, y) = inputs(state, images, config)?;
     let mut out = Vec::with_capacity(images.data.len());
     for_batches(&x, y.as_ref(), config.batch_size(), |x, y| {
@@ -64,8 +68,21 @@ pub fn nats_per_image(state: &ModelState, images: &ImagesRef, config: &EvalConfi
     let (x, y) = inputs(state, images, config)?;
     let mut out = Vec::with_capacity(images.count as usize);
     for_batches(&x, y.as_ref(), config.batch_size(), |x, y| {
-        let per_pixel = state.net.forward(x, y, config.precision)?.f_binary_cross_entropy_with_logits::<Tensor>(x, None, None, Reduction::None)?;
+        let per_pixel = nll(state.net.config(), &state.net.forward(x, y, config.precision)?, x, Reduction::None)?;
         append_to_vec(&mut out, &per_pixel.f_to_kind(Kind::Double)?.f_sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Double)?)
+    })?;
+    Ok(out)
+}
+
+/// log p(x_i | x_<i) in nats of every sub-pixel's actual value, N×H×W×C like
+/// the input, for every output distribution (their sum over an image is
+/// −`nats_per_image`).
+pub fn log_probs(state: &ModelState, images: &ImagesRef, config: &EvalConfig) -> Result<Vec<f32>> {
+    let (x, y) = inputs(state, images, config)?;
+    let mut out = Vec::with_capacity(images.data.len());
+    for_batches(&x, y.as_ref(), config.batch_size(), |x, y| {
+        let per_sub_pixel = nll(state.net.config(), &state.net.forward(x, y, config.precision)?, x, Reduction::None)?;
+        append_to_vec(&mut out, &per_sub_pixel.f_neg()?.f_permute([0, 2, 3, 1])?)
     })?;
     Ok(out)
 }

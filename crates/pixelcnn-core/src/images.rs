@@ -43,9 +43,12 @@ impl ImagesRef<'_> {
                 self.data.len(), self.count, self.height, self.width, self.channels
             )));
         }
+        if !config.output.is_bernoulli() {
+            return Ok(()); // every byte is a level of an 8-bit image
+        }
         if let Some(i) = self.data.iter().position(|&v| v > 1) {
             return Err(Error::InvalidData(format!(
-                "{what}: byte {i} is {} but a binary model takes only 0 and 1 (binarize first)",
+                "{what}: byte {i} is {} but a binary (bernoulli) model takes only 0 and 1 (binarize first, or create a model with output: 'categorical' for 8-bit images)",
                 self.data[i]
             )));
         }

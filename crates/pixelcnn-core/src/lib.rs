@@ -13,6 +13,7 @@ pub mod evaluate;
 pub mod images;
 pub mod labels;
 pub mod network;
+pub mod output;
 pub mod parse;
 pub mod precision;
 pub mod rng;

@@ -41,7 +41,7 @@ pub struct Split<'a> {
 /// Forward and backward pass on one batch; the gradients accumulate in the
 /// parameters. Returns the mean loss, still on the device.
 pub fn compute_gradients(net: &Network, x: &Tensor, labels: Option<&Tensor>, precision: Precision) -> Result<Tensor> {
-    let loss = net.forward(x, labels, precision)?.f_binary_cross_entropy_with_logits::<Tensor>(x, None, None, Reduction::Mean)?;
+    let loss = crate::output::nll(net.config(), &net.forward(x, labels, precision)?, x, Reduction::Mean)?;
     loss.f_backward()?;
     Ok(loss.f_detach()?)
 }

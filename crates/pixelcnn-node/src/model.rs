@@ -150,17 +150,16 @@ impl NativeModel {
         prepared.map(AsyncTask::new).map_err(|e| e.into_napi(&env))
     }
 
-    /// p(x_i = 1 | x_<i) per pixel. `options_json`: `{ threads?, batchSize?, labels? }`.
+    /// p(x_i = 1 | x_<i) per pixel. `options_json`: `{ threads?, batchSize?, labels?, precision? }`.
     #[napi(ts_return_type = "Promise<Float32Array>")]
     pub fn predict(&self, env: Env, images: ImageBatch, options_json: String) -> napi::Result<AsyncTask<PredictTask>> {
-        let prepared = (|| -> CodedResult<PredictTask> {
-            Ok(PredictTask {
-                images: guard(|| OwnedImages::from_js(&images, "images"))?,
-                config: guard(|| EvalConfig::from_json(&parse_json(&options_json, "options")?))?,
-                claim: self.claim("predict")?,
-            })
-        })();
-        prepared.map(AsyncTask::new).map_err(|e| e.into_napi(&env))
+        self.per_sub_pixel(env, images, options_json, "predict", evaluate::predict)
+    }
+
+    /// log p(x_i | x_<i) per sub-pixel, for every output. Options as for `predict`.
+    #[napi(ts_return_type = "Promise<Float32Array>")]
+    pub fn log_probs(&self, env: Env, images: ImageBatch, options_json: String) -> napi::Result<AsyncTask<PredictTask>> {
+        self.per_sub_pixel(env, images, options_json, "logProbs", evaluate::log_probs)
     }
 
     /// −log p(x) in nats for each image. `options_json` as for `predict`.
@@ -205,6 +204,20 @@ impl NativeModel {
     pub fn save(&self, env: Env, path: String) -> napi::Result<AsyncTask<SaveTask>> {
         let claim = self.claim("save").map_err(|e| e.into_napi(&env))?;
         Ok(AsyncTask::new(SaveTask { path: PathBuf::from(path), claim }))
+    }
+}
+
+impl NativeModel {
+    fn per_sub_pixel(&self, env: Env, images: ImageBatch, options_json: String, what: &str, compute: PerSubPixel) -> napi::Result<AsyncTask<PredictTask>> {
+        let prepared = (|| -> CodedResult<PredictTask> {
+            Ok(PredictTask {
+                images: guard(|| OwnedImages::from_js(&images, "images"))?,
+                config: guard(|| EvalConfig::from_json(&parse_json(&options_json, "options")?))?,
+                claim: self.claim(what)?,
+                compute,
+            })
+        })();
+        prepared.map(AsyncTask::new).map_err(|e| e.into_napi(&env))
     }
 }
 
@@ -259,10 +272,14 @@ impl Task for FitTask {
     }
 }
 
+/// The core's function that computes one value per sub-pixel.
+type PerSubPixel = fn(&pixelcnn_core::state::ModelState, &pixelcnn_core::images::ImagesRef, &EvalConfig) -> pixelcnn_core::Result<Vec<f32>>;
+
 pub struct PredictTask {
     claim: Claim,
     images: OwnedImages,
     config: EvalConfig,
+    compute: PerSubPixel,
 }
 
 impl Task for PredictTask {
@@ -271,7 +288,7 @@ impl Task for PredictTask {
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
         let state = self.claim.lock();
-        Ok(guard(|| evaluate::predict(&state, &self.images.as_ref(), &self.config)))
+        Ok(guard(|| (self.compute)(&state, &self.images.as_ref(), &self.config)))
     }
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<Float32Array> {

@@ -88,7 +88,7 @@ impl GatedPixelCnn {
         let head = (0..config.output_layers)
             .map(|j| Conv::new(&format!("head.{j}"), f, f, 1, Mask::None, classes, device, &mut rng))
             .collect::<Result<Vec<_>>>()?;
-        let output = Conv::new("output", f, c, 1, Mask::None, classes, device, &mut rng)?;
+        let output = Conv::new("output", f, config.output_channels(), 1, Mask::None, classes, device, &mut rng)?;
         Ok(GatedPixelCnn { config, device, input_v, input_h, layers, head, output })
     }
 
@@ -110,7 +110,7 @@ impl GatedPixelCnn {
         for j in 0..config.output_layers {
             out.extend(Conv::shapes(&format!("head.{j}"), f, f, 1, 1, classes));
         }
-        out.extend(Conv::shapes("output", c, f, 1, 1, classes));
+        out.extend(Conv::shapes("output", config.output_channels(), f, 1, 1, classes));
         out
     }
 

@@ -67,14 +67,15 @@ impl Network {
         self.parameters().iter().map(|(_, t)| t.numel() as i64).sum()
     }
 
-    /// x: (N, C, H, W) float in {0, 1}, labels: (N,) int64 for a conditional
-    /// model → logits (N, C, H, W), where the logit at pixel i depends only on
-    /// the pixels before i in raster order.
+    /// x: (N, C, H, W) pixel values in float (0/1, or 0–255 for a categorical
+    /// model), labels: (N,) int64 for a conditional model → logits
+    /// (N, outC, H, W) (`ModelConfig::output_channels`), where the logits at
+    /// pixel i depend only on the pixels before i in raster order.
     ///
     /// In bf16 the input is cast once and each layer computes in the type of
     /// its input; the logits come back as fp32 for the loss and the draws.
     pub fn forward(&self, x: &Tensor, labels: Option<&Tensor>, precision: Precision) -> Result<Tensor> {
-        let x = crate::precision::cast(x, precision.kind())?;
+        let x = crate::precision::cast(&crate::output::network_input(self.config(), x)?, precision.kind())?;
         let logits = match self {
             Network::PixelCnn(n) => n.forward(&x, labels)?,
             Network::Gated(n) => n.forward(&x, labels)?,

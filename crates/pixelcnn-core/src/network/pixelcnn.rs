@@ -61,7 +61,7 @@ impl PixelCnn {
         let head = (0..config.output_layers)
             .map(|i| Conv::new(&format!("head.{i}"), f, f, 1, Mask::None, k, device, &mut rng))
             .collect::<Result<Vec<_>>>()?;
-        let output = Conv::new("output", f, config.channels, 1, Mask::None, k, device, &mut rng)?;
+        let output = Conv::new("output", f, config.output_channels(), 1, Mask::None, k, device, &mut rng)?;
         Ok(PixelCnn { config, device, input_conv, blocks, head, output })
     }
 
@@ -81,7 +81,7 @@ impl PixelCnn {
         for i in 0..config.output_layers {
             out.extend(conv(format!("head.{i}"), f, f, 1));
         }
-        out.extend(conv("output".into(), c, f, 1));
+        out.extend(conv("output".into(), config.output_channels(), f, 1));
         out
     }
 

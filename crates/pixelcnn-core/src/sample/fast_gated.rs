@@ -19,6 +19,7 @@
 use super::fast_pixelcnn::{write, Pointwise};
 use super::{draw, BatchInputs};
 use crate::error::Result;
+use crate::output::network_input;
 use crate::precision::cast;
 use crate::network::shifted_conv::{gate, ShiftedConv};
 use crate::network::GatedPixelCnn;
@@ -128,10 +129,10 @@ pub(super) fn sample_batch(net: &GatedPixelCnn, inputs: &BatchInputs, batch: i64
             for layer in &head {
                 s = layer.at(&s)?.f_relu_()?;
             }
-            let logits = output.at(&s)?.f_select(1, 0)?; // (B,)
+            let logits = output.at(&s)?; // (B, outC)
             let pos = r * w + c;
-            let (value, prob) = draw(inputs, &logits, pos)?;
-            let value_column = value.f_unsqueeze(1)?; // (B, 1)
+            let (value, prob) = draw(cfg, inputs, &logits, pos)?;
+            let value_column = network_input(cfg, &value)?.f_unsqueeze(1)?; // (B, 1), as the network reads it
             write(&image.f_permute([0, 2, 3, 1])?, r, c, p0, &value_column)?;
             write_column(&image_row, c + p0, &value_column)?;
             pixels.f_select(1, pos)?.f_copy_(&value)?;

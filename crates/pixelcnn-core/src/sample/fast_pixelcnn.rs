@@ -23,6 +23,7 @@
 
 use super::{draw, BatchInputs};
 use crate::error::Result;
+use crate::output::network_input;
 use crate::precision::cast;
 use crate::network::masked_conv::Conv;
 use crate::network::PixelCnn;
@@ -143,10 +144,10 @@ pub(super) fn sample_batch(net: &PixelCnn, inputs: &BatchInputs, batch: i64, on_
             for layer in &head {
                 x = layer.at(&x)?.f_relu_()?;
             }
-            let logits = output.at(&x)?.f_select(1, 0)?; // (B,)
+            let logits = output.at(&x)?; // (B, outC)
             let pos = r * w + c;
-            let (value, p) = draw(inputs, &logits, pos)?;
-            write(&image, r, c, input.pad, &value.f_unsqueeze(1)?)?;
+            let (value, p) = draw(cfg, inputs, &logits, pos)?;
+            write(&image, r, c, input.pad, &network_input(cfg, &value)?.f_unsqueeze(1)?)?;
             pixels.f_select(1, pos)?.f_copy_(&value)?;
             probs.f_select(1, pos)?.f_copy_(&p)?;
         }

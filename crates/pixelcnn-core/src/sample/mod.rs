@@ -10,7 +10,8 @@ mod fast_gated;
 mod fast_pixelcnn;
 mod reference;
 
-use crate::config::{SampleConfig, SampleMethod};
+use crate::config::{ModelConfig, SampleConfig, SampleMethod};
+use crate::output;
 use crate::device::set_threads;
 use crate::error::{Error, Result};
 use crate::labels;
@@ -31,8 +32,8 @@ pub struct Completion<'a> {
 pub struct SampleOutput {
     /// N×H×W×C, values 0/1.
     pub images: Vec<u8>,
-    /// The probability each pixel was drawn with (for known pixels: the
-    /// model's probability of a 1 there), N×H×W×C.
+    /// Binary models: p(x = 1) at each pixel when it was drawn (for known
+    /// pixels too); categorical: the probability of the value it has. N×H×W×C.
     pub probabilities: Vec<f32>,
 }
 
@@ -57,13 +58,13 @@ pub(crate) struct BatchInputs {
 
 /// Shared by both samplers: the pixel drawn at flat position `pos` from the
 /// logits there (B,), and its probability.
-/// The logits may be bf16; the probability and the draw are fp32.
-pub(crate) fn draw(inputs: &BatchInputs, logits: &Tensor, pos: i64) -> Result<(Tensor, Tensor)> {
-    let probs = logits.f_to_kind(Kind::Float)?.f_mul_scalar(inputs.inv_temperature)?.f_sigmoid()?; // (B,)
-    let drawn = inputs.uniforms.f_select(1, pos)?.f_lt_tensor(&probs)?.f_to_kind(Kind::Float)?;
+/// `logits` (B, outC) at the pixel, possibly bf16; the probabilities and
+/// the draw are fp32 (`output::draw`).
+pub(crate) fn draw(config: &ModelConfig, inputs: &BatchInputs, logits: &Tensor, pos: i64) -> Result<(Tensor, Tensor)> {
+    let (drawn, probs) = output::draw(config, logits, &inputs.uniforms.f_select(1, pos)?, inputs.inv_temperature)?;
     let known = inputs.known_mask.f_select(1, pos)?;
     let value = drawn.f_lerp_tensor(&inputs.known_values.f_select(1, pos)?, &known)?; // known ? given : drawn
-    Ok((value, probs))
+    Ok((value.shallow_clone(), output::reported_probability(config, &probs, &value)?))
 }
 
 /// Generates `config.count` images, or completes `completion`'s images.
@@ -94,8 +95,13 @@ pub fn sample(
                 done.images.len(), done.known.len(), config.count, c.height, c.width, c.channels
             )));
         }
-        if let Some(i) = done.images.iter().chain(done.known.iter()).position(|&v| v > 1) {
-            return Err(Error::InvalidData(format!("complete: byte {} of images/known is not 0 or 1", i % expected)));
+        if let Some(i) = done.known.iter().position(|&v| v > 1) {
+            return Err(Error::InvalidData(format!("complete: byte {i} of known is {}, not 0 or 1", done.known[i])));
+        }
+        if c.output.is_bernoulli() {
+            if let Some(i) = done.images.iter().position(|&v| v > 1) {
+                return Err(Error::InvalidData(format!("complete: byte {i} of images is {} but a binary model takes only 0 and 1", done.images[i])));
+            }
         }
     }
     let mut out = SampleOutput { images: Vec::with_capacity(config.count as usize * pixels), probabilities: Vec::with_capacity(config.count as usize * pixels) };

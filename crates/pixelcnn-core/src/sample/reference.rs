@@ -16,8 +16,8 @@ pub(super) fn sample_batch(net: &Network, inputs: &BatchInputs, batch: i64, on_r
     for r in 0..h {
         for c in 0..w {
             let pos = r * w + c;
-            let logits = net.forward(&x, inputs.labels.as_ref(), inputs.precision)?.f_select(1, 0)?.f_select(1, r)?.f_select(1, c)?; // (B,)
-            let (value, p) = draw(inputs, &logits, pos)?;
+            let logits = net.forward(&x, inputs.labels.as_ref(), inputs.precision)?.f_select(3, c)?.f_select(2, r)?; // (B, outC)
+            let (value, p) = draw(net.config(), inputs, &logits, pos)?;
             x.f_select(1, 0)?.f_select(1, r)?.f_select(1, c)?.f_copy_(&value)?;
             probs.f_select(1, pos)?.f_copy_(&p)?;
         }
