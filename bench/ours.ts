@@ -9,6 +9,7 @@
  * PIXELCNN_BENCH_PRESET: the network (default `seed`; `gated` for Gated PixelCNN).
  * PIXELCNN_BENCH_PRECISION: `fp32` (default) or `bf16`, for training, forward and fast sampling.
  * PIXELCNN_BENCH_REFERENCE_ROWS=0 skips the reference sampler.
+ * PIXELCNN_BENCH_TRAIN_STEPS: training steps per timed `fit` (default 3).
  */
 
 import { libtorchInfo, matmulGflops, PixelCNN } from '../src/index'
@@ -19,6 +20,7 @@ const REPEATS = Number(process.env.PIXELCNN_BENCH_REPEATS ?? 3)
 const REFERENCE_ROWS = Number(process.env.PIXELCNN_BENCH_REFERENCE_ROWS ?? 2)
 const PRESET = (process.env.PIXELCNN_BENCH_PRESET ?? 'seed') as 'seed' | 'gated'
 const PRECISION = (process.env.PIXELCNN_BENCH_PRECISION ?? 'fp32') as 'fp32' | 'bf16'
+const TRAIN_STEPS = Number(process.env.PIXELCNN_BENCH_TRAIN_STEPS ?? 3)
 
 async function main() {
   const threads = process.env.PIXELCNN_BENCH_THREADS ? Number(process.env.PIXELCNN_BENCH_THREADS) : undefined
@@ -27,12 +29,13 @@ async function main() {
   const precision = PRECISION
   const model = PixelCNN.create({ preset: PRESET, device: 'cpu', seed: 0 })
 
-  // Training: each repetition is one `fit` of one batch of 128 (a full step: forward, backward, Adam).
-  const train = { train: randomImages(128, 28, 28, 1) }
-  await model.fit({ data: train, epochs: 1, batchSize: 128, threads, precision })
+  // Training: each repetition is one `fit` of STEPS batches of 128 (full steps: forward, backward, Adam),
+  // as training runs: several steps per call (a call ends by handing free memory back, allocator.rs).
+  const train = { train: randomImages(128 * TRAIN_STEPS, 28, 28, 1) }
+  await model.fit({ data: { train: randomImages(128, 28, 28, 1) }, epochs: 1, batchSize: 128, threads, precision })
   const trainTimes: number[] = []
   for (let i = 0; i < REPEATS; i++) trainTimes.push(await timeIt(() => model.fit({ data: train, epochs: 1, batchSize: 128, threads, precision })))
-  const trainImagesPerSecond = 128 / median(trainTimes)
+  const trainImagesPerSecond = (128 * TRAIN_STEPS) / median(trainTimes)
 
   const images81 = randomImages(81, 28, 28, 2)
   await model.predict(images81, { threads, precision })
