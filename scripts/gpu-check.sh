@@ -63,7 +63,7 @@ torch_args=(--device "$device" --modes compile,bf16,compile+bf16)
   const ours = last("pixelcnn.log"), torch = last("pytorch.log")
   let peak = "n/a"
   try { peak = Math.max(...fs.readFileSync(`${out}/gpu-memory.log`, "utf8").trim().split("\n").map(Number)) + " MiB (whole GPU, both runs)" } catch {}
-  const f = (x, d = 2) => typeof x === "number" ? x.toFixed(d) : String(x)
+  const f = (x, d = 2) => typeof x === "number" ? (Number.isFinite(x) ? x.toFixed(d) : "–") : x === undefined ? "–" : String(x)
   const rows = [
     ["predict: largest CPU-vs-device probability difference", f(ours.predictMaxDiff, 7), "≤ 1e-4"],
     ["fast sampler = reference sampler (same draws)", ours.fastEqualsReference, "true"],
