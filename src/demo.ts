@@ -18,7 +18,8 @@ async function main() {
   const data = await loadMnist()
   console.log(`MNIST (bundled): ${data.train.count} training and ${data.test.count} test digits, binarized at 0.33 × 256`)
   const model = await PixelCNN.train({
-    data,
+    // The seed network is unconditional: it takes the images without their labels.
+    data: { train: data.train, test: data.test },
     model: { preset: 'seed' },
     epochs,
     batchSize: 128,
