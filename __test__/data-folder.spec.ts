@@ -102,3 +102,55 @@ test('bad options are ConfigErrors', async (t) => {
   await t.throwsAsync(loadImageFolder(dir, { threshold: -1 }), { instanceOf: ConfigError, message: /threshold/ })
   await t.throwsAsync(loadImageFolder(dir, { invert: 'yes' as never }), { instanceOf: ConfigError, message: /invert/ })
 })
+
+test('channels: 3 keeps the RGB colours, pixel-interleaved, 8-bit unless a threshold is given', async (t) => {
+  const dir = tempDir()
+  mkdirSync(join(dir, 'warm'))
+  mkdirSync(join(dir, 'cool'))
+  writeFileSync(join(dir, 'warm', 'a.png'), picture('rgb(200,30,90)', 'rgb(10,120,250)'))
+  writeFileSync(join(dir, 'cool', 'b.png'), picture('rgb(0,255,64)', null))
+  const folder = await loadImageFolder(dir, { channels: 3 })
+  t.deepEqual(folder.classNames, ['cool', 'warm'])
+  t.deepEqual([folder.images.count, folder.images.height, folder.images.width, folder.images.channels], [2, 28, 28, 3])
+  t.is(folder.images.data.length, 2 * 28 * 28 * 3)
+  const rgb = (n: number, x: number, y: number) => [...folder.images.data.subarray(((n * 28 + y) * 28 + x) * 3, ((n * 28 + y) * 28 + x) * 3 + 3)]
+  // Image 0 is cool/b.png: green ink, transparent elsewhere (composited onto black).
+  t.deepEqual(rgb(0, 0, 0), [0, 255, 64])
+  t.deepEqual(rgb(0, 13, 13), [0, 255, 64])
+  t.deepEqual(rgb(0, 14, 0), [0, 0, 0])
+  t.deepEqual(rgb(0, 27, 27), [0, 0, 0])
+  // Image 1 is warm/a.png: the ink quadrant and the background keep their colours.
+  t.deepEqual(rgb(1, 5, 9), [200, 30, 90])
+  t.deepEqual(rgb(1, 20, 3), [10, 120, 250])
+  t.deepEqual(rgb(1, 27, 27), [10, 120, 250])
+
+  // invert: each channel inverted; transparency is composited onto white, so it still ends up 0.
+  const inverted = await loadImageFolder(dir, { channels: 3, invert: true })
+  t.deepEqual([...inverted.images.data.subarray(0, 3)], [255, 0, 191])
+  t.deepEqual([...inverted.images.data.subarray(3 * (28 * 28 - 1), 3 * 28 * 28)], [0, 0, 0])
+  t.deepEqual([...inverted.images.data.subarray(3 * 28 * 28, 3 * 28 * 28 + 3)], [55, 225, 165])
+
+  // A threshold binarizes each channel.
+  const binary = await loadImageFolder(dir, { channels: 3, size: 8, threshold: 128 })
+  t.true(binary.images.data.every((v) => v === 0 || v === 1))
+  const bit = (n: number, x: number, y: number) => [...binary.images.data.subarray(((n * 8 + y) * 8 + x) * 3, ((n * 8 + y) * 8 + x) * 3 + 3)]
+  t.deepEqual([bit(0, 0, 0), bit(0, 7, 7), bit(1, 0, 0), bit(1, 7, 7)], [[0, 1, 0], [0, 0, 0], [1, 0, 0], [0, 0, 1]])
+
+  // JPEG is lossy: the colours come back close.
+  writeFileSync(join(dir, 'warm', 'c.jpg'), picture('rgb(200,30,90)', 'rgb(10,120,250)', 'image/jpeg'))
+  const withJpeg = await loadImageFolder(dir, { channels: 3 })
+  const c = withJpeg.files.indexOf(join('warm', 'c.jpg'))
+  const pixel = [...withJpeg.images.data.subarray(((c * 28 + 5) * 28 + 5) * 3, ((c * 28 + 5) * 28 + 5) * 3 + 3)]
+  pixel.forEach((v, k) => t.true(Math.abs(v - [200, 30, 90][k]) <= 8, `JPEG channel ${k}: ${v}`))
+})
+
+test('a bad channels value is a ConfigError naming it', async (t) => {
+  const dir = tempDir()
+  writeFileSync(join(dir, 'a.png'), picture('#fff', '#000'))
+  for (const channels of [2, 4, 0, '3', 1.5]) {
+    const error = await t.throwsAsync(loadImageFolder(dir, { channels: channels as never }), { instanceOf: ConfigError })
+    t.regex(error!.message, /`channels` must be 1 \(grayscale\) or 3 \(RGB\), got /)
+  }
+  const gray = await loadImageFolder(dir, { channels: 1 })
+  t.is(gray.images.channels, 1)
+})

@@ -1,11 +1,12 @@
 /**
  * Row labels on the image grid: a left margin is added, each row's label is
  * drawn in it, the images themselves are unchanged (only shifted right), and
- * a label count that does not match the rows is refused.
+ * a label count that does not match the rows is refused. Colour batches
+ * (`channels: 3`) are drawn in colour.
  */
 import test from 'ava'
 import { createCanvas, loadImage } from '@napi-rs/canvas'
-import { ConfigError } from '../src/errors'
+import { ConfigError, DataError } from '../src/errors'
 import { renderImageGrid } from '../src/image-grid'
 import type { ImageBatch } from '../src/images'
 
@@ -22,7 +23,12 @@ async function decode(png: Buffer) {
   const ctx = canvas.getContext('2d')
   ctx.drawImage(image, 0, 0)
   const data = ctx.getImageData(0, 0, image.width, image.height).data
-  return { width: image.width, height: image.height, gray: (x: number, y: number) => data[(y * image.width + x) * 4] }
+  return {
+    width: image.width,
+    height: image.height,
+    gray: (x: number, y: number) => data[(y * image.width + x) * 4],
+    rgb: (x: number, y: number) => [...data.subarray((y * image.width + x) * 4, (y * image.width + x) * 4 + 3)],
+  }
 }
 
 const digits = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']
@@ -74,4 +80,29 @@ test('rowLabels must match the number of rows', (t) => {
   t.notThrows(() => renderImageGrid(images, { columns: 4, rowLabels: digits.slice(0, 8) }))
   const typed = t.throws(() => renderImageGrid(images, { ...options, rowLabels: [...digits.slice(0, 9), 9] as unknown as string[] }), { instanceOf: ConfigError })
   t.regex(typed!.message, /`rowLabels` must be an array of strings/)
+})
+
+test('colour images (channels: 3) are drawn in colour', async (t) => {
+  // Two 2×2 RGB images, pixel-interleaved: image 0 red, green / blue, a mix; image 1 gray levels.
+  const data = Uint8Array.from([255, 0, 0, 0, 255, 0, 0, 0, 255, 200, 30, 90, 10, 10, 10, 50, 50, 50, 100, 100, 100, 250, 250, 250])
+  const grid = await decode(renderImageGrid({ count: 2, height: 2, width: 2, channels: 3, data }, { columns: 2, scale: 3, gap: 1 }))
+  t.deepEqual([grid.width, grid.height], [2 * 7 + 1, 7 + 1])
+  // Image n's pixel (x, y) covers screen pixels from (1 + 7n + 3x, 1 + 3y).
+  const at = (n: number, x: number, y: number) => grid.rgb(1 + 7 * n + 3 * x + 1, 1 + 3 * y + 1)
+  t.deepEqual(at(0, 0, 0), [255, 0, 0])
+  t.deepEqual(at(0, 1, 0), [0, 255, 0])
+  t.deepEqual(at(0, 0, 1), [0, 0, 255])
+  t.deepEqual(at(0, 1, 1), [200, 30, 90])
+  t.deepEqual(at(1, 1, 1), [250, 250, 250])
+  t.deepEqual(grid.rgb(0, 0), [200, 200, 200]) // the gap
+
+  // Binary colour images: each channel off or full.
+  const binary = await decode(renderImageGrid({ count: 1, height: 1, width: 2, channels: 3, data: Uint8Array.from([1, 0, 1, 0, 1, 1]) }, { scale: 2, gap: 0 }))
+  t.deepEqual(binary.rgb(0, 0), [255, 0, 255])
+  t.deepEqual(binary.rgb(3, 1), [0, 255, 255])
+
+  t.throws(() => renderImageGrid({ count: 1, height: 1, width: 1, channels: 2, data: Uint8Array.from([1, 2]) }), {
+    instanceOf: DataError,
+    message: /channels must be 1 \(grayscale\) or 3 \(RGB\) to draw them, got 2/,
+  })
 })

@@ -1,13 +1,17 @@
 /**
  * Writes a batch of images as one PNG grid through @napi-rs/canvas (its
  * binary comes from the npm registry; node-canvas would need a compiler and
- * system libraries). Binary images are drawn as dark ink on white, like the
- * seed's `cmap='gray_r'` figure; 0–255 images as their grayscale. Rows may
- * be labelled in a left margin (e.g. the class of each row of samples).
+ * system libraries). Grayscale (`channels: 1`): binary images are drawn as
+ * dark ink on white, like the seed's `cmap='gray_r'` figure; 0–255 images as
+ * their grayscale. Colour (`channels: 3`, pixel-interleaved RGB): 0–255
+ * images as their colours; binary ones (every value 0 or 1) with each
+ * channel off or full, i.e. in the 8 colours of 3 bits (inverting them like
+ * grayscale ink would turn red into cyan). Rows may be labelled in a left
+ * margin (e.g. the class of each row of samples).
  */
 
 import { createCanvas } from '@napi-rs/canvas'
-import { ConfigError } from './errors'
+import { ConfigError, DataError } from './errors'
 import { checkImageBatch, describe, type ImageBatch } from './images'
 import { drawText, textWidth, type TextStyle } from './text'
 import { writeFileAtomic } from './write-file'
@@ -52,6 +56,7 @@ export function renderImageGrid(images: ImageBatch, options: GridOptions = {}): 
   const rows = Math.ceil(images.count / columns)
   const labels = checkRowLabels(options.rowLabels, rows)
   const { height: h, width: w, channels: c } = images
+  if (c !== 1 && c !== 3) throw new DataError(`images.channels must be 1 (grayscale) or 3 (RGB) to draw them, got ${describe(c)}`)
   const cellW = w * scale + gap
   const cellH = h * scale + gap
   // The label margin: the widest label plus padding, at a size that fits a row.
@@ -73,10 +78,13 @@ export function renderImageGrid(images: ImageBatch, options: GridOptions = {}): 
     for (let y = 0; y < h * scale; y++) {
       for (let x = 0; x < w * scale; x++) {
         const src = ((n * h + Math.floor(y / scale)) * w + Math.floor(x / scale)) * c
-        const value = c >= 3 ? (images.data[src] + images.data[src + 1] + images.data[src + 2]) / 3 : images.data[src]
-        const gray = binary ? (value ? 0 : 255) : value
         const dst = ((y0 + y) * canvasW + x0 + x) * 4
-        pixels.data[dst] = pixels.data[dst + 1] = pixels.data[dst + 2] = gray
+        if (c === 3) {
+          for (let k = 0; k < 3; k++) pixels.data[dst + k] = binary ? images.data[src + k] * 255 : images.data[src + k]
+        } else {
+          const value = images.data[src]
+          pixels.data[dst] = pixels.data[dst + 1] = pixels.data[dst + 2] = binary ? (value ? 0 : 255) : value
+        }
         pixels.data[dst + 3] = 255
       }
     }

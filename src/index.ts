@@ -1,6 +1,7 @@
 export { PixelCNN } from './model'
 export { loadMnist, type MnistOptions } from './data/mnist'
 export { loadFashionMnist, FASHION_MNIST_CLASSES, type FashionMnistOptions } from './data/fashion-mnist'
+export { loadCifar10, CIFAR10_CLASSES, type Cifar10Options } from './data/cifar10'
 export { loadImageFolder, type ImageFolder, type ImageFolderOptions } from './data/folder'
 export { loadIdx, parseIdx, binarizeImages, type IdxImages } from './data/idx'
 export { resolveCacheDir } from './data/cache'

@@ -1,14 +1,20 @@
 /**
- * A folder of PNG or JPEG images as a binarized batch, for training on your
- * own pictures:
- * - each image is converted to grayscale by luminance (Rec. 601: 0.299 R +
- *   0.587 G + 0.114 B, as PIL's 'L' mode), resized to `size` by stretching
- *   (the aspect ratio is not kept, as MNIST-like data is square), and
- *   binarized with `threshold`;
+ * A folder of PNG or JPEG images as a batch, for training on your own
+ * pictures:
+ * - each image is resized to `size` by stretching (the aspect ratio is not
+ *   kept, as MNIST-like data is square), then, with `channels: 1` (the
+ *   default), converted to grayscale by luminance (Rec. 601: 0.299 R +
+ *   0.587 G + 0.114 B, as PIL's 'L' mode) and binarized with `threshold`;
+ *   with `channels: 3` it is kept as 8-bit RGB (pixel-interleaved, like every
+ *   `ImageBatch`), not binarized unless a `threshold` is given;
  * - MNIST is light ink on a dark background, so `invert: true` is there for
- *   dark-on-light pictures (scans, drawings). Transparent pixels are treated
- *   as background: they are composited onto black, or onto white when
- *   `invert` is set, so that either way they end up 0;
+ *   dark-on-light pictures (scans, drawings); with colour it inverts each
+ *   channel. Alpha is dropped by compositing: transparent pixels are treated
+ *   as background and drawn onto black, or onto white when `invert` is set,
+ *   so that either way they end up 0 in every channel: 0 is the background
+ *   of the MNIST-like data this loader was made for, and what a model's
+ *   zero padding sees beyond the edges. (Colour photos rarely have alpha;
+ *   for cut-outs on another background, flatten them before loading);
  * - labels come from sub-folders: the sub-folder names, sorted, are the
  *   `classNames` and a label is an index into them. Images directly in `dir`
  *   belong to the class `''`, put last so that a stray file does not shift
@@ -28,7 +34,13 @@ import { binarize, checkBinarization, SEED_THRESHOLD, type Binarization } from '
 export interface ImageFolderOptions {
   /** Output size: a side for square images, or `[height, width]`. @default 28 */
   size?: number | [height: number, width: number]
-  /** How to binarize; `'none'` keeps the 8-bit grayscale (for `output: 'categorical'`). @default 0.33 × 256 (the seed's threshold) */
+  /** 1: grayscale; 3: RGB (alpha is dropped, see above). @default 1 */
+  channels?: 1 | 3
+  /**
+   * How to binarize (each channel, for RGB); `'none'` keeps the 8-bit values
+   * (for `output: 'categorical'`). @default 0.33 × 256 (the seed's threshold)
+   * for grayscale, `'none'` for RGB
+   */
   threshold?: Binarization
   /** Seed for `threshold: 'stochastic'`. @default 0 */
   seed?: number
@@ -37,7 +49,7 @@ export interface ImageFolderOptions {
 }
 
 export interface ImageFolder {
-  /** Binary images (0/1), `channels: 1`, in sorted path order. */
+  /** The images in sorted path order: 0/1 once binarized, else 0–255; `channels` as asked. */
   images: ImageBatch
   /** One label per image: an index into `classNames`. */
   labels: Uint8Array
@@ -53,7 +65,11 @@ const MAX_SIDE = 4096
 export async function loadImageFolder(dir: string, options: ImageFolderOptions = {}): Promise<ImageFolder> {
   if (typeof dir !== 'string' || dir === '') throw new ConfigError(`\`dir\` must be a non-empty path, got ${describe(dir)}`)
   const [height, width] = checkSize(options.size ?? 28)
-  const threshold = checkBinarization(options.threshold ?? SEED_THRESHOLD)
+  const channels = options.channels ?? 1
+  if (channels !== 1 && channels !== 3) {
+    throw new ConfigError(`\`channels\` must be 1 (grayscale) or 3 (RGB), got ${describe(channels)}`)
+  }
+  const threshold = checkBinarization(options.threshold ?? (channels === 3 ? 'none' : SEED_THRESHOLD))
   const seed = options.seed ?? 0
   if (typeof seed !== 'number' || !Number.isSafeInteger(seed)) throw new ConfigError(`\`seed\` must be an integer, got ${describe(seed)}`)
   const invert = options.invert ?? false
@@ -69,7 +85,7 @@ export async function loadImageFolder(dir: string, options: ImageFolderOptions =
   }
 
   const pixels = height * width
-  const gray = new Uint8Array(files.length * pixels)
+  const values = new Uint8Array(files.length * pixels * channels)
   const canvas = createCanvas(width, height)
   const context = canvas.getContext('2d')
   context.imageSmoothingEnabled = true
@@ -82,14 +98,20 @@ export async function loadImageFolder(dir: string, options: ImageFolderOptions =
     context.fillRect(0, 0, width, height)
     context.drawImage(image, 0, 0, width, height)
     const rgba = context.getImageData(0, 0, width, height).data
-    const offset = index * pixels
-    for (let p = 0; p < pixels; p++) {
-      const l = Math.round(0.299 * rgba[4 * p] + 0.587 * rgba[4 * p + 1] + 0.114 * rgba[4 * p + 2])
-      gray[offset + p] = invert ? 255 - l : l
+    const offset = index * pixels * channels
+    if (channels === 3) {
+      for (let p = 0; p < pixels; p++) {
+        for (let c = 0; c < 3; c++) values[offset + 3 * p + c] = invert ? 255 - rgba[4 * p + c] : rgba[4 * p + c]
+      }
+    } else {
+      for (let p = 0; p < pixels; p++) {
+        const l = Math.round(0.299 * rgba[4 * p] + 0.587 * rgba[4 * p + 1] + 0.114 * rgba[4 * p + 2])
+        values[offset + p] = invert ? 255 - l : l
+      }
     }
   }
   return {
-    images: { count: files.length, height, width, channels: 1, data: binarize(gray, threshold, seed) },
+    images: { count: files.length, height, width, channels, data: binarize(values, threshold, seed) },
     labels: Uint8Array.from(files, (file) => classNames.indexOf(classOf(file))),
     classNames,
     files,

@@ -121,7 +121,7 @@ export interface DownloadDatasetOptions {
 }
 
 /** The mirrors to use: the option, else the environment variable, else the defaults. */
-export function mirrorsFor(source: PublishedIdxDataset, mirrors?: string[]): string[] {
+export function mirrorsFor(source: Pick<PublishedIdxDataset, 'mirrorsEnv' | 'mirrors'>, mirrors?: string[]): string[] {
   if (mirrors !== undefined) {
     if (!Array.isArray(mirrors) || mirrors.length === 0 || mirrors.some((m) => typeof m !== 'string' || m === '')) {
       throw new ConfigError(`\`mirrors\` must be a non-empty array of URLs, got ${describe(mirrors)}`)
