@@ -1,4 +1,4 @@
-//! glibc's malloc, tuned for tensors.
+//! Memory for tensors on the CPU.
 //!
 //! libtorch allocates CPU tensors with plain `malloc`/`posix_memalign`. A
 //! training step of the gated preset at batch 128 allocates and frees dozens
@@ -9,17 +9,25 @@
 //! tasks each get their own arena, so memory freed by one step is not reused
 //! by the next one if it runs on another thread. Measured on the 2-core
 //! development machine, the gated training step through Node took 9–11 s
-//! with 31 s of system time over four steps and 6.4 GiB peak RSS; with large
-//! blocks kept in one arena and reused (the settings below) 5.3–6.0 s with
-//! 2.6 s of system time and 3.0 GiB (BENCHMARKS.md).
+//! with 31 s of system time over four steps and 6.4 GiB peak RSS
+//! (BENCHMARKS.md).
 //!
-//! So, once per process, before the first tensor work: one arena, an mmap
-//! threshold of 1 GiB (blocks up to that size are recycled from the heap),
-//! and no automatic trimming of the heap's top (which would hand the pages
-//! back just before the next step asks for them). `release_free_memory`
-//! returns what is free to the system when a long task ends, so a Node
-//! process does not keep a training run's peak for its lifetime.
+//! Two remedies, applied once per process before the first tensor work:
+//! - a block cache (`cxx/cpu_block_cache.cpp`) registered as libtorch's CPU
+//!   allocator: blocks of 1 MiB and more that a step frees are kept, paged
+//!   in, for the next step, whichever thread it runs on (at most
+//!   `PIXELCNN_CPU_CACHE_MB`, default 4096, cached at once);
+//! - glibc tuned for the rest: one arena, an mmap threshold of 1 GiB and no
+//!   automatic trimming of the heap's top (which would hand the pages back
+//!   just before the next step asks for them). The arena limit only reaches
+//!   threads that had not allocated yet, which is why the cache is needed
+//!   under Node.
 //!
+//! `release_free_memory` empties the cache and returns what is free to the
+//! system when a long task ends, so a Node process does not keep a training
+//! run's peak for its lifetime.
+//!
+//! `PIXELCNN_CPU_CACHE=off` leaves libtorch's allocator alone and
 //! `PIXELCNN_MALLOC=default` leaves glibc's settings alone (for users who
 //! preload jemalloc or tcmalloc, or tune malloc themselves).
 
@@ -40,12 +48,22 @@ mod glibc {
     }
 }
 
+mod block_cache {
+    use std::os::raw::c_char;
+
+    extern "C" {
+        pub fn pixelcnn_cpu_cache_install(limit_bytes: usize, error: *mut c_char, error_len: usize) -> i32;
+        pub fn pixelcnn_cpu_cache_release() -> usize;
+        pub fn pixelcnn_cpu_cache_stats(hits: *mut u64, misses: *mut u64, cached_bytes: *mut u64);
+    }
+}
+
 static TUNED: Once = Once::new();
 
-/// Applies the settings above once per process (no-op elsewhere than glibc,
-/// or with `PIXELCNN_MALLOC=default`).
+/// Applies the settings above once per process.
 pub fn tune_for_tensors() {
     TUNED.call_once(|| {
+        install_block_cache();
         if std::env::var("PIXELCNN_MALLOC").is_ok_and(|v| v == "default") {
             return;
         }
@@ -60,8 +78,46 @@ pub fn tune_for_tensors() {
     });
 }
 
-/// Hands the allocator's free pages back to the system.
+fn install_block_cache() {
+    if std::env::var("PIXELCNN_CPU_CACHE").is_ok_and(|v| v == "off") {
+        return;
+    }
+    let limit_mb = std::env::var("PIXELCNN_CPU_CACHE_MB").ok().and_then(|v| v.parse::<usize>().ok()).unwrap_or(4096);
+    let mut error = [0 as std::os::raw::c_char; 512];
+    // SAFETY: the buffer outlives the call and its length is passed; the C++
+    // side catches every exception.
+    let status = unsafe { block_cache::pixelcnn_cpu_cache_install(limit_mb << 20, error.as_mut_ptr(), error.len()) };
+    if status != 0 {
+        // Not fatal: libtorch keeps its own allocator, only slower.
+        let message = unsafe { std::ffi::CStr::from_ptr(error.as_ptr()) }.to_string_lossy();
+        eprintln!("pixelcnn: CPU block cache not installed: {message}");
+    }
+}
+
+/// What the block cache has done so far in this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockCacheStats {
+    /// Large allocations served from the cache.
+    pub hits: u64,
+    /// Large allocations that had to ask the system.
+    pub misses: u64,
+    /// Bytes held in the cache now, free for reuse.
+    pub cached_bytes: u64,
+}
+
+pub fn block_cache_stats() -> BlockCacheStats {
+    let (mut hits, mut misses, mut cached_bytes) = (0, 0, 0);
+    // SAFETY: three valid out-pointers; the C++ side only writes them.
+    unsafe { block_cache::pixelcnn_cpu_cache_stats(&mut hits, &mut misses, &mut cached_bytes) };
+    BlockCacheStats { hits, misses, cached_bytes }
+}
+
+/// Empties the block cache and hands the allocator's free pages back to the system.
 pub fn release_free_memory() {
+    // SAFETY: takes the cache's lock; frees only blocks no tensor uses.
+    unsafe {
+        block_cache::pixelcnn_cpu_cache_release();
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim is thread-safe and only releases free memory.
     unsafe {

@@ -1,0 +1,62 @@
+//! The CPU block cache: large blocks freed by one step serve the next.
+
+use pixelcnn_core::allocator::{block_cache_stats, release_free_memory, tune_for_tensors};
+use tch::{Kind, Tensor};
+
+// The cache is process-wide and the tests count its bytes: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn a_freed_large_block_serves_the_next_allocation_of_its_size_and_release_empties_the_cache() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    tune_for_tensors();
+    release_free_memory();
+    let before = block_cache_stats();
+    assert_eq!(before.cached_bytes, 0);
+
+    // 4 MiB (plus its 64-byte header, rounded to pages): above the 1 MiB below
+    // which malloc is used directly.
+    let first = Tensor::ones([1 << 20], (Kind::Float, tch::Device::Cpu));
+    let address = first.data_ptr() as usize;
+    drop(first);
+    let held = block_cache_stats();
+    assert_eq!(held.cached_bytes, (4 << 20) + 4096, "the freed block is kept");
+
+    let second = Tensor::zeros([1 << 20], (Kind::Float, tch::Device::Cpu));
+    assert_eq!(second.data_ptr() as usize, address, "the same block is reused");
+    assert_eq!(second.sum(Kind::Float).double_value(&[]), 0.0, "a reused block holds the new tensor's values");
+    let after = block_cache_stats();
+    assert_eq!(after.hits, held.hits + 1);
+    assert_eq!(after.cached_bytes, 0);
+
+    // A request much smaller than every cached block does not take one.
+    drop(second);
+    let small = Tensor::zeros([300_000], (Kind::Float, tch::Device::Cpu));
+    assert_eq!(block_cache_stats().cached_bytes, (4 << 20) + 4096);
+    drop(small);
+
+    release_free_memory();
+    assert_eq!(block_cache_stats().cached_bytes, 0);
+}
+
+#[test]
+fn convolutions_whose_scratch_memory_is_freed_through_the_raw_deleter_run_under_the_cache() {
+    // oneDNN allocates its scratch buffers with `raw_allocate` and frees them
+    // with `raw_deleter`, which receives only the data pointer: an allocator
+    // that cannot free by data pointer aborts the process here.
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    tune_for_tensors();
+    let x = Tensor::randn([16, 64, 32, 32], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
+    let w = Tensor::randn([64, 64, 3, 3], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
+    let mut previous = None;
+    for _ in 0..3 {
+        let y = x.conv2d(&w, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1);
+        y.sum(Kind::Float).backward();
+        let total = y.sum(Kind::Float).double_value(&[]);
+        if let Some(p) = previous {
+            assert_eq!(total, p, "the same convolution gives the same result on reused blocks");
+        }
+        previous = Some(total);
+    }
+    assert!(block_cache_stats().hits > 0);
+}
