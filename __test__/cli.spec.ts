@@ -86,6 +86,21 @@ test.serial('a categorical model from the command line reads 8-bit data and repo
   t.regex(bad.stderr, /`model\.output`/)
 })
 
+test.serial('--output logistic-mixture --mixtures K trains a mixture model on 8-bit data', async (t) => {
+  const model = path.join(dir, 'mixture.safetensors')
+  const trained = await pixelcnn(['train', '--data', data, '--config', small, '--output', 'logistic-mixture', '--mixtures', '3', '--epochs', '1', '--device', 'cpu', '--out', model])
+  t.is(trained.code, 0, trained.stderr)
+  t.regex(trained.stderr, /8-bit grayscale/)
+  const loaded = await PixelCNN.load(model)
+  t.deepEqual([loaded.config.output, loaded.config.mixtures], ['logistic-mixture', 3])
+  const evaluated = await pixelcnn(['eval', '--model', model, '--data', data])
+  const bits = Number(/([\d.]+) bits per dimension/.exec(evaluated.stdout)?.[1])
+  t.true(bits > 7.5 && bits < 9.5, evaluated.stdout)
+  const bad = await pixelcnn(['train', '--data', data, '--output', 'logistic-mixture', '--mixtures', '0', '--epochs', '1', '--out', path.join(dir, 'z.safetensors')])
+  t.is(bad.code, 1)
+  t.regex(bad.stderr, /`model\.mixtures`/)
+})
+
 test.serial('Ctrl-C stops training after a step and leaves a checkpoint that --resume continues', async (t) => {
   const model = path.join(dir, 'interrupted.safetensors')
   const args = ['train', '--data', data, '--config', small, '--epochs', '3', '--batch-size', '8', '--checkpoint-every', '1', '--device', 'cpu', '--out', model]

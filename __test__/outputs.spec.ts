@@ -21,13 +21,24 @@ function levelRows(count: number, height: number, width: number, seed: number): 
 const GATED = { architecture: 'gated', height: 8, width: 8, filters: 16, layers: 2, inputKernel: 3, kernel: 3, outputLayers: 1, output: 'categorical' } as const
 const PIXELCNN = { preset: 'small', height: 8, width: 8, filters: 16, residualBlocks: 1, output: 'categorical' } as const
 
-for (const [name, shape] of [['gated', GATED], ['pixelcnn', PIXELCNN]] as const) {
-  test(`a categorical ${name} model trains on 8-bit images; logProbs, evaluate, sample and complete agree`, async (t) => {
+const MIXTURE = { output: 'logistic-mixture', mixtures: 4 } as const
+const SHAPES = [
+  ['categorical gated', GATED],
+  ['categorical pixelcnn', PIXELCNN],
+  ['logistic-mixture gated', { ...GATED, ...MIXTURE }],
+  ['logistic-mixture pixelcnn', { ...PIXELCNN, ...MIXTURE }],
+] as const
+
+for (const [name, shape] of SHAPES) {
+  test(`a ${name} model trains on 8-bit images; logProbs, evaluate, sample and complete agree`, async (t) => {
     const data = { train: levelRows(96, 8, 8, 1), test: levelRows(32, 8, 8, 2) }
-    const model = await PixelCNN.train({ data, model: shape, epochs: 3, batchSize: 16, learningRate: 5e-3, device: 'cpu', seed: 1 })
-    t.is(model.config.output, 'categorical')
+    // The mixture's few outputs per pixel start further from these images' levels: more epochs.
+    const epochs = shape.output === 'logistic-mixture' ? 6 : 3
+    const model = await PixelCNN.train({ data, model: shape, epochs, batchSize: 16, learningRate: 5e-3, device: 'cpu', seed: 1 })
+    t.is(model.config.output, shape.output)
+    if (shape.output === 'logistic-mixture') t.is(model.config.mixtures, 4)
     const val = model.history.map((e) => e.valLoss!)
-    t.true(val[2] < val[0] * 0.85 && val[0] < 5.6, `validation nats per sub-pixel: ${val}`)
+    t.true(val[epochs - 1] < val[0] * 0.85 && val[0] < 5.6, `validation nats per sub-pixel: ${val}`)
     const logProbs = await model.logProbs(data.test)
     t.is(logProbs.length, 32 * 64)
     const { natsPerImage, perImageNats, bitsPerDim } = await model.evaluate(data.test)
@@ -48,15 +59,24 @@ test('binary models refuse 8-bit images, naming the byte and the way out', async
   const error = await t.throwsAsync(model.fit({ data: { train: levelRows(4, 8, 8, 1) } }), { instanceOf: DataError })
   t.regex(error!.message, /byte \d+ is \d+ but a binary \(bernoulli\) model takes only 0 and 1.*output: 'categorical'/)
   t.throws(() => PixelCNN.create({ output: 'gaussian' as never, device: 'cpu' }), { instanceOf: ConfigError, message: /`model\.output`/ })
+  t.throws(() => PixelCNN.create({ output: 'logistic-mixture', mixtures: 0, device: 'cpu' }), { instanceOf: ConfigError, message: /`model\.mixtures`.*0/ })
+  t.throws(() => PixelCNN.create({ output: 'categorical', mixtures: 5, device: 'cpu' }), { instanceOf: ConfigError, message: /`model\.mixtures`.*logistic-mixture/ })
+  t.is(PixelCNN.create({ preset: 'gated-small', output: 'logistic-mixture', device: 'cpu' }).config.mixtures, 10)
 })
 
-test('a categorical checkpoint loads by name into the plain PyTorch module, which computes the same log-probabilities', async (t) => {
-  for (const [name, shape] of [['gated', { ...GATED, classes: 3 }], ['pixelcnn', PIXELCNN]] as const) {
+test('categorical and logistic-mixture checkpoints load by name into the plain PyTorch module, which computes the same log-probabilities', async (t) => {
+  const shapes = [
+    ['categorical-gated', { ...GATED, classes: 3 }],
+    ['categorical-pixelcnn', PIXELCNN],
+    ['logistic-mixture-gated', { ...GATED, ...MIXTURE, classes: 3 }],
+    ['logistic-mixture-pixelcnn', { ...PIXELCNN, ...MIXTURE }],
+  ] as const
+  for (const [name, shape] of shapes) {
     const data = levelRows(32, 8, 8, 3)
     const trainLabels = Uint8Array.from({ length: 32 }, (_, i) => i % 3)
     const conditional = 'classes' in shape
     const model = await PixelCNN.train({ data: conditional ? { train: data, trainLabels } : { train: data }, model: shape, epochs: 1, batchSize: 16, learningRate: 1e-2, device: 'cpu', seed: 2 })
-    const file = path.join(dir, `categorical-${name}.safetensors`)
+    const file = path.join(dir, `${name}.safetensors`)
     await model.save(file)
     const probe = levelRows(3, 8, 8, 9)
     const labels = conditional ? new Uint8Array([2, 0, 1]) : undefined

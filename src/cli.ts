@@ -24,7 +24,7 @@ const HELP = `usage: pixelcnn <command> [options]
 
 commands:
   train     --data SOURCE --out model.safetensors [--preset seed|small|gated|gated-small]
-            [--architecture pixelcnn|gated] [--output bernoulli|categorical] [--conditional | --classes K] [--epochs 50]
+            [--architecture pixelcnn|gated] [--output bernoulli|categorical|logistic-mixture [--mixtures 10]] [--conditional | --classes K] [--epochs 50]
             [--batch-size 128] [--learning-rate 5e-4] [--seed 0] [--threads N]
             [--device auto|cpu|cuda[:N]] [--precision fp32|bf16] [--config file.json] [--resume]
             [--checkpoint-every 50] [--samples-every N]
@@ -40,12 +40,12 @@ commands:
 
 SOURCE: mnist | mnist-bundled | fashion-mnist | fashion-mnist:system | idx:IMAGES[,TEST_IMAGES[,LABELS,TEST_LABELS]] | folder:DIR
 Conditional models take their labels from the data source (--conditional: as many classes as it has).
-Categorical models (--output categorical) read it as 8-bit grayscale; binary ones binarized as the seed does.
+8-bit models (--output categorical or logistic-mixture) read it as 8-bit grayscale; binary ones binarized as the seed does.
 Ctrl-C during train saves every step taken to --out and stops; --resume continues exactly.`
 
 /** Categorical models read data sources as 8-bit grayscale, binary ones binarized. */
 function thresholdFor(model: PixelCNN): 'none' | undefined {
-  return model.config.output === 'categorical' ? 'none' : undefined
+  return (model.config.output ?? 'bernoulli') !== 'bernoulli' ? 'none' : undefined
 }
 
 /** Labels for a conditional model's data, and nothing for an unconditional one. */

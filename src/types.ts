@@ -16,8 +16,15 @@ export type Architecture = 'pixelcnn' | 'gated'
  * The distribution of each sub-pixel given the pixels before it.
  * `'bernoulli'`: binary images (bytes 0 and 1), one logit per sub-pixel.
  * `'categorical'`: 8-bit images (bytes 0–255), a 256-way softmax per sub-pixel.
+ * `'logistic-mixture'`: 8-bit images, PixelCNN++'s discretized mixture of
+ * `mixtures` logistics per pixel (far fewer outputs than 256 logits, and
+ * nearby levels share probability).
+ *
+ * `temperature` T means the same for all three: each sub-pixel's level
+ * probabilities become p^(1/T), renormalized (for Bernoulli and categorical,
+ * the logits divided by T).
  */
-export type Output = 'bernoulli' | 'categorical'
+export type Output = 'bernoulli' | 'categorical' | 'logistic-mixture'
 
 /** The network's shape. Explicit fields override the preset's. */
 export interface ModelOptions {
@@ -32,6 +39,7 @@ export interface ModelOptions {
   /** @default 28 */ width?: number
   /** Only 1 so far. @default 1 */ channels?: number
   /** @default 'bernoulli' */ output?: Output
+  /** `output: 'logistic-mixture'` only: logistic components per pixel (1–256). @default 10 */ mixtures?: number
   /** Class-conditional on this many classes (≥ 2): `fit`, `sample`, `predict`… then take labels. @default unconditional */
   classes?: number
   /** Feature maps of the residual stream (pixelcnn) or of each stack (gated). @default 128 (seed), 64 (gated) */ filters?: number
@@ -51,6 +59,8 @@ export interface ModelConfig {
   channels: number
   /** Absent for `'bernoulli'`. */
   output?: Output
+  /** `'logistic-mixture'` only. */
+  mixtures?: number
   classes?: number
   filters: number
   inputKernel: number

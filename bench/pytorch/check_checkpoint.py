@@ -5,8 +5,8 @@ predict().
 
 usage: check_checkpoint.py [--log-probs] MODEL.safetensors IMAGES.bin COUNT OUT.f32 [LABELS.bin]
 
-IMAGES.bin: COUNT x H x W x C uint8 pixel values (0/1, or 0-255 for a
-categorical model). LABELS.bin: COUNT raw uint8 class labels (required for a
+IMAGES.bin: COUNT x H x W x C uint8 pixel values (0/1, or 0-255 for an 8-bit
+model: categorical or logistic-mixture). LABELS.bin: COUNT raw uint8 class labels (required for a
 conditional model, refused otherwise). OUT.f32: COUNT x H x W x C little-endian
 float32, sigmoid probabilities, or with --log-probs log p(x_i | x_<i) of each
 sub-pixel's value (every output kind)."""

@@ -98,12 +98,13 @@ class PixelCNN(nn.Module):
 
     def __init__(self, height=28, width=28, channels=1, filters=128, residualBlocks=5,
                  inputKernel=7, residualKernel=3, outputLayers=2, classes=None,
-                 architecture="pixelcnn", layers=None, kernel=None, output="bernoulli"):
+                 architecture="pixelcnn", layers=None, kernel=None, output="bernoulli", mixtures=None):
         super().__init__()
         if architecture not in (None, "pixelcnn"):
             raise ValueError(f"PixelCNN cannot build architecture {architecture!r}")
         self.height, self.width, self.channels, self.classes = height, width, channels, classes
-        self.output_kind, out = output, output_channels(output, channels)
+        self.output_kind, self.mixtures = output, mixtures
+        out = output_channels(output, channels, mixtures)
         self.input_conv = conditional_conv(MaskedConv2d(channels, filters, inputKernel, "A"), classes, filters)
         self.blocks = nn.ModuleList(ResidualBlock(filters, residualKernel, classes) for _ in range(residualBlocks))
         self.head = nn.ModuleList(conditional_conv(nn.Conv2d(filters, filters, 1), classes, filters)
@@ -191,14 +192,15 @@ class GatedPixelCNN(nn.Module):
 
     def __init__(self, height=28, width=28, channels=1, filters=64, layers=6, inputKernel=7,
                  kernel=3, outputLayers=2, classes=None, architecture="gated",
-                 residualBlocks=None, residualKernel=None, output="bernoulli"):
+                 residualBlocks=None, residualKernel=None, output="bernoulli", mixtures=None):
         super().__init__()
         if architecture != "gated":
             raise ValueError(f"GatedPixelCNN cannot build architecture {architecture!r}")
         if inputKernel < 3 or inputKernel % 2 == 0 or kernel < 1 or kernel % 2 == 0:
             raise ValueError("inputKernel must be odd and >= 3, kernel odd")
         self.height, self.width, self.channels, self.classes = height, width, channels, classes
-        self.output_kind, out = output, output_channels(output, channels)
+        self.output_kind, self.mixtures = output, mixtures
+        out = output_channels(output, channels, mixtures)
         p0 = inputKernel // 2
         # v[r, c] <- input rows r-p0 .. r-1 (strictly above), cols c-p0 .. c+p0.
         self.input_v = nn.Conv2d(channels, filters, (p0, inputKernel), padding=(p0, p0))
@@ -228,12 +230,16 @@ class GatedPixelCNN(nn.Module):
 # output distributions
 
 
-def output_channels(output, channels):
-    """One logit per sub-pixel (bernoulli) or 256 (categorical: level k of channel c at c*256 + k)."""
+def output_channels(output, channels, mixtures=None):
+    """One logit per sub-pixel (bernoulli), 256 (categorical: level k of
+    channel c at c*256 + k), or for a mixture of K logistics (one channel) K
+    component logits, K means and K log-scales, in that order."""
     if output == "bernoulli":
         return channels
     if output == "categorical":
         return channels * 256
+    if output == "logistic-mixture":
+        return mixtures * (1 + 2 * channels)
     raise ValueError(f"unknown output {output!r}")
 
 
@@ -247,9 +253,36 @@ def log_probs(model, x, labels=None):
     logits = model(x, labels)
     if model.output_kind == "bernoulli":
         return -torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none")
+    if model.output_kind == "logistic-mixture":
+        # In float64: the published formula subtracts two sigmoids, which in
+        # float32 is off by about 2e-5 nats; in float64 it is exact enough to
+        # be the reference for the library's cancellation-free float32 form.
+        return mixture_log_prob(logits.double(), x.double() * (2.0 / 255.0) - 1.0, model.mixtures).float()
     n, _, h, w = logits.shape
     levels = torch.log_softmax(logits.view(n, model.channels, 256, h, w), dim=2)
     return levels.gather(2, x.long().unsqueeze(2)).squeeze(2)
+
+
+def mixture_log_prob(out, x, k):
+    """PixelCNN++'s discretized logistic mixture likelihood (one channel), as
+    in its published discretized_mix_logistic_loss: x (N, 1, H, W) on [-1, 1]."""
+    log_weights = torch.log_softmax(out[:, :k], dim=1)
+    means, log_scales = out[:, k:2 * k], torch.clamp(out[:, 2 * k:3 * k], min=-7.0)
+    centered = x - means
+    inv_stdv = torch.exp(-log_scales)
+    plus_in = inv_stdv * (centered + 1.0 / 255.0)
+    cdf_plus = torch.sigmoid(plus_in)
+    min_in = inv_stdv * (centered - 1.0 / 255.0)
+    cdf_min = torch.sigmoid(min_in)
+    log_cdf_plus = plus_in - torch.nn.functional.softplus(plus_in)
+    log_one_minus_cdf_min = -torch.nn.functional.softplus(min_in)
+    cdf_delta = cdf_plus - cdf_min
+    mid_in = inv_stdv * centered
+    log_pdf_mid = mid_in - log_scales - 2.0 * torch.nn.functional.softplus(mid_in)
+    inner_inner = torch.where(cdf_delta > 1e-5, torch.log(torch.clamp(cdf_delta, min=1e-12)), log_pdf_mid - np.log(127.5))
+    inner = torch.where(x > 0.999, log_one_minus_cdf_min, inner_inner)
+    per_component = torch.where(x < -0.999, log_cdf_plus, inner)
+    return torch.logsumexp(per_component + log_weights, dim=1, keepdim=True)
 
 
 # ---------------------------------------------------------------------------

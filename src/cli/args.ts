@@ -17,6 +17,7 @@ export const OPTIONS = {
   device: { type: 'string' },
   precision: { type: 'string' },
   output: { type: 'string' },
+  mixtures: { type: 'string' },
   config: { type: 'string' },
   out: { type: 'string' },
   resume: { type: 'boolean' },

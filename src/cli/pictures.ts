@@ -54,11 +54,12 @@ export async function writeSampleGrid(model: PixelCNN, file: string, request: Gr
 /**
  * Writes the training curve of `model.history` (nothing before the first
  * epoch): nats per pixel for binary models, bits per dimension (the unit of
- * published 8-bit results) for categorical ones.
+ * published 8-bit results) for 8-bit ones.
  */
 export async function writeCurve(model: PixelCNN, file: string): Promise<boolean> {
   if (model.history.length === 0) return false
-  const bits = model.config.output === 'categorical'
+  const output = model.config.output ?? 'bernoulli'
+  const bits = output !== 'bernoulli'
   const history = bits
     ? model.history.map((e) => ({
         ...e,
@@ -67,7 +68,7 @@ export async function writeCurve(model: PixelCNN, file: string): Promise<boolean
         stepLosses: e.stepLosses?.map((l) => l / Math.LN2),
       }))
     : model.history
-  const title = `training ${model.config.architecture}${bits ? ', categorical' : ''}${model.config.classes ? `, ${model.config.classes} classes` : ''}`
+  const title = `training ${model.config.architecture}${bits ? `, ${output}` : ''}${model.config.classes ? `, ${model.config.classes} classes` : ''}`
   await writeTrainingCurve(history, file, { unit: bits ? 'bits per dimension' : 'nats per pixel', title })
   return true
 }

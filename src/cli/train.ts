@@ -26,6 +26,8 @@ function modelOptions(args: Args, fromFile: Partial<TrainOptions>, labels: Uint8
   if (args.preset) options.preset = args.preset as ModelOptions['preset']
   if (args.architecture) options.architecture = args.architecture as Architecture
   if (args.output) options.output = args.output as Output
+  const mixtures = number(args, 'mixtures')
+  if (mixtures !== undefined) options.mixtures = mixtures
   const classes = number(args, 'classes')
   if (classes !== undefined) options.classes = classes
   else if (args.conditional) {
@@ -53,7 +55,7 @@ export async function train(args: Args): Promise<void> {
   const resumed = resuming ? await PixelCNN.load(out, { device }) : undefined
   // Categorical models read the 8-bit grayscale; binary ones the seed's binarization.
   const output = resumed?.config.output ?? (args.output as Output | undefined) ?? fromFile.model?.output ?? 'bernoulli'
-  const data = await loadDataSource(required(args, 'data'), (p) => line.update(`downloading ${p.file} ${bar(p.totalBytes ? p.bytes / p.totalBytes : 0)} ${(p.bytes / 2 ** 20).toFixed(1)} MiB`), controller.signal, output === 'categorical' ? 'none' : undefined)
+  const data = await loadDataSource(required(args, 'data'), (p) => line.update(`downloading ${p.file} ${bar(p.totalBytes ? p.bytes / p.totalBytes : 0)} ${(p.bytes / 2 ** 20).toFixed(1)} MiB`), controller.signal, output !== 'bernoulli' ? 'none' : undefined)
   line.done(`data: ${data.description}: ${data.train.count} training${data.test ? ` and ${data.test.count} validation` : ''} images`)
   const epochs = number(args, 'epochs') ?? fromFile.epochs ?? 50
   const samplesEvery = number(args, 'samples-every')

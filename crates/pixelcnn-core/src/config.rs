@@ -28,13 +28,28 @@ pub enum Output {
     Bernoulli,
     /// 8-bit images: 256 logits per sub-pixel, a softmax over the levels.
     Categorical,
+    /// 8-bit images: PixelCNN++'s discretized mixture of logistics
+    /// (Salimans et al. 2017), `mixtures` components per pixel.
+    LogisticMixture,
 }
 
 impl Output {
     pub fn is_bernoulli(&self) -> bool {
         *self == Output::Bernoulli
     }
+
+    /// As users write it: "bernoulli", "categorical", "logistic-mixture".
+    pub fn name(&self) -> &'static str {
+        match self {
+            Output::Bernoulli => "bernoulli",
+            Output::Categorical => "categorical",
+            Output::LogisticMixture => "logistic-mixture",
+        }
+    }
 }
+
+/// PixelCNN++'s number of mixture components.
+pub const DEFAULT_MIXTURES: i64 = 10;
 
 /// The network's shape, resolved (no preset left) and stored in every
 /// checkpoint so that a file describes the model it holds. Fields of one
@@ -53,6 +68,9 @@ pub struct ModelConfig {
     /// Absent (Bernoulli) in checkpoints of binary models, as before outputs existed.
     #[serde(default, skip_serializing_if = "Output::is_bernoulli")]
     pub output: Output,
+    /// logistic-mixture: components per pixel (default 10); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mixtures: Option<i64>,
     /// Class-conditional with this many classes; `None`: unconditional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classes: Option<i64>,
@@ -88,6 +106,7 @@ impl ModelConfig {
             width: 28,
             channels: 1,
             output: Output::Bernoulli,
+            mixtures: None,
             classes: None,
             filters: 128,
             input_kernel: 7,
@@ -166,7 +185,10 @@ impl ModelConfig {
             _ => return Err(Error::Internal("a preset did not serialize to an object".into())),
         };
         merged.extend(fields);
-        let config: ModelConfig = from_value(&Value::Object(merged), "model")?;
+        let mut config: ModelConfig = from_value(&Value::Object(merged), "model")?;
+        if config.output == Output::LogisticMixture && config.mixtures.is_none() {
+            config.mixtures = Some(DEFAULT_MIXTURES);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -184,6 +206,14 @@ impl ModelConfig {
             field("classes", (2..=100_000).contains(&k), format!("must be between 2 and 100000 (leave it out for an unconditional model), got {k}"))?;
         }
         check_range("model.outputLayers", self.output_layers, 0, 16)?;
+        match (self.output, self.mixtures) {
+            (Output::LogisticMixture, Some(k)) => check_range("model.mixtures", k, 1, 256)?,
+            (Output::LogisticMixture, None) => return Err(Error::config("model.mixtures", "is required for output 'logistic-mixture'")),
+            (other, Some(k)) => {
+                return Err(Error::config("model.mixtures", format!("applies only to output 'logistic-mixture', not '{}' (got {k})", other.name())))
+            }
+            (_, None) => {}
+        }
         // The other architecture's fields must be absent: set by mistake they would be silently ignored.
         let foreign: &[(&str, Option<i64>)] = match self.architecture {
             Architecture::Pixelcnn => &[("layers", self.layers), ("kernel", self.kernel)],
@@ -216,13 +246,20 @@ impl ModelConfig {
         Ok(())
     }
 
-    /// Output channels of the network: one logit per sub-pixel (Bernoulli) or
-    /// 256 (categorical, level k of channel c at c·256 + k).
+    /// Output channels of the network: one logit per sub-pixel (Bernoulli),
+    /// 256 (categorical, level k of channel c at c·256 + k), or for a mixture
+    /// of K logistics K component logits, then per channel K means and K
+    /// log-scales (PixelCNN++'s layout, see output.rs).
     pub fn output_channels(&self) -> i64 {
         match self.output {
             Output::Bernoulli => self.channels,
             Output::Categorical => self.channels * 256,
+            Output::LogisticMixture => self.mixtures() * (1 + 2 * self.channels),
         }
+    }
+
+    pub fn mixtures(&self) -> i64 {
+        self.mixtures.unwrap_or(DEFAULT_MIXTURES)
     }
 
     pub fn pixels_per_image(&self) -> i64 {

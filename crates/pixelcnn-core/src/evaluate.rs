@@ -52,8 +52,10 @@ fn inputs(state: &ModelState, images: &ImagesRef, config: &EvalConfig) -> Result
 
 /// p(x_i = 1 | x_<i) for every pixel, N×H×W×C like the input (binary models).
 pub fn predict(state: &ModelState, images: &ImagesRef, config: &EvalConfig) -> Result<Vec<f32>> {
+    let _release = crate::allocator::ReleaseWhenDone;
     if !state.net.config().output.is_bernoulli() {
-        return Err(Error::config("model.output", "is \"categorical\": predict gives p(x = 1) of binary (bernoulli) models; use logProbs"));
+        let output = state.net.config().output.name();
+        return Err(Error::config("model.output", format!("is \"{output}\": predict gives p(x = 1) of binary (bernoulli) models; use logProbs")));
     }
     let (x, y) = inputs(state, images, config)?;
     let mut out = Vec::with_capacity(images.data.len());
@@ -65,6 +67,7 @@ pub fn predict(state: &ModelState, images: &ImagesRef, config: &EvalConfig) -> R
 
 /// −log p(x) in nats for each image: the sum of its pixels' cross-entropies.
 pub fn nats_per_image(state: &ModelState, images: &ImagesRef, config: &EvalConfig) -> Result<Vec<f64>> {
+    let _release = crate::allocator::ReleaseWhenDone;
     let (x, y) = inputs(state, images, config)?;
     let mut out = Vec::with_capacity(images.count as usize);
     for_batches(&x, y.as_ref(), config.batch_size(), |x, y| {
@@ -78,6 +81,7 @@ pub fn nats_per_image(state: &ModelState, images: &ImagesRef, config: &EvalConfi
 /// the input, for every output distribution (their sum over an image is
 /// −`nats_per_image`).
 pub fn log_probs(state: &ModelState, images: &ImagesRef, config: &EvalConfig) -> Result<Vec<f32>> {
+    let _release = crate::allocator::ReleaseWhenDone;
     let (x, y) = inputs(state, images, config)?;
     let mut out = Vec::with_capacity(images.data.len());
     for_batches(&x, y.as_ref(), config.batch_size(), |x, y| {

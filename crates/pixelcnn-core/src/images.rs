@@ -48,7 +48,7 @@ impl ImagesRef<'_> {
         }
         if let Some(i) = self.data.iter().position(|&v| v > 1) {
             return Err(Error::InvalidData(format!(
-                "{what}: byte {i} is {} but a binary (bernoulli) model takes only 0 and 1 (binarize first, or create a model with output: 'categorical' for 8-bit images)",
+                "{what}: byte {i} is {} but a binary (bernoulli) model takes only 0 and 1 (binarize first, or create a model with output: 'categorical' or 'logistic-mixture' for 8-bit images)",
                 self.data[i]
             )));
         }

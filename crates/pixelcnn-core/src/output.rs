@@ -8,63 +8,152 @@
 //! softmax(logits)_k; the network reads values scaled to [−1, 1] (x·2/255 − 1),
 //! so that inputs have the range of the binary case's and do not saturate the
 //! first layer.
+//! Logistic mixture (8-bit images, PixelCNN++): the 256 levels are bins of
+//! width 2/255 on [−1, 1], and p(x = k) is the mass that a mixture of K
+//! logistics puts on bin k, the outermost bins reaching to ±∞ (see
+//! `discretized_logistic_log_prob`). The network reads the same scaled values.
 //!
 //! A draw turns one uniform u ∈ [0, 1) per sub-pixel into a value with the
-//! inverse CDF of the tempered distribution: Bernoulli x = [u < p], categorical
-//! x = #{k : F(k) ≤ u} with F the cumulative probabilities. Both samplers use
-//! the same u, so they make the same images whenever their logits agree.
+//! inverse CDF of the tempered distribution: Bernoulli x = [u < p], and for
+//! the 8-bit outputs x = #{k : F(k) ≤ u} with F the cumulative probabilities
+//! of the 256 levels. Both samplers use the same u, so they make the same
+//! images whenever their logits agree. Temperature T means the same for every
+//! output: the level probabilities become p(x)^{1/T}, renormalized (for
+//! Bernoulli and categorical that is dividing the logits by T).
+//!
+//! PixelCNN++ samples its mixture differently (a component by the Gumbel-max
+//! trick, then a continuous logistic draw rounded to the nearest level); that
+//! draws from the same 256-level distribution at T = 1, with two random
+//! numbers per sub-pixel instead of one. The inverse CDF keeps one, so the
+//! seed → image contract of the other outputs holds for this one too.
 
 use crate::config::{ModelConfig, Output};
 use crate::error::Result;
 use tch::{Kind, Reduction, Tensor};
 
 const LEVELS: i64 = 256;
+/// Half a bin on the [−1, 1] scale.
+const HALF_BIN: f64 = 1.0 / (LEVELS - 1) as f64;
+/// PixelCNN++ clamps log-scales from below: narrower logistics than e^−7
+/// (far below one bin) only make the loss unstable.
+const MIN_LOG_SCALE: f64 = -7.0;
+
+/// Pixel values 0–255 → [−1, 1].
+fn scaled(values: &Tensor) -> Result<Tensor> {
+    Ok(values.f_mul_scalar(2.0 * HALF_BIN)?.f_sub_scalar(1.0)?)
+}
 
 /// The network's input from pixel values (N, C, H, W) (or any shape) in float.
 pub fn network_input(config: &ModelConfig, values: &Tensor) -> Result<Tensor> {
-    Ok(match config.output {
-        Output::Bernoulli => values.shallow_clone(),
-        Output::Categorical => values.f_mul_scalar(2.0 / (LEVELS - 1) as f64)?.f_sub_scalar(1.0)?,
-    })
+    match config.output {
+        Output::Bernoulli => Ok(values.shallow_clone()),
+        Output::Categorical | Output::LogisticMixture => scaled(values),
+    }
+}
+
+/// log P(bin of x) under a logistic of `mean` and `log_scale`, all on the
+/// [−1, 1] scale and broadcast together, with PixelCNN++'s cases: the CDF
+/// difference over x ± half a bin; the bin of 0 takes everything below, the
+/// bin of 255 everything above; where the difference underflows (< 1e−5, far
+/// in a tail or with a tiny scale) the density at x times the bin width
+/// stands in for it (log pdf − log 127.5).
+///
+/// The published code subtracts two sigmoids, σ(plus) − σ(minus), which in
+/// fp32 loses digits when both are near 1 (about 2e−5 nats off on a fresh
+/// network, measured against float64). This uses the identity
+///   σ(a) − σ(b) = σ(a) · σ(−b) · (1 − e^(b − a)),
+///   log(…) = −softplus(−a) − softplus(b) + log(−expm1(−(a − b))),
+/// where a − b = 2/(255·scale) is known exactly: no cancellation, within
+/// about 1e−6 of the published formula evaluated in float64.
+fn discretized_logistic_log_prob(x: &Tensor, mean: &Tensor, log_scale: &Tensor) -> Result<Tensor> {
+    let centered = x.f_sub(mean)?;
+    let inv_scale = log_scale.f_neg()?.f_exp()?;
+    let plus_in = inv_scale.f_mul(&centered.f_add_scalar(HALF_BIN)?)?;
+    let min_in = inv_scale.f_mul(&centered.f_sub_scalar(HALF_BIN)?)?;
+    let log_cdf_plus = plus_in.f_neg()?.f_softplus()?.f_neg()?;
+    let log_one_minus_cdf_min = min_in.f_softplus()?.f_neg()?;
+    let bin_width = inv_scale.f_mul_scalar(-2.0 * HALF_BIN)?.f_expm1()?.f_neg()?.f_log()?;
+    let log_delta = log_cdf_plus.f_sub(&min_in.f_softplus()?)?.f_add(&bin_width)?;
+    let mid_in = inv_scale.f_mul(&centered)?;
+    let log_pdf_mid = mid_in.f_sub(log_scale)?.f_sub(&mid_in.f_softplus()?.f_mul_scalar(2.0)?)?;
+    let interior = log_delta.f_where_self(&log_delta.f_gt(1e-5f64.ln())?, &log_pdf_mid.f_sub_scalar(((LEVELS - 1) as f64 / 2.0).ln())?)?;
+    let upper = log_one_minus_cdf_min.f_where_self(&x.f_gt(0.999)?, &interior)?;
+    Ok(log_cdf_plus.f_where_self(&x.f_lt(-0.999)?, &upper)?)
+}
+
+/// The mixture's parts from the network's outputs (N, 3K, …) in fp32:
+/// log mixture weights, means and clamped log-scales, each (N, K, …).
+fn mixture_parts(config: &ModelConfig, out: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+    let k = config.mixtures();
+    let out = out.f_to_kind(Kind::Float)?;
+    let log_weights = out.f_narrow(1, 0, k)?.f_log_softmax(1, Kind::Float)?;
+    let means = out.f_narrow(1, k, k)?;
+    let log_scales = out.f_narrow(1, 2 * k, k)?.f_clamp_min(MIN_LOG_SCALE)?;
+    Ok((log_weights, means, log_scales))
+}
+
+/// log p(x) of the mixture for pixel values x (N, 1, H, W) on the [−1, 1]
+/// scale: logsumexp over components of log weight + log P(bin | component).
+fn mixture_log_prob(config: &ModelConfig, out: &Tensor, x: &Tensor) -> Result<Tensor> {
+    let (log_weights, means, log_scales) = mixture_parts(config, out)?;
+    let per_component = discretized_logistic_log_prob(x, &means, &log_scales)?.f_add(&log_weights)?;
+    Ok(per_component.f_logsumexp([1i64].as_slice(), true)?)
+}
+
+/// Log-probabilities (B, 256) of the levels of one sub-pixel from the
+/// network's outputs there (B, outC): the 8-bit outputs.
+fn levels_at_pixel(config: &ModelConfig, out: &Tensor) -> Result<Tensor> {
+    match config.output {
+        Output::Categorical => Ok(out.f_narrow(1, 0, LEVELS)?.f_log_softmax(1, Kind::Float)?),
+        Output::LogisticMixture => {
+            // Every level against every component: (1, 1, 256) against (B, K, 1).
+            let levels = scaled(&Tensor::f_arange(LEVELS, (Kind::Float, out.device()))?)?.f_view([1, 1, LEVELS])?;
+            let (log_weights, means, log_scales) = mixture_parts(config, out)?;
+            let per_component = discretized_logistic_log_prob(&levels, &means.f_unsqueeze(2)?, &log_scales.f_unsqueeze(2)?)?
+                .f_add(&log_weights.f_unsqueeze(2)?)?;
+            Ok(per_component.f_logsumexp([1i64].as_slice(), false)?)
+        }
+        Output::Bernoulli => Err(crate::error::Error::Internal("levels_at_pixel called for a binary model".into())),
+    }
 }
 
 /// Logits (N, C·L, H, W) → (N, C, L, H, W) log-probabilities of the levels.
 fn level_log_probs(config: &ModelConfig, logits: &Tensor) -> Result<Tensor> {
     let s = logits.size();
-    Ok(logits.f_to_kind(Kind::Float)?.f_view([s[0], config.channels, LEVELS, s[2], s[3]])?.f_log_softmax(2, Kind::Float)?)
+    Ok(logits.f_view([s[0], config.channels, LEVELS, s[2], s[3]])?.f_log_softmax(2, Kind::Float)?)
 }
 
 /// −log p(x_i | x_<i) in nats from the network's logits (N, outC, H, W) and
 /// the pixel values x (N, C, H, W) in float: per sub-pixel (`Reduction::None`),
 /// summed or averaged over all of them.
 pub fn nll(config: &ModelConfig, logits: &Tensor, x: &Tensor, reduction: Reduction) -> Result<Tensor> {
-    match config.output {
-        Output::Bernoulli => Ok(logits.f_binary_cross_entropy_with_logits::<Tensor>(x, None, None, reduction)?),
+    let per_sub_pixel = match config.output {
+        Output::Bernoulli => return Ok(logits.f_binary_cross_entropy_with_logits::<Tensor>(x, None, None, reduction)?),
         Output::Categorical => {
             let index = x.f_to_kind(Kind::Int64)?.f_unsqueeze(2)?; // (N, C, 1, H, W)
-            let per_sub_pixel = level_log_probs(config, logits)?.f_gather(2, &index, false)?.f_squeeze_dim(2)?.f_neg()?;
-            Ok(match reduction {
-                Reduction::None => per_sub_pixel,
-                Reduction::Sum => per_sub_pixel.f_sum(Kind::Float)?,
-                _ => per_sub_pixel.f_mean(Kind::Float)?,
-            })
+            level_log_probs(config, logits)?.f_gather(2, &index, false)?.f_squeeze_dim(2)?.f_neg()?
         }
-    }
+        Output::LogisticMixture => mixture_log_prob(config, logits, &scaled(x)?)?.f_neg()?,
+    };
+    Ok(match reduction {
+        Reduction::None => per_sub_pixel,
+        Reduction::Sum => per_sub_pixel.f_sum(Kind::Float)?,
+        _ => per_sub_pixel.f_mean(Kind::Float)?,
+    })
 }
 
 /// One sub-pixel of each image of a batch: `logits` (B, outC) at the pixel
 /// (channel 0: the only one so far), `u` (B,) uniforms. Returns the drawn
 /// values (B,) in float, and the tempered probabilities: (B,) p(x = 1) for
-/// Bernoulli, (B, 256) for categorical.
+/// Bernoulli, (B, 256) for the 8-bit outputs.
 pub fn draw(config: &ModelConfig, logits: &Tensor, u: &Tensor, inverse_temperature: f64) -> Result<(Tensor, Tensor)> {
-    let logits = logits.f_to_kind(Kind::Float)?.f_mul_scalar(inverse_temperature)?;
     match config.output {
         Output::Bernoulli => {
-            let p = logits.f_select(1, 0)?.f_sigmoid()?;
+            let p = logits.f_to_kind(Kind::Float)?.f_mul_scalar(inverse_temperature)?.f_select(1, 0)?.f_sigmoid()?;
             Ok((u.f_lt_tensor(&p)?.f_to_kind(Kind::Float)?, p))
         }
-        Output::Categorical => {
-            let probs = logits.f_narrow(1, 0, LEVELS)?.f_softmax(1, Kind::Float)?; // (B, 256)
+        Output::Categorical | Output::LogisticMixture => {
+            let probs = levels_at_pixel(config, logits)?.f_mul_scalar(inverse_temperature)?.f_softmax(1, Kind::Float)?; // (B, 256)
             let below = probs.f_cumsum(1, Kind::Float)?.f_le_tensor(&u.f_unsqueeze(1)?)?; // F(k) ≤ u
             // Rounding can leave F(255) a hair below 1: clamp so that u near 1 still draws 255.
             let value = below.f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?.f_clamp_max(LEVELS as f64 - 1.0)?;
@@ -75,10 +164,10 @@ pub fn draw(config: &ModelConfig, logits: &Tensor, u: &Tensor, inverse_temperatu
 
 /// The probability reported for a sub-pixel whose value ended as `value` (B,):
 /// Bernoulli p(x = 1) whatever the value (as before outputs existed),
-/// categorical p(x = value).
+/// the 8-bit outputs p(x = value).
 pub fn reported_probability(config: &ModelConfig, probs: &Tensor, value: &Tensor) -> Result<Tensor> {
     match config.output {
         Output::Bernoulli => Ok(probs.shallow_clone()),
-        Output::Categorical => Ok(probs.f_gather(1, &value.f_to_kind(Kind::Int64)?.f_unsqueeze(1)?, false)?.f_squeeze_dim(1)?),
+        Output::Categorical | Output::LogisticMixture => Ok(probs.f_gather(1, &value.f_to_kind(Kind::Int64)?.f_unsqueeze(1)?, false)?.f_squeeze_dim(1)?),
     }
 }

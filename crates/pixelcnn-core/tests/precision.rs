@@ -147,3 +147,45 @@ fn bf16_fast_sampler_draws_with_probabilities_within_the_bound_of_fp32() {
         assert!(worst <= PROBABILITY_BOUND, "{name}: the bf16 sampler's probabilities differ from fp32 by up to {worst}");
     }
 }
+
+/// The 8-bit outputs in bf16: the probability of each sub-pixel's value
+/// (exp of `log_probs`) within the bound of fp32's, and the bf16 fast sampler
+/// drawing 8-bit images with probabilities within the bound of the fp32
+/// network's for the values it drew.
+#[test]
+fn bf16_eight_bit_outputs_stay_within_the_bound_of_fp32() {
+    use pixelcnn_core::config::Output;
+    use pixelcnn_core::evaluate::log_probs;
+    emulate_if_needed();
+    let gated = ModelConfig { height: 9, width: 8, ..ModelConfig::gated_small() };
+    let small = ModelConfig { height: 9, width: 8, ..ModelConfig::small() };
+    for config in [
+        ModelConfig { output: Output::Categorical, ..gated.clone() },
+        conditional(ModelConfig { output: Output::LogisticMixture, mixtures: Some(4), ..gated }, 3),
+        ModelConfig { output: Output::LogisticMixture, mixtures: Some(2), ..small },
+    ] {
+        let name = format!("{} {:?}", config.output.name(), config.architecture);
+        let state = model(config.clone(), 5);
+        randomize_class_biases(&state);
+        let probabilities = |images: &[u8], count: i64, precision| {
+            let batch = ImagesRef { count, height: config.height, width: config.width, channels: 1, data: images };
+            let eval = EvalConfig { threads: Some(2), labels: labels(&config, count), precision, ..Default::default() };
+            log_probs(&state, &batch, &eval).unwrap().iter().map(|l| l.exp()).collect::<Vec<f32>>()
+        };
+        let count = 4;
+        let images: Vec<u8> = random_images(count as usize, config.height, config.width, 0.5, 3).iter().enumerate().map(|(i, &b)| b * 128 + (i % 97) as u8).collect();
+        let worst = worst_difference(&probabilities(&images, count, Precision::Fp32), &probabilities(&images, count, Precision::Bf16));
+        eprintln!("{name}: bf16 level probabilities within {worst} of fp32");
+        assert!(worst <= PROBABILITY_BOUND && worst > 0.0, "{name}: bf16 level probabilities differ from fp32 by {worst}");
+
+        let sample_config = SampleConfig {
+            count, seed: 3, temperature: 1.0, batch_size: Some(count), method: SampleMethod::Fast, threads: Some(2),
+            labels: labels(&config, count), precision: Precision::Bf16,
+        };
+        let out = sample(&state, &sample_config, None, &AtomicBool::new(false), &mut |_| {}).unwrap();
+        assert!(out.images.iter().any(|&v| v > 1), "{name}: bf16 samples are not 8-bit");
+        let worst = worst_difference(&probabilities(&out.images, count, Precision::Fp32), &out.probabilities);
+        eprintln!("{name}: the bf16 sampler's probabilities within {worst} of fp32");
+        assert!(worst <= PROBABILITY_BOUND, "{name}: the bf16 sampler's probabilities differ from fp32 by up to {worst}");
+    }
+}

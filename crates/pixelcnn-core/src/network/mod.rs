@@ -67,7 +67,7 @@ impl Network {
         self.parameters().iter().map(|(_, t)| t.numel() as i64).sum()
     }
 
-    /// x: (N, C, H, W) pixel values in float (0/1, or 0–255 for a categorical
+    /// x: (N, C, H, W) pixel values in float (0/1, or 0–255 for an 8-bit
     /// model), labels: (N,) int64 for a conditional model → logits
     /// (N, outC, H, W) (`ModelConfig::output_channels`), where the logits at
     /// pixel i depend only on the pixels before i in raster order.

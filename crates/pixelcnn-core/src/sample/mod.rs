@@ -33,7 +33,7 @@ pub struct SampleOutput {
     /// N×H×W×C, values 0/1.
     pub images: Vec<u8>,
     /// Binary models: p(x = 1) at each pixel when it was drawn (for known
-    /// pixels too); categorical: the probability of the value it has. N×H×W×C.
+    /// pixels too); 8-bit outputs: the probability of the value it has. N×H×W×C.
     pub probabilities: Vec<f32>,
 }
 
