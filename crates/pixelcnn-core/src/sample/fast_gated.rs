@@ -39,9 +39,15 @@ impl Strip {
 
     /// The output (B, Cout) at the pixel whose strip starts at `start` in `row` (B, W+pad, Cin).
     fn at(&self, row: &Tensor, start: i64) -> Result<Tensor> {
+        self.onto(&self.bias, row, start)
+    }
+
+    /// `base` (B, Cout) plus the strip's product, without the bias (for a
+    /// `base` that already holds it).
+    fn onto(&self, base: &Tensor, row: &Tensor, start: i64) -> Result<Tensor> {
         let batch = row.size()[0];
         let patch = row.f_narrow(1, start, self.width)?.f_reshape([batch, -1])?;
-        Ok(self.bias.f_addmm(&patch, &self.matrix)?)
+        Ok(base.f_addmm(&patch, &self.matrix)?)
     }
 }
 
@@ -71,8 +77,14 @@ pub(super) fn sample_batch(net: &GatedPixelCnn, inputs: &BatchInputs, batch: i64
 
     let input_h = Strip::new(&net.input_h, kind)?;
     let h_convs = net.layers.iter().map(|l| Strip::new(&l.h_conv, kind)).collect::<Result<Vec<_>>>()?;
-    let skips = net.layers.iter().map(|l| Pointwise::new(&l.skip, None, kind)).collect::<Result<Vec<_>>>()?;
-    let residuals = net.layers.iter().map(|l| Pointwise::new(&l.residual, None, kind)).collect::<Result<Vec<_>>>()?;
+    // Skip and residual outputs side by side, (B, 2F) in one product; the
+    // last layer's residual output feeds nothing: only its skip.
+    let skip_residual = net
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| if i + 1 < layers { Pointwise::stacked(&[&l.skip, &l.residual], kind) } else { Pointwise::stacked(&[&l.skip], kind) })
+        .collect::<Result<Vec<_>>>()?;
     let head = net.head.iter().map(|c| Pointwise::new(c, labels, kind)).collect::<Result<Vec<_>>>()?;
     let output = Pointwise::new(&net.output, labels, kind)?;
     // Class biases as (B, 2F, 1, 1), added to whole rows of the gates' inputs.
@@ -90,12 +102,14 @@ pub(super) fn sample_batch(net: &GatedPixelCnn, inputs: &BatchInputs, batch: i64
     for r in 0..h {
         // The vertical stack for row r, and each layer's link into the
         // horizontal gate along the row, as (B, W, 2F).
+        inputs.threads.for_rows();
         let mut links = Vec::with_capacity(layers);
         let v0 = vertical_row(&net.input_v, &image, r)?; // image rows r−p0 … r−1
         vertical[0].f_narrow(2, r + p, 1)?.f_narrow(3, p, w)?.f_copy_(&v0)?;
         for (i, layer) in net.layers.iter().enumerate() {
             let a = vertical_row(&layer.v_conv, &vertical[i], r)?; // (B, 2F, 1, W)
-            let mut link = layer.link.forward_dense(&a)?;
+            // The horizontal convolution's bias joins the link once per row.
+            let mut link = layer.link.forward_dense(&a)?.f_add(&h_convs[i].bias.f_view([1, 2 * f, 1, 1])?)?;
             if let Some(bias) = &h_class[i] {
                 link = link.f_add(bias)?;
             }
@@ -108,21 +122,22 @@ pub(super) fn sample_batch(net: &GatedPixelCnn, inputs: &BatchInputs, batch: i64
                 vertical[i + 1].f_narrow(2, r + p, 1)?.f_narrow(3, p, w)?.f_copy_(&gate(&a)?)?;
             }
         }
+        inputs.threads.for_pixels();
         for c in 0..w {
             let mut x = input_h.at(&image_row, c)?; // (B, F): cols c−p0 … c−1
             let mut skip: Option<Tensor> = None;
             for i in 0..layers {
                 write_column(&horizontal[i], c + p, &x)?;
-                let b = h_convs[i].at(&horizontal[i], c)?.f_add_(&links[i].f_select(1, c)?)?; // (B, 2F)
+                let b = h_convs[i].onto(&links[i].f_select(1, c)?, &horizontal[i], c)?; // (B, 2F)
                 let g = gate(&b)?; // (B, F)
-                let s = skips[i].at(&g)?;
+                let sr = skip_residual[i].at(&g)?; // (B, 2F), or (B, F) for the last layer
+                let s = sr.f_narrow(1, 0, f)?;
                 skip = Some(match skip {
                     Some(mut total) => total.f_add_(&s)?,
-                    None => s,
+                    None => s.f_contiguous()?,
                 });
-                // The last layer's residual output feeds nothing: only the skips reach the head.
                 if i + 1 < layers {
-                    x = x.f_add(&residuals[i].at(&g)?)?;
+                    x = x.f_add(&sr.f_narrow(1, f, f)?)?;
                 }
             }
             let mut s = skip.expect("validated: at least one layer").f_relu_()?;

@@ -11,11 +11,12 @@
 //! Only the masked k×k convolutions read neighbours, so only their inputs are
 //! cached: the image itself (for the mask-A layer) and each residual block's
 //! 1×1 output (for its mask-B layer). Everything else is pointwise and flows
-//! through as (B, F) vectors. A k×k masked kernel's live taps all lie in rows
-//! p−k/2 … p of the cache, so the patch read is (k/2 + 1)·k taps wide and one
-//! matrix product with the matching rows of the kernel gives the output; the
-//! taps right of the centre in the last row have zero weight and read cache
-//! entries that are still zero.
+//! through as (B, F) vectors. A k×k masked kernel's live taps lie in the k/2
+//! rows above the pixel and in its own row up to it. The rows above are final
+//! once a row starts, so their part runs once per row as one product over the
+//! whole row (B·W patches); per pixel only the strip of the current row up
+//! to the pixel remains (mask A's centre tap has zero weight and reads a
+//! cache entry that is still zero).
 //!
 //! A conditional model's class biases are constant over the image: each
 //! layer's bias rows for the batch's labels are gathered once and added to
@@ -40,13 +41,20 @@ fn batch_bias(conv: &Conv, labels: Option<&Tensor>, kind: Kind) -> Result<Tensor
     cast(&bias, kind)
 }
 
-/// A masked k×k convolution as a matrix over the causal rows of its patch.
+/// A masked k×k convolution split at its centre row. Its taps in the rows
+/// above read only rows that are final when a row starts: they run once per
+/// row, for the whole row, as one large product. Its centre-row taps (left of
+/// the centre, and the centre for mask B) run per pixel on a strip of
+/// k/2 + 1 cache entries ending at the pixel.
 struct PatchConv {
     pad: i64,
     kernel: i64,
-    /// ((pad+1)·k·Cin, Cout): rows ordered (kernel row, kernel col, channel)
-    /// to match a channels-last patch.
-    matrix: Tensor,
+    /// (pad·k·Cin, Cout): rows ordered (kernel row, kernel col, channel) to
+    /// match a channels-last patch; `None` for a 1×1 kernel.
+    above: Option<Tensor>,
+    /// ((pad+1)·Cin, Cout): the centre row from its first tap to the centre.
+    current: Tensor,
+    /// (Cout,), or (B, Cout) with each image's class bias.
     bias: Tensor,
 }
 
@@ -55,26 +63,47 @@ impl PatchConv {
         let (k, pad) = (conv.kernel, conv.kernel / 2);
         let w = conv.effective_weight()?.f_detach()?; // (Cout, Cin, k, k)
         let cout = w.size()[0];
-        let matrix = w
-            .f_narrow(2, 0, pad + 1)? // (Cout, Cin, pad+1, k): rows at or above the centre
-            .f_permute([2, 3, 1, 0])? // (pad+1, k, Cin, Cout)
-            .f_contiguous()?
-            .f_reshape([-1, cout])?
-            .f_to_kind(kind)?;
-        Ok(PatchConv { pad, kernel: k, matrix, bias: batch_bias(conv, labels, kind)? })
+        let above = if pad == 0 {
+            None
+        } else {
+            let rows = w.f_narrow(2, 0, pad)?.f_permute([2, 3, 1, 0])?; // (pad, k, Cin, Cout)
+            Some(rows.f_contiguous()?.f_reshape([-1, cout])?.f_to_kind(kind)?)
+        };
+        let centre = w.f_select(2, pad)?.f_narrow(2, 0, pad + 1)?.f_permute([2, 1, 0])?; // (pad+1, Cin, Cout)
+        let current = centre.f_contiguous()?.f_reshape([-1, cout])?.f_to_kind(kind)?;
+        Ok(PatchConv { pad, kernel: k, above, current, bias: batch_bias(conv, labels, kind)? })
     }
 
     /// A zeroed input cache (B, H+pad, W+2·pad, Cin): pixel (r, c) lives at
     /// (r+pad, c+pad), so the zero border is the convolution's padding.
     fn cache(&self, batch: i64, h: i64, w: i64, cin: i64, device: tch::Device) -> Result<Tensor> {
-        Ok(Tensor::f_zeros([batch, h + self.pad, w + 2 * self.pad, cin], (self.matrix.kind(), device))?)
+        Ok(Tensor::f_zeros([batch, h + self.pad, w + 2 * self.pad, cin], (self.current.kind(), device))?)
     }
 
-    /// The output at (r, c), (B, Cout), before the activation.
-    fn at(&self, cache: &Tensor, r: i64, c: i64) -> Result<Tensor> {
+    /// The bias plus the rows-above taps for every pixel of row r: (B, W, Cout).
+    fn row(&self, cache: &Tensor, r: i64) -> Result<Tensor> {
+        let (batch, width) = (cache.size()[0], cache.size()[2] - 2 * self.pad);
+        let cout = self.current.size()[1];
+        let bias = match self.bias.dim() {
+            1 => self.bias.f_view([1, 1, cout])?.f_expand([batch, width, cout], false)?,
+            _ => self.bias.f_unsqueeze(1)?.f_expand([batch, width, cout], false)?,
+        };
+        let Some(above) = &self.above else { return Ok(bias.f_contiguous()?) };
+        // Cache rows r … r+pad−1 are image rows r−pad … r−1.
+        let patches = cache
+            .f_narrow(1, r, self.pad)? // (B, pad, W+2·pad, Cin)
+            .f_unfold(2, self.kernel, 1)? // (B, pad, W, Cin, k)
+            .f_permute([0, 2, 1, 4, 3])? // (B, W, pad, k, Cin)
+            .f_reshape([batch * width, -1])?;
+        Ok(bias.f_reshape([batch * width, cout])?.f_addmm(&patches, above)?.f_view([batch, width, cout])?)
+    }
+
+    /// The output at (r, c), (B, Cout), before the activation, from the row's
+    /// rows-above part `row` (B, W, Cout).
+    fn at(&self, cache: &Tensor, row: &Tensor, r: i64, c: i64) -> Result<Tensor> {
         let batch = cache.size()[0];
-        let patch = cache.f_narrow(1, r, self.pad + 1)?.f_narrow(2, c, self.kernel)?.f_reshape([batch, -1])?;
-        Ok(self.bias.f_addmm(&patch, &self.matrix)?)
+        let strip = cache.f_select(1, r + self.pad)?.f_narrow(1, c, self.pad + 1)?.f_reshape([batch, -1])?;
+        Ok(row.f_select(1, c)?.f_addmm(&strip, &self.current)?)
     }
 }
 
@@ -90,6 +119,16 @@ impl Pointwise {
         let cout = w.size()[0];
         let matrix = w.f_reshape([cout, -1])?.f_t_()?.f_contiguous()?.f_to_kind(kind)?;
         Ok(Pointwise { matrix, bias: batch_bias(conv, labels, kind)? })
+    }
+
+    /// Several 1×1 convolutions of the same input as one: their outputs side
+    /// by side (one product instead of several small ones per pixel).
+    pub(super) fn stacked(convs: &[&Conv], kind: Kind) -> Result<Self> {
+        let parts = convs.iter().map(|c| Pointwise::new(c, None, kind)).collect::<Result<Vec<_>>>()?;
+        Ok(Pointwise {
+            matrix: Tensor::f_cat(&parts.iter().map(|p| &p.matrix).collect::<Vec<_>>(), 1)?,
+            bias: Tensor::f_cat(&parts.iter().map(|p| &p.bias).collect::<Vec<_>>(), 0)?,
+        })
     }
 
     pub(super) fn at(&self, x: &Tensor) -> Result<Tensor> {
@@ -132,12 +171,16 @@ pub(super) fn sample_batch(net: &PixelCnn, inputs: &BatchInputs, batch: i64, on_
     let pixels = Tensor::f_zeros([batch, h * w], (Kind::Float, device))?;
 
     for r in 0..h {
+        inputs.threads.for_rows();
+        let input_row = input.row(&image, r)?;
+        let block_rows = blocks.iter().map(|b| b.masked.row(&b.cache, r)).collect::<Result<Vec<_>>>()?;
+        inputs.threads.for_pixels();
         for c in 0..w {
-            let mut x = input.at(&image, r, c)?.f_relu_()?; // (B, F)
-            for b in &blocks {
+            let mut x = input.at(&image, &input_row, r, c)?.f_relu_()?; // (B, F)
+            for (b, block_row) in blocks.iter().zip(&block_rows) {
                 let t = b.conv1.at(&x)?.f_relu_()?; // (B, F)
                 write(&b.cache, r, c, b.masked.pad, &t)?;
-                let t = b.masked.at(&b.cache, r, c)?.f_relu_()?; // (B, F/2)
+                let t = b.masked.at(&b.cache, block_row, r, c)?.f_relu_()?; // (B, F/2)
                 let t = b.conv2.at(&t)?.f_relu_()?; // (B, F)
                 x = x.f_add_(&t)?;
             }

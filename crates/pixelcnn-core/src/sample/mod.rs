@@ -54,6 +54,27 @@ pub(crate) struct BatchInputs {
     /// (B,) int64 classes, for conditional models.
     pub labels: Option<Tensor>,
     pub precision: crate::config::Precision,
+    pub threads: SamplerThreads,
+}
+
+/// libtorch threads for the two kinds of work of the fast samplers: the
+/// products done once per row over the whole row (large: every core helps)
+/// and the chain of small per-pixel products (below a few hundred images one
+/// thread beats two: 81 images of the seed network took 0.80 s with 1 thread
+/// and 1.49 s with 2, BENCHMARKS.md).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SamplerThreads {
+    pub rows: Option<i64>,
+    pub pixels: Option<i64>,
+}
+
+impl SamplerThreads {
+    pub fn for_rows(&self) {
+        set_threads(self.rows);
+    }
+    pub fn for_pixels(&self) {
+        set_threads(self.pixels);
+    }
 }
 
 /// Shared by both samplers: the pixel drawn at flat position `pos` from the
@@ -82,7 +103,8 @@ pub fn sample(
     // images per batch, one thread beats two on a CPU (81 images: 0.80 s with
     // 1 thread, 1.49 s with 2; 512 images: 4.82 s vs 4.51 s, BENCHMARKS.md).
     let small_cpu_batches = net.device() == Device::Cpu && config.method == SampleMethod::Fast && batch_size <= 256;
-    set_threads(config.threads.or(small_cpu_batches.then_some(1)));
+    let threads = SamplerThreads { rows: config.threads, pixels: config.threads.or(small_cpu_batches.then_some(1)) };
+    threads.for_pixels();
     config.precision.check(net.device(), "precision")?;
     let c = net.config();
     let all_labels = labels::resolve(config.labels.as_ref(), c, config.count, "labels")?;
@@ -110,7 +132,7 @@ pub fn sample(
     let mut start = 0;
     while start < config.count {
         let len = batch_size.min(config.count - start);
-        let mut inputs = batch_inputs(config, completion, start, len, pixels, net.device())?;
+        let mut inputs = batch_inputs(config, completion, start, len, pixels, net.device(), threads)?;
         inputs.labels = labels::batch(all_labels.as_deref(), start, len, net.device())?;
         let mut on_row = |_row: i64| -> Result<()> {
             rows_done += 1;
@@ -132,7 +154,15 @@ pub fn sample(
     Ok(out)
 }
 
-fn batch_inputs(config: &SampleConfig, completion: Option<&Completion>, start: i64, len: i64, pixels: usize, device: Device) -> Result<BatchInputs> {
+fn batch_inputs(
+    config: &SampleConfig,
+    completion: Option<&Completion>,
+    start: i64,
+    len: i64,
+    pixels: usize,
+    device: Device,
+    threads: SamplerThreads,
+) -> Result<BatchInputs> {
     let mut uniforms = Vec::with_capacity(len as usize * pixels);
     for n in start..start + len {
         let mut rng = Rng::derived(config.seed, n as u64);
@@ -156,6 +186,7 @@ fn batch_inputs(config: &SampleConfig, completion: Option<&Completion>, start: i
         inv_temperature: 1.0 / config.temperature,
         labels: None,
         precision: config.precision,
+        threads,
     })
 }
 
