@@ -1,5 +1,6 @@
 import test from 'ava'
-import { ConfigError, DeviceError, libtorchInfo, PixelCNN } from '../src/index'
+import { existsSync, readFileSync } from 'node:fs'
+import { ConfigError, DeviceError, libtorchInfo, matmulGflops, PixelCNN } from '../src/index'
 import { randomImages, stripedImages } from './support/images'
 
 const TINY = { preset: 'small', height: 8, width: 8, filters: 8, residualBlocks: 1 } as const
@@ -19,8 +20,15 @@ test.serial('bf16 on a CPU without bf16 instructions is a DeviceError that says 
   await t.throwsAsync(model.predict(images, { precision: 'bf16' }), { instanceOf: DeviceError })
 })
 
-test.serial('libtorchInfo says whether the CPU computes bf16 natively', (t) => {
-  t.is(typeof native, 'boolean')
+test.serial('libtorchInfo says whether the CPU computes bf16 natively, as /proc/cpuinfo does', (t) => {
+  if (!existsSync('/proc/cpuinfo')) return t.is(typeof native, 'boolean')
+  const flags = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((line) => line.startsWith('flags'))?.split(/\s+/) ?? []
+  t.is(native, flags.includes('avx512_bf16') || flags.includes('amx_bf16'))
+})
+
+test.serial('matmulGflops measures the fp32 ceiling and names a bad precision', (t) => {
+  t.true(matmulGflops(256, 2) > 0)
+  t.throws(() => matmulGflops(64, 1, { precision: 'fp16' as never }), { instanceOf: ConfigError, message: /`precision`.*fp16/ })
 })
 
 test.serial('a precision other than fp32 or bf16 is a ConfigError naming the field', async (t) => {

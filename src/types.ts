@@ -109,7 +109,10 @@ export type TrainProgress =
   | { type: 'done'; history: EpochRecord[] }
 
 export interface FitOptions {
-  /** A `Dataset` from the loaders fits as it is; labels are required for (and only for) a conditional model. */
+  /**
+   * Labels are required for (and only for) a conditional model: a `Dataset` from the loaders fits a conditional
+   * model as it is; for an unconditional one pass `{ train, test }` (labels given to it are a `ConfigError`).
+   */
   data: { train: ImageBatch; test?: ImageBatch; trainLabels?: ArrayLike<number>; testLabels?: ArrayLike<number> }
   /** @default 1 */ epochs?: number
   /** @default 128 */ batchSize?: number

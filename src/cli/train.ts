@@ -92,10 +92,12 @@ export async function train(args: Args): Promise<void> {
       }
     },
   }
+  // Redrawn after every epoch; drawn once below only when no epoch was left to run (a finished run resumed).
+  let curveDrawn = false
   try {
     while (model.history.length < epochs) {
       await model.fit(fit)
-      await writeCurve(model, curve)
+      curveDrawn = await writeCurve(model, curve)
       const done = model.history.length
       if (samplesEvery && (done % samplesEvery === 0 || done === epochs)) {
         const file = besideModel(out, `.samples-epoch-${done}.png`)
@@ -112,7 +114,7 @@ export async function train(args: Args): Promise<void> {
     }
     throw error
   }
-  if (!resuming || model.history.length > 0) await writeCurve(model, curve)
+  if (!curveDrawn) await writeCurve(model, curve)
   console.log(historyTable(model.history))
   console.log(`saved ${out} (${model.parameterCount.toLocaleString('en')} parameters) and the training curve ${curve}`)
 }

@@ -5,6 +5,7 @@
 use crate::config::Precision;
 use crate::device::{parse_device, set_threads};
 use crate::error::{Error, Result};
+use serde_json::Value;
 use std::time::Instant;
 use tch::{Kind, Tensor};
 
@@ -13,12 +14,10 @@ use tch::{Kind, Tensor};
 pub fn matmul_gflops(n: i64, repeats: usize, threads: Option<i64>, device: &str, precision: &str) -> Result<f64> {
     set_threads(threads);
     let device = parse_device(device)?;
-    let kind = match precision {
-        "fp32" => Precision::Fp32,
-        "bf16" => Precision::Bf16,
-        other => return Err(Error::config("precision", format!("must be \"fp32\" or \"bf16\", got {other:?}"))),
-    }
-    .kind();
+    // The enum's own (serde) names, as everywhere else precision is read.
+    let kind = serde_json::from_value::<Precision>(Value::String(precision.to_string()))
+        .map_err(|_| Error::config("precision", format!("must be \"fp32\" or \"bf16\", got {precision:?}")))?
+        .kind();
     let a = Tensor::f_ones([n, n], (kind, device))?.f_mul_scalar(0.5)?;
     let b = Tensor::f_ones([n, n], (kind, device))?.f_mul_scalar(0.25)?;
     let _ = a.f_matmul(&b)?.f_sum(Kind::Float)?.f_double_value(&[])?;

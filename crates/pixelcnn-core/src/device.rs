@@ -43,8 +43,11 @@ pub fn device_name(device: Device) -> String {
 
 /// libtorch's intra-op thread count is process-wide; set it for each call so
 /// that a user's `threads` applies to that call. Default: every core.
+///
+/// Every long task (fit, sample, evaluate, the ceilings) starts here, before
+/// its first large tensor, so this is also where the process's tensor memory
+/// is set up, once (the block cache and malloc settings of allocator.rs).
 pub fn set_threads(threads: Option<i64>) {
-    // Every long task starts here, before its first large tensor.
     crate::allocator::tune_for_tensors();
     let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as i64));
     if tch::get_num_threads() != n as i32 {

@@ -21,7 +21,7 @@ use pixelcnn_core::images::ImagesRef;
 use pixelcnn_core::precision::cpu_has_native_bf16;
 use pixelcnn_core::sample::sample;
 use pixelcnn_core::state::ModelState;
-use pixelcnn_core::train::{fit, Split};
+use pixelcnn_core::train::fit;
 use serde_json::{json, Value};
 use std::sync::atomic::AtomicBool;
 use tch::Kind;
@@ -79,21 +79,11 @@ fn bf16_probabilities_stay_within_the_bound_of_fp32() {
     }
 }
 
-/// Images with structure to learn: each row is all ones or all zeros.
-fn striped(count: usize, h: i64, w: i64, seed: u64) -> Vec<u8> {
-    let rows = random_images(count, h, 1, 0.5, seed);
-    rows.iter().flat_map(|&r| std::iter::repeat(r).take(w as usize)).collect()
-}
-
-fn split(data: &[u8], count: i64) -> Split<'_> {
-    Split { images: ImagesRef { count, height: 8, width: 8, channels: 1, data }, labels: None }
-}
-
 fn train(config: ModelConfig, precision: Precision) -> ModelState {
     let (train, test) = (striped(96, 8, 8, 1), striped(32, 8, 8, 2));
     let mut state = model(config, 7);
     let train_config = TrainConfig { epochs: 4, batch_size: 16, learning_rate: 5e-3, seed: 7, threads: Some(2), eval_batch_size: 64, checkpoint: None, precision };
-    fit(&mut state, split(&train, 96), Some(split(&test, 32)), &train_config, &AtomicBool::new(false), &mut |_| {}).unwrap();
+    fit(&mut state, split(&train, 96, 8, 8), Some(split(&test, 32, 8, 8)), &train_config, &AtomicBool::new(false), &mut |_| {}).unwrap();
     state
 }
 

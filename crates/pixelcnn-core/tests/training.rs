@@ -7,18 +7,11 @@ use pixelcnn_core::config::{CheckpointConfig, ModelConfig, TrainConfig};
 use pixelcnn_core::evaluate::predict;
 use pixelcnn_core::config::EvalConfig;
 use pixelcnn_core::images::ImagesRef;
-use pixelcnn_core::train::Split;
 use pixelcnn_core::state::ModelState;
 use pixelcnn_core::train::{fit, TrainEvent};
 use pixelcnn_core::Error;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tch::Device;
-
-/// Images with structure to learn: each row is all ones or all zeros.
-fn striped(count: usize, h: i64, w: i64, seed: u64) -> Vec<u8> {
-    let rows = random_images(count, h, 1, 0.5, seed);
-    rows.iter().flat_map(|&r| std::iter::repeat(r).take(w as usize)).collect()
-}
 
 fn config() -> ModelConfig {
     ModelConfig { height: 8, width: 8, filters: 16, residual_blocks: Some(1), ..ModelConfig::small() }
@@ -26,10 +19,6 @@ fn config() -> ModelConfig {
 
 fn batch(data: &[u8], count: i64) -> ImagesRef<'_> {
     ImagesRef { count, height: 8, width: 8, channels: 1, data }
-}
-
-fn split(data: &[u8], count: i64) -> Split<'_> {
-    Split { images: batch(data, count), labels: None }
 }
 
 fn probabilities(state: &ModelState, images: &[u8], count: i64) -> Vec<f32> {
@@ -43,7 +32,7 @@ fn train_config(epochs: i64) -> TrainConfig {
 fn trained(epochs: i64) -> ModelState {
     let (train, test) = (striped(96, 8, 8, 1), striped(32, 8, 8, 2));
     let mut state = model(config(), 7);
-    fit(&mut state, split(&train, 96), Some(split(&test, 32)), &train_config(epochs), &AtomicBool::new(false), &mut |_| {}).unwrap();
+    fit(&mut state, split(&train, 96, 8, 8), Some(split(&test, 32, 8, 8)), &train_config(epochs), &AtomicBool::new(false), &mut |_| {}).unwrap();
     state
 }
 
@@ -66,7 +55,7 @@ fn abort_keeps_the_model_usable() {
     let train = striped(64, 8, 8, 1);
     let mut state = model(config(), 7);
     let cancel = AtomicBool::new(false);
-    let result = fit(&mut state, split(&train, 64), None, &train_config(3), &cancel, &mut |e| {
+    let result = fit(&mut state, split(&train, 64, 8, 8), None, &train_config(3), &cancel, &mut |e| {
         if let TrainEvent::Epoch(_) = e {
             cancel.store(true, Ordering::Relaxed);
         }
@@ -74,7 +63,7 @@ fn abort_keeps_the_model_usable() {
     assert!(matches!(result, Err(Error::Aborted(_))), "{result:?}");
     assert_eq!(state.history.len(), 1, "the finished epoch is kept, the stopped one is not recorded");
     cancel.store(false, Ordering::Relaxed);
-    fit(&mut state, split(&train, 64), None, &train_config(1), &cancel, &mut |_| {}).unwrap();
+    fit(&mut state, split(&train, 64, 8, 8), None, &train_config(1), &cancel, &mut |_| {}).unwrap();
     assert_eq!(state.history.len(), 2);
 }
 
@@ -91,7 +80,7 @@ fn abort_saves_the_steps_since_the_last_checkpoint() {
     let mut interrupted = model(config(), 7);
     let cancel = AtomicBool::new(false);
     let mut steps_seen = 0;
-    let result = fit(&mut interrupted, split(&train, 256), Some(split(&test, 32)), &every_epoch, &cancel, &mut |e| {
+    let result = fit(&mut interrupted, split(&train, 256, 8, 8), Some(split(&test, 32, 8, 8)), &every_epoch, &cancel, &mut |e| {
         if let TrainEvent::Step { step, .. } = e {
             steps_seen = step;
             cancel.store(true, Ordering::Relaxed);
@@ -106,9 +95,9 @@ fn abort_saves_the_steps_since_the_last_checkpoint() {
     assert_eq!(probabilities(&saved, &train[..4 * 64], 4), probabilities(&interrupted, &train[..4 * 64], 4));
 
     let mut resumed = saved;
-    fit(&mut resumed, split(&train, 256), Some(split(&test, 32)), &train_config(1), &AtomicBool::new(false), &mut |_| {}).unwrap();
+    fit(&mut resumed, split(&train, 256, 8, 8), Some(split(&test, 32, 8, 8)), &train_config(1), &AtomicBool::new(false), &mut |_| {}).unwrap();
     let mut straight = model(config(), 7);
-    fit(&mut straight, split(&train, 256), Some(split(&test, 32)), &train_config(1), &AtomicBool::new(false), &mut |_| {}).unwrap();
+    fit(&mut straight, split(&train, 256, 8, 8), Some(split(&test, 32, 8, 8)), &train_config(1), &AtomicBool::new(false), &mut |_| {}).unwrap();
     assert_eq!(resumed.history[0].train_loss, straight.history[0].train_loss);
     assert_eq!(resumed.history[0].step_losses, straight.history[0].step_losses);
     assert_eq!(probabilities(&resumed, &train[..4 * 64], 4), probabilities(&straight, &train[..4 * 64], 4));
@@ -141,7 +130,7 @@ fn save_then_load_predicts_identically_and_resumes() {
     // Interrupted-and-resumed training reaches the same weights as straight training.
     let (train, test) = (striped(96, 8, 8, 1), striped(32, 8, 8, 2));
     let mut resumed = loaded;
-    fit(&mut resumed, split(&train, 96), Some(split(&test, 32)), &train_config(1), &AtomicBool::new(false), &mut |_| {}).unwrap();
+    fit(&mut resumed, split(&train, 96, 8, 8), Some(split(&test, 32, 8, 8)), &train_config(1), &AtomicBool::new(false), &mut |_| {}).unwrap();
     let straight = trained(2);
     let losses = |s: &ModelState| s.history.iter().map(|r| (r.train_loss, r.val_loss)).collect::<Vec<_>>();
     assert_eq!(losses(&resumed), losses(&straight));
@@ -167,7 +156,7 @@ fn a_run_stopped_mid_epoch_resumes_from_its_checkpoint_to_the_same_weights() {
     // Stop after 3 steps of epoch 2 (6 steps per epoch): the last checkpoint holds step 3.
     let mut interrupted = model(config(), 7);
     let cancel = AtomicBool::new(false);
-    let result = fit(&mut interrupted, split(&train, 96), Some(split(&test, 32)), &with_checkpoints, &cancel, &mut |e| {
+    let result = fit(&mut interrupted, split(&train, 96, 8, 8), Some(split(&test, 32, 8, 8)), &with_checkpoints, &cancel, &mut |e| {
         if let TrainEvent::Step { epoch: 2, step: 3, .. } = e {
             cancel.store(true, Ordering::Relaxed);
         }
@@ -178,7 +167,7 @@ fn a_run_stopped_mid_epoch_resumes_from_its_checkpoint_to_the_same_weights() {
     let mut resumed = checkpoint::load(&path, Device::Cpu).unwrap();
     let partial = resumed.partial_epoch.clone().expect("saved mid-epoch");
     assert_eq!((partial.epoch, partial.steps_done), (2, 3));
-    fit(&mut resumed, split(&train, 96), Some(split(&test, 32)), &train_config(1), &AtomicBool::new(false), &mut |_| {}).unwrap();
+    fit(&mut resumed, split(&train, 96, 8, 8), Some(split(&test, 32, 8, 8)), &train_config(1), &AtomicBool::new(false), &mut |_| {}).unwrap();
 
     let straight = trained(2);
     let losses = |s: &ModelState| s.history.iter().map(|r| (r.train_loss, r.val_loss)).collect::<Vec<_>>();

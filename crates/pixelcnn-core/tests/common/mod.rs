@@ -10,6 +10,18 @@ pub fn random_images(count: usize, h: i64, w: i64, density: f32, seed: u64) -> V
     (0..count * (h * w) as usize).map(|_| (rng.uniform_f32() < density) as u8).collect()
 }
 
+/// Images with structure to learn: each row all ones or all zeros, N×H×W×1 bytes.
+pub fn striped(count: usize, h: i64, w: i64, seed: u64) -> Vec<u8> {
+    let rows = random_images(count, h, 1, 0.5, seed);
+    rows.iter().flat_map(|&r| std::iter::repeat(r).take(w as usize)).collect()
+}
+
+/// A training split of `count` single-channel h×w images, without labels.
+pub fn split(data: &[u8], count: i64, h: i64, w: i64) -> pixelcnn_core::train::Split<'_> {
+    let images = pixelcnn_core::images::ImagesRef { count, height: h, width: w, channels: 1, data };
+    pixelcnn_core::train::Split { images, labels: None }
+}
+
 pub fn model(config: ModelConfig, seed: u64) -> ModelState {
     tch::set_num_threads(2);
     ModelState::new(config, Device::Cpu, seed).unwrap()
