@@ -138,3 +138,36 @@ fn abort_stops_sampling() {
     assert!(matches!(result, Err(pixelcnn_core::Error::Aborted(_))));
     assert_eq!(rows, 2);
 }
+
+/// A batch of 16 or more on two threads is sampled as sub-batches on separate
+/// threads: the same images and probabilities as one image at a time, and as
+/// the reference sampler, for both architectures, conditional, and completion;
+/// aborting stops every sub-batch.
+#[test]
+fn batches_split_across_threads_give_the_same_images() {
+    for config in [custom_config(), conditional(custom_gated_config(), 3)] {
+        let state = model(config.clone(), 5);
+        randomize_class_biases(&state);
+        let split = run(&state, 19, 19, 1.0, SampleMethod::Fast, None); // two sub-batches of 10 and 9
+        let one_by_one = run(&state, 19, 1, 1.0, SampleMethod::Fast, None);
+        assert_same(&split, &one_by_one, "split batch against one image at a time");
+        let reference = run(&state, 19, 19, 1.0, SampleMethod::Reference, None);
+        assert_same(&split, &reference, "split batch against the reference sampler");
+
+        let pixels = (config.height * config.width) as usize;
+        let images = random_images(17, config.height, config.width, 0.5, 3);
+        let known: Vec<u8> = (0..images.len()).map(|i| (i % pixels < 3 * config.width as usize) as u8).collect();
+        let done = Completion { images: &images, known: &known };
+        let split = run(&state, 17, 17, 1.0, SampleMethod::Fast, Some(&done));
+        let one_by_one = run(&state, 17, 1, 1.0, SampleMethod::Fast, Some(&done));
+        assert_same(&split, &one_by_one, "split completion against one image at a time");
+    }
+    let state = model(custom_config(), 1);
+    let cancel = AtomicBool::new(false);
+    let result = sample(&state, &sample_config(32, 32, 1.0, SampleMethod::Fast, None), None, &cancel, &mut |p| {
+        if p.rows_done == 2 {
+            cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    assert!(matches!(result, Err(pixelcnn_core::Error::Aborted(_))), "expected Aborted, got {:?}", result.map(|o| o.images.len()));
+}

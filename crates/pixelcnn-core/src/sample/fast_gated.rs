@@ -20,7 +20,8 @@ use super::fast_pixelcnn::{write, Pointwise};
 use super::{draw, BatchInputs};
 use crate::error::Result;
 use crate::output::network_input;
-use crate::precision::cast;
+use crate::config::ModelConfig;
+use crate::network::masked_conv::Conv;
 use crate::network::shifted_conv::{gate, ShiftedConv};
 use crate::network::GatedPixelCnn;
 use tch::{Kind, Tensor};
@@ -51,111 +52,170 @@ impl Strip {
     }
 }
 
-/// A vertical convolution over the rows of a padded cache above row r: (B, Cout, 1, W).
-fn vertical_row(conv: &ShiftedConv, cache: &Tensor, first_row: i64) -> Result<Tensor> {
-    let rows = conv.weight.size()[2];
-    let (weight, bias) = (cast(&conv.weight.f_detach()?, cache.kind())?, cast(&conv.bias.f_detach()?, cache.kind())?);
-    Ok(cache.f_narrow(2, first_row, rows)?.f_conv2d(&weight, Some(&bias), [1, 1], [0, 0], [1, 1], 1)?)
+/// A convolution's detached weight and bias in the compute type, applied as
+/// a real convolution (the vertical stacks and the 1×1 links, once per row).
+struct RowConv {
+    weight: Tensor,
+    bias: Tensor,
+    rows: i64,
 }
 
-/// Returns (images, probabilities), each (B, H·W) on the device.
-pub(super) fn sample_batch(net: &GatedPixelCnn, inputs: &BatchInputs, batch: i64, on_row: &mut dyn FnMut(i64) -> Result<()>) -> Result<(Tensor, Tensor)> {
-    let cfg = &net.config;
-    let (h, w, f, channels) = (cfg.height, cfg.width, cfg.filters, cfg.channels);
-    let (p0, p) = (cfg.input_kernel / 2, cfg.kernel() / 2);
-    let kind = inputs.precision.kind();
-    let options = (kind, net.device);
-    let labels = inputs.labels.as_ref();
-    let layers = net.layers.len();
+impl RowConv {
+    fn vertical(conv: &ShiftedConv, kind: Kind) -> Result<Self> {
+        Ok(RowConv { weight: conv.weight.f_detach()?.f_to_kind(kind)?, bias: conv.bias.f_detach()?.f_to_kind(kind)?, rows: conv.weight.size()[2] })
+    }
 
-    // Image pixel (r, c) at (r + p0, c + p0); layer i's vertical input v_i at (r + p, c + p).
-    let image = Tensor::f_zeros([batch, channels, h + p0, w + 2 * p0], options)?;
-    let vertical = (0..layers).map(|_| Tensor::f_zeros([batch, f, h + p, w + 2 * p], options)).collect::<std::result::Result<Vec<_>, _>>()?;
-    // The current row: image pixel c at c + p0; layer i's horizontal input at c + p.
-    let image_row = Tensor::f_zeros([batch, w + p0, channels], options)?;
-    let horizontal = (0..layers).map(|_| Tensor::f_zeros([batch, w + p, f], options)).collect::<std::result::Result<Vec<_>, _>>()?;
+    fn link(conv: &Conv, kind: Kind) -> Result<Self> {
+        Ok(RowConv { weight: conv.effective_weight()?.f_detach()?.f_to_kind(kind)?, bias: conv.bias.f_detach()?.f_to_kind(kind)?, rows: 1 })
+    }
 
-    let input_h = Strip::new(&net.input_h, kind)?;
-    let h_convs = net.layers.iter().map(|l| Strip::new(&l.h_conv, kind)).collect::<Result<Vec<_>>>()?;
-    // Skip and residual outputs side by side, (B, 2F) in one product; the
-    // last layer's residual output feeds nothing: only its skip.
-    let skip_residual = net
-        .layers
-        .iter()
-        .enumerate()
-        .map(|(i, l)| if i + 1 < layers { Pointwise::stacked(&[&l.skip, &l.residual], kind) } else { Pointwise::stacked(&[&l.skip], kind) })
-        .collect::<Result<Vec<_>>>()?;
-    let head = net.head.iter().map(|c| Pointwise::new(c, labels, kind)).collect::<Result<Vec<_>>>()?;
-    let output = Pointwise::new(&net.output, labels, kind)?;
-    // Class biases as (B, 2F, 1, 1), added to whole rows of the gates' inputs.
-    let class_rows = |b: &Option<crate::network::class_bias::ClassBias>| -> Result<Option<Tensor>> {
-        match (b, labels) {
-            (Some(b), Some(l)) => Ok(Some(b.rows(l)?.f_detach()?.f_to_kind(kind)?.f_view([batch, 2 * f, 1, 1])?)),
-            _ => Ok(None),
-        }
-    };
-    let v_class = net.layers.iter().map(|l| class_rows(&l.v_class_bias)).collect::<Result<Vec<_>>>()?;
-    let h_class = net.layers.iter().map(|l| class_rows(&l.h_class_bias)).collect::<Result<Vec<_>>>()?;
+    /// Over the `rows` rows of a padded cache from `first_row`: (B, Cout, 1, W).
+    fn over(&self, cache: &Tensor, first_row: i64) -> Result<Tensor> {
+        Ok(cache.f_narrow(2, first_row, self.rows)?.f_conv2d(&self.weight, Some(&self.bias), [1, 1], [0, 0], [1, 1], 1)?)
+    }
+}
 
-    let probs = Tensor::f_zeros([batch, h * w], (Kind::Float, net.device))?;
-    let pixels = Tensor::f_zeros([batch, h * w], (Kind::Float, net.device))?;
-    for r in 0..h {
-        // The vertical stack for row r, and each layer's link into the
-        // horizontal gate along the row, as (B, W, 2F).
-        inputs.threads.for_rows();
-        let mut links = Vec::with_capacity(layers);
-        let v0 = vertical_row(&net.input_v, &image, r)?; // image rows r−p0 … r−1
-        vertical[0].f_narrow(2, r + p, 1)?.f_narrow(3, p, w)?.f_copy_(&v0)?;
-        for (i, layer) in net.layers.iter().enumerate() {
-            let a = vertical_row(&layer.v_conv, &vertical[i], r)?; // (B, 2F, 1, W)
-            // The horizontal convolution's bias joins the link once per row.
-            let mut link = layer.link.forward_dense(&a)?.f_add(&h_convs[i].bias.f_view([1, 2 * f, 1, 1])?)?;
-            if let Some(bias) = &h_class[i] {
-                link = link.f_add(bias)?;
+struct Layer {
+    v_conv: RowConv,
+    link: RowConv,
+    h_conv: Strip,
+    /// Skip and residual outputs side by side, (B, 2F) in one product; the
+    /// last layer's residual output feeds nothing: only its skip.
+    skip_residual: Pointwise,
+    /// Class biases as (B, 2F, 1, 1), added to whole rows of the gates' inputs.
+    v_class: Option<Tensor>,
+    h_class: Option<Tensor>,
+}
+
+/// Everything one batch's sampling works on, taken out of the network, with
+/// its caches: it owns no reference to the network, so it can run on another thread.
+pub(super) struct Plan {
+    config: ModelConfig,
+    input_v: RowConv,
+    input_h: Strip,
+    layers: Vec<Layer>,
+    head: Vec<Pointwise>,
+    output: Pointwise,
+    /// Image pixel (r, c) at (r + p0, c + p0), channels first.
+    image: Tensor,
+    /// Layer i's vertical input v_i at (r + p, c + p).
+    vertical: Vec<Tensor>,
+    /// The current row: image pixel c at c + p0; layer i's horizontal input at c + p.
+    image_row: Tensor,
+    horizontal: Vec<Tensor>,
+}
+
+impl Plan {
+    pub(super) fn new(net: &GatedPixelCnn, inputs: &BatchInputs, batch: i64) -> Result<Self> {
+        let cfg = &net.config;
+        let (h, w, f, channels) = (cfg.height, cfg.width, cfg.filters, cfg.channels);
+        let (p0, p) = (cfg.input_kernel / 2, cfg.kernel() / 2);
+        let kind = inputs.precision.kind();
+        let options = (kind, net.device);
+        let labels = inputs.labels.as_ref();
+        let count = net.layers.len();
+        let class_rows = |b: &Option<crate::network::class_bias::ClassBias>| -> Result<Option<Tensor>> {
+            match (b, labels) {
+                (Some(b), Some(l)) => Ok(Some(b.rows(l)?.f_detach()?.f_to_kind(kind)?.f_view([batch, 2 * f, 1, 1])?)),
+                _ => Ok(None),
             }
-            links.push(link.f_squeeze_dim(2)?.f_permute([0, 2, 1])?.f_contiguous()?);
-            if i + 1 < layers {
-                let a = match &v_class[i] {
-                    Some(bias) => a.f_add(bias)?,
-                    None => a,
-                };
-                vertical[i + 1].f_narrow(2, r + p, 1)?.f_narrow(3, p, w)?.f_copy_(&gate(&a)?)?;
-            }
-        }
-        inputs.threads.for_pixels();
-        for c in 0..w {
-            let mut x = input_h.at(&image_row, c)?; // (B, F): cols c−p0 … c−1
-            let mut skip: Option<Tensor> = None;
-            for i in 0..layers {
-                write_column(&horizontal[i], c + p, &x)?;
-                let b = h_convs[i].onto(&links[i].f_select(1, c)?, &horizontal[i], c)?; // (B, 2F)
-                let g = gate(&b)?; // (B, F)
-                let sr = skip_residual[i].at(&g)?; // (B, 2F), or (B, F) for the last layer
-                let s = sr.f_narrow(1, 0, f)?;
-                skip = Some(match skip {
-                    Some(mut total) => total.f_add_(&s)?,
-                    None => s.f_contiguous()?,
-                });
+        };
+        let layers = net
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let pair: &[&Conv] = if i + 1 < count { &[&l.skip, &l.residual] } else { &[&l.skip] };
+                Ok(Layer {
+                    v_conv: RowConv::vertical(&l.v_conv, kind)?,
+                    link: RowConv::link(&l.link, kind)?,
+                    h_conv: Strip::new(&l.h_conv, kind)?,
+                    skip_residual: Pointwise::stacked(pair, kind)?,
+                    v_class: class_rows(&l.v_class_bias)?,
+                    h_class: class_rows(&l.h_class_bias)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Plan {
+            config: cfg.clone(),
+            input_v: RowConv::vertical(&net.input_v, kind)?,
+            input_h: Strip::new(&net.input_h, kind)?,
+            layers,
+            head: net.head.iter().map(|c| Pointwise::new(c, labels, kind)).collect::<Result<Vec<_>>>()?,
+            output: Pointwise::new(&net.output, labels, kind)?,
+            image: Tensor::f_zeros([batch, channels, h + p0, w + 2 * p0], options)?,
+            vertical: (0..count).map(|_| Tensor::f_zeros([batch, f, h + p, w + 2 * p], options)).collect::<std::result::Result<Vec<_>, _>>()?,
+            image_row: Tensor::f_zeros([batch, w + p0, channels], options)?,
+            horizontal: (0..count).map(|_| Tensor::f_zeros([batch, w + p, f], options)).collect::<std::result::Result<Vec<_>, _>>()?,
+        })
+    }
+
+    /// Returns (images, probabilities), each (B, H·W) on the device.
+    pub(super) fn run(self, inputs: &BatchInputs, on_row: &mut dyn FnMut(i64) -> Result<()>) -> Result<(Tensor, Tensor)> {
+        let cfg = &self.config;
+        let (h, w, f) = (cfg.height, cfg.width, cfg.filters);
+        let (p0, p) = (cfg.input_kernel / 2, cfg.kernel() / 2);
+        let (layers, batch) = (self.layers.len(), self.image.size()[0]);
+        let probs = Tensor::f_zeros([batch, h * w], (Kind::Float, self.image.device()))?;
+        let pixels = Tensor::f_zeros([batch, h * w], (Kind::Float, self.image.device()))?;
+        for r in 0..h {
+            // The vertical stack for row r, and each layer's link into the
+            // horizontal gate along the row, as (B, W, 2F).
+            inputs.threads.for_rows();
+            let mut links = Vec::with_capacity(layers);
+            let v0 = self.input_v.over(&self.image, r)?; // image rows r−p0 … r−1
+            self.vertical[0].f_narrow(2, r + p, 1)?.f_narrow(3, p, w)?.f_copy_(&v0)?;
+            for (i, layer) in self.layers.iter().enumerate() {
+                let a = layer.v_conv.over(&self.vertical[i], r)?; // (B, 2F, 1, W)
+                // The horizontal convolution's bias joins the link once per row.
+                let mut link = layer.link.over(&a, 0)?.f_add(&layer.h_conv.bias.f_view([1, 2 * f, 1, 1])?)?;
+                if let Some(bias) = &layer.h_class {
+                    link = link.f_add(bias)?;
+                }
+                links.push(link.f_squeeze_dim(2)?.f_permute([0, 2, 1])?.f_contiguous()?);
                 if i + 1 < layers {
-                    x = x.f_add(&sr.f_narrow(1, f, f)?)?;
+                    let a = match &layer.v_class {
+                        Some(bias) => a.f_add(bias)?,
+                        None => a,
+                    };
+                    self.vertical[i + 1].f_narrow(2, r + p, 1)?.f_narrow(3, p, w)?.f_copy_(&gate(&a)?)?;
                 }
             }
-            let mut s = skip.expect("validated: at least one layer").f_relu_()?;
-            for layer in &head {
-                s = layer.at(&s)?.f_relu_()?;
+            inputs.threads.for_pixels();
+            for c in 0..w {
+                let mut x = self.input_h.at(&self.image_row, c)?; // (B, F): cols c−p0 … c−1
+                let mut skip: Option<Tensor> = None;
+                for (i, layer) in self.layers.iter().enumerate() {
+                    write_column(&self.horizontal[i], c + p, &x)?;
+                    let b = layer.h_conv.onto(&links[i].f_select(1, c)?, &self.horizontal[i], c)?; // (B, 2F)
+                    let g = gate(&b)?; // (B, F)
+                    let sr = layer.skip_residual.at(&g)?; // (B, 2F), or (B, F) for the last layer
+                    let s = sr.f_narrow(1, 0, f)?;
+                    skip = Some(match skip {
+                        Some(mut total) => total.f_add_(&s)?,
+                        None => s.f_contiguous()?,
+                    });
+                    if i + 1 < layers {
+                        x = x.f_add(&sr.f_narrow(1, f, f)?)?;
+                    }
+                }
+                let mut s = skip.expect("validated: at least one layer").f_relu_()?;
+                for layer in &self.head {
+                    s = layer.at(&s)?.f_relu_()?;
+                }
+                let logits = self.output.at(&s)?; // (B, outC)
+                let pos = r * w + c;
+                let (value, prob) = draw(cfg, inputs, &logits, pos)?;
+                let value_column = network_input(cfg, &value)?.f_unsqueeze(1)?; // (B, 1), as the network reads it
+                write(&self.image.f_permute([0, 2, 3, 1])?, r, c, p0, &value_column)?;
+                write_column(&self.image_row, c + p0, &value_column)?;
+                pixels.f_select(1, pos)?.f_copy_(&value)?;
+                probs.f_select(1, pos)?.f_copy_(&prob)?;
             }
-            let logits = output.at(&s)?; // (B, outC)
-            let pos = r * w + c;
-            let (value, prob) = draw(cfg, inputs, &logits, pos)?;
-            let value_column = network_input(cfg, &value)?.f_unsqueeze(1)?; // (B, 1), as the network reads it
-            write(&image.f_permute([0, 2, 3, 1])?, r, c, p0, &value_column)?;
-            write_column(&image_row, c + p0, &value_column)?;
-            pixels.f_select(1, pos)?.f_copy_(&value)?;
-            probs.f_select(1, pos)?.f_copy_(&prob)?;
+            on_row(r)?;
         }
-        on_row(r)?;
+        Ok((pixels, probs))
     }
-    Ok((pixels, probs))
 }
 
 /// Writes `value` (B, C) at position `at` of a channels-last row cache (B, W', C).

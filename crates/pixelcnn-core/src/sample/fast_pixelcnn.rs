@@ -27,6 +27,7 @@ use crate::error::Result;
 use crate::output::network_input;
 use crate::precision::cast;
 use crate::network::masked_conv::Conv;
+use crate::config::ModelConfig;
 use crate::network::PixelCnn;
 use tch::{Kind, Tensor};
 
@@ -150,51 +151,72 @@ pub(super) fn write(cache: &Tensor, r: i64, c: i64, pad: i64, value: &Tensor) ->
     Ok(())
 }
 
-/// Returns (images, probabilities), each (B, H·W) on the device.
-pub(super) fn sample_batch(net: &PixelCnn, inputs: &BatchInputs, batch: i64, on_row: &mut dyn FnMut(i64) -> Result<()>) -> Result<(Tensor, Tensor)> {
-    let cfg = &net.config;
-    let (h, w, f) = (cfg.height, cfg.width, cfg.filters);
-    let device = net.device;
-    let labels = inputs.labels.as_ref();
-    let kind = inputs.precision.kind();
-    let input = PatchConv::new(&net.input_conv, labels, kind)?;
-    let image = input.cache(batch, h, w, cfg.channels, device)?; // (B, H+p, W+2p, 1)
-    let mut blocks = Vec::with_capacity(net.blocks.len());
-    for b in &net.blocks {
-        let masked = PatchConv::new(&b.masked_conv, labels, kind)?;
-        let cache = masked.cache(batch, h, w, f, device)?;
-        blocks.push(Block { conv1: Pointwise::new(&b.conv1, labels, kind)?, masked, conv2: Pointwise::new(&b.conv2, labels, kind)?, cache });
-    }
-    let head = net.head.iter().map(|c| Pointwise::new(c, labels, kind)).collect::<Result<Vec<_>>>()?;
-    let output = Pointwise::new(&net.output, labels, kind)?;
-    let probs = Tensor::f_zeros([batch, h * w], (Kind::Float, device))?;
-    let pixels = Tensor::f_zeros([batch, h * w], (Kind::Float, device))?;
+/// Everything one batch's sampling works on, taken out of the network
+/// (detached weights in the compute type, this batch's class biases) with its
+/// caches: it owns no reference to the network, so it can run on another thread.
+pub(super) struct Plan {
+    config: ModelConfig,
+    input: PatchConv,
+    /// (B, H+p, W+2p, C): the image as the network reads it.
+    image: Tensor,
+    blocks: Vec<Block>,
+    head: Vec<Pointwise>,
+    output: Pointwise,
+}
 
-    for r in 0..h {
-        inputs.threads.for_rows();
-        let input_row = input.row(&image, r)?;
-        let block_rows = blocks.iter().map(|b| b.masked.row(&b.cache, r)).collect::<Result<Vec<_>>>()?;
-        inputs.threads.for_pixels();
-        for c in 0..w {
-            let mut x = input.at(&image, &input_row, r, c)?.f_relu_()?; // (B, F)
-            for (b, block_row) in blocks.iter().zip(&block_rows) {
-                let t = b.conv1.at(&x)?.f_relu_()?; // (B, F)
-                write(&b.cache, r, c, b.masked.pad, &t)?;
-                let t = b.masked.at(&b.cache, block_row, r, c)?.f_relu_()?; // (B, F/2)
-                let t = b.conv2.at(&t)?.f_relu_()?; // (B, F)
-                x = x.f_add_(&t)?;
-            }
-            for layer in &head {
-                x = layer.at(&x)?.f_relu_()?;
-            }
-            let logits = output.at(&x)?; // (B, outC)
-            let pos = r * w + c;
-            let (value, p) = draw(cfg, inputs, &logits, pos)?;
-            write(&image, r, c, input.pad, &network_input(cfg, &value)?.f_unsqueeze(1)?)?;
-            pixels.f_select(1, pos)?.f_copy_(&value)?;
-            probs.f_select(1, pos)?.f_copy_(&p)?;
+impl Plan {
+    pub(super) fn new(net: &PixelCnn, inputs: &BatchInputs, batch: i64) -> Result<Self> {
+        let cfg = &net.config;
+        let (h, w, f) = (cfg.height, cfg.width, cfg.filters);
+        let device = net.device;
+        let labels = inputs.labels.as_ref();
+        let kind = inputs.precision.kind();
+        let input = PatchConv::new(&net.input_conv, labels, kind)?;
+        let image = input.cache(batch, h, w, cfg.channels, device)?;
+        let mut blocks = Vec::with_capacity(net.blocks.len());
+        for b in &net.blocks {
+            let masked = PatchConv::new(&b.masked_conv, labels, kind)?;
+            let cache = masked.cache(batch, h, w, f, device)?;
+            blocks.push(Block { conv1: Pointwise::new(&b.conv1, labels, kind)?, masked, conv2: Pointwise::new(&b.conv2, labels, kind)?, cache });
         }
-        on_row(r)?;
+        let head = net.head.iter().map(|c| Pointwise::new(c, labels, kind)).collect::<Result<Vec<_>>>()?;
+        let output = Pointwise::new(&net.output, labels, kind)?;
+        Ok(Plan { config: cfg.clone(), input, image, blocks, head, output })
     }
-    Ok((pixels, probs))
+
+    /// Returns (images, probabilities), each (B, H·W) on the device.
+    pub(super) fn run(self, inputs: &BatchInputs, on_row: &mut dyn FnMut(i64) -> Result<()>) -> Result<(Tensor, Tensor)> {
+        let Plan { config: cfg, input, image, blocks, head, output } = self;
+        let (h, w) = (cfg.height, cfg.width);
+        let batch = image.size()[0];
+        let probs = Tensor::f_zeros([batch, h * w], (Kind::Float, image.device()))?;
+        let pixels = Tensor::f_zeros([batch, h * w], (Kind::Float, image.device()))?;
+        for r in 0..h {
+            inputs.threads.for_rows();
+            let input_row = input.row(&image, r)?;
+            let block_rows = blocks.iter().map(|b| b.masked.row(&b.cache, r)).collect::<Result<Vec<_>>>()?;
+            inputs.threads.for_pixels();
+            for c in 0..w {
+                let mut x = input.at(&image, &input_row, r, c)?.f_relu_()?; // (B, F)
+                for (b, block_row) in blocks.iter().zip(&block_rows) {
+                    let t = b.conv1.at(&x)?.f_relu_()?; // (B, F)
+                    write(&b.cache, r, c, b.masked.pad, &t)?;
+                    let t = b.masked.at(&b.cache, block_row, r, c)?.f_relu_()?; // (B, F/2)
+                    let t = b.conv2.at(&t)?.f_relu_()?; // (B, F)
+                    x = x.f_add_(&t)?;
+                }
+                for layer in &head {
+                    x = layer.at(&x)?.f_relu_()?;
+                }
+                let logits = output.at(&x)?; // (B, outC)
+                let pos = r * w + c;
+                let (value, p) = draw(&cfg, inputs, &logits, pos)?;
+                write(&image, r, c, input.pad, &network_input(&cfg, &value)?.f_unsqueeze(1)?)?;
+                pixels.f_select(1, pos)?.f_copy_(&value)?;
+                probs.f_select(1, pos)?.f_copy_(&p)?;
+            }
+            on_row(r)?;
+        }
+        Ok((pixels, probs))
+    }
 }

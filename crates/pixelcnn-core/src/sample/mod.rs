@@ -142,18 +142,121 @@ pub fn sample(
             }
             Ok(())
         };
-        let (images, probs) = tch::no_grad(|| match (config.method, net) {
-            (SampleMethod::Fast, Network::PixelCnn(n)) => fast_pixelcnn::sample_batch(n, &inputs, len, &mut on_row),
-            (SampleMethod::Fast, Network::Gated(n)) => fast_gated::sample_batch(n, &inputs, len, &mut on_row),
-            (SampleMethod::Reference, _) => reference::sample_batch(net, &inputs, len, &mut on_row),
-        })?;
-        append_to_vec(&mut out.images, &images.f_to_kind(Kind::Uint8)?)?;
-        append_to_vec(&mut out.probabilities, &probs)?;
+        let parts = parallel_parts(net.device(), config, len);
+        let results = if parts > 1 {
+            sample_in_parts(net, config, completion, all_labels.as_deref(), start, len, parts, pixels, cancel, &mut on_row)?
+        } else {
+            let mut inputs = batch_inputs(config, completion, start, len, pixels, net.device(), threads)?;
+            inputs.labels = labels::batch(all_labels.as_deref(), start, len, net.device())?;
+            vec![tch::no_grad(|| match (config.method, net) {
+                (SampleMethod::Fast, _) => FastPlan::new(net, &inputs, len)?.run(&inputs, &mut on_row),
+                (SampleMethod::Reference, _) => reference::sample_batch(net, &inputs, len, &mut on_row),
+            })?]
+        };
+        for (images, probs) in results {
+            append_to_vec(&mut out.images, &images.f_to_kind(Kind::Uint8)?)?;
+            append_to_vec(&mut out.probabilities, &probs)?;
+        }
         start += len;
     }
     Ok(out)
 }
 
+/// A fast sampler's plan for one batch (see `fast_pixelcnn::Plan`).
+enum FastPlan {
+    PixelCnn(fast_pixelcnn::Plan),
+    Gated(fast_gated::Plan),
+}
+
+impl FastPlan {
+    fn new(net: &Network, inputs: &BatchInputs, batch: i64) -> Result<Self> {
+        Ok(match net {
+            Network::PixelCnn(n) => FastPlan::PixelCnn(fast_pixelcnn::Plan::new(n, inputs, batch)?),
+            Network::Gated(n) => FastPlan::Gated(fast_gated::Plan::new(n, inputs, batch)?),
+        })
+    }
+
+    fn run(self, inputs: &BatchInputs, on_row: &mut dyn FnMut(i64) -> Result<()>) -> Result<(Tensor, Tensor)> {
+        match self {
+            FastPlan::PixelCnn(plan) => plan.run(inputs, on_row),
+            FastPlan::Gated(plan) => plan.run(inputs, on_row),
+        }
+    }
+}
+
+/// Images per sub-batch below which splitting a batch does not pay.
+const MIN_PART: i64 = 8;
+
+/// How many sub-batches of a batch the fast sampler runs side by side on the
+/// CPU, each on its own thread with one libtorch thread. The per-pixel chain
+/// of small products is sequential within an image, and splitting each
+/// product over two threads costs as much as it saves; images are
+/// independent, so whole sub-batches on separate cores scale. Each image's
+/// draws depend only on (seed, its index), so the images are the same however
+/// the batch is split.
+fn parallel_parts(device: Device, config: &SampleConfig, len: i64) -> i64 {
+    if device != Device::Cpu || config.method != SampleMethod::Fast {
+        return 1;
+    }
+    let cores = config.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as i64));
+    (len / MIN_PART).clamp(1, cores.max(1))
+}
+
+/// Samples images start … start+len in `parts` sub-batches on as many
+/// threads (this one included, which reports progress); returns their
+/// results in order.
+#[allow(clippy::too_many_arguments)]
+fn sample_in_parts(
+    net: &Network,
+    config: &SampleConfig,
+    completion: Option<&Completion>,
+    all_labels: Option<&[i64]>,
+    start: i64,
+    len: i64,
+    parts: i64,
+    pixels: usize,
+    cancel: &AtomicBool,
+    on_row: &mut dyn FnMut(i64) -> Result<()>,
+) -> Result<Vec<(Tensor, Tensor)>> {
+    let one = SamplerThreads { rows: Some(1), pixels: Some(1) };
+    let part_len = (len + parts - 1) / parts;
+    let mut jobs = Vec::with_capacity(parts as usize);
+    let mut part_start = start;
+    while part_start < start + len {
+        let n = part_len.min(start + len - part_start);
+        let mut inputs = batch_inputs(config, completion, part_start, n, pixels, net.device(), one)?;
+        inputs.labels = labels::batch(all_labels, part_start, n, net.device())?;
+        // Built here: the plans own detached copies of the weights, so the threads never touch the network.
+        jobs.push((tch::no_grad(|| FastPlan::new(net, &inputs, n))?, inputs));
+        part_start += n;
+    }
+    set_threads(Some(1));
+    // Set when this thread's part fails, so that the others stop at their next row.
+    let failed = AtomicBool::new(false);
+    let stop_requested = || cancel.load(Ordering::Relaxed) || failed.load(Ordering::Relaxed);
+    std::thread::scope(|scope| {
+        let mut jobs = jobs.into_iter();
+        let (first, first_inputs) = jobs.next().expect("at least one part");
+        let others: Vec<_> = jobs
+            .map(|(plan, inputs)| {
+                scope.spawn(move || {
+                    let mut check = |_row: i64| if stop_requested() { Err(Error::Aborted("sampling stopped".into())) } else { Ok(()) };
+                    tch::no_grad(|| plan.run(&inputs, &mut check))
+                })
+            })
+            .collect();
+        let mine = tch::no_grad(|| first.run(&first_inputs, on_row));
+        if mine.is_err() {
+            failed.store(true, Ordering::Relaxed);
+        }
+        let mut results = vec![mine];
+        for handle in others {
+            results.push(handle.join().unwrap_or_else(|_| Err(Error::Internal("a sampling thread panicked".into()))));
+        }
+        // This thread's error (an abort with its row count) comes first.
+        results.into_iter().collect()
+    })
+}
 fn batch_inputs(
     config: &SampleConfig,
     completion: Option<&Completion>,
