@@ -168,9 +168,9 @@ function gated(python: string) {
   if (torchTuned && !('error' in torchTuned)) {
     console.log(`| PyTorch eager gated, this library's malloc settings [GLIBC_TUNABLES; best layout: ${torchTuned.bestMemoryFormat}] | ${ratios(num(torchTuned.trainImagesPerSecond), num(torchTuned.forwardSeconds81))} | – | ${fmt(num(torchTuned.peakRssMiB))} |`)
   }
-  const oursDefault = run('pixelcnn-default-malloc', process.execPath, ['--import', 'tsx', 'bench/ours.ts'], { PIXELCNN_BENCH_THREADS: String(threads), PIXELCNN_BENCH_PRESET: 'gated', PIXELCNN_MALLOC: 'default', PIXELCNN_BENCH_REFERENCE_ROWS: '1' })
+  const oursDefault = run('pixelcnn-default-malloc', process.execPath, ['--import', 'tsx', 'bench/ours.ts'], { PIXELCNN_BENCH_THREADS: String(threads), PIXELCNN_BENCH_PRESET: 'gated', PIXELCNN_MALLOC: 'default', PIXELCNN_CPU_CACHE: 'off', PIXELCNN_BENCH_REFERENCE_ROWS: '1' })
   if (oursDefault && !('error' in oursDefault)) {
-    console.log(`| pixelcnn gated, glibc's default malloc [PIXELCNN_MALLOC=default] | ${ratios(num(oursDefault.trainImagesPerSecond), num(oursDefault.forwardSeconds81))} | ${fmt(num(oursDefault.sampleFast81Seconds))} | ${fmt(num(oursDefault.peakRssMiB))} |`)
+    console.log(`| pixelcnn gated without its memory settings [PIXELCNN_MALLOC=default PIXELCNN_CPU_CACHE=off] | ${ratios(num(oursDefault.trainImagesPerSecond), num(oursDefault.forwardSeconds81))} | ${fmt(num(oursDefault.sampleFast81Seconds))} | ${fmt(num(oursDefault.peakRssMiB))} |`)
   }
   console.log(`fast sampler: ${fmt(fast && forward ? fast / forward : undefined)} forward passes of time for 81 images; ${fmt(reference && fast ? reference / fast : undefined)}× the reference loop`)
   precisionTable('gated preset', ours, oursBf16, torch)
