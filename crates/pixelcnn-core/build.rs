@@ -8,7 +8,7 @@
 //!   LD_LIBRARY_PATH.
 use std::path::PathBuf;
 
-const SOURCES: &[&str] = &["cxx/cpu_block_cache.cpp"];
+const SOURCES: &[&str] = &["cxx/cpu_block_cache.cpp", "cxx/process_group.cpp"];
 
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
@@ -28,6 +28,11 @@ fn main() {
         .cpp(true)
         .std("c++17")
         .include(&include)
+        // c10d's headers include torch/types.h from the C++ API's directory.
+        .include(include.join("torch/csrc/api/include"))
+        // Gloo's headers, which ProcessGroupGloo.hpp needs and the wheel does not ship.
+        .include("cxx/vendor")
+        .define("USE_C10D_GLOO", None)
         .define("_GLIBCXX_USE_CXX11_ABI", abi.as_str())
         .warnings(true)
         .flag_if_supported("-Wno-unused-parameter");
@@ -37,5 +42,8 @@ fn main() {
     }
     build.compile("pixelcnn_cxx");
     println!("cargo:rustc-link-search=native={}", lib_dir.display());
-    println!("cargo:rustc-link-lib=c10");
+    println!("cargo:rerun-if-changed=cxx/vendor");
+    for lib in ["torch_cpu", "c10"] {
+        println!("cargo:rustc-link-lib={lib}");
+    }
 }

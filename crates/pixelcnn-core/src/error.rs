@@ -30,6 +30,10 @@ pub enum Error {
     #[error("{path}: {source}")]
     Io { path: String, #[source] source: std::io::Error },
 
+    /// A process group failed: a rank did not join or died, a collective timed out.
+    #[error("distributed: {0}")]
+    Distributed(String),
+
     /// libtorch reported an error: a bug here, or an out-of-memory condition.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
@@ -63,6 +67,7 @@ impl Error {
             Error::DeviceUnavailable(_) => "DeviceUnavailable",
             Error::Aborted(_) => "Aborted",
             Error::Io { .. } => "Io",
+            Error::Distributed(_) => "Distributed",
             Error::Torch(_) | Error::Internal(_) => "Internal",
         }
     }

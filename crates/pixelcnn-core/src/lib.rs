@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod device;
 pub mod diagnostics;
+pub mod distributed;
 pub mod error;
 pub mod evaluate;
 pub mod images;

@@ -1,0 +1,141 @@
+//! The c10d process group across real processes on 127.0.0.1: each rank is
+//! this test binary run again as a child (`rank_worker`, which does nothing
+//! unless the parent set PIXELCNN_TEST_RANK). Covers the collectives'
+//! results, a rank that never joins, a rank that dies before a collective,
+//! and bad options.
+
+use pixelcnn_core::distributed::{GroupOptions, ProcessGroup};
+use pixelcnn_core::Error;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tch::{Kind, Tensor};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn options(rank: i64, world_size: i64, port: u16, timeout: Duration) -> GroupOptions {
+    GroupOptions { rank, world_size, master_addr: "127.0.0.1".into(), master_port: port as i64, timeout }
+}
+
+/// Starts this binary's `rank_worker` as `rank` of `world` doing `job`.
+fn spawn_rank(rank: i64, world: i64, port: u16, job: &str) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["rank_worker", "--exact", "--include-ignored", "--nocapture", "--test-threads=1"])
+        .env("PIXELCNN_TEST_RANK", rank.to_string())
+        .env("PIXELCNN_TEST_WORLD", world.to_string())
+        .env("PIXELCNN_TEST_PORT", port.to_string())
+        .env("PIXELCNN_TEST_JOB", job)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The lines a worker printed with the `RESULT=` prefix.
+fn results(child: Child) -> (bool, Vec<String>, String) {
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    // libtest may print "test rank_worker ... " before the first line on the same line.
+    let lines = stdout.lines().filter_map(|l| l.find("RESULT=").map(|i| l[i + "RESULT=".len()..].to_string())).collect();
+    (out.status.success(), lines, format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+#[ignore = "run by the other tests as a child process"]
+fn rank_worker() {
+    let Ok(rank) = std::env::var("PIXELCNN_TEST_RANK") else { return };
+    let rank: i64 = rank.parse().unwrap();
+    let world: i64 = std::env::var("PIXELCNN_TEST_WORLD").unwrap().parse().unwrap();
+    let port: u16 = std::env::var("PIXELCNN_TEST_PORT").unwrap().parse().unwrap();
+    let job = std::env::var("PIXELCNN_TEST_JOB").unwrap();
+    let mut group = ProcessGroup::gloo(&options(rank, world, port, Duration::from_secs(20))).unwrap();
+    match job.as_str() {
+        "collectives" => {
+            // Rank r holds (r + 1)·[1, 2, …, 1000]: the sum over ranks is (1 + … + world)·[1, …].
+            let mut t = Tensor::arange_start(1, 1001, (Kind::Float, tch::Device::Cpu)).g_mul_scalar((rank + 1) as f64);
+            group.all_reduce_sum(&mut t).unwrap();
+            println!("RESULT=sum {}", t.sum(Kind::Double).double_value(&[]));
+            // Each rank draws different values; after the broadcast all hold rank 0's.
+            tch::manual_seed(100 + rank);
+            let mut b = Tensor::randn([257], (Kind::Float, tch::Device::Cpu));
+            group.broadcast(&mut b, 0).unwrap();
+            println!("RESULT=broadcast {:.6}", b.sum(Kind::Double).double_value(&[]));
+        }
+        "die-before-all-reduce" if rank == 1 => std::process::exit(0),
+        "die-before-all-reduce" => {
+            let started = Instant::now();
+            let mut t = Tensor::ones([16], (Kind::Float, tch::Device::Cpu));
+            match group.all_reduce_sum(&mut t) {
+                Err(Error::Distributed(message)) => println!("RESULT=error after {:.1} s: {message}", started.elapsed().as_secs_f64()),
+                other => println!("RESULT=unexpected {:?}", other.map(|_| ())),
+            }
+        }
+        other => panic!("unknown job {other}"),
+    }
+}
+
+#[test]
+fn two_ranks_sum_and_broadcast_like_a_single_process() {
+    let port = free_port();
+    let children = [spawn_rank(0, 2, port, "collectives"), spawn_rank(1, 2, port, "collectives")];
+    let outputs: Vec<_> = children.into_iter().map(results).collect();
+    let expected_sum = 3.0 * 500.0 * 1001.0; // (1 + 2) · (1 + … + 1000)
+    let mut broadcasts = Vec::new();
+    for (rank, (ok, lines, all)) in outputs.iter().enumerate() {
+        assert!(ok, "rank {rank} failed:\n{all}");
+        assert_eq!(lines.len(), 2, "rank {rank}:\n{all}");
+        let sum: f64 = lines[0].strip_prefix("sum ").unwrap().parse().unwrap();
+        assert_eq!(sum, expected_sum, "rank {rank}");
+        broadcasts.push(lines[1].clone());
+    }
+    assert_eq!(broadcasts[0], broadcasts[1], "after the broadcast both ranks hold rank 0's values");
+}
+
+#[test]
+fn a_rank_that_never_joins_fails_the_others_after_the_timeout() {
+    let started = Instant::now();
+    let result = ProcessGroup::gloo(&options(0, 2, free_port(), Duration::from_secs(3)));
+    let elapsed = started.elapsed();
+    match result {
+        Err(Error::Distributed(message)) => assert!(message.contains("rank 0 of 2 could not join"), "{message}"),
+        other => panic!("expected a Distributed error, got {:?}", other.map(|_| ())),
+    }
+    assert!(elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(30), "failed after {elapsed:?}");
+}
+
+#[test]
+fn a_rank_that_dies_makes_the_collective_fail_with_a_typed_error() {
+    let port = free_port();
+    let children = [spawn_rank(0, 2, port, "die-before-all-reduce"), spawn_rank(1, 2, port, "die-before-all-reduce")];
+    let mut outputs: Vec<_> = children.into_iter().map(results).collect();
+    let (ok, lines, all) = outputs.remove(0);
+    assert!(ok, "rank 0 crashed instead of reporting an error:\n{all}");
+    assert_eq!(lines.len(), 1, "{all}");
+    assert!(lines[0].starts_with("error after") && lines[0].contains("rank 0 of 2: all-reduce failed"), "{}", lines[0]);
+    eprintln!("rank 0: {}", lines[0]);
+}
+
+#[test]
+fn bad_options_name_the_field() {
+    for (bad, field) in [
+        (GroupOptions { world_size: 0, ..options(0, 1, 1234, Duration::from_secs(1)) }, "distributed.worldSize"),
+        (options(2, 2, 1234, Duration::from_secs(1)), "distributed.rank"),
+        (options(-1, 2, 1234, Duration::from_secs(1)), "distributed.rank"),
+        (GroupOptions { master_port: 70000, ..options(0, 1, 1, Duration::from_secs(1)) }, "distributed.masterPort"),
+        (GroupOptions { master_addr: String::new(), ..options(0, 1, 1234, Duration::from_secs(1)) }, "distributed.masterAddr"),
+    ] {
+        match ProcessGroup::gloo(&bad) {
+            Err(Error::InvalidConfig { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{bad:?}: expected InvalidConfig, got {:?}", other.map(|_| ())),
+        }
+    }
+}
+
+#[test]
+fn one_rank_is_a_group_of_its_own() {
+    let mut group = ProcessGroup::gloo(&options(0, 1, free_port(), Duration::from_secs(10))).unwrap();
+    let mut t = Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
+    group.all_reduce_sum(&mut t).unwrap();
+    assert_eq!(Vec::<f32>::try_from(&t).unwrap(), vec![1.0, 2.0, 3.0]);
+}
