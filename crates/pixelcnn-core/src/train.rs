@@ -11,6 +11,7 @@ use crate::adam::Adam;
 use crate::checkpoint;
 use crate::config::{Precision, TrainConfig};
 use crate::device::set_threads;
+use crate::distributed::ProcessGroup;
 use crate::error::{Error, Result};
 use crate::evaluate::mean_loss;
 use crate::images::ImagesRef;
@@ -99,6 +100,26 @@ pub fn fit(
     cancel: &AtomicBool,
     on_event: &mut dyn FnMut(TrainEvent),
 ) -> Result<()> {
+    fit_in_group(state, train, test, config, None, cancel, on_event)
+}
+
+/// `fit` as one rank of a data-parallel group (`None`: alone). Every rank is
+/// given the same data and config. Rank 0's weights are broadcast first; each
+/// step every rank takes its contiguous share of the global batch (the shares
+/// are disjoint and together exactly the single-process batch), computes its
+/// gradients, and one all-reduce over all of them (and the loss) makes every
+/// rank's gradients those of the whole batch, so every rank applies the same
+/// Adam update. Validation is split the same way and reduced. Only rank 0
+/// saves checkpoints.
+pub fn fit_in_group(
+    state: &mut ModelState,
+    train: Split,
+    test: Option<Split>,
+    config: &TrainConfig,
+    mut group: Option<&mut ProcessGroup>,
+    cancel: &AtomicBool,
+    on_event: &mut dyn FnMut(TrainEvent),
+) -> Result<()> {
     let _release = crate::allocator::ReleaseWhenDone;
     set_threads(config.threads);
     let net_config = state.net.config().clone();
@@ -120,7 +141,12 @@ pub fn fit(
     let batch = config.batch_size as usize;
     let steps_per_epoch = n.div_ceil(batch) as i64;
 
-    let checkpoint_path = config.checkpoint.as_ref().map(|c| Path::new(&c.path));
+    let (rank, world) = group.as_ref().map_or((0, 1), |g| (g.rank(), g.world_size()));
+    if let Some(g) = group.as_deref_mut() {
+        broadcast_parameters(state, g)?;
+    }
+    // Only rank 0 writes checkpoints.
+    let checkpoint_path = if rank == 0 { config.checkpoint.as_ref().map(|c| Path::new(&c.path)) } else { None };
     let checkpoint_every = config.checkpoint.as_ref().map_or(0, |c| c.every);
     if let Some(path) = checkpoint_path {
         // Fail before hours of training, not at the first save.
@@ -162,10 +188,20 @@ pub fn fit(
                 state.partial_epoch = Some(progress);
                 return Err(Error::Aborted(format!("training stopped in epoch {epoch} after {step} steps")));
             }
-            let index = Tensor::f_from_slice(chunk)?.f_to_device(device)?;
+            let share = share_of(chunk, rank, world);
+            let weight = share.len() as f64 / chunk.len() as f64;
+            // A batch smaller than the group leaves some ranks nothing: they
+            // compute on one image with weight 0, which contributes nothing
+            // but keeps every rank's gradients defined and the collective whole.
+            let share = if share.is_empty() { &chunk[..1] } else { share };
+            let index = Tensor::f_from_slice(share)?.f_to_device(device)?;
             let x = train_images.f_index_select(0, &index)?.f_to_kind(Kind::Float)?; // (B, C, H, W)
             let y = train_labels.as_ref().map(|l| l.f_index_select(0, &index)).transpose()?;
             let loss = compute_gradients(&state.net, &x, y.as_ref(), precision)?;
+            let loss = match group.as_deref_mut() {
+                Some(g) => average_gradients(state, g, &loss, weight)?,
+                None => loss,
+            };
             apply_update(state, config.learning_rate)?;
             pending.losses.push(loss);
             pending.sizes.push(chunk.len() as i64);
@@ -179,9 +215,10 @@ pub fn fit(
             }
         }
         let train_seconds = started.elapsed().as_secs_f64();
-        let val_loss = match &test_data {
-            Some((images, labels)) => Some(mean_loss(&state.net, images, labels.as_ref(), config.eval_batch_size, precision)?),
-            None => None,
+        let val_loss = match (&test_data, group.as_deref_mut()) {
+            (Some((images, labels)), None) => Some(mean_loss(&state.net, images, labels.as_ref(), config.eval_batch_size, precision)?),
+            (Some((images, labels)), Some(g)) => Some(group_mean_loss(state, g, images, labels.as_ref(), config.eval_batch_size, precision)?),
+            (None, _) => None,
         };
         let record = EpochRecord {
             epoch,
@@ -199,6 +236,72 @@ pub fn fit(
         on_event(TrainEvent::Epoch(record));
     }
     Ok(())
+}
+
+/// Rank `rank`'s contiguous share of a batch split over `world` ranks.
+fn share_of(chunk: &[i64], rank: i64, world: i64) -> &[i64] {
+    let n = chunk.len() as i64;
+    &chunk[(rank * n / world) as usize..((rank + 1) * n / world) as usize]
+}
+
+/// Every parameter, flattened into one contiguous CPU buffer (one collective
+/// for the whole model), or written back from one.
+fn flatten(tensors: &[Tensor]) -> Result<Tensor> {
+    let flat = tensors.iter().map(|t| t.f_detach()?.f_reshape([-1])).collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(Tensor::f_cat(&flat, 0)?.f_to_device(tch::Device::Cpu)?.f_contiguous()?)
+}
+
+fn unflatten_into(buffer: &Tensor, tensors: &[Tensor]) -> Result<()> {
+    let mut offset = 0;
+    for t in tensors {
+        let n = t.numel() as i64;
+        let mut target = t.shallow_clone();
+        tch::no_grad(|| target.f_copy_(&buffer.f_narrow(0, offset, n)?.f_view(t.size().as_slice())?))?;
+        offset += n;
+    }
+    Ok(())
+}
+
+/// Rank 0's weights on every rank.
+fn broadcast_parameters(state: &ModelState, group: &mut ProcessGroup) -> Result<()> {
+    let params: Vec<Tensor> = state.net.parameters().into_iter().map(|(_, t)| t.shallow_clone()).collect();
+    let mut buffer = flatten(&params)?;
+    group.broadcast(&mut buffer, 0)?;
+    unflatten_into(&buffer, &params)
+}
+
+/// Turns this rank's gradients of the mean loss over its share (a fraction
+/// `weight` of the batch) into the gradients of the mean loss over the whole
+/// batch: Σ_r weight_r · ∇L_r, summed by one all-reduce over the flattened
+/// gradients with the weighted loss appended. Returns the batch's mean loss.
+fn average_gradients(state: &ModelState, group: &mut ProcessGroup, loss: &Tensor, weight: f64) -> Result<Tensor> {
+    let grads: Vec<Tensor> = state.net.parameters().into_iter().map(|(_, p)| p.f_grad()).collect::<std::result::Result<_, _>>()?;
+    let mut parts: Vec<Tensor> = grads.iter().map(|g| g.shallow_clone()).collect();
+    parts.push(loss.f_reshape([1])?.f_to_kind(Kind::Float)?);
+    let mut buffer = flatten(&parts)?.f_mul_scalar(weight)?;
+    group.all_reduce_sum(&mut buffer)?;
+    let device = loss.device();
+    let reduced = buffer.f_to_device(device)?;
+    unflatten_into(&reduced, &grads)?;
+    let total = grads.iter().map(|g| g.numel() as i64).sum::<i64>();
+    Ok(reduced.f_narrow(0, total, 1)?.f_reshape([])?)
+}
+
+/// The mean validation loss over all ranks' shares of the test set.
+fn group_mean_loss(state: &ModelState, group: &mut ProcessGroup, images: &Tensor, labels: Option<&Tensor>, batch: i64, precision: Precision) -> Result<f64> {
+    let (rank, world, n) = (group.rank(), group.world_size(), images.size()[0]);
+    let (start, end) = (rank * n / world, (rank + 1) * n / world);
+    let mut sums = if end > start {
+        let share = images.f_narrow(0, start, end - start)?;
+        let share_labels = labels.map(|l| l.f_narrow(0, start, end - start)).transpose()?;
+        let mean = mean_loss(&state.net, &share, share_labels.as_ref(), batch, precision)?;
+        Tensor::from_slice(&[mean * share.numel() as f64, share.numel() as f64])
+    } else {
+        Tensor::from_slice(&[0.0f64, 0.0])
+    };
+    group.all_reduce_sum(&mut sums)?;
+    let sums = Vec::<f64>::try_from(&sums)?;
+    Ok(sums[0] / sums[1])
 }
 
 /// Images seen by the end of `step` (1-based) of an epoch of `n` images.

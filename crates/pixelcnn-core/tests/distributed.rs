@@ -4,7 +4,14 @@
 //! results, a rank that never joins, a rank that dies before a collective,
 //! and bad options.
 
+mod common;
+use common::*;
+use pixelcnn_core::config::{EvalConfig, ModelConfig, TrainConfig};
 use pixelcnn_core::distributed::{GroupOptions, ProcessGroup};
+use pixelcnn_core::evaluate::predict;
+use pixelcnn_core::images::ImagesRef;
+use pixelcnn_core::state::ModelState;
+use pixelcnn_core::train::fit_in_group;
 use pixelcnn_core::Error;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -71,7 +78,56 @@ fn rank_worker() {
                 other => println!("RESULT=unexpected {:?}", other.map(|_| ())),
             }
         }
+        "train" => {
+            let (losses, probs) = train_small(Some(&mut group));
+            println!("RESULT=losses {}", join(&losses));
+            println!("RESULT=probs {}", join(&probs));
+        }
         other => panic!("unknown job {other}"),
+    }
+}
+
+fn join<T: std::fmt::Display>(values: &[T]) -> String {
+    values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(",")
+}
+
+fn parse(line: &str, prefix: &str) -> Vec<f64> {
+    line.strip_prefix(prefix).unwrap().split(',').map(|v| v.parse().unwrap()).collect()
+}
+
+/// Two epochs of a small network on 97 striped images (the last batch of 1
+/// leaves one rank of two without a share), global batch 16: per epoch the
+/// train and validation losses, then p(x = 1) of 4 test images.
+fn train_small(group: Option<&mut ProcessGroup>) -> (Vec<f64>, Vec<f32>) {
+    let config = ModelConfig { height: 8, width: 8, filters: 16, residual_blocks: Some(1), ..ModelConfig::small() };
+    let mut state: ModelState = model(config, 3);
+    let (train, test) = (striped(97, 8, 8, 1), striped(32, 8, 8, 2));
+    let train_config = TrainConfig {
+        epochs: 2, batch_size: 16, learning_rate: 5e-3, seed: 7, threads: Some(1), eval_batch_size: 64, checkpoint: None, precision: Default::default(),
+    };
+    fit_in_group(&mut state, split(&train, 97, 8, 8), Some(split(&test, 32, 8, 8)), &train_config, group, &std::sync::atomic::AtomicBool::new(false), &mut |_| {}).unwrap();
+    let losses = state.history.iter().flat_map(|e| [e.train_loss, e.val_loss.unwrap()]).collect();
+    let probe = ImagesRef { count: 4, height: 8, width: 8, channels: 1, data: &test[..4 * 64] };
+    (losses, predict(&state, &probe, &EvalConfig { threads: Some(1), ..Default::default() }).unwrap())
+}
+
+/// Two processes with global batch 16 train as one process with batch 16:
+/// the same losses up to the order of floating-point sums, the same
+/// predictions within 1e-4.
+#[test]
+fn two_ranks_train_like_one_process() {
+    let port = free_port();
+    let children = [spawn_rank(0, 2, port, "train"), spawn_rank(1, 2, port, "train")];
+    let (single_losses, single_probs) = train_small(None);
+    for (rank, (ok, lines, all)) in children.into_iter().map(results).enumerate() {
+        assert!(ok && lines.len() == 2, "rank {rank} failed:\n{all}");
+        let losses = parse(&lines[0], "losses ");
+        let probs = parse(&lines[1], "probs ");
+        let loss_gap = losses.iter().zip(&single_losses).map(|(a, b)| ((a - b) / b).abs()).fold(0.0, f64::max);
+        let prob_gap = probs.iter().zip(&single_probs).map(|(a, b)| (a - *b as f64).abs()).fold(0.0, f64::max);
+        eprintln!("rank {rank}: losses within a relative {loss_gap:.2e} of one process, predictions within {prob_gap:.2e}");
+        assert!(loss_gap < 1e-5, "rank {rank}: losses {losses:?} against one process's {single_losses:?}");
+        assert!(prob_gap < 1e-4, "rank {rank}: predictions differ by up to {prob_gap}");
     }
 }
 
