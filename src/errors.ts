@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'Aborted'
   | 'Busy'
   | 'Io'
+  | 'Distributed'
   | 'LibtorchNotFound'
   | 'Internal'
 
@@ -73,6 +74,13 @@ export class IoError extends PixelCNNError {
   }
 }
 
+/** A data-parallel group failed: a rank did not join or died, or a collective timed out. Names the rank. */
+export class DistributedError extends PixelCNNError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('Distributed', message, options)
+  }
+}
+
 /** libtorch could not be found or loaded. */
 export class LibtorchError extends PixelCNNError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -80,7 +88,7 @@ export class LibtorchError extends PixelCNNError {
   }
 }
 
-const CODES = new Set<string>(['InvalidConfig', 'InvalidData', 'Checkpoint', 'DeviceUnavailable', 'Aborted', 'Busy', 'Io', 'Internal'])
+const CODES = new Set<string>(['InvalidConfig', 'InvalidData', 'Checkpoint', 'DeviceUnavailable', 'Aborted', 'Busy', 'Io', 'Distributed', 'Internal'])
 
 /** Turns an error from the native addon into its class, by the `code` the core set on it. */
 export function fromNative(error: unknown): Error {
@@ -97,6 +105,7 @@ export function fromNative(error: unknown): Error {
     case 'Aborted': return new AbortError(message, options)
     case 'Busy': return new BusyError(message, options)
     case 'Io': return new IoError(message, options)
+    case 'Distributed': return new DistributedError(message, options)
     default: return new PixelCNNError('Internal', message, options)
   }
 }

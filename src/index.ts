@@ -21,6 +21,7 @@ export {
   AbortError,
   BusyError,
   IoError,
+  DistributedError,
   LibtorchError,
   type ErrorCode,
 } from './errors'

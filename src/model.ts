@@ -5,6 +5,7 @@
  */
 
 import { existsSync } from 'node:fs'
+import { distributedFromEnv } from './distributed'
 import { AbortError, ConfigError, DataError, native, nativeSync } from './errors'
 import { checkImageBatch, describe, type ImageBatch } from './images'
 import { nativeBinding } from './native'
@@ -114,6 +115,7 @@ export class PixelCNN {
     const { train, test, ...labels } = data as { train: unknown; test?: unknown }
     checkImageBatch(train, 'data.train')
     if (test !== undefined) checkImageBatch(test, 'data.test')
+    if ((config as { distributed?: unknown }).distributed === 'env') (config as { distributed?: unknown }).distributed = distributedFromEnv()
     const json = toConfigJson(config)
     const labelsJson = toConfigJson(labels, 'data')
 

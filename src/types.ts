@@ -108,6 +108,21 @@ export type TrainProgress =
   | ({ type: 'epoch' } & EpochRecord)
   | { type: 'done'; history: EpochRecord[] }
 
+/** One rank's place in a data-parallel group. */
+export interface DistributedOptions {
+  /** 0 … worldSize − 1; rank 0 serves the rendezvous. */
+  rank: number
+  worldSize: number
+  /** Rank 0's address. @default '127.0.0.1' */
+  masterAddr?: string
+  /** @default 29500 */
+  masterPort?: number
+  /** `'gloo'` (CPU; PyTorch's c10d). `'nccl'` is not built yet. @default 'gloo' */
+  backend?: 'gloo' | 'nccl'
+  /** How long to wait for the other ranks at the rendezvous and in each collective. @default 60 */
+  timeoutSeconds?: number
+}
+
 export interface FitOptions {
   /**
    * Labels are required for (and only for) a conditional model: a `Dataset` from the loaders fits a conditional
@@ -121,6 +136,14 @@ export interface FitOptions {
   /** libtorch threads. @default every core */ threads?: number
   /** Images per validation pass (memory only). @default 500 */ evalBatchSize?: number
   /** Training and validation arithmetic. @default 'fp32' */ precision?: Precision
+  /**
+   * Train as one rank of a data-parallel group (one process per CPU machine): the options, or `'env'` to read
+   * them from the variables `torchrun` sets (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT). Every rank calls `fit`
+   * with the same data and options; each step every rank takes its share of the global batch (`batchSize` stays
+   * the global batch) and the gradients are averaged across ranks, so the ranks train as one process would.
+   * Only rank 0 writes checkpoints. @default one process
+   */
+  distributed?: DistributedOptions | 'env'
   /**
    * Save a checkpoint to `path` after each epoch, every `every` steps (0: only
    * after epochs), and when aborted, atomically (temporary file, fsync,

@@ -297,6 +297,7 @@ pub enum Precision {
 }
 
 fn default_epochs() -> i64 { 1 }
+
 fn default_batch() -> i64 { 128 }
 fn default_learning_rate() -> f64 { 5e-4 }
 fn default_eval_batch() -> i64 { 500 }
@@ -335,6 +336,59 @@ pub struct TrainConfig {
     pub checkpoint: Option<CheckpointConfig>,
     #[serde(default)]
     pub precision: Precision,
+    /// Train as one rank of a data-parallel group (see `train::fit_in_group`).
+    #[serde(default)]
+    pub distributed: Option<DistributedConfig>,
+}
+
+/// The collective backend: Gloo on CPUs, NCCL between GPUs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[default]
+    Gloo,
+    Nccl,
+}
+
+/// One rank's place in a data-parallel group, as `torchrun` describes it
+/// (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DistributedConfig {
+    pub rank: i64,
+    pub world_size: i64,
+    #[serde(default = "default_master_addr")]
+    pub master_addr: String,
+    #[serde(default = "default_master_port")]
+    pub master_port: i64,
+    #[serde(default)]
+    pub backend: Backend,
+    /// How long to wait for the other ranks at the rendezvous and in each collective.
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: f64,
+}
+
+fn default_master_addr() -> String { "127.0.0.1".into() }
+fn default_master_port() -> i64 { 29500 }
+fn default_timeout_seconds() -> f64 { 60.0 }
+
+impl DistributedConfig {
+    pub fn group_options(&self) -> crate::distributed::GroupOptions {
+        crate::distributed::GroupOptions {
+            rank: self.rank,
+            world_size: self.world_size,
+            master_addr: self.master_addr.clone(),
+            master_port: self.master_port,
+            timeout: std::time::Duration::from_secs_f64(self.timeout_seconds),
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !(self.timeout_seconds.is_finite() && self.timeout_seconds >= 1.0 && self.timeout_seconds <= 86_400.0) {
+            return Err(Error::config("distributed.timeoutSeconds", format!("must be between 1 and 86400, got {}", self.timeout_seconds)));
+        }
+        self.group_options().validate()
+    }
 }
 
 impl TrainConfig {
@@ -358,6 +412,9 @@ impl TrainConfig {
                 return Err(Error::config("checkpoint.path", "must be a file path"));
             }
             check_range("checkpoint.every", c.every, 0, 1_000_000_000)?;
+        }
+        if let Some(d) = &self.distributed {
+            d.validate()?;
         }
         Ok(())
     }

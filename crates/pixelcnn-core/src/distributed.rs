@@ -46,7 +46,7 @@ pub struct GroupOptions {
 }
 
 impl GroupOptions {
-    fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<()> {
         if self.world_size < 1 {
             return Err(Error::config("distributed.worldSize", format!("must be at least 1, got {}", self.world_size)));
         }

@@ -1,6 +1,8 @@
 //! A model as users hold it: the network, the optimizer state that training
 //! resumes from, and the history of the epochs it was trained for.
 
+use crate::config::DistributedConfig;
+use crate::distributed::ProcessGroup;
 use crate::adam::Adam;
 use crate::config::ModelConfig;
 use crate::error::Result;
@@ -55,10 +57,13 @@ pub struct ModelState {
     pub optimizer: Option<Adam>,
     pub history: Vec<EpochRecord>,
     pub partial_epoch: Option<PartialEpoch>,
+    /// The data-parallel group this model trains in, joined by the first
+    /// `fit` with `distributed` and kept for the next ones with the same options.
+    pub group: Option<(DistributedConfig, ProcessGroup)>,
 }
 
 impl ModelState {
     pub fn new(config: ModelConfig, device: Device, seed: u64) -> Result<Self> {
-        Ok(ModelState { net: Network::new(config, device, seed)?, optimizer: None, history: Vec::new(), partial_epoch: None })
+        Ok(ModelState { net: Network::new(config, device, seed)?, optimizer: None, history: Vec::new(), partial_epoch: None, group: None })
     }
 }

@@ -100,7 +100,35 @@ pub fn fit(
     cancel: &AtomicBool,
     on_event: &mut dyn FnMut(TrainEvent),
 ) -> Result<()> {
-    fit_in_group(state, train, test, config, None, cancel, on_event)
+    let Some(options) = &config.distributed else {
+        return fit_in_group(state, train, test, config, None, cancel, on_event);
+    };
+    let mut group = joined_group(state, options)?;
+    let result = fit_in_group(state, train, test, config, Some(&mut group), cancel, on_event);
+    // Kept for the next `fit` (the CLI trains one epoch per call).
+    state.group = Some((options.clone(), group));
+    result
+}
+
+/// The group `state` already belongs to with these options, or a new one.
+fn joined_group(state: &mut ModelState, options: &crate::config::DistributedConfig) -> Result<ProcessGroup> {
+    if let Some((joined, group)) = state.group.take() {
+        if &joined == options {
+            return Ok(group);
+        }
+    }
+    match (options.backend, state.net.device()) {
+        (crate::config::Backend::Gloo, _) => {}
+        (crate::config::Backend::Nccl, tch::Device::Cuda(_)) => {
+            return Err(Error::DeviceUnavailable(
+                "distributed.backend: \"nccl\" is not built into this version yet; use \"gloo\" (it also runs on CUDA models, through the CPU)".into(),
+            ))
+        }
+        (crate::config::Backend::Nccl, _) => {
+            return Err(Error::DeviceUnavailable("distributed.backend: \"nccl\" needs a CUDA model (device: 'cuda'); use \"gloo\" on the CPU".into()))
+        }
+    }
+    ProcessGroup::gloo(&options.group_options())
 }
 
 /// `fit` as one rank of a data-parallel group (`None`: alone). Every rank is

@@ -103,7 +103,7 @@ fn train_small(group: Option<&mut ProcessGroup>) -> (Vec<f64>, Vec<f32>) {
     let mut state: ModelState = model(config, 3);
     let (train, test) = (striped(97, 8, 8, 1), striped(32, 8, 8, 2));
     let train_config = TrainConfig {
-        epochs: 2, batch_size: 16, learning_rate: 5e-3, seed: 7, threads: Some(1), eval_batch_size: 64, checkpoint: None, precision: Default::default(),
+        epochs: 2, batch_size: 16, learning_rate: 5e-3, seed: 7, threads: Some(1), eval_batch_size: 64, checkpoint: None, precision: Default::default(), distributed: None,
     };
     fit_in_group(&mut state, split(&train, 97, 8, 8), Some(split(&test, 32, 8, 8)), &train_config, group, &std::sync::atomic::AtomicBool::new(false), &mut |_| {}).unwrap();
     let losses = state.history.iter().flat_map(|e| [e.train_loss, e.val_loss.unwrap()]).collect();

@@ -82,7 +82,7 @@ fn bf16_probabilities_stay_within_the_bound_of_fp32() {
 fn train(config: ModelConfig, precision: Precision) -> ModelState {
     let (train, test) = (striped(96, 8, 8, 1), striped(32, 8, 8, 2));
     let mut state = model(config, 7);
-    let train_config = TrainConfig { epochs: 4, batch_size: 16, learning_rate: 5e-3, seed: 7, threads: Some(2), eval_batch_size: 64, checkpoint: None, precision };
+    let train_config = TrainConfig { epochs: 4, batch_size: 16, learning_rate: 5e-3, seed: 7, threads: Some(2), eval_batch_size: 64, checkpoint: None, precision, distributed: None };
     fit(&mut state, split(&train, 96, 8, 8), Some(split(&test, 32, 8, 8)), &train_config, &AtomicBool::new(false), &mut |_| {}).unwrap();
     state
 }

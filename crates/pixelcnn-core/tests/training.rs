@@ -26,7 +26,7 @@ fn probabilities(state: &ModelState, images: &[u8], count: i64) -> Vec<f32> {
 }
 
 fn train_config(epochs: i64) -> TrainConfig {
-    TrainConfig { epochs, batch_size: 16, learning_rate: 5e-3, seed: 7, threads: Some(2), eval_batch_size: 64, checkpoint: None, precision: Default::default() }
+    TrainConfig { epochs, batch_size: 16, learning_rate: 5e-3, seed: 7, threads: Some(2), eval_batch_size: 64, checkpoint: None, precision: Default::default(), distributed: None }
 }
 
 fn trained(epochs: i64) -> ModelState {
