@@ -14,7 +14,8 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 
-import { loadFashionMnist, PixelCNN, sliceImages, writeImageGrid, writeTrainingCurve, type Output } from '../src/index'
+import { writeCurve } from '../src/cli/pictures'
+import { loadFashionMnist, PixelCNN, sliceImages, writeImageGrid, type Output } from '../src/index'
 import { describeMachine } from './machine'
 
 async function main() {
@@ -45,8 +46,8 @@ async function main() {
     const bits = model.history.map((e) => ((e.valLoss ?? NaN) / Math.LN2).toFixed(3)).join(', ')
     const seconds = model.history.reduce((s, e) => s + e.seconds, 0)
     rows.push(`| ${output} | ${model.parameterCount.toLocaleString('en-US')} | ${bits} | **${bitsPerDim.toFixed(3)}** | ${seconds.toFixed(0)} |`)
-    const curve = model.history.map((e) => ({ ...e, trainLoss: e.trainLoss / Math.LN2, valLoss: e.valLoss === null ? null : e.valLoss / Math.LN2, stepLosses: e.stepLosses?.map((l) => l / Math.LN2) }))
-    await writeTrainingCurve(curve, join(out, `${output}.curve.png`), { unit: 'bits per dimension', title: `gated, ${output}, 8-bit Fashion-MNIST` })
+    // The command line's curve: bits per dimension for 8-bit models.
+    await writeCurve(model, join(out, `${output}.curve.png`))
     await writeImageGrid(await model.sample({ count: 100, seed: 1 }), join(out, `${output}-samples.png`), { columns: 10, scale: 2 })
     await model.save(join(out, `${output}.safetensors`))
   }

@@ -59,9 +59,8 @@ pub(crate) struct BatchInputs {
 
 /// libtorch threads for the two kinds of work of the fast samplers: the
 /// products done once per row over the whole row (large: every core helps)
-/// and the chain of small per-pixel products (below a few hundred images one
-/// thread beats two: 81 images of the seed network took 0.80 s with 1 thread
-/// and 1.49 s with 2, BENCHMARKS.md).
+/// and the chain of small per-pixel products (small batches: one thread, see
+/// `sample`).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SamplerThreads {
     pub rows: Option<i64>,
