@@ -9,6 +9,7 @@ import * as path from 'node:path'
 import { parseArgs } from 'node:util'
 import { type Args, number, OPTIONS, precision, required } from './cli/args'
 import { loadDataSource } from './cli/data-source'
+import { launch } from './cli/launcher'
 import { writeSampleGrid } from './cli/pictures'
 import { bar, Line } from './cli/progress-bar'
 import { historyTable, train } from './cli/train'
@@ -27,9 +28,12 @@ commands:
             [--architecture pixelcnn|gated] [--output bernoulli|categorical|logistic-mixture [--mixtures 10]] [--conditional | --classes K] [--epochs 50]
             [--batch-size 128] [--learning-rate 5e-4] [--seed 0] [--threads N]
             [--device auto|cpu|cuda[:N]] [--precision fp32|bf16] [--config file.json] [--resume]
-            [--checkpoint-every 50] [--samples-every N]
+            [--checkpoint-every 50] [--samples-every N] [--distributed env | --nproc N]
             writes model.curve.png (the training curve) beside the model after every epoch, and
             model.samples-epoch-N.png every N epochs with --samples-every
+            --distributed env: one rank of a data-parallel group (RANK, WORLD_SIZE, MASTER_ADDR,
+            MASTER_PORT as torchrun sets them); --nproc N: N such ranks on this machine (127.0.0.1),
+            --threads cores/N each; --batch-size stays the global batch; only rank 0 writes and prints
   sample    --model m.safetensors --out samples.png [--count 81] [--seed 0] [--temperature 1]
             conditional models: [--label K (count images of class K) | --per-class 8 (one row per class)]
   complete  --model m.safetensors [--data SOURCE] [--rows 14] [--count 8] [--repeats 5] --out completions.png
@@ -138,6 +142,7 @@ export async function main(argv: string[]): Promise<number> {
       console.log(HELP)
       return 0
     }
+    if (command === 'train' && values.nproc !== undefined) return await launch(values, rest, __filename)
     await run(values)
     return typeof process.exitCode === 'number' ? process.exitCode : 0
   } catch (error) {

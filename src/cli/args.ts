@@ -23,6 +23,8 @@ export const OPTIONS = {
   resume: { type: 'boolean' },
   'checkpoint-every': { type: 'string' },
   'samples-every': { type: 'string' },
+  distributed: { type: 'string' },
+  nproc: { type: 'string' },
   model: { type: 'string' },
   count: { type: 'string' },
   label: { type: 'string' },

@@ -4,14 +4,22 @@
  * training curve beside it, and writing a sample grid every
  * `--samples-every` epochs. Fitting one epoch at a time gives exactly the
  * run of one long `fit`: the batch order depends only on the seed and the epoch.
+ *
+ * With `--distributed env` the process is one rank of a data-parallel group
+ * (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, as torchrun or `--nproc` set
+ * them). Every rank runs the same command line; only rank 0 writes the
+ * checkpoint (the core), the training curve, the sample grids and the
+ * progress output; the other ranks print nothing but errors.
  */
 
 import { existsSync, readFileSync } from 'node:fs'
+import { distributedFromEnv } from '../distributed'
 import { ConfigError, type PixelCNNError } from '../errors'
 import { PixelCNN } from '../model'
-import type { Architecture, Device, EpochRecord, ModelOptions, Output, TrainOptions } from '../types'
+import type { Architecture, Device, DistributedOptions, EpochRecord, ModelOptions, Output, TrainOptions } from '../types'
 import { type Args, number, precision, required } from './args'
 import { loadDataSource } from './data-source'
+import { watchLauncher } from './launcher'
 import { besideModel, writeCurve, writeSampleGrid } from './pictures'
 import { bar, formatSeconds, Line } from './progress-bar'
 
@@ -38,18 +46,43 @@ function modelOptions(args: Args, fromFile: Partial<TrainOptions>, labels: Uint8
   return options
 }
 
+/**
+ * `--distributed env`: this rank's place from the environment, over the
+ * `distributed` object of `--config` (which may set `timeoutSeconds`, `backend`).
+ */
+function distributedOptions(args: Args, fromFile: Partial<TrainOptions>): DistributedOptions | 'env' | undefined {
+  const raw = args.distributed
+  if (raw === undefined) return fromFile.distributed
+  if (raw !== 'env') throw new ConfigError(`\`--distributed\` must be env (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT from the environment, as torchrun sets them), got ${JSON.stringify(raw)}`)
+  const base = typeof fromFile.distributed === 'object' && fromFile.distributed !== null ? fromFile.distributed : {}
+  return { ...base, ...distributedFromEnv() }
+}
+
+/** Prints nothing: the progress output of ranks other than 0. */
+const SILENT = { update(): void {}, done(): void {} }
+
 export async function train(args: Args): Promise<void> {
   const out = required(args, 'out')
   const fromFile = args.config ? (JSON.parse(readFileSync(required(args, 'config'), 'utf8')) as Partial<TrainOptions>) : {}
-  const line = new Line()
+  const distributed = distributedOptions(args, fromFile)
+  const rank = typeof distributed === 'object' ? distributed.rank : distributed === 'env' ? distributedFromEnv().rank : 0
+  const primary = rank === 0
+  const line = primary ? new Line() : SILENT
   const controller = new AbortController()
   let interrupted = false
-  process.once('SIGINT', () => {
+  // Rank 0 stops after its current step and saves; its leaving then fails the
+  // other ranks' next collective, which they report as stopped. Were the other
+  // ranks to stop on their own, rank 0 could be one step further, inside an
+  // all-reduce, and would fail without saving that step.
+  const stop = () => {
+    if (interrupted) return
     interrupted = true
     line.done('stopping after the current step and saving it (Ctrl-C again to quit at once)…')
-    controller.abort()
+    if (primary) controller.abort()
     process.once('SIGINT', () => process.exit(130))
-  })
+  }
+  process.once('SIGINT', stop)
+  watchLauncher(stop)
   const device = (args.device as Device | undefined) ?? fromFile.device
   const resuming = Boolean(args.resume) && existsSync(out)
   const resumed = resuming ? await PixelCNN.load(out, { device }) : undefined
@@ -80,6 +113,7 @@ export async function train(args: Args): Promise<void> {
     seed,
     threads: number(args, 'threads') ?? fromFile.threads,
     precision: precision(args) ?? fromFile.precision,
+    distributed,
     checkpoint: { path: out, every: number(args, 'checkpoint-every') ?? 50 },
     signal: controller.signal,
     epochs: 1,
@@ -97,6 +131,7 @@ export async function train(args: Args): Promise<void> {
   try {
     while (model.history.length < epochs) {
       await model.fit(fit)
+      if (!primary) continue
       curveDrawn = await writeCurve(model, curve)
       const done = model.history.length
       if (samplesEvery && (done % samplesEvery === 0 || done === epochs)) {
@@ -106,14 +141,21 @@ export async function train(args: Args): Promise<void> {
       }
     }
   } catch (error) {
-    if (interrupted && (error as PixelCNNError).code === 'Aborted') {
+    const code = (error as PixelCNNError).code
+    if (interrupted && primary && code === 'Aborted') {
       await writeCurve(model, curve)
       console.log(`stopped; ${out} holds every step taken: continue with --resume`)
       process.exitCode = 130
       return
     }
+    if (interrupted && !primary && code === 'Distributed') {
+      // Rank 0 stopped and saved; nothing to report.
+      process.exitCode = 130
+      return
+    }
     throw error
   }
+  if (!primary) return
   if (!curveDrawn) await writeCurve(model, curve)
   console.log(historyTable(model.history))
   console.log(`saved ${out} (${model.parameterCount.toLocaleString('en')} parameters) and the training curve ${curve}`)
