@@ -125,6 +125,27 @@ test.serial('Ctrl-C to the launcher stops every rank with rank 0 saving; --resum
   t.true(largestGap(two.losses, one.losses, true) < 1e-5, `losses ${two.losses} against ${one.losses}`)
 })
 
+test.serial('a run stopped in one process resumes in two (the batches depend only on seed, epoch and global batch)', async (t) => {
+  const file = path.join(dir, 'regrouped.safetensors')
+  const args = [...recipe, '--epochs', '3', '--checkpoint-every', '1', '--out', file]
+  let sent = false
+  const stopped = await pixelcnn([...args, '--threads', '1'], {
+    onStderr: (stderr, pid) => {
+      if (!sent && /^epoch 1\/3 /m.test(stderr)) {
+        sent = true
+        process.kill(pid, 'SIGINT')
+      }
+    },
+  })
+  t.is(stopped.code, 130, stopped.stdout + stopped.stderr)
+  const resumed = await pixelcnn([...args, '--nproc', '2', '--resume'])
+  t.is(resumed.code, 0, resumed.stderr)
+  const [two, one] = [await outcome(file), await singleProcess()]
+  const probGap = largestGap(two.probs, one.probs)
+  t.log(`stopped alone, resumed as 2 ranks, against one uninterrupted process: predictions within ${probGap.toExponential(2)}`)
+  t.true(probGap < 1e-4, `predictions differ by ${probGap}`)
+})
+
 test.serial('a rank killed during training makes the launcher stop the others and exit non-zero at once; the checkpoint stays intact', async (t) => {
   const file = path.join(dir, 'killed.safetensors')
   let killedAt = 0
