@@ -6,6 +6,14 @@ non-zero on any failure.
   on no pixel j >= i (causal).
 - PixelCNN (the seed architecture) on the same image: causal (it has a blind
   spot by design, reported but not an error).
+- Colour models (channels 3, both architectures, each output kind, on an
+  8x7 image with every weight and bias perturbed, masked taps included):
+  Bernoulli and categorical predict sub-pixel by sub-pixel, so the outputs of
+  sub-pixel (pixel i, channel c) depend on every channel of the pixels
+  before i and on the channels before c of pixel i, nothing else; the
+  logistic mixture's outputs at pixel i depend only on the pixels before i.
+  Gated: every allowed input reached; seed: every allowed input of the same
+  pixel reached (its blind spot is elsewhere).
 - Conditional models: the labels change the logits once the class biases are
   nonzero, and those biases start at zero.
 - Parameter counts: seed PixelCNN() = 532,673; the gated preset = 553,793.
@@ -28,36 +36,83 @@ def check(ok, message):
         failures.append(message)
 
 
-def dependencies(model, labels=None, images=4):
-    """deps[i, j]: whether the logit of pixel i has a nonzero gradient with
-    respect to input pixel j in at least one of `images` random images
-    (several images so that a ReLU that happens to be off at one pixel of one
-    image cannot hide a real connection)."""
+def raster(t):
+    """(N, C, H, W) -> (N, H*W*C): sub-pixel (pixel i, channel c) at i*C + c."""
+    return t.permute(0, 2, 3, 1).reshape(t.shape[0], -1)
+
+
+def dependencies(model, labels=None, images=4, height=SIZE, width=SIZE):
+    """deps[u, v]: whether output unit u has a nonzero gradient with respect
+    to input sub-pixel v (raster order, channels fastest) in at least one of
+    `images` random images (several images so that a ReLU that happens to be
+    off at one pixel of one image cannot hide a real connection). An output
+    unit is one sub-pixel's outputs (pixel i, group s at i*G + s: the outC/G
+    output channels of channel s) for a model with G = 3 channel groups, and
+    all outputs of pixel i for one group; the unit's outputs are summed."""
     generator = torch.Generator().manual_seed(1)
-    x = (torch.rand(images, 1, SIZE, SIZE, generator=generator, dtype=torch.float64) < 0.5).double()
+    shape = (images, model.channels, height, width)
+    if model.output_kind == "bernoulli":
+        x = (torch.rand(shape, generator=generator, dtype=torch.float64) < 0.5).double()
+    else:
+        x = torch.randint(0, 256, shape, generator=generator).double()
     x.requires_grad_(True)
-    logits = model(x, labels).reshape(images, SIZE * SIZE)
-    deps = torch.zeros(SIZE * SIZE, SIZE * SIZE, dtype=torch.bool)
-    for i in range(SIZE * SIZE):
-        # Image n's logits depend only on image n, so one backward pass of the
+    out = model(x, labels)  # (N, outC, H, W), outC = G * per-unit outputs
+    units = raster(out.unflatten(1, (model.groups, -1)).sum(dim=2))
+    deps = torch.zeros(units.shape[1], x[0].numel(), dtype=torch.bool)
+    for u in range(units.shape[1]):
+        # Image n's outputs depend only on image n, so one backward pass of the
         # sum over images gives every image's gradient at once.
-        (grad,) = torch.autograd.grad(logits[:, i].sum(), x, retain_graph=True)
-        deps[i] = (grad.reshape(images, SIZE * SIZE) != 0).any(dim=0)
+        (grad,) = torch.autograd.grad(units[:, u].sum(), x, retain_graph=True)
+        deps[u] = (raster(grad) != 0).any(dim=0)
     return deps
 
 
-def check_receptive_field(name, model, labels=None, blind_spot_allowed=False):
-    deps = dependencies(model, labels)
-    past = torch.ones(SIZE * SIZE, SIZE * SIZE, dtype=torch.bool).tril(diagonal=-1)  # j < i
+def allowed(model, height=SIZE, width=SIZE):
+    """allowed[u, v]: output unit u (see `dependencies`) may read input
+    sub-pixel v: v's pixel is before u's in raster order, or with three
+    groups the same pixel and an earlier channel. With one channel that is
+    pixel j < i."""
+    g, c = model.groups, model.channels
+    u = torch.arange(height * width * g)[:, None]
+    v = torch.arange(height * width * c)[None, :]
+    pixel_u, pixel_v = u // g, v // c
+    # With one group u % g is 0: no channel is earlier, whole pixels only.
+    return (pixel_v < pixel_u) | ((pixel_v == pixel_u) & (v % c < u % g))
+
+
+def check_receptive_field(name, model, labels=None, blind_spot_allowed=False, height=SIZE, width=SIZE, images=4):
+    deps = dependencies(model, labels, images, height, width)
+    past = allowed(model, height, width)
+    what = "output" if model.channels > 1 else "logit"
     leaks = (deps & ~past).nonzero().tolist()
-    check(not leaks, f"{name}: causal (logit i depends on no pixel j >= i)"
+    check(not leaks, f"{name}: causal ({what} i depends on no input j it must not)"
           + (f"; first leaks (i, j): {leaks[:5]}" if leaks else ""))
     blind = (past & ~deps).nonzero().tolist()
     if blind_spot_allowed:
-        print(f"info  {name}: {len(blind)} of {int(past.sum())} (i, j < i) pairs not reached (blind spot or beyond the receptive field)")
+        print(f"info  {name}: {len(blind)} of {int(past.sum())} allowed (i, j) pairs not reached (blind spot or beyond the receptive field)")
+        if model.groups > 1:
+            # The seed's blind spot is up and to the right; inside the pixel
+            # every earlier channel must be read.
+            pixel_u = torch.arange(past.shape[0])[:, None] // model.groups
+            pixel_v = torch.arange(past.shape[1])[None, :] // model.channels
+            same = past & (pixel_u == pixel_v)
+            missing = (same & ~deps).nonzero().tolist()
+            check(not missing, f"{name}: each sub-pixel reads every earlier channel of its pixel"
+                  + (f"; {len(missing)} missing, first (i, j): {missing[:5]}" if missing else ""))
     else:
-        check(not blind, f"{name}: no blind spot (logit i depends on every pixel j < i)"
+        check(not blind, f"{name}: no blind spot ({what} i depends on every allowed input j)"
               + (f"; {len(blind)} missing, first (i, j): {blind[:5]}" if blind else ""))
+
+
+def perturbed(model):
+    """The model with every parameter redrawn, masked taps and class biases
+    included: the masks, not the weights' values, must cut what is cut."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            # Small biases: a ReLU whose bias is far below zero in every image
+            # would hide a real connection of these narrow test networks.
+            p.normal_(0, 0.3 if name.endswith("weight") else 0.05)
+    return model
 
 
 def check_conditioning(name, model, classes):
@@ -90,6 +145,25 @@ check_receptive_field("pixelcnn", PixelCNN(**seed_small).double(), blind_spot_al
 pixelcnn_conditional = PixelCNN(**seed_small, classes=3).double()
 check_receptive_field("pixelcnn, 3 classes", pixelcnn_conditional, labels, blind_spot_allowed=True)
 check_conditioning("pixelcnn, 3 classes", pixelcnn_conditional, 3)
+
+# Colour: 8x7 (not square, so a swapped height and width shows), a reach
+# that covers the image (gated: 3 + 2*2 columns), 8 images and 8 channels a
+# group (4 in the masked convs) so that a group's ReLUs cannot all be off,
+# each model seeded on its own so its weights do not depend on the order of
+# the checks.
+COLOUR = dict(height=8, width=7, channels=3, filters=24, outputLayers=2)
+for output, extra in (("bernoulli", {}), ("categorical", {}), ("logistic-mixture", {"mixtures": 4})):
+    torch.manual_seed(3)
+    gated_colour = GatedPixelCNN(**COLOUR, layers=2, inputKernel=7, kernel=5, output=output, **extra)
+    check_receptive_field(f"gated, colour {output}", perturbed(gated_colour.double()), images=8, height=8, width=7)
+    torch.manual_seed(3)
+    seed_colour = PixelCNN(**COLOUR, residualBlocks=2, inputKernel=7, residualKernel=3, output=output, **extra)
+    check_receptive_field(f"pixelcnn, colour {output}", perturbed(seed_colour.double()), images=8,
+                          blind_spot_allowed=True, height=8, width=7)
+torch.manual_seed(3)
+gated_colour = GatedPixelCNN(**COLOUR, layers=2, inputKernel=7, kernel=5, output="categorical", classes=3)
+check_receptive_field("gated, colour categorical, 3 classes", perturbed(gated_colour.double()), labels[:2].repeat(4),
+                      images=8, height=8, width=7)
 
 seed = count(PixelCNN())
 check(seed == 532_673, f"seed PixelCNN() has {seed:,} parameters (expected 532,673)")

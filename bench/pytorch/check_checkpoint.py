@@ -9,7 +9,9 @@ IMAGES.bin: COUNT x H x W x C uint8 pixel values (0/1, or 0-255 for an 8-bit
 model: categorical or logistic-mixture). LABELS.bin: COUNT raw uint8 class labels (required for a
 conditional model, refused otherwise). OUT.f32: COUNT x H x W x C little-endian
 float32, sigmoid probabilities, or with --log-probs log p(x_i | x_<i) of each
-sub-pixel's value (every output kind)."""
+sub-pixel's value (every output kind; for colour, each channel's value given
+the earlier pixels and the pixel's earlier channels, so a pixel's C values sum
+to log p(pixel))."""
 
 import sys
 

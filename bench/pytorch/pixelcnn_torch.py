@@ -11,7 +11,17 @@ Two architectures (checkpoint metadata `config.architecture`):
 Either may be class-conditional (`classes=K`): every conv then has a learned
 per-class bias `class_bias` of shape (K, cout) (for "gated": per gate,
 `v_class_bias` / `h_class_bias`) whose row `labels[n]` is added to image n's
-pre-activation, broadcast over all pixels."""
+pre-activation, broadcast over all pixels.
+
+Colour (`channels: 3`). A Bernoulli or categorical colour model predicts a
+pixel sub-pixel by sub-pixel, R -> G -> B (PixelRNN, section 3.4): every
+layer's channels are split into three groups (see `channel_groups`) and the
+taps that read the current pixel are masked by group, so the outputs of
+channel c see the pixel's channels before c only. The logistic mixture
+predicts the whole pixel from earlier pixels (one group, networks as for
+grayscale) and couples the channels inside its distribution
+(`mixture_log_prob`). With one group every network is exactly the
+grayscale one, so older checkpoints load and compute as before."""
 
 import json
 import struct
@@ -51,23 +61,72 @@ def class_bias_parameter(classes, cout):
 
 
 # ---------------------------------------------------------------------------
+# channel groups: the order of the sub-pixels inside one pixel
+#
+# p(pixel) = p(R | x_<i) p(G | R, x_<i) p(B | R, G, x_<i). Channel j of a
+# layer with n channels belongs to group floor(j * G / n) (contiguous thirds
+# for G = 3). At the centre tap, the only one that reads the pixel being
+# predicted, input group a feeds output group b when a < b (mask A: the
+# first layer, which reads the image) or a <= b (mask B: every later layer,
+# 1x1 ones included, since they too mix channels of the same pixel). The
+# image's own channels are groups 0, 1, 2 and the output channels are laid
+# out channel by channel, so the outputs of channel c depend on the pixel's
+# channels before c only; taps of earlier pixels are unrestricted. With one
+# group every channel is in group 0, so mask A drops the centre and mask B
+# keeps it: the plain masks.
+
+
+def channel_groups(channels, output):
+    """3 for a colour model predicted sub-pixel by sub-pixel (Bernoulli,
+    categorical), 1 otherwise (grayscale, and the mixture: whole pixels)."""
+    return 3 if channels == 3 and output in ("bernoulli", "categorical") else 1
+
+
+def group_of(index, count, groups):
+    """The group of channel `index` (an int tensor) of `count`: integer
+    arithmetic, so thirds that do not divide evenly split as the core's do."""
+    return index * groups // count
+
+
+def centre_mask(out_groups, cin, groups, strict):
+    """(cout, cin) 0/1: whether the centre tap connects input channel i (of
+    cin) to output channel o, given each output channel's group; `strict` is
+    mask A (earlier groups only), otherwise mask B (the same group too)."""
+    in_groups = group_of(torch.arange(cin), cin, groups)
+    keep = in_groups[None, :] < out_groups[:, None] if strict else in_groups[None, :] <= out_groups[:, None]
+    return keep.float()
+
+
+# ---------------------------------------------------------------------------
 # architecture "pixelcnn": the seed network
 
 
 class MaskedConv2d(nn.Conv2d):
     """A same-padded convolution whose kernel is multiplied by a fixed causal
     mask: 'A' keeps taps strictly before the centre in raster order, 'B' also
-    the centre."""
+    the centre. With three channel groups the centre tap is kept per
+    (output, input) channel pair by group instead (mask (cout, cin, k, k));
+    with one group the mask is (1, 1, k, k), broadcast over channels."""
 
-    def __init__(self, cin, cout, k, mask_type):
+    def __init__(self, cin, cout, k, mask_type, groups=1):
         super().__init__(cin, cout, k, padding=k // 2)
         mask = torch.zeros(1, 1, k, k)
         mask[..., : k // 2, :] = 1
         mask[..., k // 2, : k // 2 + (mask_type == "B")] = 1
+        if groups > 1:
+            mask = mask.repeat(cout, cin, 1, 1)
+            out_groups = group_of(torch.arange(cout), cout, groups)
+            mask[:, :, k // 2, k // 2] = centre_mask(out_groups, cin, groups, strict=mask_type == "A")
         self.register_buffer("mask", mask, persistent=False)
 
     def forward(self, x):
         return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+
+
+def pointwise_conv(cin, cout, groups):
+    """A 1x1 convolution: plain with one group; with three its single tap is
+    the centre, so it is mask B by group (a 1x1 MaskedConv2d)."""
+    return nn.Conv2d(cin, cout, 1) if groups == 1 else MaskedConv2d(cin, cout, 1, "B", groups)
 
 
 def conditional_conv(conv, classes, cout):
@@ -78,11 +137,11 @@ def conditional_conv(conv, classes, cout):
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, f, k, classes=None):
+    def __init__(self, f, k, classes=None, groups=1):
         super().__init__()
-        self.conv1 = conditional_conv(nn.Conv2d(f, f, 1), classes, f)
-        self.masked_conv = conditional_conv(MaskedConv2d(f, f // 2, k, "B"), classes, f // 2)
-        self.conv2 = conditional_conv(nn.Conv2d(f // 2, f, 1), classes, f)
+        self.conv1 = conditional_conv(pointwise_conv(f, f, groups), classes, f)
+        self.masked_conv = conditional_conv(MaskedConv2d(f, f // 2, k, "B", groups), classes, f // 2)
+        self.conv2 = conditional_conv(pointwise_conv(f // 2, f, groups), classes, f)
 
     def forward(self, x, labels=None):
         t = x
@@ -104,12 +163,13 @@ class PixelCNN(nn.Module):
             raise ValueError(f"PixelCNN cannot build architecture {architecture!r}")
         self.height, self.width, self.channels, self.classes = height, width, channels, classes
         self.output_kind, self.mixtures = output, mixtures
+        self.groups = g = channel_groups(channels, output)
         out = output_channels(output, channels, mixtures)
-        self.input_conv = conditional_conv(MaskedConv2d(channels, filters, inputKernel, "A"), classes, filters)
-        self.blocks = nn.ModuleList(ResidualBlock(filters, residualKernel, classes) for _ in range(residualBlocks))
-        self.head = nn.ModuleList(conditional_conv(nn.Conv2d(filters, filters, 1), classes, filters)
+        self.input_conv = conditional_conv(MaskedConv2d(channels, filters, inputKernel, "A", g), classes, filters)
+        self.blocks = nn.ModuleList(ResidualBlock(filters, residualKernel, classes, g) for _ in range(residualBlocks))
+        self.head = nn.ModuleList(conditional_conv(pointwise_conv(filters, filters, g), classes, filters)
                                   for _ in range(outputLayers))
-        self.output = conditional_conv(nn.Conv2d(filters, out, 1), classes, out)
+        self.output = conditional_conv(pointwise_conv(filters, out, g), classes, out)
 
     def forward(self, x, labels=None):  # (N, C, H, W) pixel values, labels (N,) -> logits (N, outC, H, W)
         labels = check_labels(self.classes, labels, x)
@@ -137,6 +197,31 @@ class PixelCNN(nn.Module):
 # row r of a conv with kernel height kh and top padding P reads input rows
 # r - P .. r - P + kh - 1, so choosing kh = P (+ 1) ends the window just
 # above (at) row r. The columns work the same way.
+#
+# With three channel groups h[r, c] may also see the earlier channels of
+# pixel (r, c) itself: the first horizontal conv then reads columns
+# c-p0 .. c, its last column (the current pixel) under mask A by group, and
+# every h_conv's last column is under mask B by group (column c of h holds
+# only the pixel's earlier channels for each group, so same-group is safe).
+# The 1x1 convs on h's path (skip, residual, head, output) are mask-B
+# grouped; the link from v needs no mask, v holding nothing of row r.
+
+
+class CentreMaskedConv2d(nn.Conv2d):
+    """A horizontal (1, kw) convolution of a three-group gated model whose
+    last kernel column, the tap at the current pixel (with left padding
+    kw - 1, output column c reads input columns c-kw+1 .. c), keeps only the
+    (output, input) pairs of `centre` (cout, cin); earlier columns are
+    unrestricted."""
+
+    def __init__(self, cin, cout, kw, padding, centre):
+        super().__init__(cin, cout, (1, kw), padding=padding)
+        mask = torch.ones(cout, cin, 1, kw)
+        mask[:, :, 0, kw - 1] = centre
+        self.register_buffer("mask", mask, persistent=False)
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
 
 
 def first_rows(t, n):
@@ -150,20 +235,26 @@ def first_columns(t, n):
 class GatedLayer(nn.Module):
     """One gated layer (`layers.{i}`): kernel k odd, p = k // 2."""
 
-    def __init__(self, f, k, classes=None):
+    def __init__(self, f, k, classes=None, groups=1):
         super().__init__()
         p = k // 2
         # v[r, c] <- v rows r-p .. r, cols c-p .. c+p. Row r of v itself only
         # saw rows above r, so the new v still does.
         self.v_conv = nn.Conv2d(f, 2 * f, (p + 1, k), padding=(p, p))
         # h[r, c] <- h row r, cols c-p .. c. Column c of h itself only saw
-        # columns left of c, so the new h still does.
-        self.h_conv = nn.Conv2d(f, 2 * f, (1, p + 1), padding=(0, p))
+        # columns left of c (and, with three groups, the pixel's earlier
+        # channels: then its centre column is mask B over the gate's 2F
+        # outputs, whose two halves share the groups of the F gated channels).
+        if groups == 1:
+            self.h_conv = nn.Conv2d(f, 2 * f, (1, p + 1), padding=(0, p))
+        else:
+            gate_groups = group_of(torch.arange(2 * f) % f, f, groups)
+            self.h_conv = CentreMaskedConv2d(f, 2 * f, p + 1, (0, p), centre_mask(gate_groups, f, groups, strict=False))
         # The vertical stack's view of the rows above, fed into h at the same
         # pixel (allowed: v[r, c] saw only rows above r). Never the other way.
         self.link = nn.Conv2d(2 * f, 2 * f, 1)
-        self.skip = nn.Conv2d(f, f, 1)
-        self.residual = nn.Conv2d(f, f, 1)
+        self.skip = pointwise_conv(f, f, groups)
+        self.residual = pointwise_conv(f, f, groups)
         self.v_class_bias = class_bias_parameter(classes, 2 * f)
         self.h_class_bias = class_bias_parameter(classes, 2 * f)
 
@@ -200,16 +291,24 @@ class GatedPixelCNN(nn.Module):
             raise ValueError("inputKernel must be odd and >= 3, kernel odd")
         self.height, self.width, self.channels, self.classes = height, width, channels, classes
         self.output_kind, self.mixtures = output, mixtures
+        self.groups = g = channel_groups(channels, output)
         out = output_channels(output, channels, mixtures)
         p0 = inputKernel // 2
         # v[r, c] <- input rows r-p0 .. r-1 (strictly above), cols c-p0 .. c+p0.
         self.input_v = nn.Conv2d(channels, filters, (p0, inputKernel), padding=(p0, p0))
-        # h[r, c] <- input row r, cols c-p0 .. c-1 (strictly left: not the pixel itself).
-        self.input_h = nn.Conv2d(channels, filters, (1, p0), padding=(0, p0))
-        self.layers = nn.ModuleList(GatedLayer(filters, kernel, classes) for _ in range(layers))
-        self.head = nn.ModuleList(conditional_conv(nn.Conv2d(filters, filters, 1), classes, filters)
+        if g == 1:
+            # h[r, c] <- input row r, cols c-p0 .. c-1 (strictly left: not the pixel itself).
+            self.input_h = nn.Conv2d(channels, filters, (1, p0), padding=(0, p0))
+        else:
+            # h[r, c] <- input row r, cols c-p0 .. c: the pixel itself too, but
+            # at that column only channels of earlier groups (mask A).
+            feature_groups = group_of(torch.arange(filters), filters, g)
+            self.input_h = CentreMaskedConv2d(channels, filters, p0 + 1, (0, p0),
+                                              centre_mask(feature_groups, channels, g, strict=True))
+        self.layers = nn.ModuleList(GatedLayer(filters, kernel, classes, g) for _ in range(layers))
+        self.head = nn.ModuleList(conditional_conv(pointwise_conv(filters, filters, g), classes, filters)
                                   for _ in range(outputLayers))
-        self.output = conditional_conv(nn.Conv2d(filters, out, 1), classes, out)
+        self.output = conditional_conv(pointwise_conv(filters, out, g), classes, out)
 
     def forward(self, x, labels=None):  # (N, C, H, W) pixel values, labels (N,) -> logits (N, outC, H, W)
         labels = check_labels(self.classes, labels, x)
@@ -232,14 +331,15 @@ class GatedPixelCNN(nn.Module):
 
 def output_channels(output, channels, mixtures=None):
     """One logit per sub-pixel (bernoulli), 256 (categorical: level k of
-    channel c at c*256 + k), or for a mixture of K logistics (one channel) K
-    component logits, K means and K log-scales, in that order."""
+    channel c at c*256 + k), or for a mixture of K logistics K component
+    logits, then C*K means and C*K log-scales (channel by channel) and, for
+    colour, 3*K coupling coefficients: K*(1 + 2C), K*10 for C = 3."""
     if output == "bernoulli":
         return channels
     if output == "categorical":
         return channels * 256
     if output == "logistic-mixture":
-        return mixtures * (1 + 2 * channels)
+        return mixtures * (1 + 2 * channels + (3 if channels == 3 else 0))
     raise ValueError(f"unknown output {output!r}")
 
 
@@ -249,7 +349,9 @@ def network_input(output, x):
 
 
 def log_probs(model, x, labels=None):
-    """log p(x_i | x_<i) of each sub-pixel's value, (N, C, H, W), for x of pixel values."""
+    """log p(x_i | x_<i) of each sub-pixel's value, (N, C, H, W), for x of
+    pixel values; in colour sub-pixel (i, c) is also conditioned on the
+    channels before c of pixel i, so the C values of a pixel sum to log p(pixel)."""
     logits = model(x, labels)
     if model.output_kind == "bernoulli":
         return -torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none")
@@ -263,11 +365,11 @@ def log_probs(model, x, labels=None):
     return levels.gather(2, x.long().unsqueeze(2)).squeeze(2)
 
 
-def mixture_log_prob(out, x, k):
-    """PixelCNN++'s discretized logistic mixture likelihood (one channel), as
-    in its published discretized_mix_logistic_loss: x (N, 1, H, W) on [-1, 1]."""
-    log_weights = torch.log_softmax(out[:, :k], dim=1)
-    means, log_scales = out[:, k:2 * k], torch.clamp(out[:, 2 * k:3 * k], min=-7.0)
+def discretized_logistic_log_prob(x, means, log_scales):
+    """log P(x's bin | component) (N, K, H, W) of one channel's values x
+    (N, 1, H, W) on [-1, 1] under K logistics (N, K, H, W), as in PixelCNN++'s
+    published discretized_mix_logistic_loss: the CDF over the bin of width
+    2/255 around x, the edge bins open to -inf and +inf."""
     centered = x - means
     inv_stdv = torch.exp(-log_scales)
     plus_in = inv_stdv * (centered + 1.0 / 255.0)
@@ -281,8 +383,45 @@ def mixture_log_prob(out, x, k):
     log_pdf_mid = mid_in - log_scales - 2.0 * torch.nn.functional.softplus(mid_in)
     inner_inner = torch.where(cdf_delta > 1e-5, torch.log(torch.clamp(cdf_delta, min=1e-12)), log_pdf_mid - np.log(127.5))
     inner = torch.where(x > 0.999, log_one_minus_cdf_min, inner_inner)
-    per_component = torch.where(x < -0.999, log_cdf_plus, inner)
-    return torch.logsumexp(per_component + log_weights, dim=1, keepdim=True)
+    return torch.where(x < -0.999, log_cdf_plus, inner)
+
+
+def mixture_parts(out, x, k):
+    """The mixture's parts from the network's outputs (N, outC, H, W) for
+    pixel values x (N, C, H, W) on [-1, 1]: log weights (N, K, H, W), and
+    each channel's means and clamped log-scales (N, C, K, H, W). Layout: K
+    logits, C*K means, C*K log-scales, for colour 3*K tanh coefficients
+    (G on R, B on R, B on G). The colour means are PixelCNN++'s linear
+    coupling m_G = mu_G + c0 x_R, m_B = mu_B + c1 x_R + c2 x_G with the true
+    values of the earlier channels (only those are read)."""
+    c = x.shape[1]
+    log_weights = torch.log_softmax(out[:, :k], dim=1)
+    means = out[:, k:k + c * k].unflatten(1, (c, k))
+    log_scales = torch.clamp(out[:, k + c * k:k + 2 * c * k].unflatten(1, (c, k)), min=-7.0)
+    if c == 3:
+        coeffs = torch.tanh(out[:, k + 2 * c * k:k + 2 * c * k + 3 * k].unflatten(1, (3, k)))
+        x_r, x_g = x[:, 0:1], x[:, 1:2]  # (N, 1, H, W) against (N, K, H, W)
+        means = torch.stack([means[:, 0],
+                             means[:, 1] + coeffs[:, 0] * x_r,
+                             means[:, 2] + coeffs[:, 1] * x_r + coeffs[:, 2] * x_g], dim=1)
+    return log_weights, means, log_scales
+
+
+def mixture_log_prob(out, x, k):
+    """PixelCNN++'s discretized logistic mixture likelihood, x (N, C, H, W)
+    on [-1, 1], as per-channel conditionals (N, C, H, W). The joint
+    p(pixel) = sum_k w_k prod_c P_c(x_c | k) splits exactly into
+    conditionals: with L_c = logsumexp_k(log w_k + sum_{c' <= c} log P_c'(x_c' | k)),
+    log p(x_c | x_<c of the pixel) = L_c - L_{c-1} (L_{-1} = 0); for one
+    channel that is the mixture's log-likelihood itself."""
+    log_weights, means, log_scales = mixture_parts(out, x, k)
+    running, previous, per_channel = log_weights, None, []
+    for c in range(x.shape[1]):
+        running = running + discretized_logistic_log_prob(x[:, c:c + 1], means[:, c], log_scales[:, c])
+        joint = torch.logsumexp(running, dim=1, keepdim=True)  # L_c (N, 1, H, W)
+        per_channel.append(joint if previous is None else joint - previous)
+        previous = joint
+    return torch.cat(per_channel, dim=1)
 
 
 # ---------------------------------------------------------------------------
