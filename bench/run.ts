@@ -13,8 +13,10 @@
  * For a fair view the gated table also runs PyTorch with the same settings
  * (through GLIBC_TUNABLES) and this library with glibc's defaults.
  *
+ * Then a CIFAR-shaped model (32×32×3, gated, logistic mixture) against the same network in PyTorch eager.
+ *
  * PIXELCNN_BENCH_SKIP: comma-separated competitors to leave out (pixelcnn-dense, pytorch, tfjs-cpu, tfjs-wasm, gated,
- * pytorch-tuned-malloc, pixelcnn-default-malloc, pixelcnn-bf16, pixelcnn-gated-bf16), or `seed` for the whole seed-network table.
+ * pytorch-tuned-malloc, pixelcnn-default-malloc, pixelcnn-bf16, pixelcnn-gated-bf16, cifar), or `seed` for the whole seed-network table.
  *
  * Each table is followed by the precision comparison (issue 12): PyTorch eager,
  * torch.compile, and both under autocast bf16, against this library in fp32 and bf16.
@@ -53,7 +55,10 @@ const fmt = (v: number | undefined, digits = 2) => (v === undefined ? '–' : v 
 function main() {
   const python = process.env.PIXELCNN_PYTHON ?? 'python3'
   console.log(`machine: ${describeMachine()}`)
-  if (skip.has('seed')) return gated(python)
+  if (skip.has('seed')) {
+    gated(python)
+    return cifar(python)
+  }
   const ours = run('pixelcnn', process.execPath, ['--import', 'tsx', 'bench/ours.ts'], { PIXELCNN_BENCH_THREADS: String(threads) })
   const oursDense = run('pixelcnn-dense', process.execPath, ['--import', 'tsx', 'bench/ours.ts'], { PIXELCNN_BENCH_THREADS: String(threads), PIXELCNN_MASKED_CONV: 'dense', PIXELCNN_BENCH_REFERENCE_ROWS: '1' })
   const oursBf16 = run('pixelcnn-bf16', process.execPath, ['--import', 'tsx', 'bench/ours.ts'], { PIXELCNN_BENCH_THREADS: String(threads), PIXELCNN_BENCH_PRECISION: 'bf16', PIXELCNN_BENCH_REFERENCE_ROWS: '0' })
@@ -100,6 +105,7 @@ function main() {
   }
   precisionTable('seed network', ours, oursBf16, torch)
   gated(python)
+  cifar(python)
 }
 
 /**
@@ -174,6 +180,33 @@ function gated(python: string) {
   }
   console.log(`fast sampler: ${fmt(fast && forward ? fast / forward : undefined)} forward passes of time for 81 images; ${fmt(reference && fast ? reference / fast : undefined)}× the reference loop`)
   precisionTable('gated preset', ours, oursBf16, torch)
+}
+
+/**
+ * A CIFAR-shaped model (32×32×3 gated, 10-component logistic mixture, issue
+ * 13): training against the same network in PyTorch eager, and the fast
+ * sampler against the reference loop for 64 images.
+ */
+function cifar(python: string) {
+  if (skip.has('cifar')) return
+  const ours = run('pixelcnn cifar-shaped', process.execPath, ['--import', 'tsx', 'bench/cifar.ts'], { PIXELCNN_BENCH_THREADS: String(threads) })
+  const torch = run('pytorch cifar-shaped', python, ['bench/pytorch/bench_cifar.py', '--threads', String(threads)])
+  if (!ours || 'error' in ours) throw new Error('the pixelcnn cifar-shaped run failed')
+  const train = num(ours.trainImagesPerSecond)
+  const forward = num(ours.forwardSeconds64)
+  const fast = num(ours.sampleFast64Seconds)
+  const reference = num(ours.sampleReference64Seconds)
+  console.log(`\nCIFAR-shaped model (32×32×3, gated, 64 filters, 6 layers, logistic mixture of 10: ${Number(ours.parameterCount).toLocaleString('en')} parameters), training batch ${ours.batchSize}, 64 images for the forward pass and sampling\n`)
+  console.log('| competitor | training images/s | forward, batch 64 (s) | sampling 64 images (s) | peak RSS (MiB) |')
+  console.log('|---|---:|---:|---:|---:|')
+  console.log(`| pixelcnn, fast sampler | ${fmt(train)} | ${fmt(forward, 3)} | ${fmt(fast)} | ${fmt(num(ours.peakRssMiB))} |`)
+  console.log(`| pixelcnn, reference sampler | – | – | ${fmt(reference)} [extrapolated from ${ours.referenceExtrapolatedFromRows} of 32 rows] | – |`)
+  if (torch && !('error' in torch)) {
+    const theirTrain = num(torch.trainImagesPerSecond)
+    const theirForward = num(torch.forwardSeconds64)
+    console.log(`| PyTorch ${torch.torch} eager [${torch.memoryFormat}] | ${fmt(theirTrain)} (ours ${fmt(train && theirTrain ? train / theirTrain : undefined)}×) | ${fmt(theirForward, 3)} (ours ${fmt(forward && theirForward ? theirForward / forward : undefined)}×) | – | ${fmt(num(torch.peakRssMiB))} |`)
+  }
+  console.log(`fast sampler: ${fmt(fast && forward ? fast / forward : undefined)} forward passes of time for 64 images; ${fmt(reference && fast ? reference / fast : undefined)}× the reference loop`)
 }
 
 main()

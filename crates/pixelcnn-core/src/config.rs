@@ -63,7 +63,7 @@ pub struct ModelConfig {
     /// Image height and width in pixels (MNIST: 28).
     pub height: i64,
     pub width: i64,
-    /// Channels per pixel. Only 1 is supported for now.
+    /// Channels per pixel: 1, or 3 (RGB, ordered R → G → B inside a pixel).
     pub channels: i64,
     /// Absent (Bernoulli) in checkpoints of binary models, as before outputs existed.
     #[serde(default, skip_serializing_if = "Output::is_bernoulli")]
@@ -201,7 +201,7 @@ impl ModelConfig {
         };
         check_range("model.height", self.height, 1, 1024)?;
         check_range("model.width", self.width, 1, 1024)?;
-        field("channels", self.channels == 1, format!("must be 1 (single-channel images; colour is not supported yet), got {}", self.channels))?;
+        field("channels", self.channels == 1 || self.channels == 3, format!("must be 1 (grayscale or binary) or 3 (RGB), got {}", self.channels))?;
         if let Some(k) = self.classes {
             field("classes", (2..=100_000).contains(&k), format!("must be between 2 and 100000 (leave it out for an unconditional model), got {k}"))?;
         }
@@ -243,19 +243,45 @@ impl ModelConfig {
                 odd("kernel", required("kernel", self.kernel)?, 3)?;
             }
         }
+        let groups = self.channel_groups().0;
+        if groups > 1 {
+            // Each layer's channels are split into R, G and B groups: the narrowest layer needs one of each.
+            let (narrowest, least) = match self.architecture {
+                Architecture::Pixelcnn => (self.filters / 2, 2 * groups),
+                Architecture::Gated => (self.filters, groups),
+            };
+            field("filters", narrowest >= groups, format!(
+                "must be at least {least} with channels: 3 and output '{}' (every layer splits its channels into R, G and B groups), got {}",
+                self.output.name(), self.filters
+            ))?;
+        }
         Ok(())
     }
 
     /// Output channels of the network: one logit per sub-pixel (Bernoulli),
     /// 256 (categorical, level k of channel c at c·256 + k), or for a mixture
     /// of K logistics K component logits, then per channel K means and K
-    /// log-scales (PixelCNN++'s layout, see output.rs).
+    /// log-scales, and for colour 3K coupling coefficients (see output.rs).
     pub fn output_channels(&self) -> i64 {
         match self.output {
             Output::Bernoulli => self.channels,
             Output::Categorical => self.channels * 256,
-            Output::LogisticMixture => self.mixtures() * (1 + 2 * self.channels),
+            Output::LogisticMixture => self.mixtures() * (1 + 2 * self.channels + if self.channels == 3 { 3 } else { 0 }),
         }
+    }
+
+    /// Channel groups of the network (`network::channel_groups`): three for a
+    /// colour model predicted sub-pixel by sub-pixel (Bernoulli, categorical),
+    /// one otherwise (grayscale, and the mixture, which predicts whole pixels).
+    pub fn channel_groups(&self) -> crate::network::channel_groups::Groups {
+        use crate::network::channel_groups::Groups;
+        if self.channels == 3 && self.output != Output::LogisticMixture { Groups(3) } else { Groups::one() }
+    }
+
+    /// Whether a sampler draws the channels of a pixel one network pass at a
+    /// time (three groups) or all from one pass.
+    pub fn passes_per_pixel(&self) -> i64 {
+        self.channel_groups().0
     }
 
     pub fn mixtures(&self) -> i64 {

@@ -12,6 +12,13 @@
 //! width 2/255 on [−1, 1], and p(x = k) is the mass that a mixture of K
 //! logistics puts on bin k, the outermost bins reaching to ±∞ (see
 //! `discretized_logistic_log_prob`). The network reads the same scaled values.
+//! For colour it is PixelCNN++'s RGB mixture: one set of component weights per
+//! pixel, and the means of G and B shifted linearly by the pixel's R (and G)
+//! values, so one network output describes the whole pixel (`MixtureParts`).
+//!
+//! Colour with the per-sub-pixel outputs (Bernoulli, categorical) needs no
+//! change here: the network's channel groups make channel c's outputs depend
+//! on the pixel's earlier channels (`network::channel_groups`).
 //!
 //! A draw turns one uniform u ∈ [0, 1) per sub-pixel into a value with the
 //! inverse CDF of the tempered distribution: Bernoulli x = [u < p], and for
@@ -81,36 +88,107 @@ fn discretized_logistic_log_prob(x: &Tensor, mean: &Tensor, log_scale: &Tensor) 
     Ok(log_cdf_plus.f_where_self(&x.f_lt(-0.999)?, &upper)?)
 }
 
-/// The mixture's parts from the network's outputs (N, 3K, …) in fp32:
-/// log mixture weights, means and clamped log-scales, each (N, K, …).
-fn mixture_parts(config: &ModelConfig, out: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
-    let k = config.mixtures();
+/// The mixture's parts from the network's outputs (N, outC, …) in fp32.
+struct MixtureParts {
+    /// (N, K, …) log mixture weights.
+    log_weights: Tensor,
+    /// (N, C, K, …) means and clamped log-scales of each channel's logistics.
+    means: Tensor,
+    log_scales: Tensor,
+    /// Colour: (N, 3, K, …) tanh coupling coefficients (G on R, B on R, B on G).
+    coeffs: Option<Tensor>,
+}
+
+/// Output layout for K components and C channels: K component logits, then
+/// C·K means (channel by channel), C·K log-scales and, for colour, 3·K
+/// coefficients. Grayscale is the first three blocks with C = 1.
+fn mixture_parts(config: &ModelConfig, out: &Tensor) -> Result<MixtureParts> {
+    let (k, c) = (config.mixtures(), config.channels);
     let out = out.f_to_kind(Kind::Float)?;
-    let log_weights = out.f_narrow(1, 0, k)?.f_log_softmax(1, Kind::Float)?;
-    let means = out.f_narrow(1, k, k)?;
-    let log_scales = out.f_narrow(1, 2 * k, k)?.f_clamp_min(MIN_LOG_SCALE)?;
-    Ok((log_weights, means, log_scales))
+    let per_channel = |start: i64| out.f_narrow(1, start, c * k)?.f_unflatten(1, [c, k]);
+    Ok(MixtureParts {
+        log_weights: out.f_narrow(1, 0, k)?.f_log_softmax(1, Kind::Float)?,
+        means: per_channel(k)?,
+        log_scales: per_channel(k + c * k)?.f_clamp_min(MIN_LOG_SCALE)?,
+        coeffs: if c == 3 { Some(out.f_narrow(1, k + 2 * c * k, 3 * k)?.f_unflatten(1, [3, k])?.f_tanh()?) } else { None },
+    })
 }
 
-/// log p(x) of the mixture for pixel values x (N, 1, H, W) on the [−1, 1]
-/// scale: logsumexp over components of log weight + log P(bin | component).
+impl MixtureParts {
+    /// Channel `ch`'s means (N, K, …) given the pixel's values x (N, C, 1, …)
+    /// on the [−1, 1] scale: PixelCNN++'s linear coupling, m_G = μ_G + c₀·x_R,
+    /// m_B = μ_B + c₁·x_R + c₂·x_G (only earlier channels of x are read).
+    fn coupled_mean(&self, ch: i64, x: &Tensor) -> Result<Tensor> {
+        let mean = self.means.f_select(1, ch)?;
+        let Some(coeffs) = &self.coeffs else { return Ok(mean) };
+        let term = |j: i64, from: i64| -> Result<Tensor> { Ok(coeffs.f_select(1, j)?.f_mul(&x.f_select(1, from)?)?) };
+        Ok(match ch {
+            0 => mean,
+            1 => mean.f_add(&term(0, 0)?)?,
+            _ => mean.f_add(&term(1, 0)?)?.f_add(&term(2, 1)?)?,
+        })
+    }
+
+    /// log P(x_ch's bin | component) (N, K, …) for each channel, coupled.
+    fn channel_log_prob(&self, ch: i64, x: &Tensor) -> Result<Tensor> {
+        discretized_logistic_log_prob(&x.f_select(1, ch)?, &self.coupled_mean(ch, x)?, &self.log_scales.f_select(1, ch)?)
+    }
+}
+
+/// log p(x_c | x_<c of the pixel, earlier pixels) for every channel c, from
+/// pixel values x (N, C, H, W) on the [−1, 1] scale: (N, C, H, W).
+///
+/// The joint p(pixel) = Σ_k w_k Π_c P_c(x_c | k) splits exactly into
+/// conditionals: with L_c = logsumexp_k(log w_k + Σ_{c' ≤ c} log P_c'(x_c' | k)),
+/// log p(x_c | x_<c) = L_c − L_{c−1} (L_{−1} = 0). For grayscale that is
+/// the mixture's log-likelihood itself.
 fn mixture_log_prob(config: &ModelConfig, out: &Tensor, x: &Tensor) -> Result<Tensor> {
-    let (log_weights, means, log_scales) = mixture_parts(config, out)?;
-    let per_component = discretized_logistic_log_prob(x, &means, &log_scales)?.f_add(&log_weights)?;
-    Ok(per_component.f_logsumexp([1i64].as_slice(), true)?)
+    let parts = mixture_parts(config, out)?;
+    let x = x.f_unsqueeze(2)?; // (N, C, 1, H, W), against components (N, K, H, W)
+    let mut running: Option<Tensor> = None;
+    let mut previous: Option<Tensor> = None;
+    let mut per_channel = Vec::with_capacity(config.channels as usize);
+    for ch in 0..config.channels {
+        let lp = parts.channel_log_prob(ch, &x)?;
+        let total = match running {
+            Some(r) => r.f_add(&lp)?,
+            None => lp.f_add(&parts.log_weights)?,
+        };
+        let joint = total.f_logsumexp([1i64].as_slice(), true)?; // (N, 1, H, W)
+        per_channel.push(match &previous {
+            Some(p) => joint.f_sub(p)?,
+            None => joint.shallow_clone(),
+        });
+        previous = Some(joint);
+        running = Some(total);
+    }
+    Ok(Tensor::f_cat(&per_channel, 1)?)
 }
 
-/// Log-probabilities (B, 256) of the levels of one sub-pixel from the
-/// network's outputs there (B, outC): the 8-bit outputs.
-fn levels_at_pixel(config: &ModelConfig, out: &Tensor) -> Result<Tensor> {
+/// Log-probabilities (B, 256) of the levels of sub-pixel `ch` from the
+/// network's outputs at its pixel (B, outC), given the values of the pixel's
+/// earlier channels in `pixel` (B, C) (0–255; later entries are not read):
+/// the 8-bit outputs.
+fn levels_at_pixel(config: &ModelConfig, out: &Tensor, ch: i64, pixel: &Tensor) -> Result<Tensor> {
     match config.output {
-        Output::Categorical => Ok(out.f_narrow(1, 0, LEVELS)?.f_log_softmax(1, Kind::Float)?),
+        Output::Categorical => Ok(out.f_narrow(1, ch * LEVELS, LEVELS)?.f_log_softmax(1, Kind::Float)?),
         Output::LogisticMixture => {
+            let parts = mixture_parts(config, out)?;
+            let x = scaled(&pixel.f_to_kind(Kind::Float)?)?.f_unsqueeze(2)?; // (B, C, 1)
+            // The components' weights given the channels drawn before this one:
+            // w_k · Π_{c' < ch} P(x_c' | k), renormalized.
+            let mut log_weights = parts.log_weights.shallow_clone();
+            for earlier in 0..ch {
+                log_weights = log_weights.f_add(&parts.channel_log_prob(earlier, &x)?)?;
+            }
+            if ch > 0 {
+                log_weights = log_weights.f_log_softmax(1, Kind::Float)?;
+            }
             // Every level against every component: (1, 1, 256) against (B, K, 1).
             let levels = scaled(&Tensor::f_arange(LEVELS, (Kind::Float, out.device()))?)?.f_view([1, 1, LEVELS])?;
-            let (log_weights, means, log_scales) = mixture_parts(config, out)?;
-            let per_component = discretized_logistic_log_prob(&levels, &means.f_unsqueeze(2)?, &log_scales.f_unsqueeze(2)?)?
-                .f_add(&log_weights.f_unsqueeze(2)?)?;
+            let mean = parts.coupled_mean(ch, &x)?.f_unsqueeze(2)?;
+            let log_scale = parts.log_scales.f_select(1, ch)?.f_unsqueeze(2)?;
+            let per_component = discretized_logistic_log_prob(&levels, &mean, &log_scale)?.f_add(&log_weights.f_unsqueeze(2)?)?;
             Ok(per_component.f_logsumexp([1i64].as_slice(), false)?)
         }
         Output::Bernoulli => Err(crate::error::Error::Internal("levels_at_pixel called for a binary model".into())),
@@ -142,18 +220,19 @@ pub fn nll(config: &ModelConfig, logits: &Tensor, x: &Tensor, reduction: Reducti
     })
 }
 
-/// One sub-pixel of each image of a batch: `logits` (B, outC) at the pixel
-/// (channel 0: the only one so far), `u` (B,) uniforms. Returns the drawn
-/// values (B,) in float, and the tempered probabilities: (B,) p(x = 1) for
-/// Bernoulli, (B, 256) for the 8-bit outputs.
-pub fn draw(config: &ModelConfig, logits: &Tensor, u: &Tensor, inverse_temperature: f64) -> Result<(Tensor, Tensor)> {
+/// Sub-pixel `ch` of each image of a batch: `logits` (B, outC) at its pixel,
+/// `pixel` (B, C) the values of the pixel so far (the mixture reads the
+/// earlier channels), `u` (B,) uniforms. Returns the drawn values (B,) in
+/// float, and the tempered probabilities: (B,) p(x = 1) for Bernoulli,
+/// (B, 256) for the 8-bit outputs.
+pub fn draw(config: &ModelConfig, logits: &Tensor, ch: i64, pixel: &Tensor, u: &Tensor, inverse_temperature: f64) -> Result<(Tensor, Tensor)> {
     match config.output {
         Output::Bernoulli => {
-            let p = logits.f_to_kind(Kind::Float)?.f_mul_scalar(inverse_temperature)?.f_select(1, 0)?.f_sigmoid()?;
+            let p = logits.f_to_kind(Kind::Float)?.f_mul_scalar(inverse_temperature)?.f_select(1, ch)?.f_sigmoid()?;
             Ok((u.f_lt_tensor(&p)?.f_to_kind(Kind::Float)?, p))
         }
         Output::Categorical | Output::LogisticMixture => {
-            let probs = levels_at_pixel(config, logits)?.f_mul_scalar(inverse_temperature)?.f_softmax(1, Kind::Float)?; // (B, 256)
+            let probs = levels_at_pixel(config, logits, ch, pixel)?.f_mul_scalar(inverse_temperature)?.f_softmax(1, Kind::Float)?; // (B, 256)
             let below = probs.f_cumsum(1, Kind::Float)?.f_le_tensor(&u.f_unsqueeze(1)?)?; // F(k) ≤ u
             // Rounding can leave F(255) a hair below 1: clamp so that u near 1 still draws 255.
             let value = below.f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?.f_clamp_max(LEVELS as f64 - 1.0)?;

@@ -304,6 +304,11 @@ fn broadcast_parameters(state: &ModelState, group: &mut ProcessGroup) -> Result<
 /// gradients with the weighted loss appended. Returns the batch's mean loss.
 fn average_gradients(state: &ModelState, group: &mut ProcessGroup, loss: &Tensor, weight: f64) -> Result<Tensor> {
     let grads: Vec<Tensor> = state.net.parameters().into_iter().map(|(_, p)| p.f_grad()).collect::<std::result::Result<_, _>>()?;
+    // Parameters outside the graph have no gradient (the gated network's last
+    // vertical gate feeds nothing); the same ones on every rank, since every
+    // rank runs the same network, so leaving them out keeps the buffers
+    // aligned, and Adam skips them as in one process.
+    let grads: Vec<Tensor> = grads.into_iter().filter(|g| g.defined()).collect();
     let mut parts: Vec<Tensor> = grads.iter().map(|g| g.shallow_clone()).collect();
     parts.push(loss.f_reshape([1])?.f_to_kind(Kind::Float)?);
     let mut buffer = flatten(&parts)?.f_mul_scalar(weight)?;

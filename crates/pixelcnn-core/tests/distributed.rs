@@ -78,8 +78,8 @@ fn rank_worker() {
                 other => println!("RESULT=unexpected {:?}", other.map(|_| ())),
             }
         }
-        "train" => {
-            let (losses, probs) = train_small(Some(&mut group));
+        "train" | "train-gated" => {
+            let (losses, probs) = train_small(net_for(&job), Some(&mut group));
             println!("RESULT=losses {}", join(&losses));
             println!("RESULT=probs {}", join(&probs));
         }
@@ -95,11 +95,19 @@ fn parse(line: &str, prefix: &str) -> Vec<f64> {
     line.strip_prefix(prefix).unwrap().split(',').map(|v| v.parse().unwrap()).collect()
 }
 
+/// The network a `train` job trains: the seed's family, or (`train-gated`)
+/// a gated one, whose last layer has parameters that get no gradient.
+fn net_for(job: &str) -> ModelConfig {
+    match job {
+        "train-gated" => ModelConfig { height: 8, width: 8, filters: 8, layers: Some(2), input_kernel: 3, output_layers: 1, ..ModelConfig::gated_small() },
+        _ => ModelConfig { height: 8, width: 8, filters: 16, residual_blocks: Some(1), ..ModelConfig::small() },
+    }
+}
+
 /// Two epochs of a small network on 97 striped images (the last batch of 1
 /// leaves one rank of two without a share), global batch 16: per epoch the
 /// train and validation losses, then p(x = 1) of 4 test images.
-fn train_small(group: Option<&mut ProcessGroup>) -> (Vec<f64>, Vec<f32>) {
-    let config = ModelConfig { height: 8, width: 8, filters: 16, residual_blocks: Some(1), ..ModelConfig::small() };
+fn train_small(config: ModelConfig, group: Option<&mut ProcessGroup>) -> (Vec<f64>, Vec<f32>) {
     let mut state: ModelState = model(config, 3);
     let (train, test) = (striped(97, 8, 8, 1), striped(32, 8, 8, 2));
     let train_config = TrainConfig {
@@ -116,16 +124,25 @@ fn train_small(group: Option<&mut ProcessGroup>) -> (Vec<f64>, Vec<f32>) {
 /// predictions within 1e-4.
 #[test]
 fn two_ranks_train_like_one_process() {
+    two_ranks_match_one_process("train");
+}
+
+#[test]
+fn two_ranks_train_a_gated_net_like_one_process() {
+    two_ranks_match_one_process("train-gated");
+}
+
+fn two_ranks_match_one_process(job: &str) {
     let port = free_port();
-    let children = [spawn_rank(0, 2, port, "train"), spawn_rank(1, 2, port, "train")];
-    let (single_losses, single_probs) = train_small(None);
+    let children = [spawn_rank(0, 2, port, job), spawn_rank(1, 2, port, job)];
+    let (single_losses, single_probs) = train_small(net_for(job), None);
     for (rank, (ok, lines, all)) in children.into_iter().map(results).enumerate() {
         assert!(ok && lines.len() == 2, "rank {rank} failed:\n{all}");
         let losses = parse(&lines[0], "losses ");
         let probs = parse(&lines[1], "probs ");
         let loss_gap = losses.iter().zip(&single_losses).map(|(a, b)| ((a - b) / b).abs()).fold(0.0, f64::max);
         let prob_gap = probs.iter().zip(&single_probs).map(|(a, b)| (a - *b as f64).abs()).fold(0.0, f64::max);
-        eprintln!("rank {rank}: losses within a relative {loss_gap:.2e} of one process, predictions within {prob_gap:.2e}");
+        eprintln!("{job}, rank {rank}: losses within a relative {loss_gap:.2e} of one process, predictions within {prob_gap:.2e}");
         assert!(loss_gap < 1e-5, "rank {rank}: losses {losses:?} against one process's {single_losses:?}");
         assert!(prob_gap < 1e-4, "rank {rank}: predictions differ by up to {prob_gap}");
     }

@@ -9,15 +9,15 @@
 mod common;
 use common::*;
 use pixelcnn_core::checkpoint;
-use pixelcnn_core::config::{EvalConfig, ModelConfig, Output, SampleConfig, SampleMethod, TrainConfig};
+use pixelcnn_core::config::{EvalConfig, ModelConfig, Output, SampleMethod, TrainConfig};
 use pixelcnn_core::evaluate::{log_probs, nats_per_image, predict};
 use pixelcnn_core::images::ImagesRef;
 use pixelcnn_core::rng::Rng;
-use pixelcnn_core::sample::{sample, Completion, SampleOutput};
+use pixelcnn_core::sample::Completion;
 use pixelcnn_core::state::ModelState;
 use pixelcnn_core::train::{fit, Split};
 use pixelcnn_core::Error;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::sync::atomic::AtomicBool;
 use tch::{Device, Tensor};
 
@@ -57,12 +57,9 @@ fn bytes(count: usize, h: i64, w: i64, seed: u64) -> Vec<u8> {
     (0..count * (h * w) as usize).map(|_| (rng.uniform_f32() * 256.0) as u8).collect()
 }
 
-fn labels(config: &ModelConfig, count: i64) -> Option<Value> {
-    config.classes.map(|k| json!((0..count).map(|i| (i * 2 + 1) % k).collect::<Vec<_>>()))
-}
 
 fn eval_config(config: &ModelConfig, count: i64) -> EvalConfig {
-    EvalConfig { threads: Some(2), labels: labels(config, count), ..Default::default() }
+    EvalConfig { threads: Some(2), labels: cycled_labels(config, count), ..Default::default() }
 }
 
 fn batch<'a>(config: &ModelConfig, data: &'a [u8], count: i64) -> ImagesRef<'a> {
@@ -78,7 +75,7 @@ fn log_probs_are_the_softmax_of_each_sub_pixels_value_and_sum_to_the_nll() {
         let ours = log_probs(&state, &batch(&config, &images, 3), &eval_config(&config, 3)).unwrap();
         // By hand: the network's 256 logits at each pixel, log-softmax, the value's entry.
         let x = Tensor::from_slice(&images.iter().map(|&v| v as f32).collect::<Vec<_>>()).reshape([3, 1, config.height, config.width]);
-        let y = labels(&config, 3).map(|v| Tensor::from_slice(&v.as_array().unwrap().iter().map(|l| l.as_i64().unwrap()).collect::<Vec<_>>()));
+        let y = cycled_labels(&config, 3).map(|v| Tensor::from_slice(&v.as_array().unwrap().iter().map(|l| l.as_i64().unwrap()).collect::<Vec<_>>()));
         let logits = tch::no_grad(|| state.net.forward(&x, y.as_ref(), Default::default()).unwrap()); // (3, 256, H, W)
         let logits = Vec::<f32>::try_from(logits.permute([0, 2, 3, 1]).contiguous().reshape([-1])).unwrap();
         for (i, &value) in images.iter().enumerate() {
@@ -172,22 +169,14 @@ fn mixture_log_probs_are_pixelcnn_plus_plus_likelihood_and_the_levels_hold_all_t
     }
 }
 
-fn run(state: &ModelState, count: i64, batch_size: i64, temperature: f64, method: SampleMethod, completion: Option<&Completion>) -> SampleOutput {
-    let config = SampleConfig {
-        count, seed: 4, temperature, batch_size: Some(batch_size), method, threads: Some(2),
-        labels: labels(state.net.config(), count), precision: Default::default(),
-    };
-    sample(state, &config, completion, &AtomicBool::new(false), &mut |_| {}).unwrap()
-}
-
 #[test]
 fn fast_sampling_and_completion_make_exactly_the_reference_samplers_8_bit_images() {
     for config in nets() {
         let state = model(config.clone(), 8);
         randomize_class_biases(&state);
         for (count, batch_size, temperature) in [(3, 3, 1.0), (2, 1, 0.7)] {
-            let fast = run(&state, count, batch_size, temperature, SampleMethod::Fast, None);
-            let reference = run(&state, count, batch_size, temperature, SampleMethod::Reference, None);
+            let fast = sample_seeded(&state, count, batch_size, temperature, SampleMethod::Fast, None);
+            let reference = sample_seeded(&state, count, batch_size, temperature, SampleMethod::Reference, None);
             assert_eq!(fast.images, reference.images, "{config:?}: images differ");
             let worst = fast.probabilities.iter().zip(&reference.probabilities).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
             assert!(worst <= 1e-5, "probabilities differ by {worst}");
@@ -200,8 +189,8 @@ fn fast_sampling_and_completion_make_exactly_the_reference_samplers_8_bit_images
         let images = bytes(2, config.height, config.width, 6);
         let known: Vec<u8> = (0..2 * pixels).map(|i| (i % pixels < 2 * config.width as usize) as u8).collect();
         let done = Completion { images: &images, known: &known };
-        let fast = run(&state, 2, 2, 1.0, SampleMethod::Fast, Some(&done));
-        let reference = run(&state, 2, 1, 1.0, SampleMethod::Reference, Some(&done));
+        let fast = sample_seeded(&state, 2, 2, 1.0, SampleMethod::Fast, Some(&done));
+        let reference = sample_seeded(&state, 2, 1, 1.0, SampleMethod::Reference, Some(&done));
         assert_eq!(fast.images, reference.images, "completion differs");
         for i in 0..images.len() {
             if known[i] == 1 {

@@ -17,6 +17,12 @@
 //! relu(Σ skips). A conditional model adds a learned per-class bias inside
 //! both gates of every layer, and to the head and output layers.
 //!
+//! Colour with per-sub-pixel outputs (`channel_groups.rs`): the first
+//! horizontal layer also reads the current pixel, through a mask-A centre
+//! column, and every later horizontal convolution and 1×1 layer masks its
+//! centre by channel group; the vertical stack and the link never see the
+//! current row and stay unmasked.
+//!
 //! Tensor names (PyTorch module attributes): `input_v`, `input_h`,
 //! `layers.{i}.{v_conv, h_conv, link, skip, residual}`,
 //! `layers.{i}.{v_class_bias, h_class_bias}`, `head.{j}`, `output`.
@@ -24,7 +30,7 @@
 use super::class_bias::{self, ClassBias};
 use super::masked_conv::{Conv, Mask};
 use super::pixelcnn::channels_last;
-use super::shifted_conv::{gate, gate_bias, ShiftedConv};
+use super::shifted_conv::{gate, gate_bias, CentreMask, ShiftedConv};
 use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::precision::cast;
@@ -57,11 +63,25 @@ pub struct GatedPixelCnn {
     pub output: Conv,
 }
 
-/// Kernel shapes and paddings: (input_v, input_h, v_conv, h_conv).
+/// Kernel shapes and paddings: (input_v, input_h, v_conv, h_conv). With
+/// three channel groups the first horizontal layer also reads the current
+/// pixel (its earlier channels, through the centre mask): cols c−p0 … c.
 fn geometry(config: &ModelConfig) -> [([i64; 2], [i64; 2]); 4] {
     let (k0, k) = (config.input_kernel, config.kernel());
     let (p0, p) = (k0 / 2, k / 2);
-    [([p0, k0], [p0, p0]), ([1, p0], [0, p0]), ([p + 1, k], [p, p]), ([1, p + 1], [0, p])]
+    let centre = if config.channel_groups().is_one() { 0 } else { 1 };
+    [([p0, k0], [p0, p0]), ([1, p0 + centre], [0, p0]), ([p + 1, k], [p, p]), ([1, p + 1], [0, p])]
+}
+
+/// The horizontal layers' centre masks: none with one group (the first
+/// layer's strip then ends left of the pixel, later ones see only features
+/// of earlier pixels at the centre), mask A and B by channel group otherwise.
+fn centre_masks(config: &ModelConfig) -> (Option<CentreMask>, Option<CentreMask>) {
+    let groups = config.channel_groups();
+    if groups.is_one() {
+        return (None, None);
+    }
+    (Some(CentreMask { groups, strict: true, gate_outputs: false }), Some(CentreMask { groups, strict: false, gate_outputs: true }))
 }
 
 impl GatedPixelCnn {
@@ -69,26 +89,30 @@ impl GatedPixelCnn {
         let mut rng = Rng::derived(seed, 0x6a7e);
         let (f, c, classes) = (config.filters, config.channels, config.classes);
         let [(kv0, pv0), (kh0, ph0), (kv, pv), (kh, ph)] = geometry(&config);
-        let input_v = ShiftedConv::new("input_v".into(), c, f, kv0, pv0, device, &mut rng)?;
-        let input_h = ShiftedConv::new("input_h".into(), c, f, kh0, ph0, device, &mut rng)?;
+        let (first_centre, centre) = centre_masks(&config);
+        let pointwise = Mask::pointwise(config.channel_groups());
+        let g = config.channel_groups();
+        let input_v = ShiftedConv::new("input_v".into(), c, f, kv0, pv0, None, device, &mut rng)?;
+        let input_h = ShiftedConv::new("input_h".into(), c, f, kh0, ph0, first_centre, device, &mut rng)?;
         let layers = (0..config.layers())
             .map(|i| {
                 let name = |part: &str| format!("layers.{i}.{part}");
                 Ok(GatedLayer {
-                    v_conv: ShiftedConv::new(name("v_conv"), f, 2 * f, kv, pv, device, &mut rng)?,
-                    h_conv: ShiftedConv::new(name("h_conv"), f, 2 * f, kh, ph, device, &mut rng)?,
-                    link: Conv::new(&name("link"), 2 * f, 2 * f, 1, Mask::None, None, device, &mut rng)?,
-                    skip: Conv::new(&name("skip"), f, f, 1, Mask::None, None, device, &mut rng)?,
-                    residual: Conv::new(&name("residual"), f, f, 1, Mask::None, None, device, &mut rng)?,
+                    v_conv: ShiftedConv::new(name("v_conv"), f, 2 * f, kv, pv, None, device, &mut rng)?,
+                    h_conv: ShiftedConv::new(name("h_conv"), f, 2 * f, kh, ph, centre, device, &mut rng)?,
+                    // The vertical stack holds nothing of the current row: its link needs no mask.
+                    link: Conv::new(&name("link"), 2 * f, 2 * f, 1, Mask::None, g, None, device, &mut rng)?,
+                    skip: Conv::new(&name("skip"), f, f, 1, pointwise, g, None, device, &mut rng)?,
+                    residual: Conv::new(&name("residual"), f, f, 1, pointwise, g, None, device, &mut rng)?,
                     v_class_bias: gate_bias(name("v_class_bias"), classes, 2 * f, device)?,
                     h_class_bias: gate_bias(name("h_class_bias"), classes, 2 * f, device)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         let head = (0..config.output_layers)
-            .map(|j| Conv::new(&format!("head.{j}"), f, f, 1, Mask::None, classes, device, &mut rng))
+            .map(|j| Conv::new(&format!("head.{j}"), f, f, 1, pointwise, g, classes, device, &mut rng))
             .collect::<Result<Vec<_>>>()?;
-        let output = Conv::new("output", f, config.output_channels(), 1, Mask::None, classes, device, &mut rng)?;
+        let output = Conv::new("output", f, config.output_channels(), 1, pointwise, g, classes, device, &mut rng)?;
         Ok(GatedPixelCnn { config, device, input_v, input_h, layers, head, output })
     }
 
@@ -134,7 +158,7 @@ impl GatedPixelCnn {
         out
     }
 
-    /// x: (N, C, H, W) in {0, 1} → logits (N, C, H, W).
+    /// x: (N, C, H, W) as the network reads it → outputs (N, outC, H, W).
     pub fn forward(&self, x: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
         let mut v = self.input_v.forward(x)?; // (N, F, H, W), rows above only
         let mut h = self.input_h.forward(x)?; // (N, F, H, W), left of the pixel only
@@ -184,7 +208,7 @@ impl GatedPixelCnn {
 /// parameters stay separate, so checkpoints keep their names.
 fn pointwise_pair(first: &Conv, second: &Conv, x: &Tensor) -> Result<(Tensor, Tensor)> {
     let kind = x.kind();
-    let weight = cast(&Tensor::f_cat(&[&first.weight, &second.weight], 0)?, kind)?;
+    let weight = cast(&Tensor::f_cat(&[&first.effective_weight()?, &second.effective_weight()?], 0)?, kind)?;
     let bias = cast(&Tensor::f_cat(&[&first.bias, &second.bias], 0)?, kind)?;
     let both = x.f_conv2d(&weight, Some(&bias), [1, 1], [0, 0], [1, 1], 1)?;
     let out = first.weight.size()[0];

@@ -11,7 +11,12 @@
 //! (the weight itself is never rewritten, unlike the Keras seed), and masked
 //! taps start at zero: their gradient is zero, so they stay zero and a saved
 //! weight can be loaded into a plain `nn.Conv2d`.
+//!
+//! A colour model with per-sub-pixel outputs also masks the centre tap by
+//! channel group (`channel_groups.rs`); the mask is then per (output, input)
+//! channel pair instead of per tap.
 
+use super::channel_groups::Groups;
 use super::class_bias::{self, ClassBias};
 use crate::error::Result;
 use crate::precision::cast;
@@ -36,25 +41,49 @@ impl Mask {
         }
     }
 
-    /// The (1, 1, k, k) mask, broadcast over output and input channels.
-    fn tensor(self, k: i64, device: Device) -> Result<Tensor> {
-        let values: Vec<f32> =
-            (0..k * k).map(|i| if self.keeps(k, i / k, i % k) { 1.0 } else { 0.0 }).collect();
-        Ok(Tensor::f_from_slice(&values)?.f_reshape([1, 1, k, k])?.f_to_device(device)?)
+    /// Whether tap (row, col) of a k×k kernel from input channel `input` (of
+    /// `cin`) to output channel `output` (of `cout`) is live, with the centre
+    /// tap split by channel group.
+    pub fn keeps_channel(self, groups: Groups, k: i64, (output, cout): (i64, i64), (input, cin): (i64, i64), row: i64, col: i64) -> bool {
+        let c = k / 2;
+        match self {
+            Mask::None => true,
+            _ if row == c && col == c => groups.centre_keeps(groups.of(output, cout), input, cin, self == Mask::A),
+            _ => row < c || (row == c && col < c),
+        }
+    }
+
+    /// 1×1 convolutions need no mask in one group, and mask B in three.
+    pub fn pointwise(groups: Groups) -> Mask {
+        if groups.is_one() { Mask::None } else { Mask::B }
+    }
+
+    /// The (1, 1, k, k) mask broadcast over channels (one group), or the
+    /// (cout, cin, k, k) one with the centre split by channel group.
+    fn tensor(self, groups: Groups, k: i64, cout: i64, cin: i64, device: Device) -> Result<Tensor> {
+        let shape = if groups.is_one() { [1, 1, k, k] } else { [cout, cin, k, k] };
+        let values: Vec<f32> = (0..shape.iter().product::<i64>())
+            .map(|i| {
+                let (o, ci, tap) = (i / (shape[1] * k * k), (i / (k * k)) % shape[1], i % (k * k));
+                if self.keeps_channel(groups, k, (o, cout), (ci, cin), tap / k, tap % k) { 1.0 } else { 0.0 }
+            })
+            .collect();
+        Ok(Tensor::f_from_slice(&values)?.f_reshape(shape)?.f_to_device(device)?)
     }
 }
 
 /// Glorot-uniform (cout, cin, kh, kw) weights, as Keras initialises the seed;
-/// taps where `keep(row, col)` is false start at zero. Every tap takes one
-/// draw, kept or not, so the stream of draws does not depend on the mask.
-pub fn glorot(cout: i64, cin: i64, kh: i64, kw: i64, device: Device, rng: &mut Rng, keep: impl Fn(i64, i64) -> bool) -> Result<Tensor> {
+/// taps where `keep(output, input, row, col)` is false start at zero. Every
+/// tap takes one draw, kept or not, so the stream of draws does not depend on
+/// the mask.
+pub fn glorot(cout: i64, cin: i64, kh: i64, kw: i64, device: Device, rng: &mut Rng, keep: impl Fn(i64, i64, i64, i64) -> bool) -> Result<Tensor> {
     let taps = kh * kw;
     let limit = (6.0 / ((cin + cout) * taps) as f64).sqrt() as f32;
     let values: Vec<f32> = (0..cout * cin * taps)
         .map(|i| {
             let tap = i % taps;
             let draw = (rng.uniform_f32() * 2.0 - 1.0) * limit;
-            if keep(tap / kw, tap % kw) { draw } else { 0.0 }
+            if keep(i / (cin * taps), (i / taps) % cin, tap / kw, tap % kw) { draw } else { 0.0 }
         })
         .collect();
     Ok(Tensor::f_from_slice(&values)?.f_reshape([cout, cin, kh, kw])?.f_to_device(device)?)
@@ -76,13 +105,14 @@ pub struct Conv {
 
 impl Conv {
     /// Glorot-uniform weights and zero biases, as Keras initialises the seed.
-    pub fn new(name: &str, cin: i64, cout: i64, kernel: i64, mask: Mask, classes: Option<i64>, device: Device, rng: &mut Rng) -> Result<Self> {
-        let weight = glorot(cout, cin, kernel, kernel, device, rng, |r, c| mask.keeps(kernel, r, c))?;
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(name: &str, cin: i64, cout: i64, kernel: i64, mask: Mask, groups: Groups, classes: Option<i64>, device: Device, rng: &mut Rng) -> Result<Self> {
+        let weight = glorot(cout, cin, kernel, kernel, device, rng, |o, i, r, c| mask.keeps_channel(groups, kernel, (o, cout), (i, cin), r, c))?;
         let class_bias = classes.map(|k| ClassBias::new(format!("{name}.class_bias"), k, cout, device)).transpose()?;
         let bias = Tensor::f_zeros([cout], (Kind::Float, device))?;
         let mask_tensor = match mask {
             Mask::None => None,
-            m => Some(m.tensor(kernel, device)?),
+            m => Some(m.tensor(groups, kernel, cout, cin, device)?),
         };
         Ok(Conv {
             name: name.to_string(),

@@ -3,6 +3,7 @@
 //! checkpoints) sees a network through these methods only, except the fast
 //! sampler, which has one incremental form per architecture.
 
+pub mod channel_groups;
 pub mod class_bias;
 pub mod gated;
 pub mod masked_conv;

@@ -47,21 +47,22 @@ impl PixelCnn {
     /// same network as every earlier version of this library.
     pub fn new(config: ModelConfig, device: Device, seed: u64) -> Result<Self> {
         let mut rng = Rng::derived(seed, 0x1417);
-        let (f, k) = (config.filters, config.classes);
-        let input_conv = Conv::new("input_conv", config.channels, f, config.input_kernel, Mask::A, k, device, &mut rng)?;
+        let (f, k, g) = (config.filters, config.classes, config.channel_groups());
+        let pointwise = Mask::pointwise(g);
+        let input_conv = Conv::new("input_conv", config.channels, f, config.input_kernel, Mask::A, g, k, device, &mut rng)?;
         let blocks = (0..config.residual_blocks())
             .map(|i| {
                 Ok(ResidualBlock {
-                    conv1: Conv::new(&format!("blocks.{i}.conv1"), f, f, 1, Mask::None, k, device, &mut rng)?,
-                    masked_conv: Conv::new(&format!("blocks.{i}.masked_conv"), f, f / 2, config.residual_kernel(), Mask::B, k, device, &mut rng)?,
-                    conv2: Conv::new(&format!("blocks.{i}.conv2"), f / 2, f, 1, Mask::None, k, device, &mut rng)?,
+                    conv1: Conv::new(&format!("blocks.{i}.conv1"), f, f, 1, pointwise, g, k, device, &mut rng)?,
+                    masked_conv: Conv::new(&format!("blocks.{i}.masked_conv"), f, f / 2, config.residual_kernel(), Mask::B, g, k, device, &mut rng)?,
+                    conv2: Conv::new(&format!("blocks.{i}.conv2"), f / 2, f, 1, pointwise, g, k, device, &mut rng)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         let head = (0..config.output_layers)
-            .map(|i| Conv::new(&format!("head.{i}"), f, f, 1, Mask::None, k, device, &mut rng))
+            .map(|i| Conv::new(&format!("head.{i}"), f, f, 1, pointwise, g, k, device, &mut rng))
             .collect::<Result<Vec<_>>>()?;
-        let output = Conv::new("output", f, config.output_channels(), 1, Mask::None, k, device, &mut rng)?;
+        let output = Conv::new("output", f, config.output_channels(), 1, pointwise, g, k, device, &mut rng)?;
         Ok(PixelCnn { config, device, input_conv, blocks, head, output })
     }
 
@@ -101,8 +102,10 @@ impl PixelCnn {
         out
     }
 
-    /// x: (N, 1, H, W) float in {0, 1} → logits (N, 1, H, W); the logit at i
-    /// depends only on pixels before i in raster order (and on the label).
+    /// x: (N, C, H, W) as the network reads it → outputs (N, outC, H, W);
+    /// the outputs at i depend only on pixels before i in raster order (and on
+    /// the label), and with three channel groups also on the earlier channels
+    /// of pixel i.
     pub fn forward(&self, x: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
         let mut h = self.input_conv.forward(x, labels)?.f_relu_()?; // (N, F, H, W)
         if self.device == Device::Cpu {

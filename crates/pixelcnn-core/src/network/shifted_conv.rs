@@ -10,12 +10,33 @@
 //! for the gates and a zero-fill and copy in the backward pass; this form
 //! trained the gated preset about 5% faster on the development machine.)
 
+use super::channel_groups::{centre_table, Groups};
 use super::class_bias::ClassBias;
 use super::masked_conv::glorot;
 use crate::error::Result;
 use crate::precision::cast;
 use crate::rng::Rng;
 use tch::{Device, Kind, Tensor};
+
+/// A horizontal convolution of a colour model with three channel groups
+/// reads the current pixel through its last kernel column, which is masked
+/// by channel group (`channel_groups.rs`).
+#[derive(Clone, Copy, Debug)]
+pub struct CentreMask {
+    pub groups: Groups,
+    /// Mask A (the first layer, reading the image) or B.
+    pub strict: bool,
+    /// The outputs are a gate's 2F channels, whose halves share the groups of F.
+    pub gate_outputs: bool,
+}
+
+impl CentreMask {
+    /// The (cout·cin) live pairs of the centre column.
+    fn table(self, cout: i64, cin: i64) -> Vec<bool> {
+        let half = if self.gate_outputs { cout / 2 } else { cout };
+        centre_table(self.groups, cout, cin, self.strict, |o| self.groups.of(o % half, half))
+    }
+}
 
 pub struct ShiftedConv {
     pub name: String,
@@ -24,18 +45,44 @@ pub struct ShiftedConv {
     pub bias: Tensor,
     /// (top, left) padding; output row r reads input rows r − top … r − top + kh − 1.
     pub padding: [i64; 2],
+    /// (out, in, 1, kw) with the centre column split by channel group.
+    mask: Option<Tensor>,
 }
 
 impl ShiftedConv {
-    pub fn new(name: String, cin: i64, cout: i64, kernel: [i64; 2], padding: [i64; 2], device: Device, rng: &mut Rng) -> Result<Self> {
-        let weight = glorot(cout, cin, kernel[0], kernel[1], device, rng, |_, _| true)?.set_requires_grad(true);
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(name: String, cin: i64, cout: i64, kernel: [i64; 2], padding: [i64; 2], centre: Option<CentreMask>, device: Device, rng: &mut Rng) -> Result<Self> {
+        let [kh, kw] = kernel;
+        let table = centre.map(|m| m.table(cout, cin));
+        let live = |o: i64, i: i64, _r: i64, c: i64| match &table {
+            Some(t) if c == kw - 1 => t[(o * cin + i) as usize],
+            _ => true,
+        };
+        let weight = glorot(cout, cin, kh, kw, device, rng, live)?.set_requires_grad(true);
+        let mask = match &table {
+            Some(_) => {
+                let values: Vec<f32> = (0..cout * cin * kh * kw)
+                    .map(|i| if live(i / (cin * kh * kw), (i / (kh * kw)) % cin, 0, i % kw) { 1.0 } else { 0.0 })
+                    .collect();
+                Some(Tensor::f_from_slice(&values)?.f_reshape([cout, cin, kh, kw])?.f_to_device(device)?)
+            }
+            None => None,
+        };
         let bias = Tensor::f_zeros([cout], (Kind::Float, device))?.set_requires_grad(true);
-        Ok(ShiftedConv { name, weight, bias, padding })
+        Ok(ShiftedConv { name, weight, bias, padding, mask })
+    }
+
+    /// The weight the network uses: masked centre pairs forced to zero.
+    pub fn effective_weight(&self) -> Result<Tensor> {
+        Ok(match &self.mask {
+            Some(mask) => self.weight.f_mul(mask)?,
+            None => self.weight.shallow_clone(),
+        })
     }
 
     /// x: (N, in, H, W) → (N, out, H, W).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (weight, bias) = (cast(&self.weight, x.kind())?, cast(&self.bias, x.kind())?);
+        let (weight, bias) = (cast(&self.effective_weight()?, x.kind())?, cast(&self.bias, x.kind())?);
         let (kh, kw) = (self.weight.size()[2], self.weight.size()[3]);
         let [top, left] = self.padding;
         // Negative padding crops: the first layer's vertical kernel (p0 rows
@@ -57,7 +104,7 @@ impl ShiftedConv {
     /// sampler multiplies patches of its caches by it.
     pub fn patch_matrix(&self) -> Result<Tensor> {
         let cout = self.weight.size()[0];
-        Ok(self.weight.f_detach()?.f_permute([2, 3, 1, 0])?.f_contiguous()?.f_reshape([-1, cout])?)
+        Ok(self.effective_weight()?.f_detach()?.f_permute([2, 3, 1, 0])?.f_contiguous()?.f_reshape([-1, cout])?)
     }
 }
 

@@ -16,10 +16,9 @@
 //! stale values from the row above but are never read: every strip ends at
 //! the current pixel.
 
-use super::fast_pixelcnn::{write, Pointwise};
-use super::{draw, BatchInputs};
+use super::fast_pixelcnn::Pointwise;
+use super::{BatchInputs, PixelDraws};
 use crate::error::Result;
-use crate::output::network_input;
 use crate::config::ModelConfig;
 use crate::network::masked_conv::Conv;
 use crate::network::shifted_conv::{gate, ShiftedConv};
@@ -150,14 +149,14 @@ impl Plan {
         })
     }
 
-    /// Returns (images, probabilities), each (B, H·W) on the device.
+    /// Returns (images, probabilities), each (B, H·W·C) on the device.
     pub(super) fn run(self, inputs: &BatchInputs, on_row: &mut dyn FnMut(i64) -> Result<()>) -> Result<(Tensor, Tensor)> {
         let cfg = &self.config;
-        let (h, w, f) = (cfg.height, cfg.width, cfg.filters);
+        let (h, w, f, channels) = (cfg.height, cfg.width, cfg.filters, cfg.channels);
         let (p0, p) = (cfg.input_kernel / 2, cfg.kernel() / 2);
         let (layers, batch) = (self.layers.len(), self.image.size()[0]);
-        let probs = Tensor::f_zeros([batch, h * w], (Kind::Float, self.image.device()))?;
-        let pixels = Tensor::f_zeros([batch, h * w], (Kind::Float, self.image.device()))?;
+        let probs = Tensor::f_zeros([batch, h * w * channels], (Kind::Float, self.image.device()))?;
+        let pixels = Tensor::f_zeros([batch, h * w * channels], (Kind::Float, self.image.device()))?;
         for r in 0..h {
             // The vertical stack for row r, and each layer's link into the
             // horizontal gate along the row, as (B, W, 2F).
@@ -183,34 +182,39 @@ impl Plan {
             }
             inputs.threads.for_pixels();
             for c in 0..w {
-                let mut x = self.input_h.at(&self.image_row, c)?; // (B, F): cols c−p0 … c−1
-                let mut skip: Option<Tensor> = None;
-                for (i, layer) in self.layers.iter().enumerate() {
-                    write_column(&self.horizontal[i], c + p, &x)?;
-                    let b = layer.h_conv.onto(&links[i].f_select(1, c)?, &self.horizontal[i], c)?; // (B, 2F)
-                    let g = gate(&b)?; // (B, F)
-                    let sr = layer.skip_residual.at(&g)?; // (B, 2F), or (B, F) for the last layer
-                    let s = sr.f_narrow(1, 0, f)?;
-                    skip = Some(match skip {
-                        Some(mut total) => total.f_add_(&s)?,
-                        None => s.f_contiguous()?,
-                    });
-                    if i + 1 < layers {
-                        x = x.f_add(&sr.f_narrow(1, f, f)?)?;
+                let mut draws = PixelDraws::new(&pixels, &probs, batch, channels)?;
+                // With three channel groups the first horizontal strip also
+                // reads the pixel itself (its drawn channels, through the
+                // centre mask), and each pass recomputes the pixel's chain.
+                for pass in 0..cfg.passes_per_pixel() {
+                    let mut x = self.input_h.at(&self.image_row, c)?; // (B, F): cols c−p0 … c−1 (… c with groups)
+                    let mut skip: Option<Tensor> = None;
+                    for (i, layer) in self.layers.iter().enumerate() {
+                        write_column(&self.horizontal[i], c + p, &x)?;
+                        let b = layer.h_conv.onto(&links[i].f_select(1, c)?, &self.horizontal[i], c)?; // (B, 2F)
+                        let g = gate(&b)?; // (B, F)
+                        let sr = layer.skip_residual.at(&g)?; // (B, 2F), or (B, F) for the last layer
+                        let s = sr.f_narrow(1, 0, f)?;
+                        skip = Some(match skip {
+                            Some(mut total) => total.f_add_(&s)?,
+                            None => s.f_contiguous()?,
+                        });
+                        if i + 1 < layers {
+                            x = x.f_add(&sr.f_narrow(1, f, f)?)?;
+                        }
                     }
+                    let mut s = skip.expect("validated: at least one layer").f_relu_()?;
+                    for layer in &self.head {
+                        s = layer.at(&s)?.f_relu_()?;
+                    }
+                    let logits = self.output.at(&s)?; // (B, outC)
+                    let (image, image_row) = (&self.image, &self.image_row);
+                    draws.pass(cfg, inputs, &logits, r * w + c, pass, &mut |ch, _, value| {
+                        image.f_select(1, ch)?.f_select(1, r + p0)?.f_select(1, c + p0)?.f_copy_(value)?;
+                        image_row.f_select(1, c + p0)?.f_select(1, ch)?.f_copy_(value)?;
+                        Ok(())
+                    })?;
                 }
-                let mut s = skip.expect("validated: at least one layer").f_relu_()?;
-                for layer in &self.head {
-                    s = layer.at(&s)?.f_relu_()?;
-                }
-                let logits = self.output.at(&s)?; // (B, outC)
-                let pos = r * w + c;
-                let (value, prob) = draw(cfg, inputs, &logits, pos)?;
-                let value_column = network_input(cfg, &value)?.f_unsqueeze(1)?; // (B, 1), as the network reads it
-                write(&self.image.f_permute([0, 2, 3, 1])?, r, c, p0, &value_column)?;
-                write_column(&self.image_row, c + p0, &value_column)?;
-                pixels.f_select(1, pos)?.f_copy_(&value)?;
-                probs.f_select(1, pos)?.f_copy_(&prob)?;
             }
             on_row(r)?;
         }

@@ -22,9 +22,8 @@
 //! layer's bias rows for the batch's labels are gathered once and added to
 //! its bias, so they cost nothing per pixel.
 
-use super::{draw, BatchInputs};
+use super::{BatchInputs, PixelDraws};
 use crate::error::Result;
-use crate::output::network_input;
 use crate::precision::cast;
 use crate::network::masked_conv::Conv;
 use crate::config::ModelConfig;
@@ -184,36 +183,41 @@ impl Plan {
         Ok(Plan { config: cfg.clone(), input, image, blocks, head, output })
     }
 
-    /// Returns (images, probabilities), each (B, H·W) on the device.
+    /// Returns (images, probabilities), each (B, H·W·C) on the device.
     pub(super) fn run(self, inputs: &BatchInputs, on_row: &mut dyn FnMut(i64) -> Result<()>) -> Result<(Tensor, Tensor)> {
         let Plan { config: cfg, input, image, blocks, head, output } = self;
-        let (h, w) = (cfg.height, cfg.width);
+        let (h, w, channels) = (cfg.height, cfg.width, cfg.channels);
         let batch = image.size()[0];
-        let probs = Tensor::f_zeros([batch, h * w], (Kind::Float, image.device()))?;
-        let pixels = Tensor::f_zeros([batch, h * w], (Kind::Float, image.device()))?;
+        let probs = Tensor::f_zeros([batch, h * w * channels], (Kind::Float, image.device()))?;
+        let pixels = Tensor::f_zeros([batch, h * w * channels], (Kind::Float, image.device()))?;
         for r in 0..h {
             inputs.threads.for_rows();
             let input_row = input.row(&image, r)?;
             let block_rows = blocks.iter().map(|b| b.masked.row(&b.cache, r)).collect::<Result<Vec<_>>>()?;
             inputs.threads.for_pixels();
             for c in 0..w {
-                let mut x = input.at(&image, &input_row, r, c)?.f_relu_()?; // (B, F)
-                for (b, block_row) in blocks.iter().zip(&block_rows) {
-                    let t = b.conv1.at(&x)?.f_relu_()?; // (B, F)
-                    write(&b.cache, r, c, b.masked.pad, &t)?;
-                    let t = b.masked.at(&b.cache, block_row, r, c)?.f_relu_()?; // (B, F/2)
-                    let t = b.conv2.at(&t)?.f_relu_()?; // (B, F)
-                    x = x.f_add_(&t)?;
+                let mut draws = PixelDraws::new(&pixels, &probs, batch, channels)?;
+                // With three channel groups each pass recomputes the pixel's
+                // chain now that the previous channel is in the image cache;
+                // the last pass leaves every cache entry of the pixel final.
+                for pass in 0..cfg.passes_per_pixel() {
+                    let mut x = input.at(&image, &input_row, r, c)?.f_relu_()?; // (B, F)
+                    for (b, block_row) in blocks.iter().zip(&block_rows) {
+                        let t = b.conv1.at(&x)?.f_relu_()?; // (B, F)
+                        write(&b.cache, r, c, b.masked.pad, &t)?;
+                        let t = b.masked.at(&b.cache, block_row, r, c)?.f_relu_()?; // (B, F/2)
+                        let t = b.conv2.at(&t)?.f_relu_()?; // (B, F)
+                        x = x.f_add_(&t)?;
+                    }
+                    for layer in &head {
+                        x = layer.at(&x)?.f_relu_()?;
+                    }
+                    let logits = output.at(&x)?; // (B, outC)
+                    draws.pass(&cfg, inputs, &logits, r * w + c, pass, &mut |ch, _, value| {
+                        image.f_select(1, r + input.pad)?.f_select(1, c + input.pad)?.f_select(1, ch)?.f_copy_(value)?;
+                        Ok(())
+                    })?;
                 }
-                for layer in &head {
-                    x = layer.at(&x)?.f_relu_()?;
-                }
-                let logits = output.at(&x)?; // (B, outC)
-                let pos = r * w + c;
-                let (value, p) = draw(&cfg, inputs, &logits, pos)?;
-                write(&image, r, c, input.pad, &network_input(&cfg, &value)?.f_unsqueeze(1)?)?;
-                pixels.f_select(1, pos)?.f_copy_(&value)?;
-                probs.f_select(1, pos)?.f_copy_(&p)?;
             }
             on_row(r)?;
         }

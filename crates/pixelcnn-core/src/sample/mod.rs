@@ -1,10 +1,15 @@
 //! Sampling in raster order, and completion of partly known images.
 //!
-//! Both samplers draw pixel i of image n as `u[n, i] < p_i`, where p_i is the
-//! model's p(x_i = 1 | x_<i) with logits divided by the temperature and
-//! u[n, ·] comes from a generator seeded by (seed, n). So the same seed gives
-//! the same images whatever the batch size, and the two samplers, given the
-//! same draws, make the same images whenever their probabilities agree.
+//! Both samplers draw sub-pixel i of image n (raster order over pixels, then
+//! R → G → B within a colour pixel) from one uniform u[n, i] by the inverse
+//! CDF of the model's tempered p(x_i | x_<i) (`output::draw`), where u[n, ·]
+//! comes from a generator seeded by (seed, n). So the same seed gives the
+//! same images whatever the batch size, and the two samplers, given the same
+//! draws, make the same images whenever their probabilities agree.
+//!
+//! A colour model with three channel groups needs one network pass per
+//! sub-pixel (G's outputs depend on the drawn R); the mixture draws a whole
+//! pixel's channels from one pass (`pass_channels`).
 
 mod fast_gated;
 mod fast_pixelcnn;
@@ -76,15 +81,53 @@ impl SamplerThreads {
     }
 }
 
-/// Shared by both samplers: the pixel drawn at flat position `pos` from the
-/// logits there (B,), and its probability.
-/// `logits` (B, outC) at the pixel, possibly bf16; the probabilities and
-/// the draw are fp32 (`output::draw`).
-pub(crate) fn draw(config: &ModelConfig, inputs: &BatchInputs, logits: &Tensor, pos: i64) -> Result<(Tensor, Tensor)> {
-    let (drawn, probs) = output::draw(config, logits, &inputs.uniforms.f_select(1, pos)?, inputs.inv_temperature)?;
-    let known = inputs.known_mask.f_select(1, pos)?;
-    let value = drawn.f_lerp_tensor(&inputs.known_values.f_select(1, pos)?, &known)?; // known ? given : drawn
-    Ok((value.shallow_clone(), output::reported_probability(config, &probs, &value)?))
+/// The channels a sampler draws from one network pass at a pixel: all of
+/// them with one channel group (grayscale, and the mixture, which draws a
+/// colour pixel's channels in turn from one output), one per pass with three.
+pub(crate) fn pass_channels(config: &ModelConfig, pass: i64) -> std::ops::Range<i64> {
+    if config.passes_per_pixel() == 1 { 0..config.channels } else { pass..pass + 1 }
+}
+
+/// What one pixel's draws write to: the batch's results (B, H·W·C) and the
+/// pixel's values so far (B, C).
+pub(crate) struct PixelDraws<'a> {
+    pub pixels: &'a Tensor,
+    pub probs: &'a Tensor,
+    pub pixel: Tensor,
+}
+
+impl<'a> PixelDraws<'a> {
+    pub fn new(pixels: &'a Tensor, probs: &'a Tensor, batch: i64, channels: i64) -> Result<Self> {
+        Ok(PixelDraws { pixels, probs, pixel: Tensor::f_zeros([batch, channels], (Kind::Float, pixels.device()))? })
+    }
+
+    /// Shared by both samplers: draws the channels of `pass` at pixel `index`
+    /// (raster order) from the network's outputs there, `logits` (B, outC),
+    /// possibly bf16 (the probabilities and draws are fp32, `output::draw`);
+    /// a known sub-pixel keeps its value. Each value goes to `write` (channel,
+    /// value (B,), the value as the network reads it (B,)) for the sampler's
+    /// caches before the next channel is drawn.
+    pub fn pass(
+        &mut self,
+        config: &ModelConfig,
+        inputs: &BatchInputs,
+        logits: &Tensor,
+        index: i64,
+        pass: i64,
+        write: &mut dyn FnMut(i64, &Tensor, &Tensor) -> Result<()>,
+    ) -> Result<()> {
+        for ch in pass_channels(config, pass) {
+            let pos = index * config.channels + ch;
+            let (drawn, probs) = output::draw(config, logits, ch, &self.pixel, &inputs.uniforms.f_select(1, pos)?, inputs.inv_temperature)?;
+            let known = inputs.known_mask.f_select(1, pos)?;
+            let value = drawn.f_lerp_tensor(&inputs.known_values.f_select(1, pos)?, &known)?; // known ? given : drawn
+            self.pixel.f_select(1, ch)?.f_copy_(&value)?;
+            self.pixels.f_select(1, pos)?.f_copy_(&value)?;
+            self.probs.f_select(1, pos)?.f_copy_(&output::reported_probability(config, &probs, &value)?)?;
+            write(ch, &value, &output::network_input(config, &value)?)?;
+        }
+        Ok(())
+    }
 }
 
 /// Generates `config.count` images, or completes `completion`'s images.

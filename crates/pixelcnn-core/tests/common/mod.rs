@@ -57,3 +57,24 @@ pub fn randomize_class_biases(state: &ModelState) {
         }
     });
 }
+
+/// Labels 1, 3, 5, … modulo the classes, for a conditional model; `None` otherwise.
+pub fn cycled_labels(config: &ModelConfig, count: i64) -> Option<serde_json::Value> {
+    config.classes.map(|k| serde_json::json!((0..count).map(|i| (i * 2 + 1) % k).collect::<Vec<_>>()))
+}
+
+/// `count` images (or completions) with seed 4 and the cycled labels, two threads.
+pub fn sample_seeded(
+    state: &ModelState,
+    count: i64,
+    batch_size: i64,
+    temperature: f64,
+    method: pixelcnn_core::config::SampleMethod,
+    completion: Option<&pixelcnn_core::sample::Completion>,
+) -> pixelcnn_core::sample::SampleOutput {
+    let config = pixelcnn_core::config::SampleConfig {
+        count, seed: 4, temperature, batch_size: Some(batch_size), method, threads: Some(2),
+        labels: cycled_labels(state.net.config(), count), precision: Default::default(),
+    };
+    pixelcnn_core::sample::sample(state, &config, completion, &std::sync::atomic::AtomicBool::new(false), &mut |_| {}).unwrap()
+}

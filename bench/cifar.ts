@@ -1,0 +1,82 @@
+/**
+ * A CIFAR-shaped model (32×32×3, Gated PixelCNN, 10-component logistic
+ * mixture) through the Node API, measured like bench/pytorch/bench_cifar.py
+ * measures the same network in PyTorch eager: random 8-bit RGB images,
+ * warm-up, medians. Prints a JSON object on its last line; bench/run.ts runs
+ * it in its own process.
+ *
+ * Training: each repetition is one `fit` of PIXELCNN_BENCH_TRAIN_STEPS
+ * batches of 32. Sampling: 64 images with the fast sampler, and the reference
+ * loop (one full forward pass per pixel) over PIXELCNN_BENCH_REFERENCE_ROWS
+ * rows (default 1), extrapolated to 32.
+ */
+
+import { mulberry32 } from '../src/data/binarize'
+import { type ImageBatch, PixelCNN } from '../src/index'
+import { median, timeIt } from './timing'
+
+export const CIFAR_BENCH_MODEL = {
+  architecture: 'gated', output: 'logistic-mixture', mixtures: 10, height: 32, width: 32, channels: 3,
+  filters: 64, layers: 6, inputKernel: 7, kernel: 3, outputLayers: 2,
+} as const
+const BATCH = 32
+const SAMPLES = 64
+const REPEATS = Number(process.env.PIXELCNN_BENCH_REPEATS ?? 3)
+const TRAIN_STEPS = Number(process.env.PIXELCNN_BENCH_TRAIN_STEPS ?? 3)
+const REFERENCE_ROWS = Number(process.env.PIXELCNN_BENCH_REFERENCE_ROWS ?? 1)
+
+function randomRgb(count: number, seed: number): ImageBatch {
+  const random = mulberry32(seed)
+  const data = new Uint8Array(count * 32 * 32 * 3)
+  for (let i = 0; i < data.length; i++) data[i] = Math.floor(random() * 256)
+  return { count, height: 32, width: 32, channels: 3, data }
+}
+
+async function main() {
+  const threads = process.env.PIXELCNN_BENCH_THREADS ? Number(process.env.PIXELCNN_BENCH_THREADS) : undefined
+  const model = PixelCNN.create({ ...CIFAR_BENCH_MODEL, device: 'cpu', seed: 0 })
+  const train = { train: randomRgb(BATCH * TRAIN_STEPS, 1) }
+  await model.fit({ data: { train: randomRgb(BATCH, 2) }, epochs: 1, batchSize: BATCH, threads })
+  const trainTimes: number[] = []
+  for (let i = 0; i < REPEATS; i++) trainTimes.push(await timeIt(() => model.fit({ data: train, epochs: 1, batchSize: BATCH, threads })))
+
+  const images = randomRgb(SAMPLES, 3)
+  await model.logProbs(images, { threads })
+  const forwardTimes: number[] = []
+  for (let i = 0; i < REPEATS; i++) forwardTimes.push(await timeIt(() => model.logProbs(images, { threads })))
+
+  await model.sample({ count: SAMPLES, seed: 0, threads })
+  const fastTimes: number[] = []
+  for (let i = 0; i < REPEATS; i++) fastTimes.push(await timeIt(() => model.sample({ count: SAMPLES, seed: i, threads })))
+
+  const controller = new AbortController()
+  const started = performance.now()
+  let rowSeconds = 0
+  await model
+    .sample({
+      count: SAMPLES, method: 'reference', threads, signal: controller.signal,
+      onProgress: (e) => {
+        if (e.type === 'rows' && e.rowsDone >= REFERENCE_ROWS) {
+          rowSeconds = (performance.now() - started) / 1000 / e.rowsDone
+          controller.abort()
+        }
+      },
+    })
+    .catch((error) => { if (error.code !== 'Aborted') throw error })
+
+  console.log(JSON.stringify({
+    parameterCount: model.parameterCount,
+    batchSize: BATCH,
+    trainImagesPerSecond: (BATCH * TRAIN_STEPS) / median(trainTimes),
+    forwardSeconds64: median(forwardTimes),
+    sampleFast64Seconds: median(fastTimes),
+    sampleReference64Seconds: rowSeconds * 32,
+    referenceExtrapolatedFromRows: REFERENCE_ROWS,
+    peakRssMiB: process.resourceUsage().maxRSS / 1024,
+  }))
+}
+
+main().catch((error) => {
+  console.error(error)
+  process.exit(1)
+})
