@@ -26,6 +26,7 @@ const HELP = `usage: pixelcnn <command> [options]
 commands:
   train     --data SOURCE --out model.safetensors [--preset seed|small|gated|gated-small]
             [--architecture pixelcnn|gated] [--output bernoulli|categorical|logistic-mixture [--mixtures 10]] [--conditional | --classes K] [--epochs 50]
+            [--channels 1|3 (folder:DIR read as grayscale or RGB; the model takes its shape from the data)]
             [--batch-size 128] [--learning-rate 5e-4] [--seed 0] [--threads N]
             [--device auto|cpu|cuda[:N]] [--precision fp32|bf16] [--config file.json] [--resume]
             [--checkpoint-every 50] [--samples-every N] [--distributed env | --nproc N]
@@ -42,14 +43,20 @@ commands:
   sample, complete and eval also take [--device auto|cpu|cuda[:N]] [--precision fp32|bf16]
   setup     installs torch==2.11.0 (the libtorch this addon needs) into ~/.cache/pixelcnn, once
 
-SOURCE: mnist | mnist-bundled | fashion-mnist | fashion-mnist:system | idx:IMAGES[,TEST_IMAGES[,LABELS,TEST_LABELS]] | folder:DIR
+SOURCE: mnist | mnist-bundled | fashion-mnist | fashion-mnist:system | idx:IMAGES[,TEST_IMAGES[,LABELS,TEST_LABELS]] | folder:DIR | cifar10
 Conditional models take their labels from the data source (--conditional: as many classes as it has).
-8-bit models (--output categorical or logistic-mixture) read it as 8-bit grayscale; binary ones binarized as the seed does.
+8-bit models (--output categorical or logistic-mixture) read it as 8 bits per channel (grayscale, or RGB for cifar10 and
+folder:DIR with --channels 3); binary ones binarized as the seed does (per channel for colour).
 Ctrl-C during train saves every step taken to --out and stops; --resume continues exactly.`
 
 /** Categorical models read data sources as 8-bit grayscale, binary ones binarized. */
 function thresholdFor(model: PixelCNN): 'none' | undefined {
   return (model.config.output ?? 'bernoulli') !== 'bernoulli' ? 'none' : undefined
+}
+
+/** A folder source is read with the model's channels: RGB for a colour model. */
+function channelsOf(model: PixelCNN): 1 | 3 {
+  return model.config.channels === 3 ? 3 : 1
 }
 
 /** Labels for a conditional model's data, and nothing for an unconditional one. */
@@ -83,7 +90,7 @@ async function sample(args: Args): Promise<void> {
 
 async function complete(args: Args): Promise<void> {
   const model = await PixelCNN.load(required(args, 'model'), { device: args.device as Device | undefined })
-  const data = await loadDataSource((args.data as string | undefined) ?? 'mnist-bundled', undefined, undefined, thresholdFor(model))
+  const data = await loadDataSource((args.data as string | undefined) ?? 'mnist-bundled', undefined, undefined, thresholdFor(model), channelsOf(model))
   const source = data.test ?? data.train
   const sourceLabels = data.test ? data.testLabels : data.trainLabels
   const count = Math.min(number(args, 'count') ?? 8, source.count)
@@ -100,7 +107,7 @@ async function complete(args: Args): Promise<void> {
 
 async function evaluate(args: Args): Promise<void> {
   const model = await PixelCNN.load(required(args, 'model'), { device: args.device as Device | undefined })
-  const data = await loadDataSource(required(args, 'data'), undefined, undefined, thresholdFor(model))
+  const data = await loadDataSource(required(args, 'data'), undefined, undefined, thresholdFor(model), channelsOf(model))
   const images = data.test ?? data.train
   const options = labelsFor(model, data.test ? data.testLabels : data.trainLabels, `\`--data ${args.data}\``)
   const { natsPerImage, bitsPerDim } = await model.evaluate(images, { ...options, precision: precision(args), threads: number(args, 'threads') })

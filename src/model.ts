@@ -19,6 +19,7 @@ import type {
   Evaluation,
   FitOptions,
   ModelConfig,
+  ModelOptions,
   SampleOptions,
   SampleProgress,
   TrainOptions,
@@ -76,7 +77,8 @@ export class PixelCNN {
       if (left > 0) await resumed.fit({ ...(fit as unknown as FitOptions), epochs: left })
       return resumed
     }
-    const created = PixelCNN.create({ ...(model as object), device: device as Device, seed: (fit.seed as number) ?? 0 })
+    const shape = imageShapeOf((fit.data as { train?: unknown } | undefined)?.train)
+    const created = PixelCNN.create({ ...shape, ...(model as object), device: device as Device, seed: (fit.seed as number) ?? 0 })
     await created.fit(fit as unknown as FitOptions)
     return created
   }
@@ -247,4 +249,16 @@ export class PixelCNN {
     }
     throw new ConfigError(`\`known\` must be { rows: k } or a Uint8Array mask, got ${describe(known)}`)
   }
+}
+
+/**
+ * `train` shapes a new network like its training images (`height`, `width`,
+ * `channels`) unless `model` says otherwise: CIFAR-10 gives a 32×32×3 model.
+ * Anything that is not an image batch is left for `fit` to report.
+ */
+function imageShapeOf(train: unknown): Partial<Pick<ModelOptions, 'height' | 'width' | 'channels'>> {
+  if (typeof train !== 'object' || train === null) return {}
+  const { height, width, channels } = train as Record<string, unknown>
+  const dims = [height, width, channels]
+  return dims.every((d) => typeof d === 'number' && Number.isInteger(d) && d > 0) ? { height: height as number, width: width as number, channels: channels as number } : {}
 }

@@ -37,7 +37,7 @@ export interface ModelOptions {
   /** @default the preset's */ architecture?: Architecture
   /** @default 28 */ height?: number
   /** @default 28 */ width?: number
-  /** Only 1 so far. @default 1 */ channels?: number
+  /** 1 (grayscale or binary) or 3 (RGB, sub-pixels ordered R → G → B). `train` takes it, `height` and `width` from the training images when not given. @default 1 */ channels?: number
   /** @default 'bernoulli' */ output?: Output
   /** `output: 'logistic-mixture'` only: logistic components per pixel (1–256). @default 10 */ mixtures?: number
   /** Class-conditional on this many classes (≥ 2): `fit`, `sample`, `predict`… then take labels. @default unconditional */

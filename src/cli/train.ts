@@ -19,6 +19,7 @@ import { PixelCNN } from '../model'
 import type { Architecture, Device, DistributedOptions, EpochRecord, ModelOptions, Output, TrainOptions } from '../types'
 import { type Args, number, precision, required } from './args'
 import { loadDataSource } from './data-source'
+import type { ImageBatch } from '../images'
 import { watchLauncher } from './launcher'
 import { besideModel, writeCurve, writeSampleGrid } from './pictures'
 import { bar, formatSeconds, Line } from './progress-bar'
@@ -29,8 +30,9 @@ export function historyTable(history: EpochRecord[]): string {
 }
 
 /** The model options of the command line over those of `--config`. */
-function modelOptions(args: Args, fromFile: Partial<TrainOptions>, labels: Uint8Array | undefined): ModelOptions {
-  const options: ModelOptions = { ...fromFile.model }
+function modelOptions(args: Args, fromFile: Partial<TrainOptions>, images: ImageBatch, labels: Uint8Array | undefined): ModelOptions {
+  // Shaped like the training images (CIFAR-10: 32×32×3) unless the config file says otherwise.
+  const options: ModelOptions = { height: images.height, width: images.width, channels: images.channels, ...fromFile.model }
   if (args.preset) options.preset = args.preset as ModelOptions['preset']
   if (args.architecture) options.architecture = args.architecture as Architecture
   if (args.output) options.output = args.output as Output
@@ -44,6 +46,13 @@ function modelOptions(args: Args, fromFile: Partial<TrainOptions>, labels: Uint8
     options.classes = labels.reduce((max, k) => Math.max(max, k), 0) + 1
   }
   return options
+}
+
+/** `--channels 1|3`: how to read a source that has a choice (`folder:DIR`); a resumed model's own by default. */
+function channelsFlag(args: Args, resumed: number | undefined): 1 | 3 | undefined {
+  const channels = number(args, 'channels') ?? resumed
+  if (channels !== undefined && channels !== 1 && channels !== 3) throw new ConfigError(`\`--channels\` must be 1 (grayscale) or 3 (RGB), got ${channels}`)
+  return channels
 }
 
 /**
@@ -88,7 +97,7 @@ export async function train(args: Args): Promise<void> {
   const resumed = resuming ? await PixelCNN.load(out, { device }) : undefined
   // Categorical models read the 8-bit grayscale; binary ones the seed's binarization.
   const output = resumed?.config.output ?? (args.output as Output | undefined) ?? fromFile.model?.output ?? 'bernoulli'
-  const data = await loadDataSource(required(args, 'data'), (p) => line.update(`downloading ${p.file} ${bar(p.totalBytes ? p.bytes / p.totalBytes : 0)} ${(p.bytes / 2 ** 20).toFixed(1)} MiB`), controller.signal, output !== 'bernoulli' ? 'none' : undefined)
+  const data = await loadDataSource(required(args, 'data'), (p) => line.update(`downloading ${p.file} ${bar(p.totalBytes ? p.bytes / p.totalBytes : 0)} ${(p.bytes / 2 ** 20).toFixed(1)} MiB`), controller.signal, output !== 'bernoulli' ? 'none' : undefined, channelsFlag(args, resumed?.config.channels))
   line.done(`data: ${data.description}: ${data.train.count} training${data.test ? ` and ${data.test.count} validation` : ''} images`)
   const epochs = number(args, 'epochs') ?? fromFile.epochs ?? 50
   const samplesEvery = number(args, 'samples-every')
@@ -97,7 +106,7 @@ export async function train(args: Args): Promise<void> {
 
   const model = resumed
     ? resumed
-    : PixelCNN.create({ ...modelOptions(args, fromFile, data.trainLabels), device, seed: seed ?? 0 })
+    : PixelCNN.create({ ...modelOptions(args, fromFile, data.train, data.trainLabels), device, seed: seed ?? 0 })
   if (resuming) line.done(`resuming from ${out} (${model.history.length} epochs done)`)
   const conditional = model.config.classes !== undefined
   if (conditional && !data.trainLabels) throw new ConfigError(`the model is conditional on ${model.config.classes} classes but \`--data ${args.data}\` has no labels`)
