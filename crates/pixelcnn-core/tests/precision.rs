@@ -138,7 +138,7 @@ fn bf16_fast_sampler_draws_with_probabilities_within_the_bound_of_fp32() {
     }
 }
 
-/// The 8-bit outputs in bf16: the probability of each sub-pixel's value
+/// The 8-bit outputs in bf16, grayscale and colour: the probability of each sub-pixel's value
 /// (exp of `log_probs`) within the bound of fp32's, and the bf16 fast sampler
 /// drawing 8-bit images with probabilities within the bound of the fp32
 /// network's for the values it drew.
@@ -152,18 +152,21 @@ fn bf16_eight_bit_outputs_stay_within_the_bound_of_fp32() {
     for config in [
         ModelConfig { output: Output::Categorical, ..gated.clone() },
         conditional(ModelConfig { output: Output::LogisticMixture, mixtures: Some(4), ..gated }, 3),
-        ModelConfig { output: Output::LogisticMixture, mixtures: Some(2), ..small },
+        ModelConfig { output: Output::LogisticMixture, mixtures: Some(2), ..small.clone() },
+        // Colour: channel groups (categorical), and the coupled RGB mixture.
+        ModelConfig { output: Output::Categorical, channels: 3, ..ModelConfig { height: 6, width: 5, ..ModelConfig::gated_small() } },
+        ModelConfig { output: Output::LogisticMixture, mixtures: Some(3), channels: 3, height: 6, width: 5, ..small },
     ] {
-        let name = format!("{} {:?}", config.output.name(), config.architecture);
+        let name = format!("{} {:?} ×{}", config.output.name(), config.architecture, config.channels);
         let state = model(config.clone(), 5);
         randomize_class_biases(&state);
         let probabilities = |images: &[u8], count: i64, precision| {
-            let batch = ImagesRef { count, height: config.height, width: config.width, channels: 1, data: images };
+            let batch = ImagesRef { count, height: config.height, width: config.width, channels: config.channels, data: images };
             let eval = EvalConfig { threads: Some(2), labels: labels(&config, count), precision, ..Default::default() };
             log_probs(&state, &batch, &eval).unwrap().iter().map(|l| l.exp()).collect::<Vec<f32>>()
         };
         let count = 4;
-        let images: Vec<u8> = random_images(count as usize, config.height, config.width, 0.5, 3).iter().enumerate().map(|(i, &b)| b * 128 + (i % 97) as u8).collect();
+        let images: Vec<u8> = random_images((count * config.channels) as usize, config.height, config.width, 0.5, 3).iter().enumerate().map(|(i, &b)| b * 128 + (i % 97) as u8).collect();
         let worst = worst_difference(&probabilities(&images, count, Precision::Fp32), &probabilities(&images, count, Precision::Bf16));
         eprintln!("{name}: bf16 level probabilities within {worst} of fp32");
         assert!(worst <= PROBABILITY_BOUND && worst > 0.0, "{name}: bf16 level probabilities differ from fp32 by {worst}");
