@@ -235,6 +235,13 @@ fn fast_sampling_and_completion_make_exactly_the_reference_samplers_colour_image
             assert_eq!(fast.images, reference.images, "{config:?}: images differ");
             let worst = fast.probabilities.iter().zip(&reference.probabilities).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
             assert!(worst <= 1e-5, "{config:?}: probabilities differ by {worst}");
+            if temperature == 1.0 && config.output != Output::Bernoulli {
+                // The sampler's distribution is the likelihood's: the probability it drew each
+                // sub-pixel with is exp(log p) of the value it drew, conditionals of colour included.
+                let likelihood = log_probs(&state, &batch(&config, &fast.images, count), &eval_config(&config, count)).unwrap();
+                let gap = likelihood.iter().zip(&fast.probabilities).map(|(l, p)| (l.exp() - p).abs()).fold(0.0f32, f32::max);
+                assert!(gap < 1e-5, "{config:?}: sampling probabilities {gap} away from the likelihood's");
+            }
             // The three channels of a pixel are not copies of each other.
             let differ = fast.images.chunks(3).filter(|p| p[0] != p[1] || p[1] != p[2]).count();
             assert!(differ > fast.images.len() / 12, "{config:?}: channels almost always equal");

@@ -180,6 +180,12 @@ fn fast_sampling_and_completion_make_exactly_the_reference_samplers_8_bit_images
             assert_eq!(fast.images, reference.images, "{config:?}: images differ");
             let worst = fast.probabilities.iter().zip(&reference.probabilities).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
             assert!(worst <= 1e-5, "probabilities differ by {worst}");
+            if temperature == 1.0 {
+                // The sampler draws from the likelihood's distribution: each drawn value's probability is exp(log p).
+                let likelihood = log_probs(&state, &batch(&config, &fast.images, count), &eval_config(&config, count)).unwrap();
+                let gap = likelihood.iter().zip(&fast.probabilities).map(|(l, p)| (l.exp() - p).abs()).fold(0.0f32, f32::max);
+                assert!(gap < 1e-5, "{config:?}: sampling probabilities {gap} away from the likelihood's");
+            }
             let distinct: std::collections::BTreeSet<u8> = fast.images.iter().cloned().collect();
             // Binary-looking or edge-saturated draws (0, 1, 255) would give at most 3 levels; a
             // mixture of 1–5 fresh logistics with random class biases spreads far less than 256 logits.
