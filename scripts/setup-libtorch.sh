@@ -32,4 +32,33 @@ if ! have_torch; then
   fi
 fi
 have_torch || { echo "pixelcnn: torch==$TORCH_VERSION is not importable from $python_bin" >&2; exit 1; }
+
+# The CUDA release the wheel was built with ("13.0"), empty for a CPU-only wheel.
+cuda_version() {
+  "$python_bin" -c 'import torch; print(torch.version.cuda or "")' 2>/dev/null
+}
+headers_wanted="${PIXELCNN_CUDA_HEADERS:-}"
+if [ -z "$headers_wanted" ]; then
+  # The npm package ships this script without the crates: users never compile.
+  if [ -f "$(dirname "${BASH_SOURCE[0]}")/../crates/pixelcnn-core/build.rs" ]; then headers_wanted=1; else headers_wanted=0; fi
+fi
+headers_marker="$env_dir/.complete-cuda-headers"
+if [ "$headers_wanted" = 1 ] && [ ! -f "$headers_marker" ] && [ "$(uname -s)" = Linux ]; then
+  exec 9>"$cache_root/.torch-$TORCH_VERSION.lock"
+  flock 9
+  cuda="$(cuda_version)"
+  if [ ! -f "$headers_marker" ] && [ -n "$cuda" ]; then
+    echo "pixelcnn: installing the CUDA $cuda headers for the NCCL shim (nvidia-cuda-crt, nvidia-cuda-cccl; about 19 MB, once)" >&2
+    # --no-deps: these are header packages; nothing else may be upgraded in the
+    # environment (torch pins its own CUDA libraries). A failure (no network)
+    # is not fatal: the build then leaves NCCL out and says so.
+    if "$python_bin" -m pip install --quiet --disable-pip-version-check --no-deps --retries 1 --timeout 30 \
+      "nvidia-cuda-crt==$cuda.*" "nvidia-cuda-cccl==$cuda.*" >&2; then
+      touch "$headers_marker"
+    else
+      echo "pixelcnn: could not install the CUDA headers; the build will leave the NCCL backend out" >&2
+    fi
+  fi
+  exec 9>&-
+fi
 echo "$python_bin"
