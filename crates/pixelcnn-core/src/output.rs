@@ -143,26 +143,40 @@ impl MixtureParts {
 /// log p(x_c | x_<c) = L_c − L_{c−1} (L_{−1} = 0). For grayscale that is
 /// the mixture's log-likelihood itself.
 fn mixture_log_prob(config: &ModelConfig, out: &Tensor, x: &Tensor) -> Result<Tensor> {
-    let parts = mixture_parts(config, out)?;
-    let x = x.f_unsqueeze(2)?; // (N, C, 1, H, W), against components (N, K, H, W)
-    let mut running: Option<Tensor> = None;
+    let running = mixture_running_log_probs(config, out, x)?;
     let mut previous: Option<Tensor> = None;
     let mut per_channel = Vec::with_capacity(config.channels as usize);
-    for ch in 0..config.channels {
-        let lp = parts.channel_log_prob(ch, &x)?;
-        let total = match running {
-            Some(r) => r.f_add(&lp)?,
-            None => lp.f_add(&parts.log_weights)?,
-        };
-        let joint = total.f_logsumexp([1i64].as_slice(), true)?; // (N, 1, H, W)
+    for total in running {
+        let joint = total.f_logsumexp([1i64].as_slice(), true)?; // L_c (N, 1, H, W)
         per_channel.push(match &previous {
             Some(p) => joint.f_sub(p)?,
             None => joint.shallow_clone(),
         });
         previous = Some(joint);
-        running = Some(total);
     }
     Ok(Tensor::f_cat(&per_channel, 1)?)
+}
+
+/// log p(pixel) (N, 1, H, W), the last L_c alone: what training's summed or
+/// averaged loss needs, without the other channels' logsumexps.
+fn mixture_joint_log_prob(config: &ModelConfig, out: &Tensor, x: &Tensor) -> Result<Tensor> {
+    let last = mixture_running_log_probs(config, out, x)?.pop().expect("at least one channel");
+    Ok(last.f_logsumexp([1i64].as_slice(), true)?)
+}
+
+/// For each channel c, log w_k + Σ_{c' ≤ c} log P_c'(x_c' | k): (N, K, H, W).
+fn mixture_running_log_probs(config: &ModelConfig, out: &Tensor, x: &Tensor) -> Result<Vec<Tensor>> {
+    let parts = mixture_parts(config, out)?;
+    let x = x.f_unsqueeze(2)?; // (N, C, 1, H, W), against components (N, K, H, W)
+    let mut running: Vec<Tensor> = Vec::with_capacity(config.channels as usize);
+    for ch in 0..config.channels {
+        let lp = parts.channel_log_prob(ch, &x)?;
+        running.push(match running.last() {
+            Some(r) => r.f_add(&lp)?,
+            None => lp.f_add(&parts.log_weights)?,
+        });
+    }
+    Ok(running)
 }
 
 /// The tempered probabilities (B, 256) of the levels of sub-pixel `ch`
@@ -231,6 +245,14 @@ pub fn nll(config: &ModelConfig, logits: &Tensor, x: &Tensor, reduction: Reducti
         Output::Categorical => {
             let index = x.f_to_kind(Kind::Int64)?.f_unsqueeze(2)?; // (N, C, 1, H, W)
             level_log_probs(config, logits)?.f_gather(2, &index, false)?.f_squeeze_dim(2)?.f_neg()?
+        }
+        Output::LogisticMixture if reduction != Reduction::None => {
+            // The per-channel conditionals sum to the joint: the loss needs only that.
+            let total = mixture_joint_log_prob(config, logits, &scaled(x)?)?.f_sum(Kind::Float)?.f_neg()?;
+            return Ok(match reduction {
+                Reduction::Sum => total,
+                _ => total.f_div_scalar(x.numel() as f64)?,
+            });
         }
         Output::LogisticMixture => mixture_log_prob(config, logits, &scaled(x)?)?.f_neg()?,
     };
