@@ -118,17 +118,13 @@ fn joined_group(state: &mut ModelState, options: &crate::config::DistributedConf
         }
     }
     match (options.backend, state.net.device()) {
-        (crate::config::Backend::Gloo, _) => {}
-        (crate::config::Backend::Nccl, tch::Device::Cuda(_)) => {
-            return Err(Error::DeviceUnavailable(
-                "distributed.backend: \"nccl\" is not built into this version yet; use \"gloo\" (it also runs on CUDA models, through the CPU)".into(),
-            ))
-        }
+        (crate::config::Backend::Gloo, _) => ProcessGroup::gloo(&options.group_options()),
+        // Collectives on this rank's GPU: the model's device.
+        (crate::config::Backend::Nccl, device @ tch::Device::Cuda(_)) => ProcessGroup::nccl(&options.group_options(), device),
         (crate::config::Backend::Nccl, _) => {
-            return Err(Error::DeviceUnavailable("distributed.backend: \"nccl\" needs a CUDA model (device: 'cuda'); use \"gloo\" on the CPU".into()))
+            Err(Error::DeviceUnavailable("distributed.backend: \"nccl\" needs a CUDA model (device: 'cuda'); use \"gloo\" on the CPU".into()))
         }
     }
-    ProcessGroup::gloo(&options.group_options())
 }
 
 /// `fit` as one rank of a data-parallel group (`None`: alone). Every rank is
@@ -272,11 +268,13 @@ fn share_of(chunk: &[i64], rank: i64, world: i64) -> &[i64] {
     &chunk[(rank * n / world) as usize..((rank + 1) * n / world) as usize]
 }
 
-/// Every parameter, flattened into one contiguous CPU buffer (one collective
-/// for the whole model), or written back from one.
-fn flatten(tensors: &[Tensor]) -> Result<Tensor> {
+/// Every parameter, flattened into one contiguous buffer on the group's
+/// device (one collective for the whole model), or written back from one.
+/// Gloo's buffer is on the CPU (a copy from a CUDA model); NCCL's stays on
+/// the model's GPU.
+fn flatten(tensors: &[Tensor], device: tch::Device) -> Result<Tensor> {
     let flat = tensors.iter().map(|t| t.f_detach()?.f_reshape([-1])).collect::<std::result::Result<Vec<_>, _>>()?;
-    Ok(Tensor::f_cat(&flat, 0)?.f_to_device(tch::Device::Cpu)?.f_contiguous()?)
+    Ok(Tensor::f_cat(&flat, 0)?.f_to_device(device)?.f_contiguous()?)
 }
 
 fn unflatten_into(buffer: &Tensor, tensors: &[Tensor]) -> Result<()> {
@@ -293,7 +291,7 @@ fn unflatten_into(buffer: &Tensor, tensors: &[Tensor]) -> Result<()> {
 /// Rank 0's weights on every rank.
 fn broadcast_parameters(state: &ModelState, group: &mut ProcessGroup) -> Result<()> {
     let params: Vec<Tensor> = state.net.parameters().into_iter().map(|(_, t)| t.shallow_clone()).collect();
-    let mut buffer = flatten(&params)?;
+    let mut buffer = flatten(&params, group.device())?;
     group.broadcast(&mut buffer, 0)?;
     unflatten_into(&buffer, &params)
 }
@@ -311,10 +309,10 @@ fn average_gradients(state: &ModelState, group: &mut ProcessGroup, loss: &Tensor
     let grads: Vec<Tensor> = grads.into_iter().filter(|g| g.defined()).collect();
     let mut parts: Vec<Tensor> = grads.iter().map(|g| g.shallow_clone()).collect();
     parts.push(loss.f_reshape([1])?.f_to_kind(Kind::Float)?);
-    let mut buffer = flatten(&parts)?.f_mul_scalar(weight)?;
+    let mut buffer = flatten(&parts, group.device())?.f_mul_scalar(weight)?;
     group.all_reduce_sum(&mut buffer)?;
-    let device = loss.device();
-    let reduced = buffer.f_to_device(device)?;
+    // Back to the model's device (Gloo: from the CPU; NCCL: already there).
+    let reduced = buffer.f_to_device(loss.device())?;
     unflatten_into(&reduced, &grads)?;
     let total = grads.iter().map(|g| g.numel() as i64).sum::<i64>();
     Ok(reduced.f_narrow(0, total, 1)?.f_reshape([])?)
@@ -331,7 +329,8 @@ fn group_mean_loss(state: &ModelState, group: &mut ProcessGroup, images: &Tensor
         Tensor::from_slice(&[mean * share.numel() as f64, share.numel() as f64])
     } else {
         Tensor::from_slice(&[0.0f64, 0.0])
-    };
+    }
+    .f_to_device(group.device())?;
     group.all_reduce_sum(&mut sums)?;
     let sums = Vec::<f64>::try_from(&sums)?;
     Ok(sums[0] / sums[1])
