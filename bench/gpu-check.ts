@@ -9,9 +9,17 @@
  *   batch 128 and the implied 60,000-image epoch; fast sampling of 81 and of
  *   10,000 images;
  * - the same in bf16 mixed precision: probability difference from fp32,
- *   training images/s of both presets, sampling 10,000 images.
+ *   training images/s of both presets, sampling 10,000 images;
+ * - data-parallel training over NCCL: the seed preset at global batch 128 in
+ *   a group of 1 rank on the device, and of 2 ranks (cuda:0 and cuda:1, one
+ *   process each) when the machine has 2 GPUs; each rank is a child process,
+ *   so that a failure (or an NCCL abort) is a row of the table, not the end
+ *   of the check. On `--device cpu` the 1-rank step records the DeviceError.
  * Prints JSON on the last line. `--quick` shrinks the work for a CPU dry run.
  */
+import { spawn } from 'node:child_process'
+import { createServer } from 'node:net'
+import { libtorchInfo } from '../src/info'
 import { PixelCNN } from '../src/model'
 import { randomImages } from '../__test__/support/images'
 import { median, timeIt } from './timing'
@@ -19,6 +27,65 @@ import { median, timeIt } from './timing'
 const args = process.argv.slice(2)
 const device = args[args.indexOf('--device') + 1] ?? 'cuda'
 const quick = args.includes('--quick')
+
+/** One rank of the NCCL step, run as a child process (`--nccl-rank <json>`). */
+interface NcclRank { rank: number; worldSize: number; masterPort: number; device: string; steps: number }
+
+async function ncclRank(job: NcclRank): Promise<{ seconds: number; loss: number }> {
+  const model = PixelCNN.create({ preset: 'seed', device: job.device as never, seed: 1 })
+  const distributed = { backend: 'nccl' as const, rank: job.rank, worldSize: job.worldSize, masterAddr: '127.0.0.1', masterPort: job.masterPort, timeoutSeconds: 120 }
+  // Warm-up; it also joins the group, which the next fit with the same options reuses.
+  await model.fit({ data: { train: randomImages(256, 28, 28, 8) }, epochs: 1, batchSize: 128, distributed })
+  const train = { train: randomImages(128 * job.steps, 28, 28, 7) }
+  const seconds = await timeIt(() => model.fit({ data: train, epochs: 1, batchSize: 128, distributed }))
+  return { seconds, loss: model.history[model.history.length - 1].trainLoss }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/** Runs `jobs` as child processes at once; the ranks' results, or why the group failed. */
+function ncclGroup(jobs: NcclRank[], limitSeconds: number): Promise<Record<string, unknown>> {
+  return new Promise((resolve) => {
+    const outcomes: { code: number | null; signal: string | null; out: string; err: string }[] = []
+    const children = jobs.map((job) => {
+      const child = spawn(process.execPath, [__filename, '--nccl-rank', JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'pipe'] })
+      const outcome = { code: null as number | null, signal: null as string | null, out: '', err: '' }
+      child.stdout.on('data', (c: Buffer) => (outcome.out += c))
+      child.stderr.on('data', (c: Buffer) => {
+        outcome.err += c
+        process.stderr.write(c)
+      })
+      child.on('close', (code, signal) => {
+        Object.assign(outcome, { code, signal })
+        outcomes.push(outcome)
+        if (outcomes.length === jobs.length) finish()
+      })
+      return { child, outcome }
+    })
+    const timer = setTimeout(() => children.forEach(({ child }) => child.kill('SIGKILL')), limitSeconds * 1000)
+    function finish() {
+      clearTimeout(timer)
+      const failed = children.map(({ outcome }, rank) => ({ rank, ...outcome })).filter((o) => o.code !== 0)
+      if (failed.length > 0) {
+        const why = (o: (typeof failed)[number]) => {
+          const lines = o.err.trim().split('\n').filter((l) => /Error|error|failed|abort/i.test(l))
+          return `rank ${o.rank}: ${o.signal ? `killed by ${o.signal}` : `exit ${o.code}`}${lines.length ? `: ${lines[0].slice(0, 300)}` : ''}`
+        }
+        return resolve({ error: failed.map(why).join('; ') })
+      }
+      const results = children.map(({ outcome }) => JSON.parse(outcome.out.trim().split('\n').pop()!) as { seconds: number; loss: number })
+      const seconds = Math.max(...results.map((r) => r.seconds))
+      resolve({ imagesPerSecond: (128 * jobs[0].steps) / seconds, seconds, losses: results.map((r) => r.loss) })
+    }
+  })
+}
 
 async function main() {
   const result: Record<string, unknown> = { device }
@@ -80,10 +147,31 @@ async function main() {
     result[`sample${count}Seconds`] = seconds
     result[`sample${count}ImagesPerSecond`] = count / seconds
   }
+
+  // NCCL: 1 rank on the device, then 2 ranks on cuda:0 and cuda:1 where there are 2 GPUs.
+  const gpus = device.startsWith('cuda') ? libtorchInfo().cudaDeviceCount : 0
+  const limit = quick ? 120 : 300
+  result.ncclWorld1 = await ncclGroup([{ rank: 0, worldSize: 1, masterPort: await freePort(), device, steps }], limit)
+  if (gpus >= 2) {
+    const masterPort = await freePort()
+    // Each rank on its own GPU: the model's device is the rank's, and the NCCL shim makes it the process's current device.
+    result.ncclWorld2 = await ncclGroup([0, 1].map((rank) => ({ rank, worldSize: 2, masterPort, device: `cuda:${rank}`, steps })), limit)
+  } else {
+    result.ncclWorld2 = { skipped: `${gpus} CUDA device(s) here; 2 ranks need 2 GPUs (NCCL refuses two ranks on one GPU)` }
+  }
   console.log(JSON.stringify(result))
 }
 
-main().catch((error) => {
-  console.error(error)
-  process.exit(1)
-})
+if (args[0] === '--nccl-rank') {
+  ncclRank(JSON.parse(args[1]) as NcclRank)
+    .then((r) => console.log(JSON.stringify(r)))
+    .catch((error) => {
+      console.error(`${(error as Error).name}: ${(error as Error).message}`)
+      process.exit(1)
+    })
+} else {
+  main().catch((error) => {
+    console.error(error)
+    process.exit(1)
+  })
+}

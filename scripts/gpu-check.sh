@@ -7,7 +7,9 @@
 #       there (or here with --device cpu as a dry run): CPU-vs-device agreement
 #       of predict and of the samplers, then training and sampling speed, peak
 #       GPU memory, the same in bf16, and PyTorch eager (fp32, autocast bf16,
-#       torch.compile) on the same model in the same call.
+#       torch.compile) on the same model in the same call; data-parallel
+#       training over NCCL (1 rank on cuda:0; 2 ranks, one GPU each, where
+#       there are 2 GPUs), each rank a child process whose failure is a row.
 #       Prints one short table; full logs go to $OUT.
 # With the device tool: run(command: "bash scripts/gpu-check.sh run", carry: [".gpu"]).
 set -euo pipefail
@@ -63,6 +65,7 @@ torch_args=(--device "$device" --modes compile,bf16,compile+bf16)
   const ours = last("pixelcnn.log"), torch = last("pytorch.log")
   let peak = "n/a"
   try { peak = Math.max(...fs.readFileSync(`${out}/gpu-memory.log`, "utf8").trim().split("\n").map(Number)) + " MiB (whole GPU, both runs)" } catch {}
+  const nccl = (r) => r === undefined ? "–" : r.skipped ? "skipped: " + r.skipped : r.error ? "failed: " + r.error.replace(/[|\n]/g, " ") : f(r.imagesPerSecond, 1)
   const f = (x, d = 2) => typeof x === "number" ? (Number.isFinite(x) ? x.toFixed(d) : "–") : x === undefined ? "–" : String(x)
   const rows = [
     ["predict: largest CPU-vs-device probability difference", f(ours.predictMaxDiff, 7), "≤ 1e-4"],
@@ -80,6 +83,8 @@ torch_args=(--device "$device" --modes compile,bf16,compile+bf16)
     ["bf16 sampling 10,000 images (s)", f(ours.bf16SampleManySeconds, 2), ""],
     ["PyTorch torch.compile fp32 / compile+bf16, images/s", `${f(torch.modes?.compile?.trainImagesPerSecond, 1)} / ${f(torch.modes?.["compile+bf16"]?.trainImagesPerSecond, 1)}`, "seed preset"],
     ["peak GPU memory", peak, ""],
+    ["NCCL, 1 rank on the device: training images/s, seed preset, batch 128", nccl(ours.ncclWorld1), ours.ncclWorld1?.imagesPerSecond ? `${f(ours.ncclWorld1.imagesPerSecond / ours.trainImagesPerSecond)}× no group` : ""],
+    ["NCCL, 2 ranks (cuda:0, cuda:1): training images/s, global batch 128", nccl(ours.ncclWorld2), ours.ncclWorld2?.imagesPerSecond ? `${f(ours.ncclWorld2.imagesPerSecond / ours.trainImagesPerSecond)}× one GPU alone` : ""],
   ]
   console.log(`| ${process.argv[1]} | pixelcnn | note |\n|---|---:|---|`)
   for (const r of rows) console.log(`| ${r.join(" | ")} |`)

@@ -117,7 +117,10 @@ export interface DistributedOptions {
   masterAddr?: string
   /** @default 29500 */
   masterPort?: number
-  /** `'gloo'` (CPU; PyTorch's c10d). `'nccl'` is not built yet. @default 'gloo' */
+  /**
+   * `'gloo'` (CPU tensors; PyTorch's c10d) or `'nccl'` (a CUDA model, one GPU per rank: the model's device;
+   * Linux builds whose libtorch has CUDA; a `DeviceError` elsewhere). @default 'gloo'
+   */
   backend?: 'gloo' | 'nccl'
   /** How long to wait for the other ranks at the rendezvous and in each collective. @default 60 */
   timeoutSeconds?: number
