@@ -18,32 +18,30 @@
  * from outside. Each process runs in its own Node process, spawned from this
  * file (`… bench/distributed.ts worker JSON`), and prints a JSON line.
  *
- * PIXELCNN_BENCH_PRESET (default seed: 532,673 parameters, 2.1 MB of fp32
- * gradients), PIXELCNN_BENCH_BATCH (global batch, default 64),
- * PIXELCNN_BENCH_TRAIN_STEPS (steps per timed `fit`, default 4),
- * PIXELCNN_BENCH_REPEATS (timed `fit` calls, default 3). The gated presets
- * do not train in a group yet: the core's all-reduce reads every parameter's
- * gradient, and the gated network's last layer has parameters that get none
- * (an "undefined Tensor" error from libtorch).
+ * PIXELCNN_BENCH_PRESETS (comma-separated, default `seed,gated`: 532,673 and
+ * 553,793 parameters, 2.1 and 2.2 MB of fp32 gradients), PIXELCNN_BENCH_BATCH
+ * (global batch, default 64), PIXELCNN_BENCH_TRAIN_STEPS (steps per timed
+ * `fit`, default 3), PIXELCNN_BENCH_REPEATS (timed `fit` calls, default 3).
  */
 
 import { spawn } from 'node:child_process'
 import { createServer } from 'node:net'
 import { availableParallelism } from 'node:os'
-import * as path from 'node:path'
 import { type DistributedOptions, type ModelOptions, PixelCNN } from '../src/index'
 import { randomImages } from '../__test__/support/images'
 import { describeMachine } from './machine'
 import { median, timeIt } from './timing'
 
-const PRESET = (process.env.PIXELCNN_BENCH_PRESET ?? 'seed') as NonNullable<ModelOptions['preset']>
+type Preset = NonNullable<ModelOptions['preset']>
+const PRESETS = (process.env.PIXELCNN_BENCH_PRESETS ?? 'seed,gated').split(',').filter(Boolean) as Preset[]
 const BATCH = Number(process.env.PIXELCNN_BENCH_BATCH ?? 64)
-const STEPS = Number(process.env.PIXELCNN_BENCH_TRAIN_STEPS ?? 4)
+const STEPS = Number(process.env.PIXELCNN_BENCH_TRAIN_STEPS ?? 3)
 const REPEATS = Number(process.env.PIXELCNN_BENCH_REPEATS ?? 3)
 /** Steps per timed `fit` on the all-reduce-only path (cheap steps, so more of them). */
 const PROBE_STEPS = 50
 
 interface Job {
+  preset: Preset
   size: number
   batch: number
   steps: number
@@ -58,7 +56,7 @@ interface Result {
 
 /** One process: a warm-up `fit` (which also joins the group), then REPEATS timed ones. */
 async function worker(job: Job): Promise<Result> {
-  const model = PixelCNN.create({ preset: PRESET, height: job.size, width: job.size, device: 'cpu', seed: 0 })
+  const model = PixelCNN.create({ preset: job.preset, height: job.size, width: job.size, device: 'cpu', seed: 0 })
   const data = { train: randomImages(job.batch * job.steps, job.size, job.size, 1) }
   const fit = { data, epochs: 1, batchSize: job.batch, threads: job.threads, distributed: job.distributed, seed: 0 }
   await model.fit({ ...fit, data: { train: randomImages(job.batch * 2, job.size, job.size, 2) } })
@@ -105,19 +103,26 @@ async function group(jobs: Omit<Job, 'distributed'>[]): Promise<Job[]> {
 const ms = (seconds: number) => `${(seconds * 1000).toFixed(1)} ms`
 
 async function main() {
+  console.log(`machine: ${describeMachine()}`)
+  for (const preset of PRESETS) await compare(preset)
+}
+
+/** The four runs for one network, and what they say. */
+async function compare(preset: Preset) {
   const cores = availableParallelism()
   const half = Math.max(1, Math.floor(cores / 2))
-  console.log(`machine: ${describeMachine()}`)
-  console.log(`network: ${PRESET} preset, 28×28 random binary images, global batch ${BATCH}, ${STEPS} steps per timed fit, median of ${REPEATS} fits`)
-  const one = await together(`1 process, ${cores} threads`, [{ size: 28, batch: BATCH, steps: STEPS, threads: cores }])
-  const two = await together(`2 processes in a Gloo group, ${half} thread(s) each`, await group([0, 1].map(() => ({ size: 28, batch: BATCH, steps: STEPS, threads: half }))))
-  const apart = await together(`2 processes without a group, ${BATCH / 2} images each`, [0, 1].map(() => ({ size: 28, batch: BATCH / 2, steps: STEPS, threads: half })))
-  const probeGroup = await together('all-reduce probe: 2 processes in a group, 8×8, 1 image each', await group([0, 1].map(() => ({ size: 8, batch: 2, steps: PROBE_STEPS, threads: half }))))
-  const probeAlone = await together('all-reduce probe: 1 process, 8×8, 1 image', [{ size: 8, batch: 1, steps: PROBE_STEPS, threads: half }])
+  console.log('')
+  console.log(`network: ${preset} preset, 28×28 random binary images, global batch ${BATCH}, ${STEPS} steps per timed fit, median of ${REPEATS} fits`)
+  const job = (size: number, batch: number, steps: number, threads: number): Job => ({ preset, size, batch, steps, threads })
+  const one = await together(`${preset}: 1 process, ${cores} threads`, [job(28, BATCH, STEPS, cores)])
+  const two = await together(`${preset}: 2 processes in a Gloo group, ${half} thread(s) each`, await group([0, 1].map(() => job(28, BATCH, STEPS, half))))
+  const apart = await together(`${preset}: 2 processes without a group, ${BATCH / 2} images each`, [0, 1].map(() => job(28, BATCH / 2, STEPS, half)))
+  const probeGroup = await together(`${preset}: all-reduce probe, 2 processes in a group, 8×8, 1 image each`, await group([0, 1].map(() => job(8, 2, PROBE_STEPS, half))))
+  const probeAlone = await together(`${preset}: all-reduce probe, 1 process, 8×8, 1 image`, [job(8, 1, PROBE_STEPS, half)])
 
   const parameters = one.parameterCount
   if (probeGroup.parameterCount !== parameters) throw new Error(`the probe's network has ${probeGroup.parameterCount} parameters, not ${parameters}`)
-  // One flattened fp32 buffer per step: every gradient and the weighted loss.
+  // One flattened fp32 buffer per step: the gradients and the weighted loss.
   const bytes = (parameters + 1) * 4
   const rate = (r: Result) => BATCH / r.secondsPerStep
   const allReduce = probeGroup.secondsPerStep - probeAlone.secondsPerStep
@@ -134,7 +139,7 @@ async function main() {
   console.log(`ratio, 2 processes in a group / 1 process: ${(rate(two) / rate(one)).toFixed(3)}`)
   console.log(`what the group costs per step (group − no group, same batch shares): ${ms(two.secondsPerStep - apart.secondsPerStep)}`)
   console.log(`all-reduce per step, probe (8×8, 1 image per rank; group − alone): ${ms(allReduce)} (group ${ms(probeGroup.secondsPerStep)}, alone ${ms(probeAlone.secondsPerStep)} per step)`)
-  console.log(`all-reduced per step: ${bytes.toLocaleString('en')} bytes (${(bytes / 2 ** 20).toFixed(2)} MiB: ${parameters.toLocaleString('en')} fp32 gradients + the loss) against a model of ${(parameters * 4).toLocaleString('en')} bytes of fp32 weights; plus one broadcast of the weights per fit call`)
+  console.log(`all-reduced per step: at most ${bytes.toLocaleString('en')} bytes (${(bytes / 2 ** 20).toFixed(2)} MiB: ${parameters.toLocaleString('en')} fp32 gradients + the loss; parameters without a gradient stay out) against a model of ${(parameters * 4).toLocaleString('en')} bytes of fp32 weights; plus one broadcast of the weights per fit call`)
   console.log(`effective all-reduce throughput on 127.0.0.1: ${allReduce > 0 ? `${((bytes / allReduce) / 1e9 * 8).toFixed(2)} Gbit/s of buffer` : '–'}`)
 }
 
