@@ -105,6 +105,10 @@ fn build_nccl_shim(lib_dir: &Path, include: &Path, abi: &str) -> Result<PathBuf,
     // the include directories of the wheel's nvidia/* packages beside torch/.
     let mut dirs: Vec<PathBuf> = std::env::var("PIXELCNN_CUDA_INCLUDE").unwrap_or_default().split(':').filter(|d| !d.is_empty()).map(PathBuf::from).collect();
     let nvidia = lib_dir.join("../../nvidia");
+    if nvidia.is_dir() {
+        // Headers installed later (setup-libtorch.sh) make the next build try again.
+        println!("cargo:rerun-if-changed={}", nvidia.display());
+    }
     if let Ok(entries) = std::fs::read_dir(&nvidia) {
         let mut found: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path().join("include")).filter(|d| d.is_dir()).collect();
         found.sort();
