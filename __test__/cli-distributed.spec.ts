@@ -9,7 +9,8 @@ import test from 'ava'
 import { spawn } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import * as path from 'node:path'
-import { PixelCNN } from '../src/index'
+import { ConfigError, PixelCNN } from '../src/index'
+import { rankDevice } from '../src/cli/train'
 import { idxImages } from './helpers/idx'
 import { removeTempDirs, tempDir } from './helpers/temp'
 
@@ -235,4 +236,17 @@ test.serial('bad --nproc and --distributed values are ConfigErrors naming the fl
   t.is(badRank.code, 1)
   t.regex(badRank.stderr, /ConfigError: .*RANK must be an integer, got "two"/)
   t.false(existsSync(path.join(dir, 'never.safetensors')))
+})
+
+test('under --distributed env each rank takes the GPU of its LOCAL_RANK unless the device names one', (t) => {
+  const gpu = () => true
+  const noGpu = () => false
+  t.is(rankDevice('cuda', 'env', { LOCAL_RANK: '1' }, gpu), 'cuda:1')
+  t.is(rankDevice('auto', 'env', { LOCAL_RANK: '3' }, gpu), 'cuda:3')
+  t.is(rankDevice('auto', 'env', { LOCAL_RANK: '3' }, noGpu), 'auto', 'auto stays auto on a CPU machine')
+  t.is(rankDevice('cuda:2', 'env', { LOCAL_RANK: '1' }, gpu), 'cuda:2', 'an explicit index is kept')
+  t.is(rankDevice('cpu', 'env', { LOCAL_RANK: '1' }, gpu), 'cpu')
+  t.is(rankDevice('cuda', 'env', {}, gpu), 'cuda', 'no LOCAL_RANK: as given')
+  t.is(rankDevice('cuda', undefined, { LOCAL_RANK: '1' }, gpu), 'cuda', 'only under --distributed env')
+  t.throws(() => rankDevice('cuda', 'env', { LOCAL_RANK: 'one' }, gpu), { instanceOf: ConfigError, message: /LOCAL_RANK.*"one"/ })
 })

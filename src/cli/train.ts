@@ -19,6 +19,7 @@ import { PixelCNN } from '../model'
 import type { Architecture, Device, DistributedOptions, EpochRecord, ModelOptions, Output, TrainOptions } from '../types'
 import { type Args, number, precision, required } from './args'
 import { loadDataSource } from './data-source'
+import { libtorchInfo } from '../info'
 import type { ImageBatch } from '../images'
 import { watchLauncher } from './launcher'
 import { besideModel, writeCurve, writeSampleGrid } from './pictures'
@@ -46,6 +47,21 @@ function modelOptions(args: Args, fromFile: Partial<TrainOptions>, images: Image
     options.classes = labels.reduce((max, k) => Math.max(max, k), 0) + 1
   }
   return options
+}
+
+/**
+ * One GPU per rank, as torchrun means it: under `--distributed env` a device
+ * without an index (`cuda`, or `auto` where CUDA is available) becomes
+ * `cuda:LOCAL_RANK`, so that the ranks on one machine (`--nproc`, or torchrun's
+ * `--nproc-per-node`) do not all land on `cuda:0`, which NCCL refuses. An
+ * explicit `cuda:N` is kept.
+ */
+export function rankDevice(device: Device | undefined, distributed: DistributedOptions | 'env' | undefined, env: NodeJS.ProcessEnv = process.env, cuda = () => libtorchInfo().cudaAvailable): Device | undefined {
+  const local = env.LOCAL_RANK
+  if (distributed !== 'env' || local === undefined || local === '') return device
+  if (!/^\d+$/.test(local)) throw new ConfigError(`\`--distributed env\`: LOCAL_RANK must be a non-negative integer, got ${JSON.stringify(local)}`)
+  if (device === 'cuda' || (device === 'auto' && cuda())) return `cuda:${Number(local)}`
+  return device
 }
 
 /** `--channels 1|3`: how to read a source that has a choice (`folder:DIR`); a resumed model's own by default. */
@@ -92,7 +108,7 @@ export async function train(args: Args): Promise<void> {
   }
   process.once('SIGINT', stop)
   watchLauncher(stop)
-  const device = (args.device as Device | undefined) ?? fromFile.device
+  const device = rankDevice((args.device as Device | undefined) ?? fromFile.device, distributed)
   const resuming = Boolean(args.resume) && existsSync(out)
   const resumed = resuming ? await PixelCNN.load(out, { device }) : undefined
   // Categorical models read the 8-bit grayscale; binary ones the seed's binarization.
