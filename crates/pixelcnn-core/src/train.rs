@@ -168,6 +168,7 @@ pub fn fit_in_group(
     let (rank, world) = group.as_ref().map_or((0, 1), |g| (g.rank(), g.world_size()));
     if let Some(g) = group.as_deref_mut() {
         broadcast_parameters(state, g)?;
+        check_same_progress(state, g)?;
     }
     // Only rank 0 writes checkpoints.
     let checkpoint_path = if rank == 0 { config.checkpoint.as_ref().map(|c| Path::new(&c.path)) } else { None };
@@ -294,6 +295,40 @@ fn broadcast_parameters(state: &ModelState, group: &mut ProcessGroup) -> Result<
     let mut buffer = flatten(&params, group.device())?;
     group.broadcast(&mut buffer, 0)?;
     unflatten_into(&buffer, &params)
+}
+
+/// Every rank must start where rank 0 starts: the same epochs done, steps into
+/// the current epoch and Adam step. Ranks that resumed from different
+/// checkpoint files (one machine's copy older, or missing) would otherwise
+/// train different batches with the same weights and drift apart silently.
+/// Rank 0's position is broadcast and a flag all-reduced, so that every rank
+/// fails, at once and before the first step: the ranks that differ name their
+/// own position, the others how many differ.
+fn check_same_progress(state: &ModelState, group: &mut ProcessGroup) -> Result<()> {
+    let steps = state.partial_epoch.as_ref().map_or(0, |p| p.steps_done);
+    let adam = state.optimizer.as_ref().map_or(0, |o| o.step);
+    let mine = [state.history.len() as f64, steps as f64, adam as f64];
+    // On the group's device (the GPU for NCCL), read back on the CPU.
+    let mut first = Tensor::f_from_slice(&mine)?.f_to_device(group.device())?;
+    group.broadcast(&mut first, 0)?;
+    let first = Vec::<f64>::try_from(&first.f_to_device(tch::Device::Cpu)?)?;
+    let mut differing = Tensor::f_from_slice(&[if first[..] == mine[..] { 0.0f64 } else { 1.0 }])?.f_to_device(group.device())?;
+    group.all_reduce_sum(&mut differing)?;
+    let differing = differing.f_to_device(tch::Device::Cpu)?.f_double_value(&[0])?;
+    let describe = |v: &[f64]| format!("{} epochs done, {} steps into the next, Adam step {}", v[0], v[1], v[2]);
+    if first[..] != mine[..] {
+        return Err(Error::Distributed(format!(
+            "rank {} starts from another training state than rank 0 ({} here, {} on rank 0): every rank must resume from the same checkpoint (on several machines, put it on a shared file system or copy it to each)",
+            group.rank(), describe(&mine), describe(&first)
+        )));
+    }
+    if differing > 0.0 {
+        return Err(Error::Distributed(format!(
+            "{differing} rank(s) start from another training state than rank 0 ({}): every rank must resume from the same checkpoint",
+            describe(&first)
+        )));
+    }
+    Ok(())
 }
 
 /// Turns this rank's gradients of the mean loss over its share (a fraction

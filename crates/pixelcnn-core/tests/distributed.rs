@@ -83,6 +83,23 @@ fn rank_worker() {
             println!("RESULT=losses {}", join(&losses));
             println!("RESULT=probs {}", join(&probs));
         }
+        "train-from-another-state" => {
+            // Rank 1 has trained an epoch on its own, as if it had resumed from a later checkpoint.
+            let config = net_for("train");
+            let mut state: ModelState = model(config, 3);
+            let train = striped(32, 8, 8, 1);
+            let train_config = TrainConfig {
+                epochs: 1, batch_size: 16, learning_rate: 5e-3, seed: 7, threads: Some(1), eval_batch_size: 64, checkpoint: None, precision: Default::default(), distributed: None,
+            };
+            let cancel = std::sync::atomic::AtomicBool::new(false);
+            if rank == 1 {
+                fit_in_group(&mut state, split(&train, 32, 8, 8), None, &train_config, None, &cancel, &mut |_| {}).unwrap();
+            }
+            match fit_in_group(&mut state, split(&train, 32, 8, 8), None, &train_config, Some(&mut group), &cancel, &mut |_| {}) {
+                Err(Error::Distributed(message)) => println!("RESULT=error {message}"),
+                other => println!("RESULT=unexpected {:?}", other.map(|_| ())),
+            }
+        }
         other => panic!("unknown job {other}"),
     }
 }
@@ -146,6 +163,21 @@ fn two_ranks_match_one_process(job: &str) {
         assert!(loss_gap < 1e-5, "rank {rank}: losses {losses:?} against one process's {single_losses:?}");
         assert!(prob_gap < 1e-4, "rank {rank}: predictions differ by up to {prob_gap}");
     }
+}
+
+/// Ranks that would start from different training states (one resumed from
+/// another checkpoint) all fail before the first step, the odd one naming itself.
+#[test]
+fn ranks_resumed_from_different_states_fail_before_training() {
+    let port = free_port();
+    let children = [spawn_rank(0, 2, port, "train-from-another-state"), spawn_rank(1, 2, port, "train-from-another-state")];
+    let outcomes: Vec<_> = children.into_iter().map(results).collect();
+    for (rank, (_, lines, all)) in outcomes.iter().enumerate() {
+        assert!(lines.len() == 1 && lines[0].starts_with("error "), "rank {rank}: {all}");
+        assert!(lines[0].contains("same checkpoint"), "rank {rank}: {}", lines[0]);
+    }
+    assert!(outcomes[1].1[0].contains("rank 1 starts from another training state than rank 0 (1 epochs done"), "{}", outcomes[1].1[0]);
+    assert!(outcomes[0].1[0].contains("1 rank(s) start from another training state"), "{}", outcomes[0].1[0]);
 }
 
 #[test]
