@@ -29,6 +29,9 @@ int guarded(char* error, std::size_t error_len, F&& body) {
   try {
     body();
     return 0;
+  } catch (const c10::Error& e) {
+    // c10d's errors; what() would append a C++ backtrace to the user's message.
+    if (error_len > 0) std::snprintf(error, error_len, "%s", e.what_without_backtrace());
   } catch (const std::exception& e) {
     if (error_len > 0) std::snprintf(error, error_len, "%s", e.what());
   } catch (...) {
