@@ -5,7 +5,7 @@ import { mkdirSync, statSync, writeFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { ConfigError, DataError, PixelCNN, writeImageGrid, type ImageBatch } from '../src/index'
 import { removeTempDirs, tempDir } from './helpers/temp'
-import { largestDifference, pytorchProbabilities } from './support/pytorch'
+import { logProbGapToPytorch } from './support/pytorch'
 
 const dir = tempDir('colour')
 test.after.always(removeTempDirs)
@@ -79,18 +79,13 @@ test('colour checkpoints of every output load by name into the plain PyTorch mod
     const trainLabels = Uint8Array.from({ length: 32 }, (_, i) => i % 3)
     const conditional = 'classes' in shape
     const model = await PixelCNN.train({ data: conditional ? { train: data, trainLabels } : { train: data }, model: shape, epochs: 1, batchSize: 16, learningRate: 1e-2, device: 'cpu', seed: 2 })
-    const file = path.join(dir, `${name}.safetensors`)
-    await model.save(file)
-    const probe = colourRows(3, 6, 5, 9, levels)
     const labels = conditional ? new Uint8Array([2, 0, 1]) : undefined
-    const theirs = pytorchProbabilities(file, probe, dir, labels, 'logProbs')
-    if (!theirs) {
+    const worst = await logProbGapToPytorch(model, name, colourRows(3, 6, 5, 9, levels), dir, labels)
+    if (worst === undefined) {
       t.log('PIXELCNN_PYTHON is not set (npm test sets it): skipped')
       t.pass()
       return
     }
-    const ours = await model.logProbs(probe, { labels })
-    const worst = largestDifference(ours, theirs)
     t.true(worst < 1e-5, `${name}: largest log-probability difference ${worst}`)
   }
 })

@@ -1,8 +1,7 @@
 import test from 'ava'
-import * as path from 'node:path'
 import { ConfigError, DataError, PixelCNN, type ImageBatch } from '../src/index'
 import { removeTempDirs, tempDir } from './helpers/temp'
-import { largestDifference, pytorchProbabilities } from './support/pytorch'
+import { logProbGapToPytorch } from './support/pytorch'
 
 const dir = tempDir('outputs')
 test.after.always(removeTempDirs)
@@ -76,18 +75,13 @@ test('categorical and logistic-mixture checkpoints load by name into the plain P
     const trainLabels = Uint8Array.from({ length: 32 }, (_, i) => i % 3)
     const conditional = 'classes' in shape
     const model = await PixelCNN.train({ data: conditional ? { train: data, trainLabels } : { train: data }, model: shape, epochs: 1, batchSize: 16, learningRate: 1e-2, device: 'cpu', seed: 2 })
-    const file = path.join(dir, `${name}.safetensors`)
-    await model.save(file)
-    const probe = levelRows(3, 8, 8, 9)
     const labels = conditional ? new Uint8Array([2, 0, 1]) : undefined
-    const theirs = pytorchProbabilities(file, probe, dir, labels, 'logProbs')
-    if (!theirs) {
+    const worst = await logProbGapToPytorch(model, name, levelRows(3, 8, 8, 9), dir, labels)
+    if (worst === undefined) {
       t.log('PIXELCNN_PYTHON is not set (npm test sets it): skipped')
       t.pass()
       return
     }
-    const ours = await model.logProbs(probe, { labels })
-    const worst = largestDifference(ours, theirs)
     t.true(worst < 1e-5, `${name}: largest log-probability difference ${worst}`)
   }
 })

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import * as path from 'node:path'
-import type { ImageBatch } from '../../src/index'
+import type { ImageBatch, PixelCNN } from '../../src/index'
 
 /**
  * The probabilities that the plain PyTorch module in bench/pytorch computes
@@ -30,4 +30,17 @@ export function largestDifference(a: ArrayLike<number>, b: ArrayLike<number>): n
   let worst = 0
   for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]))
   return worst
+}
+
+/**
+ * Saves `model` as `dir/name.safetensors`, loads it by name into the PyTorch
+ * module and returns the largest difference between its log-probabilities of
+ * `probe` and the library's; `undefined` where no PyTorch is configured.
+ */
+export async function logProbGapToPytorch(model: PixelCNN, name: string, probe: ImageBatch, dir: string, labels?: Uint8Array): Promise<number | undefined> {
+  const file = path.join(dir, `${name}.safetensors`)
+  await model.save(file)
+  const theirs = pytorchProbabilities(file, probe, dir, labels, 'logProbs')
+  if (!theirs) return undefined
+  return largestDifference(await model.logProbs(probe, { labels }), theirs)
 }

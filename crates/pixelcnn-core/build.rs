@@ -50,6 +50,7 @@ fn main() {
     build.compile("pixelcnn_cxx");
     println!("cargo:rustc-link-search=native={}", lib_dir.display());
     println!("cargo:rerun-if-changed=cxx/vendor");
+    println!("cargo:rerun-if-changed=cxx/guarded.hpp");
     for lib in ["torch_cpu", "c10"] {
         println!("cargo:rustc-link-lib={lib}");
     }

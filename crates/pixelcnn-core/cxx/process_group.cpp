@@ -12,6 +12,8 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include "guarded.hpp"
+
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -24,21 +26,7 @@ struct PixelcnnProcessGroup {
 
 namespace {
 
-template <typename F>
-int guarded(char* error, std::size_t error_len, F&& body) {
-  try {
-    body();
-    return 0;
-  } catch (const c10::Error& e) {
-    // c10d's errors; what() would append a C++ backtrace to the user's message.
-    if (error_len > 0) std::snprintf(error, error_len, "%s", e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    if (error_len > 0) std::snprintf(error, error_len, "%s", e.what());
-  } catch (...) {
-    if (error_len > 0) std::snprintf(error, error_len, "unknown C++ exception");
-  }
-  return -1;
-}
+using pixelcnn::guarded;
 
 bool is_loopback(const std::string& addr) {
   return addr == "127.0.0.1" || addr == "localhost" || addr == "::1";

@@ -14,6 +14,8 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include "guarded.hpp"
+
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -26,21 +28,7 @@ struct PixelcnnNcclGroup {
 
 namespace {
 
-template <typename F>
-int guarded(char* error, std::size_t error_len, F&& body) {
-  try {
-    body();
-    return 0;
-  } catch (const c10::Error& e) {
-    // c10d's errors; what() would append a C++ backtrace.
-    if (error_len > 0) std::snprintf(error, error_len, "%s", e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    if (error_len > 0) std::snprintf(error, error_len, "%s", e.what());
-  } catch (...) {
-    if (error_len > 0) std::snprintf(error, error_len, "unknown C++ exception");
-  }
-  return -1;
-}
+using pixelcnn::guarded;
 
 at::Tensor& checked(PixelcnnNcclGroup* group, void* tensor) {
   at::Tensor& t = *static_cast<at::Tensor*>(tensor);
