@@ -6,40 +6,18 @@
  */
 
 import test from 'ava'
-import { spawn } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { ConfigError, PixelCNN } from '../src/index'
 import { rankDevice } from '../src/cli/train'
+import { runCli } from './helpers/cli'
+import { largestDifference } from './support/pytorch'
 import { idxImages } from './helpers/idx'
 import { removeTempDirs, tempDir } from './helpers/temp'
 
-const cli = path.join(__dirname, '..', 'src', 'cli.ts')
 test.after.always(removeTempDirs)
 
-interface Run { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; pid: number }
-
-/**
- * Runs the CLI; `onStderr` sees the stderr so far after each chunk (and the
- * child) and may signal it. A run still going after `limitMs` is killed.
- */
-function pixelcnn(args: string[], options: { env?: NodeJS.ProcessEnv; onStderr?: (stderr: string, pid: number) => void; limitMs?: number } = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } })
-    let stdout = ''
-    let stderr = ''
-    const limit = setTimeout(() => proc.kill('SIGKILL'), options.limitMs ?? 240_000)
-    proc.stdout.on('data', (c: Buffer) => (stdout += c))
-    proc.stderr.on('data', (c: Buffer) => {
-      stderr += c
-      options.onStderr?.(stderr, proc.pid!)
-    })
-    proc.on('close', (code, signal) => {
-      clearTimeout(limit)
-      resolve({ code, signal, stdout, stderr, pid: proc.pid! })
-    })
-  })
-}
+const pixelcnn = runCli
 
 const dir = tempDir('cli-distributed')
 const train = path.join(dir, 'train-images-idx3-ubyte')
@@ -60,12 +38,6 @@ const probe = { count: 4, height: 28, width: 28, channels: 1, data: (() => {
 async function outcome(file: string): Promise<{ probs: Float32Array; losses: number[] }> {
   const model = await PixelCNN.load(file, { device: 'cpu' })
   return { probs: await model.predict(probe, { threads: 1 }), losses: model.history.flatMap((e) => [e.trainLoss, e.valLoss!]) }
-}
-
-function largestGap(a: ArrayLike<number>, b: ArrayLike<number>, relative = false): number {
-  let gap = 0
-  for (let i = 0; i < a.length; i++) gap = Math.max(gap, Math.abs(a[i] - b[i]) / (relative ? Math.abs(b[i]) : 1))
-  return gap
 }
 
 // One process, the same global batch: what the launched runs must reproduce.
@@ -92,8 +64,8 @@ test.serial('--nproc 2 trains like one process with the same global batch, and o
   t.notRegex(run.stdout + run.stderr, /\[rank 1\]/)
   t.true(existsSync(path.join(dir, 'two.curve.png')))
   const [two, one] = [await outcome(file), await singleProcess()]
-  const probGap = largestGap(two.probs, one.probs)
-  const lossGap = largestGap(two.losses, one.losses, true)
+  const probGap = largestDifference(two.probs, one.probs)
+  const lossGap = largestDifference(two.losses, one.losses, { relative: true })
   t.log(`2 processes against 1: predictions within ${probGap.toExponential(2)}, losses within a relative ${lossGap.toExponential(2)}`)
   t.true(probGap < 1e-4, `predictions differ by ${probGap}`)
   t.true(lossGap < 1e-5, `losses ${two.losses} against ${one.losses}`)
@@ -120,10 +92,10 @@ test.serial('Ctrl-C to the launcher stops every rank with rank 0 saving; --resum
   t.is(resumed.code, 0, resumed.stderr)
   t.is(resumed.stderr.match(/resuming from/g)?.length, 1, resumed.stderr)
   const [two, one] = [await outcome(file), await singleProcess()]
-  const probGap = largestGap(two.probs, one.probs)
+  const probGap = largestDifference(two.probs, one.probs)
   t.log(`stopped at epoch ${saved.history.length + 1} and resumed, against one uninterrupted process: predictions within ${probGap.toExponential(2)}`)
   t.true(probGap < 1e-4, `predictions differ by ${probGap}`)
-  t.true(largestGap(two.losses, one.losses, true) < 1e-5, `losses ${two.losses} against ${one.losses}`)
+  t.true(largestDifference(two.losses, one.losses, { relative: true }) < 1e-5, `losses ${two.losses} against ${one.losses}`)
 })
 
 test.serial('a run stopped in one process resumes in two (the batches depend only on seed, epoch and global batch)', async (t) => {
@@ -142,7 +114,7 @@ test.serial('a run stopped in one process resumes in two (the batches depend onl
   const resumed = await pixelcnn([...args, '--nproc', '2', '--resume'])
   t.is(resumed.code, 0, resumed.stderr)
   const [two, one] = [await outcome(file), await singleProcess()]
-  const probGap = largestGap(two.probs, one.probs)
+  const probGap = largestDifference(two.probs, one.probs)
   t.log(`stopped alone, resumed as 2 ranks, against one uninterrupted process: predictions within ${probGap.toExponential(2)}`)
   t.true(probGap < 1e-4, `predictions differ by ${probGap}`)
 })

@@ -1,29 +1,23 @@
 import test from 'ava'
-import { spawn } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { PixelCNN } from '../src/index'
+import { type CliRun, runCli } from './helpers/cli'
 import { idxImages, idxLabels } from './helpers/idx'
 import { removeTempDirs, tempDir } from './helpers/temp'
 
-const cli = path.join(__dirname, '..', 'src', 'cli.ts')
 test.after.always(removeTempDirs)
 
-function pixelcnn(args: string[], options: { interruptAfter?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    let sent = false
-    proc.stdout.on('data', (c: Buffer) => (stdout += c))
-    proc.stderr.on('data', (c: Buffer) => {
-      stderr += c
+/** The CLI; `interruptAfter`: send SIGINT once stderr shows that text. */
+function pixelcnn(args: string[], options: { interruptAfter?: string } = {}): Promise<CliRun> {
+  let sent = false
+  return runCli(args, {
+    onStderr: (stderr, pid) => {
       if (options.interruptAfter && !sent && stderr.includes(options.interruptAfter)) {
         sent = true
-        proc.kill('SIGINT')
+        process.kill(pid, 'SIGINT')
       }
-    })
-    proc.on('exit', (code) => resolve({ code, stdout, stderr }))
+    },
   })
 }
 

@@ -1,9 +1,9 @@
 import test from 'ava'
 import { createCanvas } from '@napi-rs/canvas'
-import { execFileSync } from 'node:child_process'
 import { mkdirSync, statSync, writeFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { ConfigError, DataError, PixelCNN, writeImageGrid, type ImageBatch } from '../src/index'
+import { runCli } from './helpers/cli'
 import { removeTempDirs, tempDir } from './helpers/temp'
 import { logProbGapToPytorch } from './support/pytorch'
 
@@ -116,17 +116,21 @@ function colourFolder(root: string): void {
   }
 }
 
-test('the command line trains a colour model on an RGB folder (--channels 3), shaped like the data, and samples it', (t) => {
+test('the command line trains a colour model on an RGB folder (--channels 3), shaped like the data, and samples it', async (t) => {
   const root = path.join(dir, 'pictures')
   colourFolder(root)
-  const cli = path.join(__dirname, '..', 'src', 'cli.ts')
   const out = path.join(dir, 'cli-colour.safetensors')
-  const run = (...args: string[]) => execFileSync(process.execPath, ['--import', 'tsx', cli, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
-  run('train', '--data', `folder:${root}`, '--channels', '3', '--output', 'logistic-mixture', '--mixtures', '2', '--preset', 'gated-small', '--epochs', '1', '--batch-size', '6', '--out', out)
-  const config = JSON.parse(/architecture: (\{.*\})/.exec(run('info', '--model', out))![1])
+  const run = async (...args: string[]) => {
+    const result = await runCli(args)
+    t.is(result.code, 0, result.stderr)
+    return result.stdout
+  }
+  await run('train', '--data', `folder:${root}`, '--channels', '3', '--output', 'logistic-mixture', '--mixtures', '2', '--preset', 'gated-small', '--epochs', '1', '--batch-size', '6', '--out', out)
+  const config = JSON.parse(/architecture: (\{.*\})/.exec(await run('info', '--model', out))![1])
   t.like(config, { height: 28, width: 28, channels: 3, output: 'logistic-mixture' })
-  run('sample', '--model', out, '--count', '4', '--out', path.join(dir, 'cli-colour.png'))
+  await run('sample', '--model', out, '--count', '4', '--out', path.join(dir, 'cli-colour.png'))
   t.true(statSync(path.join(dir, 'cli-colour.png')).size > 100)
-  const error = t.throws(() => run('train', '--data', `folder:${root}`, '--channels', '2', '--out', path.join(dir, 'never.safetensors')))
-  t.regex(String((error as { stderr?: string }).stderr), /--channels.*1 \(grayscale\) or 3 \(RGB\), got 2/)
+  const refused = await runCli(['train', '--data', `folder:${root}`, '--channels', '2', '--out', path.join(dir, 'never.safetensors')])
+  t.not(refused.code, 0)
+  t.regex(refused.stderr, /--channels.*1 \(grayscale\) or 3 \(RGB\), got 2/)
 })

@@ -25,10 +25,10 @@ export function pytorchProbabilities(file: string, images: ImageBatch, dir: stri
   return new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length))
 }
 
-/** The largest absolute difference of two equally long arrays. */
-export function largestDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
+/** The largest absolute difference of two equally long arrays (relative to `b`'s values with `relative`). */
+export function largestDifference(a: ArrayLike<number>, b: ArrayLike<number>, { relative = false } = {}): number {
   let worst = 0
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]))
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / (relative ? Math.abs(b[i]) : 1))
   return worst
 }
 

@@ -51,6 +51,7 @@ fn main() {
     println!("cargo:rustc-link-search=native={}", lib_dir.display());
     println!("cargo:rerun-if-changed=cxx/vendor");
     println!("cargo:rerun-if-changed=cxx/guarded.hpp");
+    println!("cargo:rerun-if-changed=cxx/rendezvous.hpp");
     for lib in ["torch_cpu", "c10"] {
         println!("cargo:rustc-link-lib={lib}");
     }

@@ -8,11 +8,10 @@
 // collective, timeouts) as C++ exceptions; every entry point catches them
 // and writes the message to the caller's buffer, so nothing unwinds into Rust.
 
-#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include "guarded.hpp"
+#include "rendezvous.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -42,14 +41,7 @@ int pixelcnn_pg_new_gloo(const char* master_addr, int master_port, int rank, int
                          PixelcnnProcessGroup** out, char* error, std::size_t error_len) {
   return guarded(error, error_len, [&] {
     std::chrono::milliseconds timeout(timeout_ms);
-    c10d::TCPStoreOptions store_options;
-    store_options.port = static_cast<std::uint16_t>(master_port);
-    store_options.isServer = rank == 0;
-    store_options.numWorkers = static_cast<std::size_t>(world_size);
-    store_options.waitWorkers = true;
-    store_options.timeout = timeout;
-    auto store = c10::make_intrusive<c10d::TCPStore>(std::string(master_addr), store_options);
-    auto prefixed = c10::make_intrusive<c10d::PrefixStore>("pixelcnn", store);
+    auto prefixed = pixelcnn::rendezvous(master_addr, master_port, rank, world_size, timeout);
     auto options = c10d::ProcessGroupGloo::Options::create(timeout);
     // On one machine every rank binds the loopback address the master uses;
     // across machines each binds the address its own hostname resolves to.

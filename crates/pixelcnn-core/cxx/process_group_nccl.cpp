@@ -10,11 +10,10 @@
 // caller's buffer; nothing unwinds into Rust.
 
 #include <c10/cuda/CUDAFunctions.h>
-#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include "guarded.hpp"
+#include "rendezvous.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -59,14 +58,7 @@ int pixelcnn_nccl_new(const char* master_addr, int master_port, int rank, int wo
     // torch.cuda.set_device(local_rank) does. Without a GPU there is nothing
     // to bind: ProcessGroupNCCL's constructor below then says so.
     if (c10::cuda::device_count() > 0) c10::cuda::set_device(static_cast<c10::DeviceIndex>(device));
-    c10d::TCPStoreOptions store_options;
-    store_options.port = static_cast<std::uint16_t>(master_port);
-    store_options.isServer = rank == 0;
-    store_options.numWorkers = static_cast<std::size_t>(world_size);
-    store_options.waitWorkers = true;
-    store_options.timeout = timeout;
-    auto store = c10::make_intrusive<c10d::TCPStore>(std::string(master_addr), store_options);
-    auto prefixed = c10::make_intrusive<c10d::PrefixStore>("pixelcnn", store);
+    auto prefixed = pixelcnn::rendezvous(master_addr, master_port, rank, world_size, timeout);
     auto options = c10d::ProcessGroupNCCL::Options::create();
     options->timeout = timeout;
     auto group = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, rank, world_size, options);

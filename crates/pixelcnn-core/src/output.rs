@@ -179,23 +179,37 @@ fn mixture_running_log_probs(config: &ModelConfig, out: &Tensor, x: &Tensor) -> 
     Ok(running)
 }
 
+/// The network's outputs at one pixel, (B, outC), readied once for drawing
+/// its channels: in fp32, and for the mixture split into its parts (a colour
+/// pixel draws three channels from them).
+pub struct PixelOutputs {
+    logits: Tensor,
+    mixture: Option<MixtureParts>,
+}
+
+pub fn pixel_outputs(config: &ModelConfig, logits: &Tensor) -> Result<PixelOutputs> {
+    let logits = logits.f_to_kind(Kind::Float)?;
+    let mixture = match config.output {
+        Output::LogisticMixture => Some(mixture_parts(config, &logits)?),
+        _ => None,
+    };
+    Ok(PixelOutputs { logits, mixture })
+}
+
 /// The tempered probabilities (B, 256) of the levels of sub-pixel `ch`
-/// from the network's outputs at its pixel (B, outC), given the values of the
-/// pixel's earlier channels in `pixel` (B, C) (0–255; later entries are not
-/// read): the 8-bit outputs' sampling distribution.
-fn level_probabilities(config: &ModelConfig, out: &Tensor, ch: i64, pixel: &Tensor, inverse_temperature: f64) -> Result<Tensor> {
-    match config.output {
-        Output::Categorical => Ok(out.f_narrow(1, ch * LEVELS, LEVELS)?.f_log_softmax(1, Kind::Float)?.f_mul_scalar(inverse_temperature)?.f_softmax(1, Kind::Float)?),
-        Output::LogisticMixture => {
-            let probs = mixture_level_probabilities(config, out, ch, pixel)?;
-            if inverse_temperature == 1.0 {
-                return Ok(probs);
-            }
-            // p^(1/T), renormalized; a level of mass 0 stays at 0.
-            Ok(probs.f_log()?.f_mul_scalar(inverse_temperature)?.f_softmax(1, Kind::Float)?)
-        }
-        Output::Bernoulli => Err(crate::error::Error::Internal("level_probabilities called for a binary model".into())),
+/// given the values of the pixel's earlier channels in `pixel` (B, C)
+/// (0–255; later entries are not read): the 8-bit outputs' sampling distribution.
+fn level_probabilities(outputs: &PixelOutputs, ch: i64, pixel: &Tensor, inverse_temperature: f64) -> Result<Tensor> {
+    let Some(parts) = &outputs.mixture else {
+        // Categorical: level k of channel c at c·256 + k.
+        return Ok(outputs.logits.f_narrow(1, ch * LEVELS, LEVELS)?.f_log_softmax(1, Kind::Float)?.f_mul_scalar(inverse_temperature)?.f_softmax(1, Kind::Float)?);
+    };
+    let probs = mixture_level_probabilities(parts, ch, pixel)?;
+    if inverse_temperature == 1.0 {
+        return Ok(probs);
     }
+    // p^(1/T), renormalized; a level of mass 0 stays at 0.
+    Ok(probs.f_log()?.f_mul_scalar(inverse_temperature)?.f_softmax(1, Kind::Float)?)
 }
 
 /// The mixture's mass on each of the 256 levels of sub-pixel `ch`, as
@@ -208,8 +222,7 @@ fn level_probabilities(config: &ModelConfig, out: &Tensor, ch: i64, pixel: &Tens
 /// For colour the weights are the posterior given the pixel's earlier
 /// channels, w_k · Π_{c' < ch} P(x_c' | k), renormalized, and the means are
 /// coupled to them.
-fn mixture_level_probabilities(config: &ModelConfig, out: &Tensor, ch: i64, pixel: &Tensor) -> Result<Tensor> {
-    let parts = mixture_parts(config, out)?;
+fn mixture_level_probabilities(parts: &MixtureParts, ch: i64, pixel: &Tensor) -> Result<Tensor> {
     let x = scaled(&pixel.f_to_kind(Kind::Float)?)?.f_unsqueeze(2)?; // (B, C, 1)
     let mut log_weights = parts.log_weights.shallow_clone();
     for earlier in 0..ch {
@@ -217,13 +230,14 @@ fn mixture_level_probabilities(config: &ModelConfig, out: &Tensor, ch: i64, pixe
     }
     let weights = log_weights.f_softmax(1, Kind::Float)?.f_unsqueeze(1)?; // (B, 1, K)
     // The edges x_k + half a bin of levels 0 … 254, on the [−1, 1] scale: (1, 1, 255).
-    let edges = scaled(&Tensor::f_arange(LEVELS - 1, (Kind::Float, out.device()))?)?.f_add_scalar(HALF_BIN)?.f_view([1, 1, LEVELS - 1])?;
+    let device = parts.log_weights.device();
+    let edges = scaled(&Tensor::f_arange(LEVELS - 1, (Kind::Float, device))?)?.f_add_scalar(HALF_BIN)?.f_view([1, 1, LEVELS - 1])?;
     let mean = parts.coupled_mean(ch, &x)?.f_unsqueeze(2)?; // (B, K, 1)
     let inv_scale = parts.log_scales.f_select(1, ch)?.f_neg()?.f_exp()?.f_unsqueeze(2)?;
     let cdf = edges.f_sub(&mean)?.f_mul(&inv_scale)?.f_sigmoid()?; // (B, K, 255)
     let at_edges = weights.f_bmm(&cdf)?.f_squeeze_dim(1)?; // (B, 255), non-decreasing
     let batch = at_edges.size()[0];
-    let options = (Kind::Float, out.device());
+    let options = (Kind::Float, device);
     let upper = Tensor::f_cat(&[&at_edges, &Tensor::f_ones([batch, 1], options)?], 1)?;
     let lower = Tensor::f_cat(&[&Tensor::f_zeros([batch, 1], options)?, &at_edges], 1)?;
     // Rounding in the weighted sum can make a difference a hair negative.
@@ -263,19 +277,19 @@ pub fn nll(config: &ModelConfig, logits: &Tensor, x: &Tensor, reduction: Reducti
     })
 }
 
-/// Sub-pixel `ch` of each image of a batch: `logits` (B, outC) at its pixel,
+/// Sub-pixel `ch` of each image of a batch from the outputs at its pixel,
 /// `pixel` (B, C) the values of the pixel so far (the mixture reads the
 /// earlier channels), `u` (B,) uniforms. Returns the drawn values (B,) in
 /// float, and the tempered probabilities: (B,) p(x = 1) for Bernoulli,
 /// (B, 256) for the 8-bit outputs.
-pub fn draw(config: &ModelConfig, logits: &Tensor, ch: i64, pixel: &Tensor, u: &Tensor, inverse_temperature: f64) -> Result<(Tensor, Tensor)> {
+pub fn draw(config: &ModelConfig, outputs: &PixelOutputs, ch: i64, pixel: &Tensor, u: &Tensor, inverse_temperature: f64) -> Result<(Tensor, Tensor)> {
     match config.output {
         Output::Bernoulli => {
-            let p = logits.f_to_kind(Kind::Float)?.f_mul_scalar(inverse_temperature)?.f_select(1, ch)?.f_sigmoid()?;
+            let p = outputs.logits.f_select(1, ch)?.f_mul_scalar(inverse_temperature)?.f_sigmoid()?;
             Ok((u.f_lt_tensor(&p)?.f_to_kind(Kind::Float)?, p))
         }
         Output::Categorical | Output::LogisticMixture => {
-            let probs = level_probabilities(config, logits, ch, pixel, inverse_temperature)?; // (B, 256)
+            let probs = level_probabilities(outputs, ch, pixel, inverse_temperature)?; // (B, 256)
             let below = probs.f_cumsum(1, Kind::Float)?.f_le_tensor(&u.f_unsqueeze(1)?)?; // F(k) ≤ u
             // Rounding can leave F(255) a hair below 1: clamp so that u near 1 still draws 255.
             let value = below.f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?.f_clamp_max(LEVELS as f64 - 1.0)?;

@@ -297,6 +297,14 @@ fn broadcast_parameters(state: &ModelState, group: &mut ProcessGroup) -> Result<
     unflatten_into(&buffer, &params)
 }
 
+/// A collective over a few f64 values: on the group's device (the GPU for
+/// NCCL), read back on the CPU.
+fn collective_on_values(group: &mut ProcessGroup, values: &[f64], op: impl FnOnce(&mut ProcessGroup, &mut Tensor) -> Result<()>) -> Result<Vec<f64>> {
+    let mut t = Tensor::f_from_slice(values)?.f_to_device(group.device())?;
+    op(group, &mut t)?;
+    Ok(Vec::<f64>::try_from(&t.f_to_device(tch::Device::Cpu)?)?)
+}
+
 /// Every rank must start where rank 0 starts: the same epochs done, steps into
 /// the current epoch and Adam step. Ranks that resumed from different
 /// checkpoint files (one machine's copy older, or missing) would otherwise
@@ -308,13 +316,8 @@ fn check_same_progress(state: &ModelState, group: &mut ProcessGroup) -> Result<(
     let steps = state.partial_epoch.as_ref().map_or(0, |p| p.steps_done);
     let adam = state.optimizer.as_ref().map_or(0, |o| o.step);
     let mine = [state.history.len() as f64, steps as f64, adam as f64];
-    // On the group's device (the GPU for NCCL), read back on the CPU.
-    let mut first = Tensor::f_from_slice(&mine)?.f_to_device(group.device())?;
-    group.broadcast(&mut first, 0)?;
-    let first = Vec::<f64>::try_from(&first.f_to_device(tch::Device::Cpu)?)?;
-    let mut differing = Tensor::f_from_slice(&[if first[..] == mine[..] { 0.0f64 } else { 1.0 }])?.f_to_device(group.device())?;
-    group.all_reduce_sum(&mut differing)?;
-    let differing = differing.f_to_device(tch::Device::Cpu)?.f_double_value(&[0])?;
+    let first = collective_on_values(group, &mine, |g, t| g.broadcast(t, 0))?;
+    let differing = collective_on_values(group, &[if first[..] == mine[..] { 0.0 } else { 1.0 }], |g, t| g.all_reduce_sum(t))?[0];
     let describe = |v: &[f64]| format!("{} epochs done, {} steps into the next, Adam step {}", v[0], v[1], v[2]);
     if first[..] != mine[..] {
         return Err(Error::Distributed(format!(
@@ -357,17 +360,15 @@ fn average_gradients(state: &ModelState, group: &mut ProcessGroup, loss: &Tensor
 fn group_mean_loss(state: &ModelState, group: &mut ProcessGroup, images: &Tensor, labels: Option<&Tensor>, batch: i64, precision: Precision) -> Result<f64> {
     let (rank, world, n) = (group.rank(), group.world_size(), images.size()[0]);
     let (start, end) = (rank * n / world, (rank + 1) * n / world);
-    let mut sums = if end > start {
+    let mine = if end > start {
         let share = images.f_narrow(0, start, end - start)?;
         let share_labels = labels.map(|l| l.f_narrow(0, start, end - start)).transpose()?;
         let mean = mean_loss(&state.net, &share, share_labels.as_ref(), batch, precision)?;
-        Tensor::from_slice(&[mean * share.numel() as f64, share.numel() as f64])
+        [mean * share.numel() as f64, share.numel() as f64]
     } else {
-        Tensor::from_slice(&[0.0f64, 0.0])
-    }
-    .f_to_device(group.device())?;
-    group.all_reduce_sum(&mut sums)?;
-    let sums = Vec::<f64>::try_from(&sums)?;
+        [0.0, 0.0]
+    };
+    let sums = collective_on_values(group, &mine, |g, t| g.all_reduce_sum(t))?;
     Ok(sums[0] / sums[1])
 }
 

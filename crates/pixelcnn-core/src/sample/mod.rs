@@ -116,9 +116,10 @@ impl<'a> PixelDraws<'a> {
         pass: i64,
         write: &mut dyn FnMut(i64, &Tensor, &Tensor) -> Result<()>,
     ) -> Result<()> {
+        let outputs = output::pixel_outputs(config, logits)?;
         for ch in pass_channels(config, pass) {
             let pos = index * config.channels + ch;
-            let (drawn, probs) = output::draw(config, logits, ch, &self.pixel, &inputs.uniforms.f_select(1, pos)?, inputs.inv_temperature)?;
+            let (drawn, probs) = output::draw(config, &outputs, ch, &self.pixel, &inputs.uniforms.f_select(1, pos)?, inputs.inv_temperature)?;
             let known = inputs.known_mask.f_select(1, pos)?;
             let value = drawn.f_lerp_tensor(&inputs.known_values.f_select(1, pos)?, &known)?; // known ? given : drawn
             self.pixel.f_select(1, ch)?.f_copy_(&value)?;
