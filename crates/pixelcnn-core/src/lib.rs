@@ -3,6 +3,7 @@
 
 pub mod adam;
 pub mod allocator;
+pub mod batch_split;
 pub mod ceiling;
 pub mod checkpoint;
 pub mod config;

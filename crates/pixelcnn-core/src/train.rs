@@ -8,6 +8,7 @@
 //! read per step would make the host wait for every step to finish.
 
 use crate::adam::Adam;
+use crate::batch_split;
 use crate::checkpoint;
 use crate::config::{Precision, TrainConfig};
 use crate::device::set_threads;
@@ -40,9 +41,22 @@ pub struct Split<'a> {
 }
 
 /// Forward and backward pass on one batch; the gradients accumulate in the
-/// parameters. Returns the mean loss, still on the device.
+/// parameters. Returns the mean loss, still on the device. On the CPU the
+/// batch runs as parts on several threads at once (`batch_split.rs`).
 pub fn compute_gradients(net: &Network, x: &Tensor, labels: Option<&Tensor>, precision: Precision) -> Result<Tensor> {
-    let loss = crate::output::nll(net.config(), &net.forward(x, labels, precision)?, x, Reduction::Mean)?;
+    match batch_split::parts_for(net.device(), x.size()[0]) {
+        1 => backward_share(net, x, labels, precision, 1.0),
+        parts => batch_split::gradients_in_parts(net, x, labels, precision, parts, &backward_share),
+    }
+}
+
+/// Back-propagates `weight` × the mean loss over the images `x` (the share
+/// of a batch they are); returns that product, detached.
+pub fn backward_share(net: &Network, x: &Tensor, labels: Option<&Tensor>, precision: Precision, weight: f64) -> Result<Tensor> {
+    let mut loss = crate::output::nll(net.config(), &net.forward(x, labels, precision)?, x, Reduction::Mean)?;
+    if weight != 1.0 {
+        loss = loss.f_mul_scalar(weight)?;
+    }
     loss.f_backward()?;
     Ok(loss.f_detach()?)
 }

@@ -211,6 +211,9 @@ fn pointwise_pair(first: &Conv, second: &Conv, x: &Tensor) -> Result<(Tensor, Te
     let weight = cast(&Tensor::f_cat(&[&first.effective_weight()?, &second.effective_weight()?], 0)?, kind)?;
     let bias = cast(&Tensor::f_cat(&[&first.bias, &second.bias], 0)?, kind)?;
     let both = x.f_conv2d(&weight, Some(&bias), [1, 1], [0, 0], [1, 1], 1)?;
-    let out = first.weight.size()[0];
-    Ok((both.f_narrow(1, 0, out)?, both.f_narrow(1, out, second.weight.size()[0])?))
+    // A split, not two narrows: its backward joins the two gradients in one
+    // copy, where each narrow's would fill a zero tensor of both's size and
+    // the two would then be added.
+    let mut halves = both.f_split_with_sizes([first.weight.size()[0], second.weight.size()[0]], 1)?.into_iter();
+    Ok((halves.next().expect("two sizes"), halves.next().expect("two sizes")))
 }

@@ -5,6 +5,7 @@
 
 pub mod channel_groups;
 pub mod class_bias;
+pub mod fused_gate;
 pub mod gated;
 pub mod masked_conv;
 pub mod pixelcnn;

@@ -108,8 +108,12 @@ impl ShiftedConv {
     }
 }
 
-/// `tanh(a) ⊙ σ(b)` over the two halves of the channels of `x` (dim 1).
+/// `tanh(a) ⊙ σ(b)` over the two halves of the channels of `x` (dim 1);
+/// in training on the CPU in one fused pass (`fused_gate.rs`).
 pub fn gate(x: &Tensor) -> Result<Tensor> {
+    if let Some(g) = super::fused_gate::gate(x)? {
+        return Ok(g);
+    }
     let halves = x.f_chunk(2, 1)?;
     Ok(halves[0].f_tanh()?.f_mul(&halves[1].f_sigmoid()?)?)
 }

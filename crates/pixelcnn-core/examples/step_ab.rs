@@ -1,0 +1,56 @@
+//! Times two forms of a training step alternating in one process, so that
+//! the machine's drift hits both alike: the batch on all threads at once
+//! against the batch split in parts across the threads (`batch_split.rs`),
+//! or with `gate` as the fourth argument, the composed gate against the
+//! fused one (both split).
+//!
+//! usage: step_ab [preset] [pairs] [batch] [split|gate]   (libtorch on the loader path)
+
+use pixelcnn_core::config::{ModelConfig, Precision};
+use pixelcnn_core::network::fused_gate;
+use pixelcnn_core::state::ModelState;
+use pixelcnn_core::train::{apply_update, backward_share, compute_gradients};
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+fn main() -> pixelcnn_core::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let preset = args.get(1).map_or("gated", String::as_str);
+    let pairs: usize = args.get(2).map_or(4, |s| s.parse().unwrap());
+    let batch: i64 = args.get(3).map_or(128, |s| s.parse().unwrap());
+    let gate = args.get(4).is_some_and(|s| s == "gate");
+    let (first, second) = if gate { ("composed gate", "fused gate") } else { ("whole batch", "split batch") };
+    pixelcnn_core::device::set_threads(None);
+    tch::manual_seed(0);
+    let mut state = ModelState::new(ModelConfig::preset(preset).expect("preset"), Device::Cpu, 0)?;
+    let x = Tensor::rand([batch, 1, 28, 28], (Kind::Float, Device::Cpu)).lt(0.3).to_kind(Kind::Float);
+    let parts = pixelcnn_core::batch_split::parts_for(Device::Cpu, batch);
+    let (mut whole, mut split) = (vec![], vec![]);
+    for i in 0..=pairs {
+        let t0 = Instant::now();
+        if gate {
+            fused_gate::set_enabled(false);
+            let _ = compute_gradients(&state.net, &x, None, Precision::Fp32)?;
+            fused_gate::set_enabled(true);
+        } else {
+            let _ = backward_share(&state.net, &x, None, Precision::Fp32, 1.0)?;
+        }
+        apply_update(&mut state, 1e-4)?;
+        let t1 = Instant::now();
+        let _ = compute_gradients(&state.net, &x, None, Precision::Fp32)?;
+        apply_update(&mut state, 1e-4)?;
+        let t2 = Instant::now();
+        if i > 0 {
+            whole.push((t1 - t0).as_secs_f64());
+            split.push((t2 - t1).as_secs_f64());
+            println!("{first} {:.3}s, {second} {:.3}s ({parts} parts)", (t1 - t0).as_secs_f64(), (t2 - t1).as_secs_f64());
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let (w, s) = (median(&mut whole), median(&mut split));
+    println!("{preset} batch {batch}: median {first} {w:.3}s, {second} {s:.3}s, ratio {:.3}", w / s);
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! Data parallelism across the cores of one process: on the CPU a training
+//! batch is cut into parts, each part's forward and backward pass runs on a
+//! thread of its own with its share of libtorch's threads, and the
+//! gradients meet in the parameters.
+//!
+//! Why: with every core on one pass, each of a step's ~200 operations is
+//! split across the cores and ends in a barrier, and the element-wise ones
+//! (gates, residual sums, the split backward) cannot keep two cores busy
+//! between them. Independent parts keep each core on its own images from the
+//! first layer to the last. On the 2-core development machine this trained
+//! the gated preset about 7% faster at batch 128, alternating in one process
+//! (BENCHMARKS.md); on the GPU there is one part.
+//!
+//! The gradient is the whole batch's: part p of n_p images of a batch of N
+//! back-propagates mean_p · n_p / N, and Σ_p n_p/N · ∇mean_p = ∇mean. Only
+//! rounding differs from one pass (the per-part sums are added in a
+//! different order). The split depends only on the batch size and the
+//! thread count, so a run is as reproducible as before for a given
+//! `threads`.
+
+use crate::config::Precision;
+use crate::error::{Error, Result};
+use crate::network::Network;
+use tch::{Device, Tensor};
+
+/// Below this many images per part, splitting the batch stopped paying on
+/// the development machine (per-operation overhead dominates small parts).
+pub const MIN_PART_IMAGES: i64 = 8;
+
+/// How many parts a batch of `batch` images on `device` runs as, given
+/// libtorch's current thread count: one per thread on the CPU, at most one
+/// per `MIN_PART_IMAGES` images.
+pub fn parts_for(device: Device, batch: i64) -> i64 {
+    if device != Device::Cpu {
+        return 1;
+    }
+    (tch::get_num_threads() as i64).min(batch / MIN_PART_IMAGES).max(1)
+}
+
+/// The network shared by the part threads.
+///
+/// SAFETY: the parts only read the network's tensors (each forward builds
+/// its own masked weights and activations), which libtorch allows from
+/// several threads, and their backward passes meet only in the parameters'
+/// gradient accumulators, which libtorch serialises with a mutex per
+/// parameter (`AccumulateGrad`). Nothing in `Network` mutates through `&self`.
+struct SharedNetwork<'a>(&'a Network);
+unsafe impl Sync for SharedNetwork<'_> {}
+
+/// One part's loss, `mean · weight`, back-propagated; returned detached.
+pub type PartLoss = dyn Fn(&Network, &Tensor, Option<&Tensor>, Precision, f64) -> Result<Tensor> + Sync;
+
+/// Runs `part_loss` on `parts` consecutive slices of the batch at once, one
+/// thread each (this one included), and returns the sum of their losses: the
+/// batch's mean loss, still on the device.
+pub fn gradients_in_parts(net: &Network, x: &Tensor, labels: Option<&Tensor>, precision: Precision, parts: i64, part_loss: &PartLoss) -> Result<Tensor> {
+    let batch = x.size()[0];
+    let threads = tch::get_num_threads();
+    // libtorch's thread count is per OS thread once set (OpenMP's), but a new
+    // thread takes, at its first operation, whatever some thread of the
+    // process set last. So every part first lets that happen
+    // (`get_num_threads`) and then sets its share itself: another task
+    // changing the count meanwhile must not change how a part reduces (its
+    // gradients would differ in their last bits from run to run).
+    let share = (threads as i64 / parts).max(1) as i32;
+    tch::set_num_threads(share);
+    let part_len = (batch + parts - 1) / parts;
+    let slices: Vec<(Tensor, Option<Tensor>, f64)> = (0..parts)
+        .map(|p| {
+            let start = p * part_len;
+            let len = part_len.min(batch - start);
+            let labels = labels.map(|l| l.f_narrow(0, start, len)).transpose()?;
+            Ok((x.f_narrow(0, start, len)?, labels, len as f64 / batch as f64))
+        })
+        .collect::<Result<_>>()?;
+    let shared = SharedNetwork(net);
+    let shared = &shared;
+    let results: Vec<Result<Tensor>> = std::thread::scope(|scope| {
+        let mut slices = slices.into_iter();
+        let (x0, y0, w0) = slices.next().expect("at least one part");
+        let handles: Vec<_> = slices
+            .map(|(x, y, w)| {
+                scope.spawn(move || {
+                    let _ = tch::get_num_threads();
+                    tch::set_num_threads(share);
+                    part_loss(shared.0, &x, y.as_ref(), precision, w)
+                })
+            })
+            .collect();
+        let mut results = vec![part_loss(net, &x0, y0.as_ref(), precision, w0)];
+        for handle in handles {
+            results.push(handle.join().unwrap_or_else(|_| Err(Error::Internal("a training thread panicked".into()))));
+        }
+        results
+    });
+    tch::set_num_threads(threads);
+    let losses = results.into_iter().collect::<Result<Vec<_>>>()?;
+    Ok(Tensor::f_stack(&losses, 0)?.f_sum(tch::Kind::Float)?)
+}
