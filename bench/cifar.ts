@@ -22,7 +22,9 @@ export const CIFAR_BENCH_MODEL = {
 const BATCH = 32
 const SAMPLES = 64
 const REPEATS = Number(process.env.PIXELCNN_BENCH_REPEATS ?? 3)
-const TRAIN_STEPS = Number(process.env.PIXELCNN_BENCH_TRAIN_STEPS ?? 3)
+// Long enough that a `fit` call's own start and end (data to tensors, the memory it hands back) are
+// a small part of its time, as in real training: PyTorch's side times steady-state steps.
+const TRAIN_STEPS = Number(process.env.PIXELCNN_BENCH_TRAIN_STEPS ?? 12)
 const REFERENCE_ROWS = Number(process.env.PIXELCNN_BENCH_REFERENCE_ROWS ?? 1)
 
 function randomRgb(count: number, seed: number): ImageBatch {

@@ -22,8 +22,17 @@ fn main() -> pixelcnn_core::Result<()> {
     let (first, second) = if gate { ("composed gate", "fused gate") } else { ("whole batch", "split batch") };
     pixelcnn_core::device::set_threads(None);
     tch::manual_seed(0);
-    let mut state = ModelState::new(ModelConfig::preset(preset).expect("preset"), Device::Cpu, 0)?;
-    let x = Tensor::rand([batch, 1, 28, 28], (Kind::Float, Device::Cpu)).lt(0.3).to_kind(Kind::Float);
+    // A preset's name, or a model config as JSON (the CIFAR-shaped bench's, say).
+    let config = match preset.starts_with('{') {
+        true => ModelConfig::from_json(&serde_json::from_str(preset).expect("JSON"))?,
+        false => ModelConfig::preset(preset).expect("preset"),
+    };
+    let shape = [batch, config.channels, config.height, config.width];
+    let x = match config.output {
+        pixelcnn_core::config::Output::Bernoulli => Tensor::rand(shape, (Kind::Float, Device::Cpu)).lt(0.3).to_kind(Kind::Float),
+        _ => Tensor::randint(256, shape, (Kind::Float, Device::Cpu)),
+    };
+    let mut state = ModelState::new(config, Device::Cpu, 0)?;
     let parts = pixelcnn_core::batch_split::parts_for(Device::Cpu, batch);
     let (mut whole, mut split) = (vec![], vec![]);
     for i in 0..=pairs {
