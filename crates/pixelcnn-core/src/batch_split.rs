@@ -19,6 +19,7 @@
 //! `threads`.
 
 use crate::config::Precision;
+use crate::device::set_threads_of_this_thread;
 use crate::error::{Error, Result};
 use crate::network::Network;
 use tch::{Device, Tensor};
@@ -56,14 +57,9 @@ pub type PartLoss = dyn Fn(&Network, &Tensor, Option<&Tensor>, Precision, f64) -
 pub fn gradients_in_parts(net: &Network, x: &Tensor, labels: Option<&Tensor>, precision: Precision, parts: i64, part_loss: &PartLoss) -> Result<Tensor> {
     let batch = x.size()[0];
     let threads = tch::get_num_threads();
-    // libtorch's thread count is per OS thread once set (OpenMP's), but a new
-    // thread takes, at its first operation, whatever some thread of the
-    // process set last. So every part first lets that happen
-    // (`get_num_threads`) and then sets its share itself: another task
-    // changing the count meanwhile must not change how a part reduces (its
-    // gradients would differ in their last bits from run to run).
+    // Every part sets its share of the threads itself (see the function).
     let share = (threads as i64 / parts).max(1) as i32;
-    tch::set_num_threads(share);
+    set_threads_of_this_thread(share);
     let part_len = (batch + parts - 1) / parts;
     let slices: Vec<(Tensor, Option<Tensor>, f64)> = (0..parts)
         .map(|p| {
@@ -81,8 +77,7 @@ pub fn gradients_in_parts(net: &Network, x: &Tensor, labels: Option<&Tensor>, pr
         let handles: Vec<_> = slices
             .map(|(x, y, w)| {
                 scope.spawn(move || {
-                    let _ = tch::get_num_threads();
-                    tch::set_num_threads(share);
+                    set_threads_of_this_thread(share);
                     part_loss(shared.0, &x, y.as_ref(), precision, w)
                 })
             })

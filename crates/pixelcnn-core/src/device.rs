@@ -55,6 +55,19 @@ pub fn set_threads(threads: Option<i64>) {
     }
 }
 
+/// Sets libtorch's thread count for the calling OS thread alone, for the
+/// threads a task spawns. libtorch's count is per OS thread once set
+/// (OpenMP's), but a new thread takes, at its first operation, whatever some
+/// thread of the process set last, which another task may change at any
+/// moment; so the first-use initialisation is run here first
+/// (`get_num_threads`), then the count set. Without this a part's reductions
+/// could run on another thread count than intended and differ in their last
+/// bits from run to run.
+pub fn set_threads_of_this_thread(n: i32) {
+    let _ = tch::get_num_threads();
+    tch::set_num_threads(n);
+}
+
 /// What libtorch this process runs on.
 pub struct LibtorchInfo {
     pub cuda_available: bool,

@@ -146,16 +146,30 @@ fn a_gated_training_step_is_the_same_with_the_fused_gate() {
 #[test]
 fn a_batch_split_across_threads_gives_the_whole_batch_gradients() {
     let _guard = SWITCH.lock().unwrap();
-    let (state, x) = gated_state();
+    let gated = ModelConfig { height: 10, width: 9, ..ModelConfig::gated_small() };
+    let small = ModelConfig { height: 10, width: 9, ..ModelConfig::small() };
+    let nets = [
+        ("gated", gated.clone()),
+        ("gated, 3 classes", ModelConfig { classes: Some(3), ..gated }),
+        ("small, 3 classes", ModelConfig { classes: Some(3), ..small }),
+    ];
     tch::set_num_threads(2);
-    assert_eq!(batch_split::parts_for(Device::Cpu, 16), 2);
-    let (loss_whole, grads_whole) = gradients(&state, || backward_share(&state.net, &x, None, Precision::Fp32, 1.0).unwrap());
-    let (loss_split, grads_split) = gradients(&state, || compute_gradients(&state.net, &x, None, Precision::Fp32).unwrap());
-    assert!((loss_whole - loss_split).abs() <= 1e-6 * loss_whole, "loss {loss_split} against {loss_whole}");
-    let worst = largest_relative_difference(&grads_whole, &grads_split);
-    assert!(worst <= 1e-5, "gradients differ by {worst} relative to each tensor's largest");
-    // Deterministic: the same split twice gives the same gradients, bit for bit.
-    let (_, again) = gradients(&state, || compute_gradients(&state.net, &x, None, Precision::Fp32).unwrap());
-    assert_eq!(largest_relative_difference(&grads_split, &again), 0.0);
+    // 17 images: parts of 9 and 8, so the parts' weights differ.
+    assert_eq!(batch_split::parts_for(Device::Cpu, 17), 2);
+    tch::manual_seed(5);
+    let x = Tensor::rand([17, 1, 10, 9], (Kind::Float, Device::Cpu)).lt(0.4).to_kind(Kind::Float);
+    let labels = Tensor::randint(3, [17], (Kind::Int64, Device::Cpu));
+    for (name, config) in nets {
+        let labels = config.classes.map(|_| &labels);
+        let state = ModelState::new(config, Device::Cpu, 7).unwrap();
+        let (loss_whole, grads_whole) = gradients(&state, || backward_share(&state.net, &x, labels, Precision::Fp32, 1.0).unwrap());
+        let (loss_split, grads_split) = gradients(&state, || compute_gradients(&state.net, &x, labels, Precision::Fp32).unwrap());
+        assert!((loss_whole - loss_split).abs() <= 1e-6 * loss_whole, "{name}: loss {loss_split} against {loss_whole}");
+        let worst = largest_relative_difference(&grads_whole, &grads_split);
+        assert!(worst <= 1e-5, "{name}: gradients differ by {worst} relative to each tensor's largest");
+        // Deterministic: the same split twice gives the same gradients, bit for bit.
+        let (_, again) = gradients(&state, || compute_gradients(&state.net, &x, labels, Precision::Fp32).unwrap());
+        assert_eq!(largest_relative_difference(&grads_split, &again), 0.0, "{name}");
+    }
     assert_eq!(tch::get_num_threads(), 2, "the thread count is restored");
 }

@@ -283,6 +283,7 @@ fn sample_in_parts(
         let others: Vec<_> = jobs
             .map(|(plan, inputs)| {
                 scope.spawn(move || {
+                    crate::device::set_threads_of_this_thread(1);
                     let mut check = |_row: i64| if stop_requested() { Err(Error::Aborted("sampling stopped".into())) } else { Ok(()) };
                     tch::no_grad(|| plan.run(&inputs, &mut check))
                 })
