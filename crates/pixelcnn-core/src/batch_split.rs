@@ -8,8 +8,8 @@
 //! (gates, residual sums, the split backward) cannot keep two cores busy
 //! between them. Independent parts keep each core on its own images from the
 //! first layer to the last. On the 2-core development machine this trained
-//! the gated preset about 7% faster at batch 128, alternating in one process
-//! (BENCHMARKS.md); on the GPU there is one part.
+//! the gated preset 3–12% faster at batch 128 and the seed's 13%, alternating
+//! in one process (BENCHMARKS.md); on the GPU there is one part.
 //!
 //! The gradient is the whole batch's: part p of n_p images of a batch of N
 //! back-propagates mean_p · n_p / N, and Σ_p n_p/N · ∇mean_p = ∇mean. Only
@@ -22,10 +22,12 @@ use crate::config::Precision;
 use crate::device::set_threads_of_this_thread;
 use crate::error::{Error, Result};
 use crate::network::Network;
+use crate::train::backward_share;
 use tch::{Device, Tensor};
 
-/// Below this many images per part, splitting the batch stopped paying on
-/// the development machine (per-operation overhead dominates small parts).
+/// The smallest part. Parts of 8 still paid on the development machine (the
+/// gated preset at batch 16: 1.06×); smaller ones were not measured, and
+/// per-operation overhead grows as parts shrink.
 pub const MIN_PART_IMAGES: i64 = 8;
 
 /// How many parts a batch of `batch` images on `device` runs as, given
@@ -48,13 +50,10 @@ pub fn parts_for(device: Device, batch: i64) -> i64 {
 struct SharedNetwork<'a>(&'a Network);
 unsafe impl Sync for SharedNetwork<'_> {}
 
-/// One part's loss, `mean · weight`, back-propagated; returned detached.
-pub type PartLoss = dyn Fn(&Network, &Tensor, Option<&Tensor>, Precision, f64) -> Result<Tensor> + Sync;
-
-/// Runs `part_loss` on `parts` consecutive slices of the batch at once, one
-/// thread each (this one included), and returns the sum of their losses: the
-/// batch's mean loss, still on the device.
-pub fn gradients_in_parts(net: &Network, x: &Tensor, labels: Option<&Tensor>, precision: Precision, parts: i64, part_loss: &PartLoss) -> Result<Tensor> {
+/// Back-propagates each of `parts` consecutive slices of the batch at once
+/// (`train::backward_share`), one thread each (this one included), and
+/// returns the sum of their losses: the batch's mean loss, still on the device.
+pub fn gradients_in_parts(net: &Network, x: &Tensor, labels: Option<&Tensor>, precision: Precision, parts: i64) -> Result<Tensor> {
     let batch = x.size()[0];
     let threads = tch::get_num_threads();
     // Every part sets its share of the threads itself (see the function).
@@ -78,11 +77,11 @@ pub fn gradients_in_parts(net: &Network, x: &Tensor, labels: Option<&Tensor>, pr
             .map(|(x, y, w)| {
                 scope.spawn(move || {
                     set_threads_of_this_thread(share);
-                    part_loss(shared.0, &x, y.as_ref(), precision, w)
+                    backward_share(shared.0, &x, y.as_ref(), precision, w)
                 })
             })
             .collect();
-        let mut results = vec![part_loss(net, &x0, y0.as_ref(), precision, w0)];
+        let mut results = vec![backward_share(net, &x0, y0.as_ref(), precision, w0)];
         for handle in handles {
             results.push(handle.join().unwrap_or_else(|_| Err(Error::Internal("a training thread panicked".into()))));
         }

@@ -46,7 +46,7 @@ pub struct Split<'a> {
 pub fn compute_gradients(net: &Network, x: &Tensor, labels: Option<&Tensor>, precision: Precision) -> Result<Tensor> {
     match batch_split::parts_for(net.device(), x.size()[0]) {
         1 => backward_share(net, x, labels, precision, 1.0),
-        parts => batch_split::gradients_in_parts(net, x, labels, precision, parts, &backward_share),
+        parts => batch_split::gradients_in_parts(net, x, labels, precision, parts),
     }
 }
 

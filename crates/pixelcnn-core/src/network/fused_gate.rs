@@ -15,7 +15,6 @@ use std::sync::OnceLock;
 use tch::Tensor;
 
 extern "C" {
-    fn pixelcnn_fused_gate_supported(x: *mut c_void) -> i32;
     fn pixelcnn_fused_gate(x: *mut c_void, out: *mut *mut c_void, error: *mut c_char, error_len: usize) -> i32;
 }
 
@@ -37,19 +36,16 @@ pub fn gate(x: &Tensor) -> Result<Option<Tensor>> {
         return Ok(None);
     }
     let handle = x.as_ptr() as *mut c_void;
-    // SAFETY: tch's handle is an `at::Tensor*` that outlives both calls; the
+    let mut out: *mut c_void = std::ptr::null_mut();
+    let mut error = [0 as c_char; 1024];
+    // SAFETY: tch's handle is an `at::Tensor*` that outlives the call; the
     // C++ side catches every exception, and on success hands over a new
     // `at::Tensor*`, which tch takes ownership of (and deletes).
     unsafe {
-        if pixelcnn_fused_gate_supported(handle) == 0 {
-            return Ok(None);
+        match pixelcnn_fused_gate(handle, &mut out, error.as_mut_ptr(), error.len()) {
+            0 => Ok(Some(Tensor::from_ptr(out as *mut torch_sys::C_tensor))),
+            1 => Ok(None),
+            _ => Err(Error::Internal(format!("fused gate: {}", CStr::from_ptr(error.as_ptr()).to_string_lossy()))),
         }
-        let mut out: *mut c_void = std::ptr::null_mut();
-        let mut error = [0 as c_char; 1024];
-        if pixelcnn_fused_gate(handle, &mut out, error.as_mut_ptr(), error.len()) != 0 {
-            let message = CStr::from_ptr(error.as_ptr()).to_string_lossy().into_owned();
-            return Err(Error::Internal(format!("fused gate: {message}")));
-        }
-        Ok(Some(Tensor::from_ptr(out as *mut torch_sys::C_tensor)))
     }
 }
