@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'Io'
   | 'Distributed'
   | 'LibtorchNotFound'
+  | 'Resource'
   | 'Internal'
 
 export class PixelCNNError extends Error {
@@ -81,6 +82,17 @@ export class DistributedError extends PixelCNNError {
   }
 }
 
+/**
+ * The request needs more memory (or another resource) than this machine has:
+ * the message says how much was needed and which option to lower. Raised
+ * before allocating, so the process and the model stay usable.
+ */
+export class ResourceError extends PixelCNNError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('Resource', message, options)
+  }
+}
+
 /** libtorch could not be found or loaded. */
 export class LibtorchError extends PixelCNNError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -88,7 +100,7 @@ export class LibtorchError extends PixelCNNError {
   }
 }
 
-const CODES = new Set<string>(['InvalidConfig', 'InvalidData', 'Checkpoint', 'DeviceUnavailable', 'Aborted', 'Busy', 'Io', 'Distributed', 'Internal'])
+const CODES = new Set<string>(['InvalidConfig', 'InvalidData', 'Checkpoint', 'DeviceUnavailable', 'Aborted', 'Busy', 'Io', 'Distributed', 'Resource', 'Internal'])
 
 /** Turns an error from the native addon into its class, by the `code` the core set on it. */
 export function fromNative(error: unknown): Error {
@@ -106,6 +118,7 @@ export function fromNative(error: unknown): Error {
     case 'Busy': return new BusyError(message, options)
     case 'Io': return new IoError(message, options)
     case 'Distributed': return new DistributedError(message, options)
+    case 'Resource': return new ResourceError(message, options)
     default: return new PixelCNNError('Internal', message, options)
   }
 }

@@ -22,6 +22,7 @@ export {
   BusyError,
   IoError,
   DistributedError,
+  ResourceError,
   LibtorchError,
   type ErrorCode,
 } from './errors'
