@@ -19,6 +19,7 @@ import { writeImageGrid } from './image-grid'
 import { sliceImages } from './images'
 import { LIBTORCH_VERSION } from './libtorch'
 import { PixelCNN } from './model'
+import { checkOutputFile } from './output-paths'
 import type { Device } from './types'
 
 const HELP = `usage: pixelcnn <command> [options]
@@ -31,7 +32,10 @@ commands:
             [--device auto|cpu|cuda[:N]] [--precision fp32|bf16] [--config file.json] [--resume]
             [--checkpoint-every 50] [--samples-every N] [--distributed env | --nproc N]
             writes model.curve.png (the training curve) beside the model after every epoch, and
-            model.samples-epoch-N.png every N epochs with --samples-every
+            model.samples-epoch-N.png every N epochs with --samples-every; the folder of --out is
+            created if missing and checked (writable, no output path a folder) before training; a
+            picture that cannot be written is reported (exit status 1) but training goes on and the
+            model is saved after every epoch regardless
             --distributed env: one rank of a data-parallel group (RANK, WORLD_SIZE, MASTER_ADDR,
             MASTER_PORT as torchrun sets them); --nproc N: N such ranks on this machine (127.0.0.1),
             --threads cores/N each; --batch-size stays the global batch; only rank 0 writes and prints
@@ -67,13 +71,15 @@ function labelsFor(model: PixelCNN, labels: Uint8Array | undefined, what: string
 }
 
 async function sample(args: Args): Promise<void> {
+  // Checked (its folder made if missing) before the sampling, not after it.
+  const out = required(args, 'out')
+  await checkOutputFile(out, '`--out`')
   const model = await PixelCNN.load(required(args, 'model'), { device: args.device as Device | undefined })
   const label = number(args, 'label')
   if (model.config.classes === undefined && (label !== undefined || args['per-class'] !== undefined)) {
     throw new ConfigError('`--label` and `--per-class` need a conditional model (trained with --conditional or --classes)')
   }
   const line = new Line()
-  const out = required(args, 'out')
   const started = performance.now()
   const what = await writeSampleGrid(model, out, {
     count: number(args, 'count') ?? 81,
@@ -89,6 +95,8 @@ async function sample(args: Args): Promise<void> {
 }
 
 async function complete(args: Args): Promise<void> {
+  const out = required(args, 'out')
+  await checkOutputFile(out, '`--out`')
   const model = await PixelCNN.load(required(args, 'model'), { device: args.device as Device | undefined })
   const data = await loadDataSource((args.data as string | undefined) ?? 'mnist-bundled', undefined, undefined, thresholdFor(model), channelsOf(model))
   const source = data.test ?? data.train
@@ -100,7 +108,6 @@ async function complete(args: Args): Promise<void> {
   const grid = await completionGrid(model, sliceImages(source, 0, count), {
     rows, repeats, seed: number(args, 'seed'), temperature: number(args, 'temperature'), labels: labels?.slice(0, count), precision: precision(args),
   })
-  const out = required(args, 'out')
   await writeImageGrid(grid, out, { columns: repeats + 2, scale: number(args, 'scale') })
   console.log(`wrote ${out}: ${count} images, top ${rows} rows given, ${repeats} completions each`)
 }

@@ -81,20 +81,31 @@ async function probeWritable(dir: string, what: string): Promise<void> {
 
 /**
  * Checks that `file` can be written later: its folder is made when missing
- * (unless `createDir` is false) and proved writable, and `file` itself is not
- * a folder (the atomic write's rename onto a folder would fail). An existing
- * regular file is fine: it is replaced. Returns the absolute path.
+ * and proved writable, and `file` itself is not a folder (the atomic write's
+ * rename onto a folder would fail). An existing regular file is fine: it is
+ * replaced. `what` names the file in the error. Returns the absolute path.
  */
-export async function checkOutputFile(file: string, what: string, options: { createDir?: boolean } = {}): Promise<string> {
-  checkPath(file, what)
-  const absolute = path.resolve(file)
-  const dir = path.dirname(absolute)
-  if (options.createDir === false) {
-    const existing = await fs.stat(dir).catch(() => undefined)
-    if (!existing) throw new IoError(`${what} ${absolute}: its folder ${dir} does not exist`)
+export async function checkOutputFile(file: string, what: string): Promise<string> {
+  await checkOutputFiles([{ file, what }])
+  return path.resolve(file)
+}
+
+/**
+ * `checkOutputFile` for many files at once, each folder made and probed only
+ * once (a training run's sample grids: one file per scheduled epoch, all in
+ * the folder of the model). `what` names each file in its error.
+ */
+export async function checkOutputFiles(files: Array<{ file: string; what: string }>): Promise<void> {
+  const folders = new Set<string>()
+  for (const { file, what } of files) {
+    checkPath(file, what)
+    const absolute = path.resolve(file)
+    const dir = path.dirname(absolute)
+    if (!folders.has(dir)) {
+      await prepareOutputDir(dir, `${what} ${absolute}: its folder`)
+      folders.add(dir)
+    }
+    const stat = await fs.stat(absolute).catch(() => undefined)
+    if (stat?.isDirectory()) throw new IoError(`${what} ${absolute}: is a folder, so the file cannot be written there`)
   }
-  await prepareOutputDir(dir, `${what} ${absolute}: its folder`)
-  const stat = await fs.stat(absolute).catch(() => undefined)
-  if (stat?.isDirectory()) throw new IoError(`${what} ${absolute}: is a folder, so the file cannot be written there`)
-  return absolute
 }

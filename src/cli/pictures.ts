@@ -14,6 +14,16 @@ export function besideModel(modelPath: string, suffix: string): string {
   return modelPath.replace(/\.safetensors$/i, '') + suffix
 }
 
+/** The sample grid `--samples-every` writes after epoch `epoch`: `model.samples-epoch-N.png`. */
+export function samplesFile(modelPath: string, epoch: number): string {
+  return besideModel(modelPath, `.samples-epoch-${epoch}.png`)
+}
+
+/** Whether a grid is drawn after `done` of `epochs` epochs: every `every` epochs, and after the last. */
+export function samplesDue(done: number, every: number | undefined, epochs: number): boolean {
+  return every !== undefined && (done % every === 0 || done === epochs)
+}
+
 export interface GridRequest {
   /** Unconditional models: how many images. */
   count: number

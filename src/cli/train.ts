@@ -14,7 +14,7 @@
 
 import { existsSync, readFileSync } from 'node:fs'
 import { distributedFromEnv } from '../distributed'
-import { ConfigError, type PixelCNNError } from '../errors'
+import { ConfigError, IoError, type PixelCNNError } from '../errors'
 import { PixelCNN } from '../model'
 import type { Architecture, Device, DistributedOptions, EpochRecord, ModelOptions, Output, TrainOptions } from '../types'
 import { type Args, number, precision, required } from './args'
@@ -22,7 +22,8 @@ import { loadDataSource } from './data-source'
 import { libtorchInfo } from '../info'
 import type { ImageBatch } from '../images'
 import { watchLauncher } from './launcher'
-import { besideModel, writeCurve, writeSampleGrid } from './pictures'
+import { checkOutputFiles } from '../output-paths'
+import { besideModel, samplesDue, samplesFile, writeCurve, writeSampleGrid } from './pictures'
 import { bar, formatSeconds, Line } from './progress-bar'
 
 export function historyTable(history: EpochRecord[]): string {
@@ -83,6 +84,58 @@ function distributedOptions(args: Args, fromFile: Partial<TrainOptions>): Distri
   return { ...base, ...distributedFromEnv() }
 }
 
+/**
+ * Before any data is read or any step taken: the folder of `--out` is made
+ * when missing (`mkdir -p`: the training curve and the sample grids go beside
+ * the model, so it is the run's output folder) and proved writable, and
+ * neither the model nor a picture the run will write is a folder. Only rank 0
+ * writes, so only rank 0 checks.
+ */
+async function checkTrainOutputs(out: string, curve: string, epochs: number, samplesEvery: number | undefined): Promise<void> {
+  const files = [{ file: out, what: '`--out`' }, { file: curve, what: 'the training curve' }]
+  for (let done = 1; done <= epochs; done++) {
+    if (samplesDue(done, samplesEvery, epochs)) files.push({ file: samplesFile(out, done), what: '`--samples-every`: the sample grid' })
+  }
+  await checkOutputFiles(files)
+}
+
+/**
+ * A picture drawn during training that could not be written: reported at
+ * once and again at the end (exit status 1), but training goes on: the
+ * model is saved after every epoch whatever happens to the pictures.
+ */
+class PictureFailures {
+  readonly #failed = new Map<string, string>()
+  constructor(private readonly line: { done(text: string): void }) {}
+
+  /** Runs `draw`; an abort (Ctrl-C) is rethrown, any other failure recorded. */
+  async attempt<T>(file: string, draw: () => Promise<T>): Promise<T | undefined> {
+    try {
+      const result = await draw()
+      // The curve is redrawn every epoch: a later success replaces a failed one.
+      this.#failed.delete(file)
+      return result
+    } catch (error) {
+      if ((error as PixelCNNError).code === 'Aborted') throw error
+      const message = (error as Error).message
+      if (!this.#failed.has(file)) this.line.done(`could not write ${file}: ${message}; the model is saved, training goes on`)
+      this.#failed.set(file, message)
+      return undefined
+    }
+  }
+
+  has(file: string): boolean {
+    return this.#failed.has(file)
+  }
+
+  /** IoError naming every picture that failed, or undefined when none did. */
+  error(out: string): IoError | undefined {
+    if (this.#failed.size === 0) return undefined
+    const list = [...this.#failed].map(([file, message]) => `${file} (${message})`).join('; ')
+    return new IoError(`${out} is saved, but ${this.#failed.size === 1 ? 'a picture' : `${this.#failed.size} pictures`} could not be written: ${list}`)
+  }
+}
+
 /** Prints nothing: the progress output of ranks other than 0. */
 const SILENT = { update(): void {}, done(): void {} }
 
@@ -93,6 +146,12 @@ export async function train(args: Args): Promise<void> {
   const rank = typeof distributed === 'object' ? distributed.rank : distributed === 'env' ? distributedFromEnv().rank : 0
   const primary = rank === 0
   const line = primary ? new Line() : SILENT
+  const epochs = number(args, 'epochs') ?? fromFile.epochs ?? 50
+  const samplesEvery = number(args, 'samples-every')
+  if (samplesEvery !== undefined && !(Number.isInteger(samplesEvery) && samplesEvery >= 1)) throw new ConfigError(`\`--samples-every\` must be a positive integer, got ${samplesEvery}`)
+  const curve = besideModel(out, '.curve.png')
+  if (primary) await checkTrainOutputs(out, curve, epochs, samplesEvery)
+  const pictures = new PictureFailures(line)
   const controller = new AbortController()
   let interrupted = false
   // Rank 0 stops after its current step and saves; its leaving then fails the
@@ -115,9 +174,6 @@ export async function train(args: Args): Promise<void> {
   const output = resumed?.config.output ?? (args.output as Output | undefined) ?? fromFile.model?.output ?? 'bernoulli'
   const data = await loadDataSource(required(args, 'data'), (p) => line.update(`downloading ${p.file} ${bar(p.totalBytes ? p.bytes / p.totalBytes : 0)} ${(p.bytes / 2 ** 20).toFixed(1)} MiB`), controller.signal, output !== 'bernoulli' ? 'none' : undefined, channelsFlag(args, resumed?.config.channels))
   line.done(`data: ${data.description}: ${data.train.count} training${data.test ? ` and ${data.test.count} validation` : ''} images`)
-  const epochs = number(args, 'epochs') ?? fromFile.epochs ?? 50
-  const samplesEvery = number(args, 'samples-every')
-  if (samplesEvery !== undefined && !(Number.isInteger(samplesEvery) && samplesEvery >= 1)) throw new ConfigError(`\`--samples-every\` must be a positive integer, got ${samplesEvery}`)
   const seed = number(args, 'seed') ?? fromFile.seed
 
   const model = resumed
@@ -128,7 +184,6 @@ export async function train(args: Args): Promise<void> {
   if (conditional && !data.trainLabels) throw new ConfigError(`the model is conditional on ${model.config.classes} classes but \`--data ${args.data}\` has no labels`)
   line.done(`model: ${model.config.architecture}${conditional ? `, conditional on ${model.config.classes} classes` : ''}, ${model.parameterCount.toLocaleString('en')} parameters, on ${model.device}`)
 
-  const curve = besideModel(out, '.curve.png')
   const { model: _model, device: _device, resume: _resume, epochs: _epochs, ...fitFromFile } = fromFile
   const fit = {
     ...fitFromFile,
@@ -157,19 +212,22 @@ export async function train(args: Args): Promise<void> {
     while (model.history.length < epochs) {
       await model.fit(fit)
       if (!primary) continue
-      curveDrawn = await writeCurve(model, curve)
+      // The core saved the model (the checkpoint) at the end of the epoch: the pictures come after it.
+      curveDrawn = (await pictures.attempt(curve, () => writeCurve(model, curve))) ?? false
       const done = model.history.length
-      if (samplesEvery && (done % samplesEvery === 0 || done === epochs)) {
-        const file = besideModel(out, `.samples-epoch-${done}.png`)
-        const what = await writeSampleGrid(model, file, { count: 64, perClass: 8, seed: 0, classNames: data.classNames, precision: fit.precision, signal: controller.signal })
-        line.done(`wrote ${file}: ${what}`)
+      if (samplesDue(done, samplesEvery, epochs)) {
+        const file = samplesFile(out, done)
+        const what = await pictures.attempt(file, () => writeSampleGrid(model, file, { count: 64, perClass: 8, seed: 0, classNames: data.classNames, precision: fit.precision, signal: controller.signal }))
+        if (what !== undefined) line.done(`wrote ${file}: ${what}`)
       }
     }
   } catch (error) {
     const code = (error as PixelCNNError).code
     if (interrupted && primary && code === 'Aborted') {
-      await writeCurve(model, curve)
+      await pictures.attempt(curve, () => writeCurve(model, curve))
       console.log(`stopped; ${out} holds every step taken: continue with --resume`)
+      const failed = pictures.error(out)
+      if (failed) console.error(`pixelcnn train: ${failed.message}`)
       process.exitCode = 130
       return
     }
@@ -181,7 +239,9 @@ export async function train(args: Args): Promise<void> {
     throw error
   }
   if (!primary) return
-  if (!curveDrawn) await writeCurve(model, curve)
+  if (!curveDrawn && !pictures.has(curve)) await pictures.attempt(curve, () => writeCurve(model, curve))
   console.log(historyTable(model.history))
-  console.log(`saved ${out} (${model.parameterCount.toLocaleString('en')} parameters) and the training curve ${curve}`)
+  console.log(`saved ${out} (${model.parameterCount.toLocaleString('en')} parameters)${pictures.has(curve) ? '' : ` and the training curve ${curve}`}`)
+  const failed = pictures.error(out)
+  if (failed) throw failed
 }
