@@ -112,7 +112,7 @@ test('when every mirror fails, the error lists each URL and why', async (t) => {
       sha256: SHA,
       mirrors: [`${server.origin}/hang`, `${server.origin}/stall`, `${server.origin}/err`, `${server.origin}/missing`, refused],
       cacheDir: dir,
-      timeoutMs: 300,
+      idleTimeoutMs: 300,
     }),
     { instanceOf: IoError },
   )
@@ -120,8 +120,8 @@ test('when every mirror fails, the error lists each URL and why', async (t) => {
   t.true(elapsed >= 550 && elapsed < 5000, `took ${elapsed} ms`)
   const lines = error!.message.split('\n')
   t.is(lines[0], `could not download ${FILE} from any of its 5 mirrors:`)
-  t.is(lines[1], `  - ${server.origin}/hang/${FILE}: no data for 300 ms (timeoutMs)`)
-  t.is(lines[2], `  - ${server.origin}/stall/${FILE}: no data for 300 ms (timeoutMs)`)
+  t.is(lines[1], `  - ${server.origin}/hang/${FILE}: no data for 300 ms (idleTimeoutMs)`)
+  t.is(lines[2], `  - ${server.origin}/stall/${FILE}: no data for 300 ms (idleTimeoutMs)`)
   t.is(lines[3], `  - ${server.origin}/err/${FILE}: HTTP 503 Service Unavailable`)
   t.is(lines[4], `  - ${server.origin}/missing/${FILE}: HTTP 404 Not Found`)
   t.regex(lines[5], new RegExp(`^  - ${refused}/${FILE}: .*ECONNREFUSED`))

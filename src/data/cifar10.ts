@@ -23,13 +23,18 @@
  * as well, so that the next call downloads it afresh instead of failing on
  * the same bytes forever.
  *
+ * The tarball is read only if it is a regular file (a FIFO or a device in
+ * the cache is refused at once: see read-file.ts) of exactly the published
+ * size, and at most that many bytes are read; the entries' declared sizes
+ * may add up to at most `MAX_TAR_BYTES`, so a damaged or hostile archive
+ * cannot keep the decompressor busy without end.
+ *
  * Memory: the decompressed tar is never held; records are converted as they
  * stream by. The five training batches are written straight into one buffer
  * (as long as they hold the same number of records, as the published ones
  * do), so the peak is about the size of the result: 184 MB.
  */
 
-import { createReadStream } from 'node:fs'
 import { Parser, type ReadEntry } from 'tar'
 
 import { AbortError, ConfigError, IoError } from '../errors'
@@ -37,6 +42,8 @@ import { describe, type ImageBatch } from '../images'
 import { datasetDir, removeQuietly } from './cache'
 import type { Dataset } from './dataset'
 import { downloadVerified } from './download'
+import { checkOptions } from './options'
+import { openRegularFile } from './read-file'
 import { mirrorsFor, type DownloadDatasetOptions, type PublishedFile } from './sources'
 
 /** The class names, indexed by label. */
@@ -93,19 +100,23 @@ export const CIFAR_RECORD_BYTES = 1 + IMAGE_BYTES
 const CLASSES = 10
 /** The largest batch entry accepted (1 GiB; the published ones are 30 MB), so a bad header cannot make us allocate wildly. */
 const MAX_BATCH_BYTES = 1 << 30
+/** The most the entries of a tarball may hold in all (4 GiB; the published one holds 185 MB). */
+const MAX_TAR_BYTES = 2 ** 32
 
 /**
  * CIFAR-10 as a `Dataset` of 8-bit RGB images (see the top of this file).
  * `labels` index `CIFAR10_CLASSES`.
  */
-export async function loadCifar10(options: Cifar10Options = {}): Promise<Dataset> {
+export async function loadCifar10(options?: Cifar10Options): Promise<Dataset> {
+  options = checkOptions(options, 'options', 'loadCifar10')
   const source = options.source ?? 'download'
   if (source !== 'download') throw new ConfigError(`\`source\` must be 'download', got ${describe(source)}`)
   return loadPublishedCifar(CIFAR10, options)
 }
 
 /** Downloads (or finds in the cache) a published CIFAR-style tarball and reads it. */
-export async function loadPublishedCifar(source: PublishedCifar, options: Omit<Cifar10Options, 'source'> = {}): Promise<Dataset> {
+export async function loadPublishedCifar(source: PublishedCifar, options?: Omit<Cifar10Options, 'source'>): Promise<Dataset> {
+  options = checkOptions(options, 'options', 'loadPublishedCifar')
   const cacheDir = datasetDir(source.name, options.cacheDir)
   const mirrors = mirrorsFor(source, options.mirrors)
   const { path } = await downloadVerified({
@@ -113,6 +124,7 @@ export async function loadPublishedCifar(source: PublishedCifar, options: Omit<C
     mirrors,
     cacheDir,
     timeoutMs: options.timeoutMs,
+    idleTimeoutMs: options.idleTimeoutMs,
     onProgress: options.onProgress,
     signal: options.signal,
   })
@@ -160,6 +172,7 @@ export async function readCifarTarball(path: string, source: PublishedCifar, sig
   const train = new Arena(source.trainBatches.length)
   const test = new Arena(1)
   const batches = new Map<string, Batch>()
+  let entryBytes = 0
 
   // The first failure wins; the parser is then aborted and its own error ignored.
   let failure: Error | undefined
@@ -167,6 +180,8 @@ export async function readCifarTarball(path: string, source: PublishedCifar, sig
     strict: true,
     onReadEntry: (entry: ReadEntry) => {
       try {
+        entryBytes += entry.size ?? 0
+        if (entryBytes > MAX_TAR_BYTES) throw bad(entry.path, `the entries so far hold ${entryBytes} bytes, more than the ${MAX_TAR_BYTES} accepted`)
         const batch = failure === undefined ? startBatch(entry) : undefined
         if (batch === undefined) {
           entry.resume()
@@ -262,16 +277,22 @@ export async function readCifarTarball(path: string, source: PublishedCifar, sig
   const onAbort = () => fail(aborted(source))
   signal?.addEventListener('abort', onAbort, { once: true })
   try {
+    const file = await openRegularFile(path, `${source.title} tarball`)
     try {
+      const expected = source.archive.size
+      if (file.size !== expected) throw bad(null, `it has ${file.size} bytes, but the published file has ${expected}`)
       // The parser (gunzip included) works synchronously on each chunk and the
       // entries are consumed synchronously too, so there is no backlog to wait on.
-      for await (const chunk of createReadStream(path)) {
+      for await (const chunk of file.handle.createReadStream({ start: 0, end: Math.max(0, expected - 1), autoClose: false })) {
         if (failure !== undefined) break
         parser.write(chunk as Buffer)
       }
     } catch (error) {
       if (failure !== undefined) throw failure
+      if (error instanceof IoError) throw error
       throw new IoError(`cannot read ${where}: ${(error as Error).message}`, { cause: error })
+    } finally {
+      await file.handle.close().catch(() => {})
     }
     if (failure === undefined) parser.end()
     try {

@@ -6,28 +6,38 @@
  * matches (see cache.ts for why this is safe with concurrent processes). A
  * mirror fails, and the next is tried, on: an HTTP error status, too many
  * redirects, a body shorter than its Content-Length, a checksum mismatch, a
- * size other than the published one, or no data for `timeoutMs`. When every
- * mirror failed the `IoError` lists each URL with its reason.
+ * size other than the published one, or no data for `idleTimeoutMs`. When
+ * every mirror failed the `IoError` lists each URL with its reason.
+ *
+ * Time limits: `timeoutMs` is a deadline for the whole call, not an idle
+ * timeout: connecting, redirects, every mirror and every byte of the body
+ * must be done within it, so a server trickling a byte now and then cannot
+ * keep a download going forever; when it passes, the call fails at once with
+ * an `IoError` (no further mirror is tried). `idleTimeoutMs` additionally
+ * fails one mirror that sends nothing for that long, and the next mirror is
+ * tried. An `AbortSignal` is honoured at every wait as well. Either way the
+ * temporary file is removed and nothing is left at the destination.
  *
  * Concurrent calls in one process for the same file and checksum share one
- * download (made with the first call's mirrors and timeout); it stops only
- * when every caller waiting on it has aborted. Calls from other processes do
+ * download (made with the first call's mirrors and time limits); each caller
+ * still gets its own deadline and signal (a caller whose `timeoutMs` passes
+ * first fails alone), and the download stops only when every caller waiting
+ * on it has given up. Calls from other processes do
  * their own download: each writes its own temporary file, and the renames
  * into place replace one verified file with an identical one.
  */
 
 import { createHash } from 'node:crypto'
-import { createWriteStream } from 'node:fs'
-import { mkdir, rename } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import http, { type ClientRequest, type IncomingMessage } from 'node:http'
 import https from 'node:https'
 import { join, resolve } from 'node:path'
-import { Transform } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 
 import { AbortError, ConfigError, IoError } from '../errors'
 import { describe } from '../images'
-import { checksumParts, hashFile, removeQuietly, tempPathFor, type Checksum } from './cache'
+import { createAtomicFile, type AtomicFile } from '../write-file'
+import { checksumParts, hashFile, type Checksum } from './cache'
+import { checkOptions } from './options'
 
 /** Reported a few times a second while a file downloads, and once at its end. */
 export interface DownloadProgress {
@@ -50,8 +60,10 @@ export type DownloadRequest = Checksum & {
   cacheDir: string
   /** The published size in bytes, if known: a server announcing another size fails at once. */
   size?: number
-  /** A mirror fails after this long without any data. @default 30000 */
+  /** The whole call fails after this long (a deadline, every mirror included; see above). @default 1800000 (30 minutes) */
   timeoutMs?: number
+  /** A mirror fails, and the next is tried, after this long without any data. @default 30000 */
+  idleTimeoutMs?: number
   /** @default 5 */
   maxRedirects?: number
   /** Called a few times a second; errors it throws are ignored. */
@@ -68,13 +80,16 @@ export interface DownloadResult {
   url?: string
 }
 
-export const DEFAULT_TIMEOUT_MS = 30_000
+export const DEFAULT_TIMEOUT_MS = 30 * 60_000
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000
 const DEFAULT_MAX_REDIRECTS = 5
 const PROGRESS_INTERVAL_MS = 250
 const REDIRECTS = new Set([301, 302, 303, 307, 308])
 
 interface Shared {
   key: string
+  /** When the download gives up (Date.now() time): the creating call's deadline. */
+  deadline: number
   promise: Promise<DownloadResult>
   controller: AbortController
   listeners: Set<(progress: DownloadProgress) => void>
@@ -89,8 +104,10 @@ const inFlight = new Map<string, Shared>()
  * copy with the right checksum is already there (then no request is made).
  */
 export async function downloadVerified(request: DownloadRequest): Promise<DownloadResult> {
-  const checked = checkRequest(request)
+  const started = Date.now()
+  const checked = checkRequest(checkOptions(request, 'request', 'downloadVerified') as DownloadRequest)
   if (request.signal?.aborted) throw abortError(checked.file)
+  const deadline = started + checked.timeoutMs
   const key = `${checked.dest}\0${checked.algorithm}:${checked.digest}`
   let shared = inFlight.get(key)
   if (shared === undefined) {
@@ -107,7 +124,8 @@ export async function downloadVerified(request: DownloadRequest): Promise<Downlo
     }
     const created: Shared = {
       key,
-      promise: fetchIntoCache(checked, controller.signal, emit),
+      deadline,
+      promise: fetchIntoCache(checked, deadline, controller.signal, emit),
       controller,
       listeners,
       waiters: 0,
@@ -121,12 +139,13 @@ export async function downloadVerified(request: DownloadRequest): Promise<Downlo
     inFlight.set(key, created)
     shared = created
   }
-  return wait(shared, checked.file, request.signal, request.onProgress)
+  return wait(shared, checked, deadline, request.signal, request.onProgress)
 }
 
 async function wait(
   shared: Shared,
-  file: string,
+  req: Checked,
+  deadline: number,
   signal: AbortSignal | undefined,
   onProgress: ((progress: DownloadProgress) => void) | undefined,
 ): Promise<DownloadResult> {
@@ -134,16 +153,25 @@ async function wait(
   // A wrapper of our own, so that two callers passing the same function each get their reports.
   const listener = onProgress && ((progress: DownloadProgress) => onProgress(progress))
   if (listener) shared.listeners.add(listener)
+  let timer: NodeJS.Timeout | undefined
+  let onAbort: (() => void) | undefined
   try {
-    if (!signal) return await shared.promise
     return await new Promise<DownloadResult>((resolvePromise, reject) => {
-      const onAbort = () => reject(abortError(file))
-      signal.addEventListener('abort', onAbort, { once: true })
-      shared.promise
-        .then(resolvePromise, reject)
-        .finally(() => signal.removeEventListener('abort', onAbort))
+      if (signal) {
+        onAbort = () => reject(abortError(req.file))
+        signal.addEventListener('abort', onAbort, { once: true })
+      }
+      // The download enforces its creator's deadline itself (with the
+      // mirrors' story in the message); a joiner in more of a hurry needs its own timer.
+      if (deadline < shared.deadline) {
+        const message = `could not download ${req.file} within timeoutMs (${req.timeoutMs} ms): a download of it that this call joined was still running`
+        timer = setTimeout(() => reject(new IoError(message)), Math.max(0, deadline - Date.now()))
+      }
+      shared.promise.then(resolvePromise, reject)
     })
   } finally {
+    clearTimeout(timer)
+    if (signal && onAbort) signal.removeEventListener('abort', onAbort)
     shared.waiters--
     if (listener) shared.listeners.delete(listener)
     if (shared.waiters === 0 && !shared.settled) {
@@ -167,6 +195,7 @@ interface Checked {
   digest: string
   size?: number
   timeoutMs: number
+  idleTimeoutMs: number
   maxRedirects: number
 }
 
@@ -188,70 +217,98 @@ function checkRequest(request: DownloadRequest): Checked {
   if (typeof timeoutMs !== 'number' || !(timeoutMs > 0 && timeoutMs <= 2 ** 31 - 1)) {
     throw new ConfigError(`\`timeoutMs\` must be a positive number of milliseconds, got ${describe(timeoutMs)}`)
   }
+  const idleTimeoutMs = request.idleTimeoutMs ?? Math.min(DEFAULT_IDLE_TIMEOUT_MS, timeoutMs)
+  if (typeof idleTimeoutMs !== 'number' || !(idleTimeoutMs > 0 && idleTimeoutMs <= 2 ** 31 - 1)) {
+    throw new ConfigError(`\`idleTimeoutMs\` must be a positive number of milliseconds, got ${describe(idleTimeoutMs)}`)
+  }
   const maxRedirects = request.maxRedirects ?? DEFAULT_MAX_REDIRECTS
   if (!Number.isInteger(maxRedirects) || maxRedirects < 0) {
     throw new ConfigError(`\`maxRedirects\` must be a non-negative integer, got ${describe(maxRedirects)}`)
   }
   const { algorithm, digest } = checksumParts(request, 'the download request')
   const dir = resolve(cacheDir)
-  return { file, dest: join(dir, file), dir, mirrors: [...mirrors], algorithm, digest, size, timeoutMs, maxRedirects }
+  return { file, dest: join(dir, file), dir, mirrors: [...mirrors], algorithm, digest, size, timeoutMs, idleTimeoutMs, maxRedirects }
 }
+
+/** Marks the transfer stopped by the call's overall deadline, to be reported with the mirrors tried so far. */
+class DeadlineExceeded extends Error {}
 
 async function fetchIntoCache(
   req: Checked,
+  deadline: number,
   signal: AbortSignal,
   emit: (progress: DownloadProgress) => void,
 ): Promise<DownloadResult> {
-  if ((await hashFile(req.dest, req.algorithm)) === req.digest) return { path: req.dest, fromCache: true }
+  if ((await hashFile(req.dest, req.algorithm, req.size)) === req.digest) return { path: req.dest, fromCache: true }
   try {
     await mkdir(req.dir, { recursive: true })
   } catch (error) {
     throw new IoError(`cannot create the cache directory ${req.dir}: ${(error as Error).message}`, { cause: error })
   }
+  // One timer for the whole call: it fires however the time is being spent
+  // (connecting, waiting for headers, a body trickling in, redirects, mirrors).
+  const expired = new AbortController()
+  const timer = setTimeout(() => expired.abort(), Math.max(0, deadline - Date.now()))
   const failures: Array<{ url: string; error: Error }> = []
-  for (const mirror of req.mirrors) {
-    if (signal.aborted) throw abortError(req.file)
-    const url = mirror.endsWith('/') ? mirror + req.file : `${mirror}/${req.file}`
-    const tmp = tempPathFor(req.dest)
-    try {
-      const digest = await fetchToFile(url, tmp, req, signal, emit)
-      if (digest !== req.digest) {
-        throw new Error(`${req.algorithm} mismatch: got ${digest}, expected ${req.digest}`)
-      }
+  const list = () => failures.map(({ url, error }) => `\n  - ${url}: ${error.message}`).join('')
+  try {
+    for (const mirror of req.mirrors) {
+      if (signal.aborted) throw abortError(req.file)
+      const url = mirror.endsWith('/') ? mirror + req.file : `${mirror}/${req.file}`
+      let temp: AtomicFile | undefined
       try {
-        await rename(tmp, req.dest)
+        if (expired.signal.aborted) throw new DeadlineExceeded('not started')
+        const fetched = await fetchToFile(url, req, signal, expired.signal, emit)
+        temp = fetched.temp
+        if (fetched.digest !== req.digest) {
+          throw new Error(`${req.algorithm} mismatch: got ${fetched.digest}, expected ${req.digest}`)
+        }
+        try {
+          await temp.commit()
+        } catch (error) {
+          throw new IoError(`cannot move ${temp.tempPath} to ${req.dest}: ${(error as Error).message}`, { cause: error })
+        }
+        return { path: req.dest, fromCache: false, url }
       } catch (error) {
-        throw new IoError(`cannot move ${tmp} to ${req.dest}: ${(error as Error).message}`, { cause: error })
+        await temp?.discard()
+        if (error instanceof DeadlineExceeded) {
+          const reason = error.message === 'not started' ? '' : `\n  - ${url}: ${error.message}`
+          throw new IoError(`could not download ${req.file} within timeoutMs (${req.timeoutMs} ms):${list()}${reason}`, {
+            cause: new AggregateError([...failures.map((f) => f.error), error]),
+          })
+        }
+        if (error instanceof AbortError || error instanceof IoError) throw error
+        failures.push({ url, error: error as Error })
       }
-      return { path: req.dest, fromCache: false, url }
-    } catch (error) {
-      if (error instanceof AbortError || error instanceof IoError) throw error
-      failures.push({ url, error: error as Error })
-    } finally {
-      await removeQuietly(tmp)
     }
+  } finally {
+    clearTimeout(timer)
   }
-  const list = failures.map(({ url, error }) => `\n  - ${url}: ${error.message}`).join('')
   throw new IoError(
-    `could not download ${req.file} from ${failures.length === 1 ? 'its mirror' : `any of its ${failures.length} mirrors`}:${list}`,
+    `could not download ${req.file} from ${failures.length === 1 ? 'its mirror' : `any of its ${failures.length} mirrors`}:${list()}`,
     { cause: new AggregateError(failures.map((f) => f.error)) },
   )
 }
 
-/** Downloads `url` to `tmp` (following redirects); returns the body's hex digest. */
+/**
+ * Downloads `url` (following redirects) into a fresh temporary file next to
+ * the destination; returns it, not yet committed, with the body's hex digest.
+ * On failure the temporary file is already removed.
+ */
 async function fetchToFile(
   start: string,
-  tmp: string,
   req: Checked,
   signal: AbortSignal,
+  expired: AbortSignal,
   emit: (progress: DownloadProgress) => void,
-): Promise<string> {
-  // Whatever stops the transfer from outside (timeout, abort) is recorded
-  // here, because the streams then fail with a generic "aborted".
+): Promise<{ digest: string; temp: AtomicFile }> {
+  // Whatever stops the transfer from outside (idle timeout, deadline, abort)
+  // is recorded here, because the streams then fail with a generic "aborted".
   let stopped: Error | undefined
   let request: ClientRequest | undefined
   let response: IncomingMessage | undefined
   let timer: NodeJS.Timeout | undefined
+  let temp: AtomicFile | undefined
   const stop = (reason: Error) => {
     if (stopped) return
     stopped = reason
@@ -260,7 +317,7 @@ async function fetchToFile(
   }
   const arm = () => {
     clearTimeout(timer)
-    timer = setTimeout(() => stop(new Error(`no data for ${req.timeoutMs} ms (timeoutMs)`)), req.timeoutMs)
+    timer = setTimeout(() => stop(new Error(`no data for ${req.idleTimeoutMs} ms (idleTimeoutMs)`)), req.idleTimeoutMs)
   }
   let url: URL
   try {
@@ -269,7 +326,9 @@ async function fetchToFile(
     throw new Error(`not a valid URL`)
   }
   const onAbort = () => stop(abortError(req.file))
+  const onExpired = () => stop(new DeadlineExceeded(`still downloading when the deadline passed${response ? '' : ' (no response yet)'}`))
   signal.addEventListener('abort', onAbort)
+  expired.addEventListener('abort', onExpired)
   try {
     for (let redirects = 0; ; redirects++) {
       if (url.protocol !== 'http:' && url.protocol !== 'https:') {
@@ -280,6 +339,7 @@ async function fetchToFile(
         request = r
         if (stopped) r.destroy(stopped)
       })
+      if (stopped) throw stopped
       arm()
       const status = response.statusCode ?? 0
       if (REDIRECTS.has(status)) {
@@ -303,6 +363,11 @@ async function fetchToFile(
       response.resume()
       throw new Error(`the server announced ${total} bytes, but the published file has ${req.size}`)
     }
+    try {
+      temp = await createAtomicFile(req.dest)
+    } catch (error) {
+      throw new IoError(`cannot create a temporary file next to ${req.dest}: ${(error as Error).message}`, { cause: error })
+    }
     const hash = createHash(req.algorithm)
     const href = url.href
     let bytes = 0
@@ -312,36 +377,39 @@ async function fetchToFile(
       emit({ type: 'download', file: req.file, url: href, bytes, totalBytes: total })
     }
     report()
-    const meter = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        arm()
-        hash.update(chunk)
-        bytes += chunk.length
-        if (Date.now() - lastReport >= PROGRESS_INTERVAL_MS) report()
-        callback(null, chunk)
-      },
-    })
     try {
-      await pipeline(response, meter, createWriteStream(tmp, { flags: 'wx' }))
-    } catch (error) {
-      const e = error as NodeJS.ErrnoException
-      if (stopped) throw stopped
-      if (e.syscall && ['open', 'write', 'close'].includes(e.syscall)) {
-        throw new IoError(`cannot write ${tmp}: ${e.message}`, { cause: error })
+      for await (const chunk of response) {
+        arm()
+        const data = chunk as Buffer
+        bytes += data.length
+        if (req.size !== undefined && bytes > req.size) throw new Error(`the server sent more than the ${req.size} bytes of the published file`)
+        hash.update(data)
+        try {
+          await temp.write(data)
+        } catch (error) {
+          throw new IoError(`cannot write ${temp.tempPath}: ${(error as Error).message}`, { cause: error })
+        }
+        if (Date.now() - lastReport >= PROGRESS_INTERVAL_MS) report()
       }
+    } catch (error) {
+      if (stopped) throw stopped
+      if (error instanceof IoError) throw error
       if (total !== null && bytes < total) {
         throw new Error(`truncated: the connection closed after ${bytes} of ${total} bytes`, { cause: error })
       }
       throw error
     }
+    if (stopped) throw stopped
     if (total !== null && bytes !== total) throw new Error(`truncated: received ${bytes} of ${total} bytes`)
     report()
-    return hash.digest('hex')
+    return { digest: hash.digest('hex'), temp }
   } catch (error) {
+    await temp?.discard()
     throw stopped ?? error
   } finally {
     clearTimeout(timer)
     signal.removeEventListener('abort', onAbort)
+    expired.removeEventListener('abort', onExpired)
     request?.destroy()
   }
 }

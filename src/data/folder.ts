@@ -21,15 +21,30 @@
  *   the other labels. Deeper folders belong to their top-level sub-folder.
  * Files are read in sorted path order, so the result is deterministic. Names
  * starting with '.' and files that are not .png/.jpg/.jpeg are skipped.
+ *
+ * Symbolic links are followed, as if they were what they point to: a link
+ * to an image file is loaded (under the link's own path, in `files`), a link
+ * to a folder is read like a sub-folder. A link that cannot be followed is
+ * refused with an `IoError` naming it, rather than skipped (a silently
+ * smaller dataset is hard to notice): one that points to nothing, a loop of
+ * links (ELOOP), and a link to a folder that is already being read higher
+ * up (which would list the same files forever). An image name (.png, .jpg,
+ * .jpeg) that is neither a regular file nor a folder once links are followed
+ * (a FIFO, a device, a socket) is refused the same way: reading it could
+ * block forever or never end. Each image file is opened and checked again
+ * when it is read (see read-file.ts) and may hold at most
+ * `MAX_IMAGE_FILE_BYTES`.
  */
 
 import { createCanvas, loadImage, type Image } from '@napi-rs/canvas'
-import { readdir, readFile } from 'node:fs/promises'
+import { readdir, stat } from 'node:fs/promises'
 import { join, relative, sep } from 'node:path'
 
 import { ConfigError, DataError, IoError } from '../errors'
 import { describe, type ImageBatch } from '../images'
 import { binarize, checkBinarization, SEED_THRESHOLD, type Binarization } from './binarize'
+import { checkOptions } from './options'
+import { readRegularFile } from './read-file'
 
 export interface ImageFolderOptions {
   /** Output size: a side for square images, or `[height, width]`. @default 28 */
@@ -61,8 +76,11 @@ export interface ImageFolder {
 
 const EXTENSIONS = /\.(png|jpe?g)$/i
 const MAX_SIDE = 4096
+/** The largest image file read (256 MiB): far beyond any picture meant for a 4096×4096 output, and a bound on memory. */
+export const MAX_IMAGE_FILE_BYTES = 256 * 1024 * 1024
 
-export async function loadImageFolder(dir: string, options: ImageFolderOptions = {}): Promise<ImageFolder> {
+export async function loadImageFolder(dir: string, options?: ImageFolderOptions): Promise<ImageFolder> {
+  options = checkOptions(options, 'options', 'loadImageFolder')
   if (typeof dir !== 'string' || dir === '') throw new ConfigError(`\`dir\` must be a non-empty path, got ${describe(dir)}`)
   const [height, width] = checkSize(options.size ?? 28)
   const channels = options.channels ?? 1
@@ -75,7 +93,7 @@ export async function loadImageFolder(dir: string, options: ImageFolderOptions =
   const invert = options.invert ?? false
   if (typeof invert !== 'boolean') throw new ConfigError(`\`invert\` must be a boolean, got ${describe(invert)}`)
 
-  const files = (await listImages(dir, dir)).sort(compareCodeUnits)
+  const files = (await listImages(dir, dir, [await folderId(dir, dir)])).sort(compareCodeUnits)
   if (files.length === 0) throw new DataError(`no PNG or JPEG files in ${dir}`)
   const classOf = (file: string) => (file.includes(sep) ? file.slice(0, file.indexOf(sep)) : '')
   const folders = [...new Set(files.map(classOf).filter((c) => c !== ''))].sort(compareCodeUnits)
@@ -128,8 +146,13 @@ function checkSize(size: unknown): [number, number] {
   )
 }
 
-/** Image files under `dir`, relative to `root`, recursively; hidden names skipped. */
-async function listImages(dir: string, root: string): Promise<string[]> {
+/**
+ * Image files under `dir`, relative to `root`, recursively; hidden names
+ * skipped, links followed (see the top of this file). `ancestors` identifies
+ * the folders being read, `dir`'s included, so that a link back to one of
+ * them is refused instead of recursing forever.
+ */
+async function listImages(dir: string, root: string, ancestors: string[]): Promise<string[]> {
   let entries
   try {
     entries = await readdir(dir, { withFileTypes: true })
@@ -140,26 +163,65 @@ async function listImages(dir: string, root: string): Promise<string[]> {
   for (const entry of entries) {
     if (entry.name.startsWith('.')) continue
     const path = join(dir, entry.name)
-    if (entry.isDirectory()) found.push(...(await listImages(path, root)))
-    else if (entry.isFile() && EXTENSIONS.test(entry.name)) found.push(relative(root, path))
+    const isImage = EXTENSIONS.test(entry.name)
+    let kind: 'directory' | 'file' | 'other' = entry.isDirectory() ? 'directory' : entry.isFile() ? 'file' : 'other'
+    if (entry.isSymbolicLink()) kind = await followLink(path, root)
+    if (kind === 'directory') {
+      const id = await folderId(path, root)
+      if (ancestors.includes(id)) {
+        throw new IoError(`cannot read the image folder ${root}: ${relative(root, path)} links back to a folder that contains it (a symbolic link loop)`)
+      }
+      found.push(...(await listImages(path, root, [...ancestors, id])))
+    } else if (isImage && kind === 'file') {
+      found.push(relative(root, path))
+    } else if (isImage) {
+      throw new IoError(`cannot read image ${path}: it is not a regular file (a FIFO, device or socket)`)
+    }
   }
   return found
 }
 
-async function decode(path: string): Promise<Image> {
-  let bytes: Buffer
+/** What a symbolic link leads to; a link that cannot be followed is an `IoError` naming it. */
+async function followLink(path: string, root: string): Promise<'directory' | 'file' | 'other'> {
   try {
-    bytes = await readFile(path)
+    const target = await stat(path)
+    return target.isDirectory() ? 'directory' : target.isFile() ? 'file' : 'other'
   } catch (error) {
-    throw new IoError(`cannot read image ${path}: ${(error as Error).message}`, { cause: error })
+    const code = (error as NodeJS.ErrnoException).code
+    const reason =
+      code === 'ELOOP' ? 'it is a loop of symbolic links (ELOOP)' : code === 'ENOENT' ? 'it is a symbolic link to nothing (ENOENT)' : (code ?? (error as Error).message)
+    throw new IoError(`cannot read ${relative(root, path)} in the image folder ${root}: ${reason}`, { cause: error })
   }
+}
+
+/** A folder's identity (device and inode), the same through every link to it. */
+async function folderId(path: string, root: string): Promise<string> {
   try {
-    const image = await loadImage(bytes)
+    const stats = await stat(path)
+    return `${stats.dev}:${stats.ino}`
+  } catch (error) {
+    throw new IoError(`cannot read the image folder ${path === root ? root : relative(root, path)}: ${(error as Error).message}`, { cause: error })
+  }
+}
+
+async function decode(path: string): Promise<Image> {
+  const bytes = await readRegularFile(path, 'image', MAX_IMAGE_FILE_BYTES)
+  return decodeImage(bytes, path)
+}
+
+/**
+ * Decodes PNG or JPEG bytes (`name` is only used in the error): the one call
+ * the folder loader makes on a file's content, exported for the fuzzer
+ * (scripts/fuzz.ts). Anything undecodable is a `DataError` naming `name`.
+ */
+export async function decodeImage(bytes: Uint8Array, name: string): Promise<Image> {
+  try {
+    const image = await loadImage(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))
     if (!(image.width > 0 && image.height > 0)) throw new Error(`it decodes to ${image.width}×${image.height} pixels`)
     return image
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error)
-    throw new DataError(`cannot decode image ${path} as PNG or JPEG: ${reason}`, { cause: error })
+    throw new DataError(`cannot decode image ${name} as PNG or JPEG: ${reason}`, { cause: error })
   }
 }
 

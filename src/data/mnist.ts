@@ -15,6 +15,7 @@ import { ConfigError } from '../errors'
 import { describe } from '../images'
 import { binarize, checkBinarization, SEED_THRESHOLD, type Binarization } from './binarize'
 import type { Dataset } from './dataset'
+import { checkOptions } from './options'
 import { loadPublishedIdx, MNIST, type DownloadDatasetOptions } from './sources'
 
 export interface MnistOptions extends Omit<DownloadDatasetOptions, 'threshold' | 'seed'> {
@@ -33,7 +34,8 @@ export interface MnistOptions extends Omit<DownloadDatasetOptions, 'threshold' |
 const SIDE = 28
 const PIXELS = SIDE * SIDE
 
-export async function loadMnist(options: MnistOptions = {}): Promise<Dataset> {
+export async function loadMnist(options?: MnistOptions): Promise<Dataset> {
+  options = checkOptions(options, 'options', 'loadMnist')
   const source = options.source ?? 'bundled'
   if (source === 'download') return loadPublishedIdx(MNIST, options)
   if (source !== 'bundled') {

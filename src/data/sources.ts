@@ -23,6 +23,7 @@ import { datasetDir, type Checksum } from './cache'
 import type { Dataset } from './dataset'
 import { downloadVerified, type DownloadProgress } from './download'
 import { binarizeImages, loadIdx } from './idx'
+import { checkOptions } from './options'
 
 export type PublishedFile = Checksum & {
   file: string
@@ -116,8 +117,13 @@ export interface DownloadDatasetOptions {
   seed?: number
   onProgress?: (progress: DownloadProgress) => void
   signal?: AbortSignal
-  /** A mirror fails after this long without data. @default 30000 */
+  /**
+   * A deadline for each file's download, every mirror included: a server
+   * trickling data cannot keep it going past this (see download.ts). @default 1800000 (30 minutes)
+   */
   timeoutMs?: number
+  /** A mirror fails, and the next is tried, after this long without data. @default 30000 */
+  idleTimeoutMs?: number
 }
 
 /** The mirrors to use: the option, else the environment variable, else the defaults. */
@@ -140,7 +146,8 @@ export function mirrorsFor(source: Pick<PublishedIdxDataset, 'mirrorsEnv' | 'mir
  * loads them. Files are fetched one after the other, so that progress reads
  * in order and a failure stops before starting the next file.
  */
-export async function loadPublishedIdx(source: PublishedIdxDataset, options: DownloadDatasetOptions = {}): Promise<Dataset> {
+export async function loadPublishedIdx(source: PublishedIdxDataset, options?: DownloadDatasetOptions): Promise<Dataset> {
+  options = checkOptions(options, 'options', 'loadPublishedIdx')
   // Bad options fail before anything is downloaded.
   checkBinarizationOptions(options)
   const cacheDir = datasetDir(source.name, options.cacheDir)
@@ -152,6 +159,7 @@ export async function loadPublishedIdx(source: PublishedIdxDataset, options: Dow
       mirrors,
       cacheDir,
       timeoutMs: options.timeoutMs,
+      idleTimeoutMs: options.idleTimeoutMs,
       onProgress: options.onProgress,
       signal: options.signal,
     })
@@ -167,8 +175,9 @@ export async function loadPublishedIdx(source: PublishedIdxDataset, options: Dow
 export async function loadIdxDataset(
   paths: string[],
   counts: { train?: number; test?: number },
-  options: { threshold?: Binarization; seed?: number; signal?: AbortSignal },
+  options: { threshold?: Binarization; seed?: number; signal?: AbortSignal } = {},
 ): Promise<Dataset> {
+  options = checkOptions(options, 'options', 'loadIdxDataset')
   const [trainImages, trainLabels, testImages, testLabels] = paths
   const { threshold, seed } = checkBinarizationOptions(options)
   const train = await loadIdx(trainImages, trainLabels, { count: counts.train })
