@@ -1,6 +1,6 @@
 import test from 'ava'
 import { createCanvas } from '@napi-rs/canvas'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 import { ConfigError, DataError, IoError } from '../src/errors'
@@ -153,4 +153,58 @@ test('a bad channels value is a ConfigError naming it', async (t) => {
   }
   const gray = await loadImageFolder(dir, { channels: 1 })
   t.is(gray.images.channels, 1)
+})
+
+test('a symbolic link to an image is loaded under its own path; a link to a folder is read like a sub-folder', async (t) => {
+  const elsewhere = tempDir('elsewhere')
+  writeFileSync(join(elsewhere, 'real.png'), picture('#fff', '#000'))
+  mkdirSync(join(elsewhere, 'shapes'))
+  writeFileSync(join(elsewhere, 'shapes', 's.png'), picture('#fff', '#000'))
+  const dir = tempDir()
+  mkdirSync(join(dir, 'a'))
+  symlinkSync(join(elsewhere, 'real.png'), join(dir, 'a', 'linked.png'))
+  writeFileSync(join(dir, 'a', 'plain.png'), picture('#fff', '#000'))
+  symlinkSync(join(elsewhere, 'shapes'), join(dir, 'b'))
+  // A relative link, and a link to a link.
+  symlinkSync('plain.png', join(dir, 'a', 'relative.png'))
+  symlinkSync(join(dir, 'a', 'linked.png'), join(dir, 'a', 'twice.png'))
+
+  const folder = await loadImageFolder(dir)
+  t.deepEqual(folder.files, [join('a', 'linked.png'), join('a', 'plain.png'), join('a', 'relative.png'), join('a', 'twice.png'), join('b', 's.png')])
+  t.deepEqual(folder.classNames, ['a', 'b'])
+  t.deepEqual([...folder.labels], [0, 0, 0, 0, 1])
+  for (let i = 0; i < 5; i++) t.deepEqual([...image(folder.images.data, i)], [...QUADRANT], folder.files[i])
+  // Hidden links stay skipped.
+  symlinkSync(join(elsewhere, 'real.png'), join(dir, '.hidden.png'))
+  t.is((await loadImageFolder(dir)).images.count, 5)
+})
+
+test('a loop of symbolic links, a dangling link and a link back to a parent folder are IoErrors naming the link', async (t) => {
+  const bytes = picture('#fff', '#000')
+  const cases: Array<[string, (dir: string) => string, RegExp]> = [
+    ['loop', (dir) => {
+      symlinkSync(join(dir, 'y.png'), join(dir, 'x.png'))
+      symlinkSync(join(dir, 'x.png'), join(dir, 'y.png'))
+      return 'x.png'
+    }, /x\.png in the image folder .*: it is a loop of symbolic links \(ELOOP\)/],
+    ['dangling', (dir) => {
+      symlinkSync(join(dir, 'gone.png'), join(dir, 'dangling.png'))
+      return 'dangling.png'
+    }, /dangling\.png in the image folder .*: it is a symbolic link to nothing \(ENOENT\)/],
+    ['folder cycle', (dir) => {
+      mkdirSync(join(dir, 'sub'))
+      symlinkSync(dir, join(dir, 'sub', 'back'))
+      return join('sub', 'back')
+    }, /sub\/back links back to a folder that contains it \(a symbolic link loop\)/],
+  ]
+  for (const [what, plant, reason] of cases) {
+    const dir = tempDir()
+    writeFileSync(join(dir, 'ok.png'), bytes)
+    const link = plant(dir)
+    const error = await t.throwsAsync(loadImageFolder(dir), { instanceOf: IoError }, what)
+    t.is(error!.code, 'Io')
+    t.true(error!.message.includes(link), `${what}: ${error!.message}`)
+    t.regex(error!.message, reason, what)
+    t.deepEqual(readFileSync(join(dir, 'ok.png')), bytes, 'nothing on disk changed')
+  }
 })
