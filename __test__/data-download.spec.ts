@@ -7,7 +7,7 @@ import { AbortError, ConfigError, IoError } from '../src/errors'
 import { datasetDir, resolveCacheDir } from '../src/data/cache'
 import { downloadVerified, type DownloadProgress } from '../src/data/download'
 import { gzip, idxImages, md5, sha256 } from './helpers/idx'
-import { redirect, refusedOrigin, silent, slow, stallAfter, startServer, status, truncated } from './helpers/server'
+import { redirect, refusedOrigin, silent, slow, stallAfter, startServer, status, trickle, truncated } from './helpers/server'
 import { removeTempDirs, tempDir } from './helpers/temp'
 
 test.after.always(removeTempDirs)
@@ -246,12 +246,87 @@ test('a call made just after every sharer aborted starts a fresh download', asyn
   t.is(server.requests.length, 2)
 })
 
+test('timeoutMs is a deadline: a body trickling a byte every 300 ms fails within it, with an IoError, and leaves the cache as it was', async (t) => {
+  t.timeout(8000, 'a hang here means a trickle kept the download going') // fail, rather than wait for the body
+  const server = await startServer({ [`/${FILE}`]: trickle(BODY, 1, 300), [`/next/${FILE}`]: BODY })
+  t.teardown(server.close)
+  const dir = cacheDir()
+  // A damaged cached copy: it must be neither replaced by a partial file nor removed.
+  writeFileSync(join(dir, FILE), 'old bytes')
+  const started = Date.now()
+  const error = await t.throwsAsync(
+    downloadVerified({ file: FILE, sha256: SHA, mirrors: [server.origin, `${server.origin}/next`], cacheDir: dir, timeoutMs: 1200 }),
+    { instanceOf: IoError },
+  )
+  const elapsed = Date.now() - started
+  t.true(elapsed >= 1100 && elapsed < 2500, `took ${elapsed} ms`)
+  t.is(error!.code, 'Io')
+  t.regex(error!.message, new RegExp(`^could not download ${FILE} within timeoutMs \\(1200 ms\\):\\n  - ${server.origin}/${FILE}: still downloading when the deadline passed$`))
+  t.deepEqual(server.requests, [`/${FILE}`], 'the deadline covers the whole call: no further mirror is tried')
+  await new Promise((r) => setTimeout(r, 50))
+  t.deepEqual(readdirSync(dir), [FILE])
+  t.is(readFileSync(join(dir, FILE), 'utf8'), 'old bytes')
+})
+
+test('the deadline spans mirrors: time spent on a silent mirror counts', async (t) => {
+  t.timeout(8000, 'a hang here means a trickle kept the download going') // fail, rather than wait for the body
+  const server = await startServer({ [`/hang/${FILE}`]: silent, [`/trickle/${FILE}`]: trickle(BODY, 1, 100) })
+  t.teardown(server.close)
+  const dir = cacheDir()
+  const started = Date.now()
+  const error = await t.throwsAsync(
+    downloadVerified({ file: FILE, sha256: SHA, mirrors: [`${server.origin}/hang`, `${server.origin}/trickle`], cacheDir: dir, timeoutMs: 1000, idleTimeoutMs: 500 }),
+    { instanceOf: IoError },
+  )
+  const elapsed = Date.now() - started
+  t.true(elapsed >= 900 && elapsed < 2200, `took ${elapsed} ms`)
+  const lines = error!.message.split('\n')
+  t.is(lines[0], `could not download ${FILE} within timeoutMs (1000 ms):`)
+  t.is(lines[1], `  - ${server.origin}/hang/${FILE}: no data for 500 ms (idleTimeoutMs)`)
+  t.is(lines[2], `  - ${server.origin}/trickle/${FILE}: still downloading when the deadline passed`)
+  t.deepEqual(readdirSync(dir), [])
+})
+
+test('an abort during a trickle rejects promptly with AbortError and leaves no file', async (t) => {
+  t.timeout(8000, 'a hang here means a trickle kept the download going') // fail, rather than wait for the body
+  const server = await startServer({ [`/${FILE}`]: trickle(BODY, 1, 300) })
+  t.teardown(server.close)
+  const dir = cacheDir()
+  const controller = new AbortController()
+  const promise = downloadVerified({ file: FILE, sha256: SHA, mirrors: [server.origin], cacheDir: dir, signal: controller.signal })
+  await new Promise((r) => setTimeout(r, 700))
+  const aborted = Date.now()
+  controller.abort()
+  const error = await t.throwsAsync(promise, { instanceOf: AbortError })
+  t.true(Date.now() - aborted < 100, `rejected ${Date.now() - aborted} ms after the abort`)
+  t.is(error!.code, 'Aborted')
+  await new Promise((r) => setTimeout(r, 50))
+  t.deepEqual(readdirSync(dir), [])
+})
+
+test('a caller joining a shared download keeps its own, shorter deadline; the download goes on for the other', async (t) => {
+  t.timeout(8000, 'a hang here means a trickle kept the download going') // fail, rather than wait for the body
+  const server = await startServer({ [`/${FILE}`]: slow(BODY, 10, 150) })
+  t.teardown(server.close)
+  const dir = cacheDir()
+  const request = { file: FILE, sha256: SHA, mirrors: [server.origin], cacheDir: dir }
+  const patient = downloadVerified(request)
+  const started = Date.now()
+  const hurried = await t.throwsAsync(downloadVerified({ ...request, timeoutMs: 300 }), { instanceOf: IoError })
+  t.true(Date.now() - started < 1000)
+  t.regex(hurried!.message, new RegExp(`could not download ${FILE} within timeoutMs \\(300 ms\\): a download of it that this call joined was still running`))
+  const result = await patient
+  t.true(readFileSync(result.path).equals(BODY))
+  t.is(server.requests.length, 1)
+})
+
 test('bad requests are ConfigErrors', async (t) => {
   const base = { file: FILE, sha256: SHA, mirrors: ['http://127.0.0.1:1/'], cacheDir: cacheDir() }
   await t.throwsAsync(downloadVerified({ ...base, sha256: 'abc' }), { instanceOf: ConfigError, message: /sha256 must be 64 hexadecimal digits, got "abc"/ })
   await t.throwsAsync(downloadVerified({ ...base, mirrors: [] }), { instanceOf: ConfigError, message: /mirrors/ })
   await t.throwsAsync(downloadVerified({ ...base, file: '../x' }), { instanceOf: ConfigError, message: /plain file name/ })
   await t.throwsAsync(downloadVerified({ ...base, timeoutMs: 0 }), { instanceOf: ConfigError, message: /timeoutMs/ })
+  await t.throwsAsync(downloadVerified({ ...base, idleTimeoutMs: -5 }), { instanceOf: ConfigError, message: /`idleTimeoutMs` must be a positive number of milliseconds, got -5/ })
   const both = { ...base, md5: md5(BODY) } as never
   await t.throwsAsync(downloadVerified(both), { instanceOf: ConfigError, message: /not both/ })
 })

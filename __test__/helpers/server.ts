@@ -101,3 +101,25 @@ export function redirect(location: string, code = 302): Route {
     res.writeHead(code, { location, 'content-length': 0 }).end()
   }
 }
+
+/**
+ * Announces `body`'s full length, then sends it `bytes` at a time every
+ * `intervalMs` — never idle long enough for an idle timeout, so only an
+ * overall deadline (or an abort) stops it.
+ */
+export function trickle(body: Buffer, bytes: number, intervalMs: number): Route {
+  return (_req, res) => {
+    res.writeHead(200, { 'content-length': body.length })
+    let offset = 0
+    const timer = setInterval(() => {
+      if (res.destroyed || offset >= body.length) {
+        clearInterval(timer)
+        if (!res.destroyed) res.end()
+        return
+      }
+      res.write(body.subarray(offset, offset + bytes))
+      offset += bytes
+    }, intervalMs)
+    res.on('close', () => clearInterval(timer))
+  }
+}
