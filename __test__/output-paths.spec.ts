@@ -180,6 +180,15 @@ test.serial('train --out into a missing folder makes it and writes the model and
   t.is((await PixelCNN.load(out)).history.length, 1)
   t.true(existsSync(path.join(cliDir, 'runs', 'new', 'm.curve.png')))
   t.true(existsSync(path.join(cliDir, 'runs', 'new', 'm.samples-epoch-1.png')))
+  // `sample --out` makes its folder too, and refuses one under a file before sampling.
+  const grid = path.join(cliDir, 'grids', 'deep', 's.png')
+  const sampled = await runCli(['sample', '--model', out, '--count', '4', '--out', grid])
+  t.is(sampled.code, 0, sampled.stderr)
+  t.true(existsSync(grid))
+  const refusedGrid = await runCli(['sample', '--model', out, '--count', '4', '--out', path.join(out, 's.png')])
+  t.is(refusedGrid.code, 1)
+  t.regex(refusedGrid.stderr, /IoError: `--out` .*m\.safetensors is a file, not a folder/)
+  t.notRegex(refusedGrid.stderr, /sampled/)
 })
 
 test.serial('train refuses, before reading data, an --out under a file and pictures whose paths are folders', async (t) => {
@@ -190,16 +199,16 @@ test.serial('train refuses, before reading data, an --out under a file and pictu
   t.is(run.code, 1, run.stderr)
   t.regex(run.stderr, /pixelcnn train: IoError: `--out`/)
   t.true(run.stderr.includes(underFile), run.stderr)
-  t.notRegex(run.stderr, /data:|epoch/, 'refused before the data and the training')
+  t.notRegex(run.stderr, /data: |epoch \d+\//, 'refused before the data and the training')
 
-  const out = path.join(cliDir, 'blocked', 'm.safetensors')
   for (const [picture, flags] of [['m.curve.png', []], ['m.samples-epoch-2.png', ['--samples-every', '2']]] as const) {
+    const out = path.join(cliDir, `blocked-${picture}`, 'm.safetensors')
     const folder = path.join(path.dirname(out), picture)
     mkdirSync(folder, { recursive: true })
     const blocked = await runCli(train(out, '--epochs', '3', ...flags))
     t.is(blocked.code, 1, blocked.stderr)
     t.true(blocked.stderr.includes(folder), blocked.stderr)
-    t.notRegex(blocked.stderr, /data:|epoch/)
+    t.notRegex(blocked.stderr, /data: |epoch \d+\//)
     t.false(existsSync(out), 'nothing trained')
   }
 })

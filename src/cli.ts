@@ -71,10 +71,11 @@ function labelsFor(model: PixelCNN, labels: Uint8Array | undefined, what: string
 }
 
 async function sample(args: Args): Promise<void> {
+  const file = required(args, 'model')
   // Checked (its folder made if missing) before the sampling, not after it.
   const out = required(args, 'out')
   await checkOutputFile(out, '`--out`')
-  const model = await PixelCNN.load(required(args, 'model'), { device: args.device as Device | undefined })
+  const model = await PixelCNN.load(file, { device: args.device as Device | undefined })
   const label = number(args, 'label')
   if (model.config.classes === undefined && (label !== undefined || args['per-class'] !== undefined)) {
     throw new ConfigError('`--label` and `--per-class` need a conditional model (trained with --conditional or --classes)')
@@ -95,9 +96,10 @@ async function sample(args: Args): Promise<void> {
 }
 
 async function complete(args: Args): Promise<void> {
+  const file = required(args, 'model')
   const out = required(args, 'out')
   await checkOutputFile(out, '`--out`')
-  const model = await PixelCNN.load(required(args, 'model'), { device: args.device as Device | undefined })
+  const model = await PixelCNN.load(file, { device: args.device as Device | undefined })
   const data = await loadDataSource((args.data as string | undefined) ?? 'mnist-bundled', undefined, undefined, thresholdFor(model), channelsOf(model))
   const source = data.test ?? data.train
   const sourceLabels = data.test ? data.testLabels : data.trainLabels
