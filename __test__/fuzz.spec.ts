@@ -4,14 +4,18 @@
  * image-folder reader, and the configuration boundary. Each input must either
  * work or fail with a typed PixelCNNError; nothing else may escape, and the
  * process must survive. (The Rust checkpoint reader is also fuzzed natively:
- * crates/pixelcnn-core/tests/fuzz_checkpoint.rs.)
+ * crates/pixelcnn-core/tests/fuzz_checkpoint.rs.) The long runs of the IDX
+ * parser and the image decoder are scripts/fuzz.ts (a million executions and
+ * more, outside CI); here the same targets run briefly, seeded.
  */
 import test from 'ava'
 import fc from 'fast-check'
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
-import { loadImageFolder, parseIdx, PixelCNN, PixelCNNError } from '../src/index'
+import { gzipSync } from 'node:zlib'
+import { loadIdx, loadImageFolder, parseIdx, PixelCNN, PixelCNNError } from '../src/index'
+import { fuzzIdx, fuzzImages } from '../scripts/fuzz'
 import { randomImages, TINY } from './support/images'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pixelcnn-fuzz-'))
@@ -40,6 +44,41 @@ test('parseIdx: any bytes, and IDX headers with arbitrary dimensions, parse or g
   )
   t.is(runs, 3000)
   t.log(`${runs} executions, 0 untyped errors`)
+})
+
+test('scripts/fuzz.ts, briefly: parseIdx and the PNG/JPEG decode path, seeded, give no untyped error', async (t) => {
+  const idx = fuzzIdx(5000, 1234)
+  const images = await fuzzImages(500, 1234)
+  for (const report of [idx, images]) {
+    t.log(`${report.target}: ${report.runs} executions, ok ${report.ok}, typed ${report.typed}, ${report.seconds.toFixed(2)} s`)
+    t.deepEqual(report.failures, [], report.target)
+    t.is(report.ok + report.typed, report.runs)
+    t.true(report.ok > 0 && report.typed > 0, `${report.target}: the inputs reach both outcomes`)
+  }
+  t.is(idx.runs, 5000)
+  t.is(images.runs, 500)
+})
+
+test('loadIdx on mutated files: the header-bounded file read gives a typed error naming the file, or the data', async (t) => {
+  const plain = Buffer.concat([Buffer.from([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 3]), Buffer.alloc(18, 9)])
+  const file = path.join(dir, 'mutated.idx')
+  let runs = 0
+  await fc.assert(
+    fc.asyncProperty(fc.constantFrom(plain, gzipSync(plain)), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }), fc.nat({ max: 40 }), async (seed, edits, cut) => {
+      runs++
+      const bytes = Buffer.from(seed.subarray(0, Math.max(0, seed.length - cut)))
+      for (const [at, value] of edits) if (bytes.length) bytes[at % bytes.length] = value
+      writeFileSync(file, bytes)
+      try {
+        const { images } = await loadIdx(file)
+        if (images.data.length !== images.count * images.height * images.width) throw new Error('inconsistent result')
+      } catch (error) {
+        if (!typed(error) || !(error as Error).message.includes(file)) throw error
+      }
+    }),
+    { numRuns: 300, seed: 5 },
+  )
+  t.is(runs, 300)
 })
 
 test('PixelCNN.load: mutated checkpoint headers and metadata give a typed error or load', async (t) => {
