@@ -60,11 +60,11 @@ async function refused<E extends PixelCNNError>(
   reason: RegExp,
 ): Promise<E> {
   const started = Date.now()
-  const error = await t.throwsAsync(within(call, 3000, what), { instanceOf: type as never }, what)
+  const error = (await t.throwsAsync(within(call, 3000, what), { instanceOf: type as never }, what)) as unknown as E
   t.true(Date.now() - started < 2000, `${what}: took ${Date.now() - started} ms`)
-  t.true(error!.message.includes(names), `${what}: the message names ${names}: ${error!.message}`)
-  t.regex(error!.message, reason, what)
-  return error as E
+  t.true(error.message.includes(names), `${what}: the message names ${names}: ${error.message}`)
+  t.regex(error.message, reason, what)
+  return error
 }
 
 test('loadIdx("/dev/zero") is refused at once as a character device', async (t) => {
