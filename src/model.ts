@@ -9,7 +9,7 @@ import { distributedFromEnv } from './distributed'
 import { AbortError, ConfigError, DataError, native, nativeSync } from './errors'
 import { checkImageBatch, describe, type ImageBatch } from './images'
 import { nativeBinding } from './native'
-import { checkCallback, checkDevice, checkSignal, splitOptions, toConfigJson } from './options'
+import { checkCallback, checkDevice, checkOptions, checkSignal, splitOptions, toConfigJson } from './options'
 import type {
   CompleteOptions,
   CreateOptions,
@@ -27,12 +27,80 @@ import type {
 } from './types'
 import type { CancelToken, NativeModel } from '../native/index'
 
-/** Runs a native call with a cancel token wired to `signal`. */
-async function cancellable<T>(signal: AbortSignal | undefined, what: string, run: (token: CancelToken) => Promise<T>): Promise<T> {
+/**
+ * A user's progress callback, guarded. A throw escaping a native progress call
+ * would be an uncaught exception that ends Node, and a rejected promise from an
+ * async callback an unhandled rejection; instead the first failure is kept,
+ * cancels the native work (through the same token as `signal`), and no further
+ * events are delivered. The call then rejects with that error, as it is.
+ */
+class Listener<E> {
+  readonly #callback: ((event: E) => unknown) | undefined
+  #failure: { error: unknown } | undefined
+  #cancel: (() => void) | undefined
+  readonly #pending = new Set<PromiseLike<unknown>>()
+
+  constructor(callback: ((event: E) => unknown) | undefined) {
+    this.#callback = callback
+  }
+
+  get active(): boolean {
+    return this.#callback !== undefined && this.#failure === undefined
+  }
+
+  /** Called once the native call has its token; a failure before that cancels at once. */
+  onCancel(cancel: () => void): void {
+    this.#cancel = cancel
+    if (this.#failure) cancel()
+  }
+
+  emit(event: E): void {
+    if (!this.active) return
+    try {
+      const result = this.#callback!(event)
+      if (isThenable(result)) {
+        // Kept until it settles, so the call can wait for it and a rejection is always handled.
+        const pending = Promise.resolve(result).then(undefined, (error: unknown) => this.#fail(error))
+        this.#pending.add(pending)
+        void pending.then(() => this.#pending.delete(pending))
+      }
+    } catch (error) {
+      this.#fail(error)
+    }
+  }
+
+  /**
+   * Waits for the promises the callback returned, then throws its first
+   * failure, if any. Call it once, after the last `emit`, on every path.
+   */
+  async settle(): Promise<void> {
+    while (this.#pending.size > 0) await Promise.all(this.#pending)
+    if (this.#failure) throw this.#failure.error
+  }
+
+  #fail(error: unknown): void {
+    if (this.#failure) return
+    this.#failure = { error }
+    this.#cancel?.()
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function'
+}
+
+/** Runs a native call with a cancel token wired to `signal` and to the listener's failure. */
+async function cancellable<T, E>(
+  signal: AbortSignal | undefined,
+  listener: Listener<E>,
+  what: string,
+  run: (token: CancelToken) => Promise<T>,
+): Promise<T> {
   if (signal?.aborted) throw new AbortError(`${what} was aborted before it started`)
   const token = new (nativeBinding().CancelToken)()
   const onAbort = () => token.cancel()
   signal?.addEventListener('abort', onAbort, { once: true })
+  listener.onCancel(onAbort)
   try {
     return await native(() => run(token))
   } finally {
@@ -40,54 +108,74 @@ async function cancellable<T>(signal: AbortSignal | undefined, what: string, run
   }
 }
 
+/** Passed by the factories: `new PixelCNN()` from JavaScript has no native model to wrap. */
+const FACTORY = Symbol('PixelCNN factory')
+
 export class PixelCNN {
   #native: NativeModel
   #history: EpochRecord[]
   readonly config: ModelConfig
 
-  private constructor(model: NativeModel, history: EpochRecord[]) {
+  /** Not for users: `PixelCNN.create`, `PixelCNN.load` and `PixelCNN.train` make models. */
+  private constructor(token: typeof FACTORY, model: NativeModel, history: EpochRecord[]) {
+    if (token !== FACTORY) {
+      throw new ConfigError('`new PixelCNN()` is not supported: use PixelCNN.create(options) for a new model, PixelCNN.load(path) for a checkpoint, or PixelCNN.train(options)')
+    }
     this.#native = model
     this.#history = history
     this.config = Object.freeze(JSON.parse(model.configJson)) as ModelConfig
   }
 
-  /** An untrained model. */
+  /** An untrained model. `options` may be left out or null (every default). */
   static create(options: CreateOptions = {}): PixelCNN {
     const [model, { device, seed }] = splitOptions(options, ['device', 'seed'] as const)
     const s = seed ?? 0
     if (typeof s !== 'number') throw new ConfigError(`\`seed\` must be a non-negative integer, got ${describe(s)}`)
     const created = nativeSync(() => nativeBinding().NativeModel.create(toConfigJson(model, 'model'), checkDevice(device), s))
-    return new PixelCNN(created, [])
+    return new PixelCNN(FACTORY, created, [])
   }
 
-  /** `create` then `fit`: `model` and `device` shape the network, the rest trains it. */
+  /**
+   * `create` then `fit`: `model` and `device` shape the network, the rest trains it.
+   * With `resume: true` and an existing checkpoint, a `model` that resolves to another
+   * network than the checkpoint's is a `ConfigError` (leave `model` out to resume).
+   * Errors thrown by `onProgress` reject the call as they are (see `fit`).
+   */
   static async train(options: TrainOptions): Promise<PixelCNN> {
-    const [fit, { model, device, resume }] = splitOptions(options, ['model', 'device', 'resume'] as const)
-    if (model !== undefined && (typeof model !== 'object' || model === null)) {
-      throw new ConfigError(`\`model\` must be an object like { preset: 'seed' }, got ${describe(model)}`)
-    }
+    const [fit, { model, device, resume }] = splitOptions(options, ['model', 'device', 'resume'] as const, {
+      optional: false,
+      example: '{ data, epochs }',
+    })
+    if (model !== undefined) checkOptions(model, 'model', false, "{ preset: 'seed' }")
     if (resume !== undefined && typeof resume !== 'boolean') throw new ConfigError(`\`resume\` must be true or false, got ${describe(resume)}`)
     const checkpoint = (fit.checkpoint as { path?: unknown } | undefined)?.path
     if (resume && typeof checkpoint !== 'string') throw new ConfigError('`resume: true` needs `checkpoint: { path }` to resume from')
+    const shape = imageShapeOf((fit.data as { train?: unknown } | undefined)?.train)
     if (resume && existsSync(checkpoint as string)) {
+      // The network asked for, resolved as `create` would make it, so that
+      // `{ preset: 'gated-small' }` and the checkpoint's full config compare.
+      const requested = model === undefined ? undefined : PixelCNN.create({ ...shape, ...(model as object), device: 'cpu' }).config
       // `epochs` is the run's total: a resumed run trains only what is left,
       // finishing an interrupted epoch with the batches it would have seen.
       const resumed = await PixelCNN.load(checkpoint as string, { device: device as Device })
+      if (requested) checkSameNetwork(requested, resumed.config, checkpoint as string)
       const left = ((fit.epochs as number | undefined) ?? 1) - resumed.history.length
       if (left > 0) await resumed.fit({ ...(fit as unknown as FitOptions), epochs: left })
       return resumed
     }
-    const shape = imageShapeOf((fit.data as { train?: unknown } | undefined)?.train)
     const created = PixelCNN.create({ ...shape, ...(model as object), device: device as Device, seed: (fit.seed as number) ?? 0 })
     await created.fit(fit as unknown as FitOptions)
     return created
   }
 
-  /** Loads a `.safetensors` checkpoint written by `save`. */
+  /** Loads a `.safetensors` checkpoint written by `save`. `options` may be left out or null (`device: 'auto'`). */
   static async load(path: string, options: { device?: Device } = {}): Promise<PixelCNN> {
     if (typeof path !== 'string' || path === '') throw new ConfigError(`\`path\` must be a file path, got ${describe(path)}`)
-    const loaded = await native(() => nativeBinding().loadModel(path, checkDevice(options.device)))
-    return new PixelCNN(loaded, JSON.parse(nativeSync(() => loaded.historyJson())) as EpochRecord[])
+    const [rest, { device }] = splitOptions(options, ['device'] as const)
+    const unknown = Object.keys(rest)[0]
+    if (unknown !== undefined) throw new ConfigError(`\`${unknown}\` is not a known option of PixelCNN.load (known: device)`)
+    const loaded = await native(() => nativeBinding().loadModel(path, checkDevice(device)))
+    return new PixelCNN(FACTORY, loaded, JSON.parse(nativeSync(() => loaded.historyJson())) as EpochRecord[])
   }
 
   get parameterCount(): number {
@@ -104,10 +192,17 @@ export class PixelCNN {
     return this.#history.map((r) => ({ ...r }))
   }
 
-  /** Continues training. Resolves with the full history. */
+  /**
+   * Continues training. Resolves with the full history. If `onProgress` throws
+   * (or returns a promise that rejects), training stops within one step, the
+   * steps taken are kept, and the call rejects with that error as it is.
+   */
   async fit(options: FitOptions): Promise<EpochRecord[]> {
-    const [config, { data, onProgress, signal }] = splitOptions(options, ['data', 'onProgress', 'signal'] as const)
-    const emit = checkCallback(onProgress, 'onProgress') as ((e: TrainProgress) => void) | undefined
+    const [config, { data, onProgress, signal }] = splitOptions(options, ['data', 'onProgress', 'signal'] as const, {
+      optional: false,
+      example: '{ data: { train }, epochs }',
+    })
+    const listener = new Listener(checkCallback(onProgress, 'onProgress') as ((e: TrainProgress) => unknown) | undefined)
     const abort = checkSignal(signal)
     if (typeof data !== 'object' || data === null) {
       throw new DataError(`\`data\` must be { train: ImageBatch, test?: ImageBatch }, got ${describe(data)}`)
@@ -126,17 +221,20 @@ export class PixelCNN {
     const before = this.#history.length
     const emitted = new Set<number>()
     let finished = false
-    const onEvent = emit
+    const onEvent = listener.active
       ? (text: string) => {
           if (finished) return
           const event = JSON.parse(text) as TrainProgress
           if (event.type === 'epoch') emitted.add(event.epoch)
-          emit(event)
+          listener.emit(event)
         }
       : undefined
-    const historyJson = await cancellable(abort, 'training', (token) =>
-      this.#native.fit(train, (test as ImageBatch | undefined) ?? null, json, labelsJson, token, onEvent),
-    ).catch((error) => {
+    let historyJson: string
+    try {
+      historyJson = await cancellable(abort, listener, 'training', (token) =>
+        this.#native.fit(train, (test as ImageBatch | undefined) ?? null, json, labelsJson, token, onEvent),
+      )
+    } catch (error) {
       finished = true
       // Steps already taken are kept; so is the record of completed epochs.
       try {
@@ -144,21 +242,22 @@ export class PixelCNN {
       } catch {
         /* the model is busy elsewhere: keep the last known history */
       }
+      await listener.settle() // the callback's error, if it threw, is why training stopped
       throw error
-    })
+    }
     finished = true
     this.#history = JSON.parse(historyJson) as EpochRecord[]
-    if (emit) {
-      for (const record of this.#history.slice(before)) if (!emitted.has(record.epoch)) emit({ type: 'epoch', ...record })
-      emit({ type: 'done', history: this.history })
-    }
+    for (const record of this.#history.slice(before)) if (!emitted.has(record.epoch)) listener.emit({ type: 'epoch', ...record })
+    listener.emit({ type: 'done', history: this.history })
+    await listener.settle()
     return this.history
   }
 
   /** p(x_i = 1 | x_<i) for every pixel of binary (`'bernoulli'`) models: N×H×W×C floats. Conditional models need `labels`. */
   async predict(images: ImageBatch, options: EvalOptions = {}): Promise<Float32Array> {
     checkImageBatch(images, 'images')
-    return native(() => this.#native.predict(images, toConfigJson(options)))
+    const json = toConfigJson(checkOptions(options, 'options', true))
+    return native(() => this.#native.predict(images, json))
   }
 
   /**
@@ -168,29 +267,37 @@ export class PixelCNN {
    */
   async logProbs(images: ImageBatch, options: EvalOptions = {}): Promise<Float32Array> {
     checkImageBatch(images, 'images')
-    return native(() => this.#native.logProbs(images, toConfigJson(options)))
+    const json = toConfigJson(checkOptions(options, 'options', true))
+    return native(() => this.#native.logProbs(images, json))
   }
 
   /** Negative log-likelihoods: per image in nats, and bits per dimension. Conditional models need `labels`. */
   async evaluate(images: ImageBatch, options: EvalOptions = {}): Promise<Evaluation> {
     checkImageBatch(images, 'images')
-    const perImageNats = await native(() => this.#native.natsPerImage(images, toConfigJson(options)))
+    const json = toConfigJson(checkOptions(options, 'options', true))
+    const perImageNats = await native(() => this.#native.natsPerImage(images, json))
     const natsPerImage = perImageNats.reduce((a, b) => a + b, 0) / perImageNats.length
     const dims = this.config.height * this.config.width * this.config.channels
     return { natsPerImage, bitsPerDim: natsPerImage / (dims * Math.LN2), perImageNats }
   }
 
-  /** New images in raster order. */
+  /**
+   * New images in raster order. If `onProgress` throws (or its promise
+   * rejects), sampling stops within one row and the call rejects with that error as it is.
+   */
   async sample(options: SampleOptions = {}): Promise<ImageBatch> {
     const [config, { onProgress, signal }] = splitOptions(options, ['onProgress', 'signal'] as const)
     const result = await this.#sample(config, null, null, onProgress, signal)
     return this.#batch(result.length / this.#pixels(), result)
   }
 
-  /** Keeps the known pixels of `images` and samples the rest in raster order. */
+  /** Keeps the known pixels of `images` and samples the rest in raster order. `onProgress` errors as for `sample`. */
   async complete(images: ImageBatch, options: CompleteOptions): Promise<ImageBatch> {
     checkImageBatch(images, 'images')
-    const [config, { known, onProgress, signal }] = splitOptions(options ?? {}, ['known', 'onProgress', 'signal'] as const)
+    const [config, { known, onProgress, signal }] = splitOptions(options, ['known', 'onProgress', 'signal'] as const, {
+      optional: false,
+      example: '{ known: { rows: k } }',
+    })
     const mask = this.#knownMask(images, known)
     const result = await this.#sample(config, images, mask, onProgress, signal)
     return this.#batch(images.count, result)
@@ -211,19 +318,24 @@ export class PixelCNN {
   }
 
   async #sample(config: Record<string, unknown>, images: ImageBatch | null, known: Uint8Array | null, onProgress: unknown, signal: unknown): Promise<Uint8Array> {
-    const emit = checkCallback(onProgress, 'onProgress') as ((e: SampleProgress) => void) | undefined
+    const listener = new Listener(checkCallback(onProgress, 'onProgress') as ((e: SampleProgress) => unknown) | undefined)
     const abort = checkSignal(signal)
     const json = toConfigJson(config)
     const started = performance.now()
     let finished = false
-    const onEvent = emit ? (text: string) => { if (!finished) emit(JSON.parse(text) as SampleProgress) } : undefined
+    const onEvent = listener.active ? (text: string) => { if (!finished) listener.emit(JSON.parse(text) as SampleProgress) } : undefined
+    let result: Uint8Array
     try {
-      const result = await cancellable(abort, 'sampling', (token) => this.#native.sample(json, images, known, token, onEvent))
-      emit?.({ type: 'done', seconds: (performance.now() - started) / 1000 })
-      return result.images
-    } finally {
+      result = (await cancellable(abort, listener, 'sampling', (token) => this.#native.sample(json, images, known, token, onEvent))).images
+    } catch (error) {
       finished = true
+      await listener.settle() // the callback's error, if it threw, is why sampling stopped
+      throw error
     }
+    finished = true
+    listener.emit({ type: 'done', seconds: (performance.now() - started) / 1000 })
+    await listener.settle()
+    return result
   }
 
   #knownMask(images: ImageBatch, known: unknown): Uint8Array {
@@ -261,4 +373,21 @@ function imageShapeOf(train: unknown): Partial<Pick<ModelOptions, 'height' | 'wi
   const { height, width, channels } = train as Record<string, unknown>
   const dims = [height, width, channels]
   return dims.every((d) => typeof d === 'number' && Number.isInteger(d) && d > 0) ? { height: height as number, width: width as number, channels: channels as number } : {}
+}
+
+/**
+ * `train({ model, checkpoint, resume: true })`: the checkpoint's network is
+ * what would train, so a `model` that resolves to another one (another
+ * architecture, size or image shape) is refused rather than silently ignored.
+ */
+function checkSameNetwork(requested: ModelConfig, saved: ModelConfig, path: string): void {
+  const fields = [...new Set([...Object.keys(requested), ...Object.keys(saved)])] as (keyof ModelConfig)[]
+  const differing = fields.filter((k) => requested[k] !== saved[k])
+  if (differing.length === 0) return
+  const show = (v: unknown) => (v === undefined ? 'absent' : JSON.stringify(v))
+  throw new ConfigError(
+    `\`model\` resolves to ${JSON.stringify(requested)} but the checkpoint ${path} to resume holds ${JSON.stringify(saved)} ` +
+      `(${differing.map((k) => `${k}: ${show(requested[k])} vs ${show(saved[k])}`).join(', ')}). ` +
+      'Leave `model` out to resume the checkpoint as it is, or give another `checkpoint.path` to train a new network.',
+  )
 }

@@ -1,47 +1,88 @@
 /**
  * User options → the JSON the native core validates. The core is the single
  * judge of what is valid; this file only refuses what JSON cannot carry
- * faithfully (NaN and ±Infinity would become null, functions would vanish).
+ * faithfully (NaN and ±Infinity would become null, functions and BigInts
+ * would vanish or throw, a Map would become `{}`, a cycle cannot be written),
+ * naming the field by its full path (`data.trainLabels[3]`), as the core does.
  */
 
 import { ConfigError } from './errors'
 import { describe } from './images'
 
 export function toConfigJson(options: object, where = ''): string {
-  return JSON.stringify(options, function (key, value: unknown) {
-    const field = key ? (where ? `${where}.${key}` : key) : where || 'config'
+  // The path and parent of each object the replacer has entered: JSON.stringify
+  // calls it depth first with the holder as `this`, so the holder's path is
+  // known, and walking up the parents tells a cycle from a shared reference.
+  const paths = new Map<object, string>()
+  const parents = new Map<object, object>()
+  return JSON.stringify(options, function (this: object, key: string, value: unknown) {
+    const holderPath = paths.get(this)
+    const root = holderPath === undefined
+    const field = root ? where || 'config' : Array.isArray(this) ? `${holderPath}[${key}]` : holderPath ? `${holderPath}.${key}` : key
     if (typeof value === 'number' && !Number.isFinite(value)) {
       throw new ConfigError(`\`${field}\` must be a finite number, got ${value}`)
+    }
+    if (typeof value === 'bigint') throw new ConfigError(`\`${field}\` must be a number, got the BigInt ${value}n`)
+    if (typeof value === 'function' || typeof value === 'symbol') {
+      throw new ConfigError(`\`${field}\` must be JSON data, got ${describe(value)}`)
     }
     // Typed arrays and Buffers (labels from the loaders) travel as JSON arrays.
     // The holder's own value is checked: a Buffer's toJSON has already run on `value`.
     const original = (this as Record<string, unknown>)[key]
-    if (ArrayBuffer.isView(original) && !(original instanceof DataView)) return Array.from(original as unknown as ArrayLike<number>)
-    if (typeof value === 'function' || typeof value === 'symbol' || typeof value === 'bigint') {
-      throw new ConfigError(`\`${field}\` must be JSON data, got ${describe(value)}`)
+    if (ArrayBuffer.isView(original) && !(original instanceof DataView)) value = Array.from(original as unknown as ArrayLike<number>)
+    if (typeof value === 'object' && value !== null) {
+      if (!Array.isArray(value) && !isPlainObject(value)) {
+        throw new ConfigError(`\`${field}\` must be a plain object or an array, got ${describe(value)}`)
+      }
+      for (let up: object | undefined = this; up !== undefined; up = parents.get(up)) {
+        if (up === value) throw new ConfigError(`\`${field}\` refers back to an object that contains it (a circular reference): options must be JSON data`)
+      }
+      paths.set(value, root ? where : field)
+      parents.set(value, this)
     }
     return value
   })
 }
 
-/** Splits `keys` off an options object: they are handled in TypeScript. */
-export function splitOptions<T extends object, K extends string>(options: T, keys: readonly K[]): [Record<string, unknown>, Record<K, unknown>] {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new ConfigError(`options must be an object, got ${describe(options)}`)
+/** `{}`, an object literal or `Object.create(null)`; not a Map, Set, array or class instance. */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
+/**
+ * Checks an options argument: a plain object, or (when `optional`) undefined
+ * or null, both meaning every default. Anything else (a Map, an array, a class
+ * instance) would silently read as `{}`, so it is refused, naming `name`.
+ */
+export function checkOptions(options: unknown, name: string, optional: boolean, example = ''): Record<string, unknown> {
+  if ((options === undefined || options === null) && optional) return {}
+  if (!isPlainObject(options)) {
+    throw new ConfigError(`\`${name}\` must be a plain object${example ? ` like ${example}` : ''}, got ${describe(options)}`)
   }
+  return options
+}
+
+/** Splits `keys` off an options argument (checked by `checkOptions`): they are handled in TypeScript. */
+export function splitOptions<K extends string>(
+  options: unknown,
+  keys: readonly K[],
+  { name = 'options', optional = true, example = '' } = {},
+): [Record<string, unknown>, Record<K, unknown>] {
   const rest: Record<string, unknown> = {}
   const picked = {} as Record<K, unknown>
-  for (const [k, v] of Object.entries(options)) {
+  for (const [k, v] of Object.entries(checkOptions(options, name, optional, example))) {
     if ((keys as readonly string[]).includes(k)) picked[k as K] = v
     else rest[k] = v
   }
   return [rest, picked]
 }
 
-export function checkCallback(value: unknown, field: string): ((event: never) => void) | undefined {
+export function checkCallback(value: unknown, field: string): ((event: never) => unknown) | undefined {
   if (value === undefined || value === null) return undefined
   if (typeof value !== 'function') throw new ConfigError(`\`${field}\` must be a function, got ${describe(value)}`)
-  return value as (event: never) => void
+  return value as (event: never) => unknown
 }
 
 export function checkSignal(value: unknown, field = 'signal'): AbortSignal | undefined {

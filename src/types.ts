@@ -1,4 +1,22 @@
-/** The public option and result types. */
+/**
+ * The public option and result types.
+ *
+ * Options arguments are plain objects (`{ … }` or `Object.create(null)`): a
+ * Map, Set, array or class instance is a `ConfigError` naming the argument,
+ * since it would otherwise read as `{}`; so is a value JSON cannot carry
+ * (NaN, a BigInt, a function, a circular reference), named by its path
+ * (`data.trainLabels[3]`). Where an options argument is optional (`create`,
+ * `load`, `sample`, `predict`, `logProbs`, `evaluate`), `null` means the same
+ * as leaving it out: every default; where it is required (`train`, `fit`,
+ * `complete`), `null` is a `ConfigError` naming it.
+ *
+ * A progress callback (`onProgress`) that throws, or returns a promise that
+ * rejects, stops the work within one step (one row when sampling) through the
+ * same path as an `AbortSignal`; no further events are delivered, and the call
+ * rejects with the callback's own error, unchanged (not wrapped), once the
+ * native work has stopped. The steps taken are kept and the model stays usable.
+ * A call settles only after every promise its callback returned has settled.
+ */
 
 import type { ImageBatch } from './images'
 
@@ -153,13 +171,21 @@ export interface FitOptions {
    * rename). It includes the optimizer state and where training stands inside the epoch.
    */
   checkpoint?: { path: string; every?: number }
-  /** Called with `step` events a few times a second, every `epoch`, and `done`. */
-  onProgress?: (event: TrainProgress) => void
+  /**
+   * Called with `step` events a few times a second, every `epoch`, and `done`. A throw (or a rejected
+   * promise) stops training within one step and the call rejects with that error as it is.
+   */
+  onProgress?: (event: TrainProgress) => void | PromiseLike<void>
   /** Stops training within one step; the promise rejects with `AbortError`, the model keeps the steps taken and, with `checkpoint`, saves them. */
   signal?: AbortSignal
 }
 
 export interface TrainOptions extends FitOptions {
+  /**
+   * The network to create. When resuming (`resume: true` and an existing checkpoint), it must resolve to the
+   * checkpoint's network (same resolved config, image shape included), else a `ConfigError` names both
+   * configs; leave it out to resume whatever the checkpoint holds.
+   */
   model?: ModelOptions
   /**
    * With `checkpoint.path` pointing at an existing checkpoint: load it and train
@@ -183,8 +209,11 @@ export interface SampleOptions {
   /** In `'bf16'` probabilities differ from fp32's by rounding (see the README), so images may differ. @default 'fp32' */ precision?: Precision
   /** Conditional models: the class of every image, or one per image. */
   labels?: Labels
-  /** Called with `rows` events (rows of pixels done) a few times a second, then `done`. */
-  onProgress?: (event: SampleProgress) => void
+  /**
+   * Called with `rows` events (rows of pixels done) a few times a second, then `done`. A throw (or a
+   * rejected promise) stops sampling within one row and the call rejects with that error as it is.
+   */
+  onProgress?: (event: SampleProgress) => void | PromiseLike<void>
   signal?: AbortSignal
 }
 
