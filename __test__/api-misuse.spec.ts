@@ -7,6 +7,7 @@ import test from 'ava'
 import { mkdtempSync, readFileSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
+import { runInNewContext } from 'node:vm'
 import { ConfigError, PixelCNN, PixelCNNError } from '../src/index'
 import { randomImages, TINY } from './support/images'
 
@@ -118,8 +119,9 @@ test('a Map, Set, array or class instance as options is refused, naming the argu
   }
   // Nested too: a Map where an object belongs would reach the core as {}.
   await configError(t, () => PixelCNN.train({ data: { train: images }, model: TINY, device: 'cpu', checkpoint: new Map() as never }), /^`checkpoint` must be a plain object or an array, got a Map/, 'nested Map')
-  // Object.create(null) is a plain object.
+  // Object.create(null) and an object literal from another realm are plain objects.
   t.is((await model.sample(Object.assign(Object.create(null), { count: 2 }))).count, 2)
+  t.is((await model.sample(runInNewContext('({ count: 3 })'))).count, 3)
 })
 
 test('null options: the defaults where options are optional, a ConfigError naming them where required', async (t) => {

@@ -92,6 +92,15 @@ const cases: Case[] = [
   ['device cuda without a GPU', async () => PixelCNN.create({ ...TINY, device: 'cuda' }), 'DeviceUnavailable', /device "cuda" was requested/],
   ['device cuda:7', async () => PixelCNN.create({ ...TINY, device: 'cuda:7' }), 'DeviceUnavailable', /cuda:7/],
   ['load onto cuda without a GPU', async () => { const f = path.join(dir, 'valid.safetensors'); await model.save(f); return PixelCNN.load(f, { device: 'cuda' }) }, 'DeviceUnavailable', /cuda/],
+  // Misuse from JavaScript (more in api-misuse.spec.ts)
+  ['new PixelCNN()', async () => new (PixelCNN as unknown as new () => PixelCNN)(), 'InvalidConfig', /`new PixelCNN\(\)` is not supported: use PixelCNN\.create/],
+  ['options a Map', () => model.sample(new Map([['count', 2]]) as never), 'InvalidConfig', /`options` must be a plain object, got a Map/],
+  ['fit options null', () => model.fit(null as never), 'InvalidConfig', /`options` must be a plain object like \{ data: \{ train \}, epochs \}, got null/],
+  ['options circular', () => { const o: Record<string, unknown> = {}; o.loop = [o]; return model.predict(good, o) }, 'InvalidConfig', /`loop\[0\]` refers back to an object that contains it \(a circular reference\)/],
+  ['labels NaN', () => model.sample({ count: 2, labels: [1, Number.NaN] }), 'InvalidConfig', /`labels\[1\]` must be a finite number, got NaN/],
+  ['trainLabels BigInt', () => train({ data: { train: good, trainLabels: [0, 1, 2n, 0] } }), 'InvalidConfig', /`data\.trainLabels\[2\]` must be a number, got the BigInt 2n/],
+  ['load unknown option', async () => { const f = path.join(dir, 'valid.safetensors'); await model.save(f); return PixelCNN.load(f, { device: 'cpu', threads: 2 } as never) }, 'InvalidConfig', /`threads` is not a known option of PixelCNN\.load/],
+  ['resume a checkpoint of another architecture', async () => { const checkpoint = { path: path.join(dir, 'resume-arch.safetensors') }; await train({ checkpoint }); return train({ checkpoint, resume: true, epochs: 2, model: { preset: 'gated-small' } }) }, 'InvalidConfig', /`model` resolves to \{"architecture":"gated".* but the checkpoint .*resume-arch\.safetensors to resume holds \{"architecture":"pixelcnn"/],
 ]
 
 test('the bad-input matrix: every case is a typed error naming what was wrong, and the process lives on', async (t) => {

@@ -44,11 +44,17 @@ export function toConfigJson(options: object, where = ''): string {
   })
 }
 
-/** `{}`, an object literal or `Object.create(null)`; not a Map, Set, array or class instance. */
+/**
+ * `{}`, an object literal or `Object.create(null)`; not a Map, Set, array or
+ * class instance. An object literal from another realm (a `vm` context) has
+ * that realm's Object.prototype, which is recognised by having no prototype
+ * itself and a constructor named Object.
+ */
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null) return false
-  const proto = Object.getPrototypeOf(value)
-  return proto === Object.prototype || proto === null
+  const proto: unknown = Object.getPrototypeOf(value)
+  if (proto === Object.prototype || proto === null) return true
+  return Object.getPrototypeOf(proto) === null && (proto as { constructor?: { name?: unknown } }).constructor?.name === 'Object'
 }
 
 /**
