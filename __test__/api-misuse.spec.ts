@@ -101,16 +101,16 @@ test('a Map, Set, array or class instance as options is refused, naming the argu
   for (const [what, value] of notPlain) {
     const v = value as never
     const cases: Array<[string, () => unknown, RegExp]> = [
-      ['create', () => PixelCNN.create(v), /^`options` must be a plain object/],
-      ['load', () => PixelCNN.load(file, v), /^`options` must be a plain object/],
-      ['train', () => PixelCNN.train(v), /^`options` must be a plain object like \{ data, epochs \}/],
-      ['train model', () => PixelCNN.train({ data: { train: images }, model: v, device: 'cpu' }), /^`model` must be a plain object like \{ preset: 'seed' \}/],
-      ['fit', () => model.fit(v), /^`options` must be a plain object like \{ data: \{ train \}, epochs \}/],
-      ['sample', () => model.sample(v), /^`options` must be a plain object/],
-      ['complete', () => model.complete(images, v), /^`options` must be a plain object like \{ known: \{ rows: k \} \}/],
-      ['evaluate', () => model.evaluate(images, v), /^`options` must be a plain object/],
-      ['predict', () => model.predict(images, v), /^`options` must be a plain object/],
-      ['logProbs', () => model.logProbs(images, v), /^`options` must be a plain object/],
+      ['create', () => PixelCNN.create(v), /^`options` of PixelCNN\.create must be a plain object/],
+      ['load', () => PixelCNN.load(file, v), /^`options` of PixelCNN\.load must be a plain object/],
+      ['train', () => PixelCNN.train(v), /^`options` of PixelCNN\.train must be a plain object like \{ data, epochs \}/],
+      ['train model', () => PixelCNN.train({ data: { train: images }, model: v, device: 'cpu' }), /^`model` of PixelCNN\.train must be a plain object like \{ preset: 'seed' \}/],
+      ['fit', () => model.fit(v), /^`options` of model\.fit must be a plain object like \{ data: \{ train \}, epochs \}/],
+      ['sample', () => model.sample(v), /^`options` of model\.sample must be a plain object/],
+      ['complete', () => model.complete(images, v), /^`options` of model\.complete must be a plain object like \{ known: \{ rows: k \} \}/],
+      ['evaluate', () => model.evaluate(images, v), /^`options` of model\.evaluate must be a plain object/],
+      ['predict', () => model.predict(images, v), /^`options` of model\.predict must be a plain object/],
+      ['logProbs', () => model.logProbs(images, v), /^`options` of model\.logProbs must be a plain object/],
     ]
     for (const [name, run, message] of cases) {
       // `describe` names what was given: "a Map", "an array of length 0", "a Options".
@@ -124,22 +124,35 @@ test('a Map, Set, array or class instance as options is refused, naming the argu
   t.is((await model.sample(runInNewContext('({ count: 3 })'))).count, 3)
 })
 
-test('null options: the defaults where options are optional, a ConfigError naming them where required', async (t) => {
+test('null options: a ConfigError naming the argument and the function, for every method; undefined means the defaults', async (t) => {
   const file = path.join(dir, 'null.safetensors')
   await model.save(file)
-  t.is((await PixelCNN.load(file, null as never)).parameterCount, model.parameterCount)
-  t.is(PixelCNN.create(null as never).config.architecture, 'pixelcnn')
-  t.is((await model.sample(null as never)).count, 1)
-  t.is((await model.predict(images, null as never)).length, 4 * 64)
-  t.is((await model.logProbs(images, null as never)).length, 4 * 64)
-  t.is((await model.evaluate(images, null as never)).perImageNats.length, 4)
-  await configError(t, () => model.fit(null as never), /^`options` must be a plain object like \{ data: \{ train \}, epochs \}, got null$/, 'fit(null)')
-  await configError(t, () => PixelCNN.train(null as never), /^`options` must be a plain object like \{ data, epochs \}, got null$/, 'train(null)')
-  await configError(t, () => PixelCNN.train(undefined as never), /^`options` must be a plain object like \{ data, epochs \}, got undefined$/, 'train()')
-  await configError(t, () => model.complete(images, null as never), /^`options` must be a plain object like \{ known: \{ rows: k \} \}, got null$/, 'complete(images, null)')
-  await configError(t, () => PixelCNN.train({ data: { train: images }, model: null as never }), /^`model` must be a plain object like \{ preset: 'seed' \}, got null$/, 'train model null')
-  // load refuses an unknown option instead of ignoring it.
-  await configError(t, () => PixelCNN.load(file, { devise: 'cpu' } as never), /^`devise` is not a known option of PixelCNN\.load/, 'load typo')
+  const cases: Array<[string, () => unknown, RegExp]> = [
+    ['create', () => PixelCNN.create(null as never), /^`options` of PixelCNN\.create must be a plain object, got null$/],
+    ['load', () => PixelCNN.load(file, null as never), /^`options` of PixelCNN\.load must be a plain object, got null$/],
+    ['train', () => PixelCNN.train(null as never), /^`options` of PixelCNN\.train must be a plain object like \{ data, epochs \}, got null$/],
+    ['train model', () => PixelCNN.train({ data: { train: images }, model: null as never }), /^`model` of PixelCNN\.train must be a plain object like \{ preset: 'seed' \}, got null$/],
+    ['fit', () => model.fit(null as never), /^`options` of model\.fit must be a plain object like \{ data: \{ train \}, epochs \}, got null$/],
+    ['sample', () => model.sample(null as never), /^`options` of model\.sample must be a plain object, got null$/],
+    ['complete', () => model.complete(images, null as never), /^`options` of model\.complete must be a plain object like \{ known: \{ rows: k \} \}, got null$/],
+    ['predict', () => model.predict(images, null as never), /^`options` of model\.predict must be a plain object, got null$/],
+    ['logProbs', () => model.logProbs(images, null as never), /^`options` of model\.logProbs must be a plain object, got null$/],
+    ['evaluate', () => model.evaluate(images, null as never), /^`options` of model\.evaluate must be a plain object, got null$/],
+    // Required arguments cannot be left out either.
+    ['train()', () => PixelCNN.train(undefined as never), /^`options` of PixelCNN\.train must be a plain object like \{ data, epochs \}, got undefined$/],
+    ['fit()', () => model.fit(undefined as never), /^`options` of model\.fit must be a plain object like \{ data: \{ train \}, epochs \}, got undefined$/],
+    ['complete(images)', () => model.complete(images, undefined as never), /^`options` of model\.complete must be a plain object like \{ known: \{ rows: k \} \}, got undefined$/],
+    // load refuses an unknown option instead of ignoring it.
+    ['load typo', () => PixelCNN.load(file, { devise: 'cpu' } as never), /^`devise` is not a known option of PixelCNN\.load \(known: device\)$/],
+  ]
+  for (const [name, run, message] of cases) await configError(t, run, message, name)
+  // Left out: every default.
+  t.is((await PixelCNN.load(file)).parameterCount, model.parameterCount)
+  t.is(PixelCNN.create().config.architecture, 'pixelcnn')
+  t.is((await model.sample()).count, 1)
+  t.is((await model.predict(images)).length, 4 * 64)
+  t.is((await model.logProbs(images)).length, 4 * 64)
+  t.is((await model.evaluate(images)).perImageNats.length, 4)
 })
 
 test('resume with a model of another network: a ConfigError naming both configs, the checkpoint untouched', async (t) => {

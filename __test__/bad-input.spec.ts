@@ -94,8 +94,9 @@ const cases: Case[] = [
   ['load onto cuda without a GPU', async () => { const f = path.join(dir, 'valid.safetensors'); await model.save(f); return PixelCNN.load(f, { device: 'cuda' }) }, 'DeviceUnavailable', /cuda/],
   // Misuse from JavaScript (more in api-misuse.spec.ts)
   ['new PixelCNN()', async () => new (PixelCNN as unknown as new () => PixelCNN)(), 'InvalidConfig', /`new PixelCNN\(\)` is not supported: use PixelCNN\.create/],
-  ['options a Map', () => model.sample(new Map([['count', 2]]) as never), 'InvalidConfig', /`options` must be a plain object, got a Map/],
-  ['fit options null', () => model.fit(null as never), 'InvalidConfig', /`options` must be a plain object like \{ data: \{ train \}, epochs \}, got null/],
+  ['options a Map', () => model.sample(new Map([['count', 2]]) as never), 'InvalidConfig', /`options` of model\.sample must be a plain object, got a Map/],
+  ['load options null', async () => { const f = path.join(dir, 'valid.safetensors'); await model.save(f); return PixelCNN.load(f, null as never) }, 'InvalidConfig', /`options` of PixelCNN\.load must be a plain object, got null/],
+  ['fit options null', () => model.fit(null as never), 'InvalidConfig', /`options` of model\.fit must be a plain object like \{ data: \{ train \}, epochs \}, got null/],
   ['options circular', () => { const o: Record<string, unknown> = {}; o.loop = [o]; return model.predict(good, o) }, 'InvalidConfig', /`loop\[0\]` refers back to an object that contains it \(a circular reference\)/],
   ['labels NaN', () => model.sample({ count: 2, labels: [1, Number.NaN] }), 'InvalidConfig', /`labels\[1\]` must be a finite number, got NaN/],
   ['trainLabels BigInt', () => train({ data: { train: good, trainLabels: [0, 1, 2n, 0] } }), 'InvalidConfig', /`data\.trainLabels\[2\]` must be a number, got the BigInt 2n/],

@@ -126,9 +126,9 @@ export class PixelCNN {
     this.config = Object.freeze(JSON.parse(model.configJson)) as ModelConfig
   }
 
-  /** An untrained model. `options` may be left out or null (every default). */
+  /** An untrained model. `options` may be left out (every default). */
   static create(options: CreateOptions = {}): PixelCNN {
-    const [model, { device, seed }] = splitOptions(options, ['device', 'seed'] as const)
+    const [model, { device, seed }] = splitOptions(options, ['device', 'seed'] as const, { fn: 'PixelCNN.create' })
     const s = seed ?? 0
     if (typeof s !== 'number') throw new ConfigError(`\`seed\` must be a non-negative integer, got ${describe(s)}`)
     const created = nativeSync(() => nativeBinding().NativeModel.create(toConfigJson(model, 'model'), checkDevice(device), s))
@@ -143,10 +143,11 @@ export class PixelCNN {
    */
   static async train(options: TrainOptions): Promise<PixelCNN> {
     const [fit, { model, device, resume }] = splitOptions(options, ['model', 'device', 'resume'] as const, {
+      fn: 'PixelCNN.train',
       optional: false,
       example: '{ data, epochs }',
     })
-    if (model !== undefined) checkOptions(model, 'model', false, "{ preset: 'seed' }")
+    checkOptions(model, { name: 'model', fn: 'PixelCNN.train', example: "{ preset: 'seed' }" })
     if (resume !== undefined && typeof resume !== 'boolean') throw new ConfigError(`\`resume\` must be true or false, got ${describe(resume)}`)
     const checkpoint = (fit.checkpoint as { path?: unknown } | undefined)?.path
     if (resume && typeof checkpoint !== 'string') throw new ConfigError('`resume: true` needs `checkpoint: { path }` to resume from')
@@ -168,10 +169,10 @@ export class PixelCNN {
     return created
   }
 
-  /** Loads a `.safetensors` checkpoint written by `save`. `options` may be left out or null (`device: 'auto'`). */
+  /** Loads a `.safetensors` checkpoint written by `save`. `options` may be left out (`device: 'auto'`). */
   static async load(path: string, options: { device?: Device } = {}): Promise<PixelCNN> {
     if (typeof path !== 'string' || path === '') throw new ConfigError(`\`path\` must be a file path, got ${describe(path)}`)
-    const [rest, { device }] = splitOptions(options, ['device'] as const)
+    const [rest, { device }] = splitOptions(options, ['device'] as const, { fn: 'PixelCNN.load' })
     const unknown = Object.keys(rest)[0]
     if (unknown !== undefined) throw new ConfigError(`\`${unknown}\` is not a known option of PixelCNN.load (known: device)`)
     const loaded = await native(() => nativeBinding().loadModel(path, checkDevice(device)))
@@ -199,6 +200,7 @@ export class PixelCNN {
    */
   async fit(options: FitOptions): Promise<EpochRecord[]> {
     const [config, { data, onProgress, signal }] = splitOptions(options, ['data', 'onProgress', 'signal'] as const, {
+      fn: 'model.fit',
       optional: false,
       example: '{ data: { train }, epochs }',
     })
@@ -256,7 +258,7 @@ export class PixelCNN {
   /** p(x_i = 1 | x_<i) for every pixel of binary (`'bernoulli'`) models: N×H×W×C floats. Conditional models need `labels`. */
   async predict(images: ImageBatch, options: EvalOptions = {}): Promise<Float32Array> {
     checkImageBatch(images, 'images')
-    const json = toConfigJson(checkOptions(options, 'options', true))
+    const json = toConfigJson(checkOptions(options, { fn: 'model.predict' }))
     return native(() => this.#native.predict(images, json))
   }
 
@@ -267,14 +269,14 @@ export class PixelCNN {
    */
   async logProbs(images: ImageBatch, options: EvalOptions = {}): Promise<Float32Array> {
     checkImageBatch(images, 'images')
-    const json = toConfigJson(checkOptions(options, 'options', true))
+    const json = toConfigJson(checkOptions(options, { fn: 'model.logProbs' }))
     return native(() => this.#native.logProbs(images, json))
   }
 
   /** Negative log-likelihoods: per image in nats, and bits per dimension. Conditional models need `labels`. */
   async evaluate(images: ImageBatch, options: EvalOptions = {}): Promise<Evaluation> {
     checkImageBatch(images, 'images')
-    const json = toConfigJson(checkOptions(options, 'options', true))
+    const json = toConfigJson(checkOptions(options, { fn: 'model.evaluate' }))
     const perImageNats = await native(() => this.#native.natsPerImage(images, json))
     const natsPerImage = perImageNats.reduce((a, b) => a + b, 0) / perImageNats.length
     const dims = this.config.height * this.config.width * this.config.channels
@@ -286,7 +288,7 @@ export class PixelCNN {
    * rejects), sampling stops within one row and the call rejects with that error as it is.
    */
   async sample(options: SampleOptions = {}): Promise<ImageBatch> {
-    const [config, { onProgress, signal }] = splitOptions(options, ['onProgress', 'signal'] as const)
+    const [config, { onProgress, signal }] = splitOptions(options, ['onProgress', 'signal'] as const, { fn: 'model.sample' })
     const result = await this.#sample(config, null, null, onProgress, signal)
     return this.#batch(result.length / this.#pixels(), result)
   }
@@ -295,6 +297,7 @@ export class PixelCNN {
   async complete(images: ImageBatch, options: CompleteOptions): Promise<ImageBatch> {
     checkImageBatch(images, 'images')
     const [config, { known, onProgress, signal }] = splitOptions(options, ['known', 'onProgress', 'signal'] as const, {
+      fn: 'model.complete',
       optional: false,
       example: '{ known: { rows: k } }',
     })

@@ -57,28 +57,35 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
   return Object.getPrototypeOf(proto) === null && (proto as { constructor?: { name?: unknown } }).constructor?.name === 'Object'
 }
 
+/** Names an options argument in messages: `options` of `model.fit`, an example of what belongs there. */
+export interface Argument {
+  /** @default 'options' */ name?: string
+  /** The function it belongs to: `PixelCNN.create`, `model.fit`. */
+  fn: string
+  /** `undefined` means every default; otherwise the argument is required. @default true */
+  optional?: boolean
+  /** Shown after "must be a plain object like". */
+  example?: string
+}
+
 /**
- * Checks an options argument: a plain object, or (when `optional`) undefined
- * or null, both meaning every default. Anything else (a Map, an array, a class
- * instance) would silently read as `{}`, so it is refused, naming `name`.
+ * Checks an options argument: a plain object, or undefined where it is
+ * optional. `null` is refused like everywhere in the library (the data loaders
+ * too), and so is a Map, array or class instance, which would read as `{}`.
  */
-export function checkOptions(options: unknown, name: string, optional: boolean, example = ''): Record<string, unknown> {
-  if ((options === undefined || options === null) && optional) return {}
+export function checkOptions(options: unknown, { name = 'options', fn, optional = true, example }: Argument): Record<string, unknown> {
+  if (options === undefined && optional) return {}
   if (!isPlainObject(options)) {
-    throw new ConfigError(`\`${name}\` must be a plain object${example ? ` like ${example}` : ''}, got ${describe(options)}`)
+    throw new ConfigError(`\`${name}\` of ${fn} must be a plain object${example ? ` like ${example}` : ''}, got ${describe(options)}`)
   }
   return options
 }
 
 /** Splits `keys` off an options argument (checked by `checkOptions`): they are handled in TypeScript. */
-export function splitOptions<K extends string>(
-  options: unknown,
-  keys: readonly K[],
-  { name = 'options', optional = true, example = '' } = {},
-): [Record<string, unknown>, Record<K, unknown>] {
+export function splitOptions<K extends string>(options: unknown, keys: readonly K[], argument: Argument): [Record<string, unknown>, Record<K, unknown>] {
   const rest: Record<string, unknown> = {}
   const picked = {} as Record<K, unknown>
-  for (const [k, v] of Object.entries(checkOptions(options, name, optional, example))) {
+  for (const [k, v] of Object.entries(checkOptions(options, argument))) {
     if ((keys as readonly string[]).includes(k)) picked[k as K] = v
     else rest[k] = v
   }

@@ -5,10 +5,9 @@
  * Map, Set, array or class instance is a `ConfigError` naming the argument,
  * since it would otherwise read as `{}`; so is a value JSON cannot carry
  * (NaN, a BigInt, a function, a circular reference), named by its path
- * (`data.trainLabels[3]`). Where an options argument is optional (`create`,
- * `load`, `sample`, `predict`, `logProbs`, `evaluate`), `null` means the same
- * as leaving it out: every default; where it is required (`train`, `fit`,
- * `complete`), `null` is a `ConfigError` naming it.
+ * (`data.trainLabels[3]`). `null` is not "no options": it is a `ConfigError`
+ * naming the argument and the function, for every method (and the data
+ * loaders); leave an optional argument out (`undefined`) for every default.
  *
  * A progress callback (`onProgress`) that throws, or returns a promise that
  * rejects, stops the work within one step (one row when sampling) through the
