@@ -11,8 +11,10 @@
 //! `history` (the epoch records as JSON), `optimizer` (`{"step": n}` as JSON)
 //! and, when saved mid-epoch, `partial_epoch` (where training stands, JSON).
 //!
-//! Files are written to a temporary file in the same directory, synced and
-//! renamed, so a crash leaves either the old file or the new one, never half.
+//! Files are written through `files::write_atomic` (an exclusively created
+//! temporary file beside the target, synced and renamed), so a crash leaves
+//! either the old file or the new one, never half, and a link planted in the
+//! folder is never written through. Reading accepts only a regular file.
 //! Loading checks the header (safetensors refuses offsets outside the file
 //! before anything is allocated for tensors), then every name, dtype and shape,
 //! and refuses tensors the config does not account for.
@@ -29,7 +31,6 @@ use crate::state::{EpochRecord, ModelState};
 use safetensors::tensor::{Dtype, SafeTensors, View};
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
@@ -96,76 +97,13 @@ pub fn to_bytes(state: &ModelState) -> Result<Vec<u8>> {
     safetensors::tensor::serialize(tensors, Some(metadata)).map_err(|e| Error::Internal(format!("serializing checkpoint: {e}")))
 }
 
-fn directory_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    }
-}
-
-/// Fails with an `Io` error naming the path unless a file can be created beside it.
-pub fn check_writable(path: &Path) -> Result<()> {
-    let dir = directory_of(path);
-    if !dir.is_dir() {
-        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, format!("directory {} does not exist", dir.display()))));
-    }
-    let probe = dir.join(format!(".pixelcnn-write-test.{}", std::process::id()));
-    std::fs::File::create(&probe).map_err(|e| Error::io(path, e))?;
-    let _ = std::fs::remove_file(&probe);
-    Ok(())
-}
-
-/// Writes `bytes` to `path` atomically: temporary file, fsync, rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = directory_of(path);
-    if !dir.is_dir() {
-        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, format!("directory {} does not exist", dir.display()))));
-    }
-    let file_name = path.file_name().ok_or_else(|| Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path")))?;
-    let tmp = dir.join(format!(".{}.{}.tmp", file_name.to_string_lossy(), std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // Persist the rename itself; not every filesystem allows syncing a directory.
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        remove_stale_temporaries(dir, &file_name.to_string_lossy());
-        Ok(())
-    })();
-    result.map_err(|e: std::io::Error| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
-}
-
-/// Temporary files of writers that were killed mid-write (`.<name>.<pid>.tmp`
-/// whose process is gone) are removed; where /proc does not exist, none are.
-fn remove_stale_temporaries(dir: &Path, file_name: &str) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let prefix = format!(".{file_name}.");
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix(&prefix).and_then(|rest| rest.strip_suffix(".tmp")) else { continue };
-        let alive = Path::new("/proc").join(pid).exists() || !Path::new("/proc/self").exists();
-        if pid.parse::<u32>().is_ok() && !alive {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
 pub fn save(state: &ModelState, path: &Path) -> Result<()> {
-    write_atomic(path, &to_bytes(state)?)
+    crate::files::write_atomic(path, &to_bytes(state)?)
 }
 
 pub fn load(path: &Path, device: Device) -> Result<ModelState> {
-    let size = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
-    if size > MAX_FILE_BYTES {
-        return Err(Error::checkpoint(path, format!("file is {size} bytes, larger than any pixelcnn checkpoint")));
-    }
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let too_large = |size| Error::checkpoint(path, format!("file is {size} bytes, larger than any pixelcnn checkpoint"));
+    let bytes = crate::files::read_regular(path, MAX_FILE_BYTES, too_large)?;
     from_bytes(&bytes, path, device)
 }
 

@@ -15,7 +15,8 @@
 
 use crate::error::{Error, Result};
 use std::ffi::{c_char, c_int, c_long, c_void, CStr, CString};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 use tch::{Device, Tensor};
 
 #[repr(C)]
@@ -310,7 +311,14 @@ impl ProcessGroup {
         if status == 0 {
             return Ok(());
         }
-        Err(Error::Distributed(format!("rank {} of {}: {what} failed: {}", self.rank, self.world_size, message(error))))
+        // A rank that fails or is aborted leaves the group at once (see
+        // `train::fit`), so this is also how an abort on one rank reaches the others.
+        Err(Error::Distributed(format!(
+            "rank {} of {}: {what} failed: {} (another rank may have left the group: it failed, was aborted or exited)",
+            self.rank,
+            self.world_size,
+            message(error)
+        )))
     }
 
     /// Replaces `tensor` on every rank with the sum over ranks.
@@ -343,6 +351,55 @@ impl ProcessGroup {
             }
         };
         self.call("broadcast", status, &error)
+    }
+}
+
+/// Time c10d gets beyond the group's timeout to report its own, more precise, error.
+const JOIN_GRACE: Duration = Duration::from_secs(2);
+
+/// Runs `join` (one of the constructors above) on a thread of its own and
+/// waits for it at most the group's timeout, watching `cancel`.
+///
+/// c10d's TCPStore client waits without any deadline for a server that
+/// accepts the connection but never answers (a wrong port, a firewall that
+/// holds connections open), and nothing can interrupt a thread blocked in it.
+/// So the caller does not wait there: on the deadline it gets
+/// `Error::Distributed`, on an abort `Error::Aborted`, and the joining thread
+/// is left to end on its own; if it ever gets a group, nobody receives it and
+/// dropping it leaves the group.
+pub fn join_within_deadline(
+    options: &GroupOptions,
+    cancel: &AtomicBool,
+    join: impl FnOnce() -> Result<ProcessGroup> + Send + 'static,
+) -> Result<ProcessGroup> {
+    options.validate()?;
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("pixelcnn-join".into())
+        .spawn(move || {
+            let joined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(join))
+                .unwrap_or_else(|_| Err(Error::Internal("joining the process group panicked".into())));
+            // Fails only when the caller stopped waiting; the group is then dropped here.
+            let _ = sender.send(joined);
+        })
+        .map_err(|e| Error::Internal(format!("could not start a thread to join the group: {e}")))?;
+    let deadline = Instant::now() + options.timeout + JOIN_GRACE;
+    let place = format!("rank {} of {} joining the group at {}:{}", options.rank, options.world_size, options.master_addr, options.master_port);
+    loop {
+        match receiver.recv_timeout(Duration::from_millis(25)) {
+            Ok(joined) => return joined,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Err(Error::Internal(format!("{place}: the joining thread ended without a result"))),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Aborted(format!("{place}: aborted before the group was complete")));
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Distributed(format!(
+                "{place}: no complete rendezvous within the timeout of {:.1} s (is something else listening at that address and port, or did a rank not start?)",
+                options.timeout.as_secs_f64()
+            )));
+        }
     }
 }
 

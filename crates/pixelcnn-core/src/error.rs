@@ -34,6 +34,11 @@ pub enum Error {
     #[error("distributed: {0}")]
     Distributed(String),
 
+    /// The request needs more memory than this machine has available; the
+    /// message says how much and which option to lower. Raised before allocating.
+    #[error("not enough memory: {0}")]
+    Resource(String),
+
     /// libtorch reported an error: a bug here, or an out-of-memory condition.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
@@ -68,6 +73,7 @@ impl Error {
             Error::Aborted(_) => "Aborted",
             Error::Io { .. } => "Io",
             Error::Distributed(_) => "Distributed",
+            Error::Resource(_) => "Resource",
             Error::Torch(_) | Error::Internal(_) => "Internal",
         }
     }

@@ -12,7 +12,7 @@ use crate::batch_split;
 use crate::checkpoint;
 use crate::config::{Precision, TrainConfig};
 use crate::device::set_threads;
-use crate::distributed::ProcessGroup;
+use crate::distributed::{join_within_deadline, ProcessGroup};
 use crate::error::{Error, Result};
 use crate::evaluate::mean_loss;
 use crate::images::ImagesRef;
@@ -117,24 +117,33 @@ pub fn fit(
     let Some(options) = &config.distributed else {
         return fit_in_group(state, train, test, config, None, cancel, on_event);
     };
-    let mut group = joined_group(state, options)?;
+    let mut group = joined_group(state, options, cancel)?;
     let result = fit_in_group(state, train, test, config, Some(&mut group), cancel, on_event);
-    // Kept for the next `fit` (the CLI trains one epoch per call).
-    state.group = Some((options.clone(), group));
+    // Kept for the next `fit` (the CLI trains one epoch per call), unless this
+    // one failed or was aborted: then leaving the group at once makes the
+    // other ranks' pending collective fail now instead of at its timeout.
+    if result.is_ok() {
+        state.group = Some((options.clone(), group));
+    }
     result
 }
 
-/// The group `state` already belongs to with these options, or a new one.
-fn joined_group(state: &mut ModelState, options: &crate::config::DistributedConfig) -> Result<ProcessGroup> {
+/// The group `state` already belongs to with these options, or a new one,
+/// joined within the group's timeout and abortable (`join_within_deadline`).
+fn joined_group(state: &mut ModelState, options: &crate::config::DistributedConfig, cancel: &AtomicBool) -> Result<ProcessGroup> {
     if let Some((joined, group)) = state.group.take() {
         if &joined == options {
             return Ok(group);
         }
     }
+    let group_options = options.group_options();
+    let join_options = group_options.clone();
     match (options.backend, state.net.device()) {
-        (crate::config::Backend::Gloo, _) => ProcessGroup::gloo(&options.group_options()),
+        (crate::config::Backend::Gloo, _) => join_within_deadline(&group_options, cancel, move || ProcessGroup::gloo(&join_options)),
         // Collectives on this rank's GPU: the model's device.
-        (crate::config::Backend::Nccl, device @ tch::Device::Cuda(_)) => ProcessGroup::nccl(&options.group_options(), device),
+        (crate::config::Backend::Nccl, device @ tch::Device::Cuda(_)) => {
+            join_within_deadline(&group_options, cancel, move || ProcessGroup::nccl(&join_options, device))
+        }
         (crate::config::Backend::Nccl, _) => {
             Err(Error::DeviceUnavailable("distributed.backend: \"nccl\" needs a CUDA model (device: 'cuda'); use \"gloo\" on the CPU".into()))
         }
@@ -163,6 +172,7 @@ pub fn fit_in_group(
     let net_config = state.net.config().clone();
     let device = state.net.device();
     let precision = config.precision.check(device, "precision")?;
+    crate::memory::check_training(&net_config, config.batch_size.min(train.images.count.max(1)), device)?;
     // All images stay on the device as bytes (N, C, H, W); batches are gathered from them.
     let train_images = train.images.to_device(&net_config, device, "data.train")?;
     let train_count = train.images.count;
@@ -189,7 +199,7 @@ pub fn fit_in_group(
     let checkpoint_every = config.checkpoint.as_ref().map_or(0, |c| c.every);
     if let Some(path) = checkpoint_path {
         // Fail before hours of training, not at the first save.
-        checkpoint::check_writable(path)?;
+        crate::files::check_writable(path)?;
     }
     // Saves `state` with `progress` as its unfinished epoch.
     let save_partial = |state: &mut ModelState, progress: &PartialEpoch| -> Result<()> {

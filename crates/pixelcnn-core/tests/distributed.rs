@@ -7,7 +7,8 @@
 mod common;
 use common::*;
 use pixelcnn_core::config::{EvalConfig, ModelConfig, Precision, TrainConfig};
-use pixelcnn_core::distributed::{GroupOptions, ProcessGroup};
+use pixelcnn_core::config::{Backend, DistributedConfig};
+use pixelcnn_core::distributed::{join_within_deadline, GroupOptions, ProcessGroup};
 use pixelcnn_core::evaluate::predict;
 use pixelcnn_core::images::ImagesRef;
 use pixelcnn_core::precision::cpu_has_native_bf16;
@@ -57,6 +58,9 @@ fn rank_worker() {
     let world: i64 = std::env::var("PIXELCNN_TEST_WORLD").unwrap().parse().unwrap();
     let port: u16 = std::env::var("PIXELCNN_TEST_PORT").unwrap().parse().unwrap();
     let job = std::env::var("PIXELCNN_TEST_JOB").unwrap();
+    if job == "abort-during-fit" {
+        return abort_during_fit(rank, world, port);
+    }
     let mut group = ProcessGroup::gloo(&options(rank, world, port, Duration::from_secs(20))).unwrap();
     match job.as_str() {
         "collectives" => {
@@ -102,6 +106,41 @@ fn rank_worker() {
             }
         }
         other => panic!("unknown job {other}"),
+    }
+}
+
+/// Both ranks train through `fit` with a 60 s collective timeout; rank 1 is
+/// aborted after its second step, when rank 0 is about to wait for it in the
+/// next all-reduce. Prints how each ended and when.
+fn abort_during_fit(rank: i64, world: i64, port: u16) {
+    let mut state: ModelState = model(net_for("train"), 3);
+    let train = striped(256, 8, 8, 1);
+    let distributed = DistributedConfig { rank, world_size: world, master_addr: "127.0.0.1".into(), master_port: port as i64, backend: Backend::Gloo, timeout_seconds: 60.0 };
+    let train_config = TrainConfig {
+        epochs: 50, batch_size: 16, learning_rate: 5e-3, seed: 7, threads: Some(1), eval_batch_size: 64, checkpoint: None, precision: Default::default(), distributed: Some(distributed),
+    };
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let mut steps = 0;
+    let started = Instant::now();
+    let result = pixelcnn_core::train::fit(&mut state, split(&train, 256, 8, 8), None, &train_config, &cancel, &mut |event| {
+        if let pixelcnn_core::train::TrainEvent::Step { .. } = event {
+            steps += 1;
+            if rank == 1 && steps == 2 {
+                cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+    let how = match result {
+        Err(Error::Aborted(_)) => "aborted".to_string(),
+        Err(Error::Distributed(message)) => format!("distributed {message}"),
+        other => format!("unexpected {:?}", other.map(|_| ())),
+    };
+    println!("RESULT={:.1} {how}", started.elapsed().as_secs_f64());
+    // The aborted rank lives on, holding its model, as a Node process would:
+    // only leaving the group, not exiting, may tell rank 0.
+    if rank == 1 {
+        std::thread::sleep(Duration::from_secs(12));
+        drop(state);
     }
 }
 
@@ -254,6 +293,67 @@ fn a_rank_that_dies_makes_the_collective_fail_with_a_typed_error() {
     assert_eq!(lines.len(), 1, "{all}");
     assert!(lines[0].starts_with("error after") && lines[0].contains("rank 0 of 2: all-reduce failed"), "{}", lines[0]);
     eprintln!("rank 0: {}", lines[0]);
+}
+
+/// A rank aborted during `fit` leaves the group at once: the other rank's
+/// collective fails within seconds, not at its 60 s timeout.
+#[test]
+fn an_abort_on_one_rank_reaches_the_other_at_once() {
+    let port = free_port();
+    let children = [spawn_rank(0, 2, port, "abort-during-fit"), spawn_rank(1, 2, port, "abort-during-fit")];
+    let outcomes: Vec<_> = children.into_iter().map(results).collect();
+    let ended = |rank: usize| -> (f64, String) {
+        let (_, lines, all) = &outcomes[rank];
+        assert_eq!(lines.len(), 1, "rank {rank}: {all}");
+        let (seconds, how) = lines[0].split_once(' ').unwrap();
+        (seconds.parse().unwrap(), how.to_string())
+    };
+    let (_, how1) = ended(1);
+    assert_eq!(how1, "aborted");
+    let (seconds0, how0) = ended(0);
+    assert!(how0.starts_with("distributed rank 0 of 2:") && how0.contains("another rank may have left the group"), "{how0}");
+    assert!(seconds0 < 8.0, "rank 0 learnt of the abort after {seconds0} s, not before rank 1 exited");
+    eprintln!("rank 0 ended after {seconds0:.1} s: {how0}");
+}
+
+/// A master address that accepts connections but never answers: joining
+/// gives up at the timeout, and an abort stops the wait at once.
+#[test]
+fn a_silent_rendezvous_honours_the_timeout_and_the_abort() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accepts every connection and holds it open without a byte.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let silent = options(1, 2, port, Duration::from_secs(2));
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let started = Instant::now();
+    let join_options = silent.clone();
+    match join_within_deadline(&silent, &never, move || ProcessGroup::gloo(&join_options)) {
+        Err(Error::Distributed(message)) => assert!(message.contains("rank 1 of 2") && message.contains(&port.to_string()), "{message}"),
+        other => panic!("expected a Distributed error, got {:?}", other.map(|_| ())),
+    }
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(2) && waited < Duration::from_secs(8), "gave up after {waited:?}");
+
+    let patient = options(1, 2, port, Duration::from_secs(120));
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = cancel.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let started = Instant::now();
+    let join_options = patient.clone();
+    match join_within_deadline(&patient, &cancel, move || ProcessGroup::gloo(&join_options)) {
+        Err(Error::Aborted(message)) => assert!(message.contains("aborted"), "{message}"),
+        other => panic!("expected an Aborted error, got {:?}", other.map(|_| ())),
+    }
+    assert!(started.elapsed() < Duration::from_secs(3), "abort took {:?}", started.elapsed());
 }
 
 #[test]

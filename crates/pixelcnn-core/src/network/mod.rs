@@ -27,6 +27,7 @@ impl Network {
     /// A fresh network with weights drawn from `seed`.
     pub fn new(config: ModelConfig, device: Device, seed: u64) -> Result<Self> {
         config.validate()?;
+        crate::memory::check_model(&config, device)?;
         Ok(match config.architecture {
             Architecture::Pixelcnn => Network::PixelCnn(PixelCnn::new(config, device, seed)?),
             Architecture::Gated => Network::Gated(GatedPixelCnn::new(config, device, seed)?),

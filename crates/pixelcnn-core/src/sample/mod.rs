@@ -169,7 +169,13 @@ pub fn sample(
             }
         }
     }
-    let mut out = SampleOutput { images: Vec::with_capacity(config.count as usize * pixels), probabilities: Vec::with_capacity(config.count as usize * pixels) };
+    crate::memory::check_sampling(c, config.count, batch_size, net.device())?;
+    let mut out = SampleOutput { images: Vec::new(), probabilities: Vec::new() };
+    // Reserved fallibly: a failure here is an error, not the process aborting.
+    let total = config.count as usize * pixels;
+    let reserve_failed = |_| Error::Resource(format!("`count`: the results of {} images could not be allocated ({}); lower `count`", config.count, crate::memory::human_bytes(total as u64 * 5)));
+    out.images.try_reserve_exact(total).map_err(reserve_failed)?;
+    out.probabilities.try_reserve_exact(total).map_err(reserve_failed)?;
     let rows_total = ((config.count + batch_size - 1) / batch_size) * c.height;
     let mut rows_done = 0;
     let mut start = 0;
