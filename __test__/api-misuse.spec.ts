@@ -164,7 +164,7 @@ test('resume with a model of another network: a ConfigError naming both configs,
   const mtime = statSync(checkpoint.path).mtimeMs
   const resume = (model: object | undefined) => PixelCNN.train({ ...base, epochs: 2, resume: true, ...(model ? { model } : {}) } as never)
   const cases: Array<[string, object, RegExp]> = [
-    ['another architecture', { preset: 'gated-small' }, /`model` resolves to \{"architecture":"gated".*\} but the checkpoint .*resume\.safetensors to resume holds \{"architecture":"pixelcnn".*architecture: "gated" vs "pixelcnn"/],
+    ['another architecture', { preset: 'gated-small' }, /the network asked for by `model` is \{"architecture":"gated".*\} but the checkpoint .*resume\.safetensors to resume holds \{"architecture":"pixelcnn".*architecture: "gated" vs "pixelcnn"/],
     ['another image shape', { ...TINY, height: 12, width: 12 }, /height: 12 vs 8, width: 12 vs 8/],
     ['another size', { ...TINY, filters: 32 }, /filters: 32 vs 16/],
     ['conditional', { ...TINY, classes: 3 }, /classes: 3 vs absent/],

@@ -107,6 +107,13 @@ test.serial('Ctrl-C stops training after a step and leaves a checkpoint that --r
   t.is(resumed.code, 0, resumed.stderr)
   t.regex(resumed.stderr, /resuming from/)
   t.is((await PixelCNN.load(model)).history.length, 3)
+  // Resuming with flags for another network is refused, and the checkpoint is left as it was.
+  const before = readFileSync(model)
+  const other = await pixelcnn([...args, '--epochs', '4', '--output', 'categorical', '--resume'])
+  t.is(other.code, 1, other.stdout)
+  t.regex(other.stderr, /the network asked for by the model flags .*"output":"categorical".* but the checkpoint .*interrupted\.safetensors/)
+  t.regex(other.stderr, /output: "categorical" vs absent/)
+  t.true(readFileSync(model).equals(before))
 })
 
 test.serial('bad command lines fail with a message naming the option', async (t) => {

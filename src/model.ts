@@ -9,6 +9,7 @@ import { distributedFromEnv } from './distributed'
 import { AbortError, ConfigError, DataError, native, nativeSync } from './errors'
 import { checkImageBatch, describe, type ImageBatch } from './images'
 import { nativeBinding } from './native'
+import { checkSameNetwork } from './same-network'
 import { checkCallback, checkDevice, checkOptions, checkSignal, splitOptions, toConfigJson } from './options'
 import type {
   CompleteOptions,
@@ -159,7 +160,7 @@ export class PixelCNN {
       // `epochs` is the run's total: a resumed run trains only what is left,
       // finishing an interrupted epoch with the batches it would have seen.
       const resumed = await PixelCNN.load(checkpoint as string, { device: device as Device })
-      if (requested) checkSameNetwork(requested, resumed.config, checkpoint as string)
+      if (requested) checkSameNetwork(requested, resumed.config, checkpoint as string, '`model`')
       const left = ((fit.epochs as number | undefined) ?? 1) - resumed.history.length
       if (left > 0) await resumed.fit({ ...(fit as unknown as FitOptions), epochs: left })
       return resumed
@@ -376,21 +377,4 @@ function imageShapeOf(train: unknown): Partial<Pick<ModelOptions, 'height' | 'wi
   const { height, width, channels } = train as Record<string, unknown>
   const dims = [height, width, channels]
   return dims.every((d) => typeof d === 'number' && Number.isInteger(d) && d > 0) ? { height: height as number, width: width as number, channels: channels as number } : {}
-}
-
-/**
- * `train({ model, checkpoint, resume: true })`: the checkpoint's network is
- * what would train, so a `model` that resolves to another one (another
- * architecture, size or image shape) is refused rather than silently ignored.
- */
-function checkSameNetwork(requested: ModelConfig, saved: ModelConfig, path: string): void {
-  const fields = [...new Set([...Object.keys(requested), ...Object.keys(saved)])] as (keyof ModelConfig)[]
-  const differing = fields.filter((k) => requested[k] !== saved[k])
-  if (differing.length === 0) return
-  const show = (v: unknown) => (v === undefined ? 'absent' : JSON.stringify(v))
-  throw new ConfigError(
-    `\`model\` resolves to ${JSON.stringify(requested)} but the checkpoint ${path} to resume holds ${JSON.stringify(saved)} ` +
-      `(${differing.map((k) => `${k}: ${show(requested[k])} vs ${show(saved[k])}`).join(', ')}). ` +
-      'Leave `model` out to resume the checkpoint as it is, or give another `checkpoint.path` to train a new network.',
-  )
 }

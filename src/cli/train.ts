@@ -16,6 +16,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { distributedFromEnv } from '../distributed'
 import { ConfigError, IoError, type PixelCNNError } from '../errors'
 import { PixelCNN } from '../model'
+import { checkSameNetwork } from '../same-network'
 import type { Architecture, Device, DistributedOptions, EpochRecord, ModelOptions, Output, TrainOptions } from '../types'
 import { type Args, number, precision, required } from './args'
 import { loadDataSource } from './data-source'
@@ -48,6 +49,11 @@ function modelOptions(args: Args, fromFile: Partial<TrainOptions>, images: Image
     options.classes = labels.reduce((max, k) => Math.max(max, k), 0) + 1
   }
   return options
+}
+
+/** Whether the command line or config file says anything about the network (a resumed run must then match it). */
+function modelFlagsGiven(args: Args, fromFile: Partial<TrainOptions>): boolean {
+  return (['preset', 'architecture', 'output', 'mixtures', 'classes', 'conditional'] as const).some((k) => args[k] !== undefined) || fromFile.model !== undefined
 }
 
 /**
@@ -176,6 +182,10 @@ export async function train(args: Args): Promise<void> {
   line.done(`data: ${data.description}: ${data.train.count} training${data.test ? ` and ${data.test.count} validation` : ''} images`)
   const seed = number(args, 'seed') ?? fromFile.seed
 
+  if (resumed && modelFlagsGiven(args, fromFile)) {
+    const requested = PixelCNN.create({ ...modelOptions(args, fromFile, data.train, data.trainLabels), device: 'cpu' }).config
+    checkSameNetwork(requested, resumed.config, out, 'the model flags (--preset, --architecture, --output, --mixtures, --classes, --conditional, the config file\'s `model`)')
+  }
   const model = resumed
     ? resumed
     : PixelCNN.create({ ...modelOptions(args, fromFile, data.train, data.trainLabels), device, seed: seed ?? 0 })

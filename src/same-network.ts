@@ -1,0 +1,21 @@
+/**
+ * Resuming trains the checkpoint's network, so options that resolve to
+ * another one (another architecture, size or image shape) are refused rather
+ * than silently ignored. `what` names those options: `model` for
+ * `PixelCNN.train`, the model flags for the CLI.
+ */
+
+import { ConfigError } from './errors'
+import type { ModelConfig } from './types'
+
+export function checkSameNetwork(requested: ModelConfig, saved: ModelConfig, path: string, what: string): void {
+  const fields = [...new Set([...Object.keys(requested), ...Object.keys(saved)])] as (keyof ModelConfig)[]
+  const differing = fields.filter((k) => requested[k] !== saved[k])
+  if (differing.length === 0) return
+  const show = (v: unknown) => (v === undefined ? 'absent' : JSON.stringify(v))
+  throw new ConfigError(
+    `the network asked for by ${what} is ${JSON.stringify(requested)} but the checkpoint ${path} to resume holds ${JSON.stringify(saved)} ` +
+      `(${differing.map((k) => `${k}: ${show(requested[k])} vs ${show(saved[k])}`).join(', ')}). ` +
+      `Leave ${what} out to resume the checkpoint as it is, or write the new network to another path.`,
+  )
+}
