@@ -129,7 +129,7 @@ test.serial('bad command lines fail with a message naming the option', async (t)
   t.is(badSource.code, 1)
   const badPrecision = await pixelcnn(['train', '--data', data, '--precision', 'fp16', '--out', path.join(dir, 'x.safetensors')])
   t.is(badPrecision.code, 1)
-  t.regex(badPrecision.stderr, /`--precision` must be fp32 or bf16, got "fp16"/)
+  t.regex(badPrecision.stderr, /`--precision` must be fp32, bf16 or auto, got "fp16"/)
 })
 
 /** Width and height of a PNG, from its IHDR chunk. */

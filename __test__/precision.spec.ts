@@ -49,7 +49,7 @@ for (const [name, shape] of [['pixelcnn', TINY], ['gated', GATED_TINY]] as const
     const history = await model.fit({ data, epochs: 2, batchSize: 16, learningRate: 5e-3, precision: 'bf16' })
     t.deepEqual(history.map((e) => e.precision), ['bf16', 'bf16'])
     t.true(history[1].valLoss! < history[0].valLoss!, `validation loss did not fall: ${history.map((e) => e.valLoss)}`)
-    const fp32 = await model.predict(data.test)
+    const fp32 = await model.predict(data.test, { precision: 'fp32' })
     const bf16 = await model.predict(data.test, { precision: 'bf16' })
     let worst = 0
     for (let i = 0; i < fp32.length; i++) worst = Math.max(worst, Math.abs(fp32[i] - bf16[i]))
@@ -62,3 +62,39 @@ for (const [name, shape] of [['pixelcnn', TINY], ['gated', GATED_TINY]] as const
     t.deepEqual(done.data.subarray(0, 32), data.test.data.subarray(0, 32))
   })
 }
+
+/** Runs `body` with `auto`'s bf16 choice stubbed to `takes` (PIXELCNN_AUTO_BF16), restoring the suite's setting after. */
+async function withAutoBf16<T>(takes: boolean, body: () => Promise<T>): Promise<T> {
+  const before = process.env.PIXELCNN_AUTO_BF16
+  process.env.PIXELCNN_AUTO_BF16 = takes ? '1' : '0'
+  if (takes && !native) process.env.PIXELCNN_EMULATED_BF16 = '1'
+  try {
+    return await body()
+  } finally {
+    if (before === undefined) delete process.env.PIXELCNN_AUTO_BF16
+    else process.env.PIXELCNN_AUTO_BF16 = before
+  }
+}
+
+test.serial("precision 'auto' (the default): bf16 for training and predict where native, fp32 for likelihoods and sampling; libtorchInfo says so", async (t) => {
+  const data = { train: stripedImages(32, 8, 8, 1), test: stripedImages(16, 8, 8, 2) }
+  for (const takes of [false, true]) {
+    await withAutoBf16(takes, async () => {
+      const expected = takes ? 'bf16' : 'fp32'
+      t.deepEqual(libtorchInfo().autoPrecision, { device: 'cpu', training: expected, likelihood: 'fp32', prediction: expected, sampling: 'fp32' })
+      const auto = PixelCNN.create({ ...TINY, device: 'cpu', seed: 3 })
+      const explicit = PixelCNN.create({ ...TINY, device: 'cpu', seed: 3 })
+      // The default is 'auto': the same run as the precision it resolves to, bit for bit.
+      const history = await auto.fit({ data, epochs: 1, batchSize: 16, learningRate: 5e-3 })
+      const reference = await explicit.fit({ data, epochs: 1, batchSize: 16, learningRate: 5e-3, precision: expected })
+      t.is(history[0].precision, expected)
+      t.deepEqual(history[0].stepLosses, reference[0].stepLosses)
+      // Validation under 'auto' is fp32 whatever trained: it equals an fp32 evaluation of the final weights.
+      const fp32Loss = (await auto.evaluate(data.test, { precision: 'fp32' })).natsPerImage / 64
+      t.true(Math.abs(history[0].valLoss! - fp32Loss) < 1e-6, `${history[0].valLoss} against ${fp32Loss}`)
+      t.deepEqual(await auto.logProbs(data.test), await auto.logProbs(data.test, { precision: 'fp32' }))
+      t.deepEqual(await auto.predict(data.test), await auto.predict(data.test, { precision: expected }))
+      t.deepEqual((await auto.sample({ count: 2, seed: 4 })).data, (await auto.sample({ count: 2, seed: 4, precision: 'fp32' })).data)
+    })
+  }
+})

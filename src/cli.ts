@@ -29,7 +29,7 @@ commands:
             [--architecture pixelcnn|gated] [--output bernoulli|categorical|logistic-mixture [--mixtures 10]] [--conditional | --classes K] [--epochs 50]
             [--channels 1|3 (folder:DIR read as grayscale or RGB; the model takes its shape from the data)]
             [--batch-size 128] [--learning-rate 5e-4] [--seed 0] [--threads N]
-            [--device auto|cpu|cuda[:N]] [--precision fp32|bf16] [--config file.json] [--resume]
+            [--device auto|cpu|cuda[:N]] [--precision auto|fp32|bf16] [--config file.json] [--resume]
             [--checkpoint-every 50] [--samples-every N] [--distributed env | --nproc N]
             writes model.curve.png (the training curve) beside the model after every epoch, and
             model.samples-epoch-N.png every N epochs with --samples-every; the folder of --out is
@@ -44,7 +44,7 @@ commands:
   complete  --model m.safetensors [--data SOURCE] [--rows 14] [--count 8] [--repeats 5] --out completions.png
   eval      --model m.safetensors --data SOURCE
   info      --model m.safetensors
-  sample, complete and eval also take [--device auto|cpu|cuda[:N]] [--precision fp32|bf16]
+  sample, complete and eval also take [--device auto|cpu|cuda[:N]] [--precision auto|fp32|bf16]
   setup     installs torch==2.11.0 (the libtorch this addon needs) into ~/.cache/pixelcnn, once
 
 SOURCE: mnist | mnist-bundled | fashion-mnist | fashion-mnist:system | idx:IMAGES[,TEST_IMAGES[,LABELS,TEST_LABELS]] | folder:DIR | cifar10

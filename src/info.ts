@@ -1,13 +1,27 @@
 import { nativeSync } from './errors'
 import { nativeBinding } from './native'
 
+/** What `precision: 'auto'` (the default) runs on the default device, per kind of work. */
+export interface AutoPrecision {
+  device: string
+  /** `fit`: bf16 where the device computes it natively. */
+  training: 'fp32' | 'bf16'
+  /** `evaluate`, `logProbs` and validation: always fp32 under `'auto'`. */
+  likelihood: 'fp32' | 'bf16'
+  /** `predict`: bf16 where native. */
+  prediction: 'fp32' | 'bf16'
+  /** `sample`, `complete`: fp32 (bf16 sampling measured slower than fp32 on a bf16 CPU). */
+  sampling: 'fp32' | 'bf16'
+}
+
 /**
- * What libtorch the addon runs on: CUDA availability, thread count, and
- * whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX), which
- * `precision: 'bf16'` needs on the CPU.
+ * What libtorch the addon runs on: CUDA availability, thread count, whether
+ * this CPU computes bfloat16 natively (AVX-512 BF16 or AMX), which
+ * `precision: 'bf16'` needs on the CPU, whether the CUDA device does (compute
+ * capability ≥ 8.0), and what `precision: 'auto'` resolves to.
  */
-export function libtorchInfo(): { cudaAvailable: boolean; cudaDeviceCount: number; threads: number; cpuBf16Native: boolean } {
-  return nativeBinding().libtorchInfo()
+export function libtorchInfo(): { cudaAvailable: boolean; cudaDeviceCount: number; threads: number; cpuBf16Native: boolean; cudaBf16Native: boolean; autoPrecision: AutoPrecision } {
+  return nativeBinding().libtorchInfo() as ReturnType<typeof libtorchInfo>
 }
 
 /**

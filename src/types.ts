@@ -97,8 +97,12 @@ export type Labels = number | ArrayLike<number>
  * bfloat16; weights, Adam's state, the loss, probabilities and sampling draws
  * in fp32; checkpoints fp32. On a CPU, bf16 needs native bfloat16 instructions
  * (`libtorchInfo().cpuBf16Native`); without them it is a `DeviceError`.
+ * `'auto'` (the default): `fit` and `predict` run bf16 where the device
+ * computes it natively (AVX-512 BF16 or AMX; CUDA compute capability ≥ 8.0)
+ * and fp32 elsewhere; `evaluate`, `logProbs`, validation, `sample` and
+ * `complete` run fp32 (`libtorchInfo().autoPrecision` says what it resolves to).
  */
-export type Precision = 'fp32' | 'bf16'
+export type Precision = 'fp32' | 'bf16' | 'auto'
 
 export interface CreateOptions extends ModelOptions {
   /** @default 'auto' */ device?: Device
@@ -116,8 +120,8 @@ export interface EpochRecord {
   imagesPerSecond: number
   /** The training loss of each step of the epoch, in order. */
   stepLosses?: number[]
-  /** The arithmetic the epoch trained in (records from earlier versions: `'fp32'`). */
-  precision?: Precision
+  /** The arithmetic the epoch trained in (`'auto'` resolved; records from earlier versions: `'fp32'`). */
+  precision?: 'fp32' | 'bf16'
 }
 
 export type TrainProgress =
@@ -155,7 +159,7 @@ export interface FitOptions {
   /** Seeds the data order (and, in `train`, the initial weights). @default 0 */ seed?: number
   /** libtorch threads. @default every core */ threads?: number
   /** Images per validation pass (memory only). @default 500 */ evalBatchSize?: number
-  /** Training and validation arithmetic. @default 'fp32' */ precision?: Precision
+  /** Training and validation arithmetic; `'auto'` trains in bf16 where native and validates in fp32. @default 'auto' */ precision?: Precision
   /**
    * Train as one rank of a data-parallel group (one process per CPU machine): the options, or `'env'` to read
    * them from the variables `torchrun` sets (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT). Every rank calls `fit`
@@ -205,7 +209,7 @@ export interface SampleOptions {
   /** `'fast'`: incremental, one forward pass of work per image; `'reference'`: one full pass per pixel. @default 'fast' */
   method?: 'fast' | 'reference'
   /** @default every core */ threads?: number
-  /** In `'bf16'` probabilities differ from fp32's by rounding (see the README), so images may differ. @default 'fp32' */ precision?: Precision
+  /** In `'bf16'` probabilities differ from fp32's by rounding (see the README), so images may differ. `'auto'` samples in fp32. @default 'auto' */ precision?: Precision
   /** Conditional models: the class of every image, or one per image. */
   labels?: Labels
   /**
@@ -226,8 +230,8 @@ export interface CompleteOptions extends Omit<SampleOptions, 'count'> {
 
 /** Options of `predict` and `evaluate`. */
 export interface EvalOptions {
+  /** `'auto'`: fp32 for `evaluate` and `logProbs`, bf16 for `predict` where native. @default 'auto' */ precision?: Precision
   /** @default every core */ threads?: number
-  /** @default 'fp32' */ precision?: Precision
   /** Images per forward pass (memory only). @default 256 */ batchSize?: number
   /** Conditional models: the class of every image, or one per image. */
   labels?: Labels

@@ -48,11 +48,11 @@ export function number(args: Args, name: keyof typeof OPTIONS): number | undefin
   return value
 }
 
-/** `--precision fp32|bf16`, or undefined when not given. */
+/** `--precision fp32|bf16|auto`, or undefined when not given (the library's default, auto). */
 export function precision(args: Args): Precision | undefined {
   const raw = args.precision
   if (raw === undefined) return undefined
-  if (raw !== 'fp32' && raw !== 'bf16') throw new ConfigError(`\`--precision\` must be fp32 or bf16, got ${JSON.stringify(raw)}`)
+  if (raw !== 'fp32' && raw !== 'bf16' && raw !== 'auto') throw new ConfigError(`\`--precision\` must be fp32, bf16 or auto, got ${JSON.stringify(raw)}`)
   return raw
 }
 

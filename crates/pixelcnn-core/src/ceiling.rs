@@ -16,7 +16,9 @@ pub fn matmul_gflops(n: i64, repeats: usize, threads: Option<i64>, device: &str,
     let device = parse_device(device)?;
     // The enum's own (serde) names, as everywhere else precision is read.
     let kind = serde_json::from_value::<Precision>(Value::String(precision.to_string()))
-        .map_err(|_| Error::config("precision", format!("must be \"fp32\" or \"bf16\", got {precision:?}")))?
+        .ok()
+        .filter(|p| *p != Precision::Auto)
+        .ok_or_else(|| Error::config("precision", format!("must be \"fp32\" or \"bf16\", got {precision:?}")))?
         .kind();
     let a = Tensor::f_ones([n, n], (kind, device))?.f_mul_scalar(0.5)?;
     let b = Tensor::f_ones([n, n], (kind, device))?.f_mul_scalar(0.25)?;

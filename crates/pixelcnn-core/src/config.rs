@@ -313,13 +313,21 @@ struct ArchitectureOnly {
 
 /// The arithmetic of forward passes: fp32 throughout, or bf16 mixed
 /// precision (convolutions and matrix products in bfloat16, weights, optimizer,
-/// loss and draws in fp32; see `precision.rs`).
+/// loss and draws in fp32; see `precision.rs`), or `auto`: whichever of the
+/// two the device and the kind of work call for (`Precision::resolve`), the
+/// default of every call from JSON. `Default` stays fp32 for configs built
+/// in Rust.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     #[default]
     Fp32,
     Bf16,
+    Auto,
+}
+
+fn default_auto() -> Precision {
+    Precision::Auto
 }
 
 fn default_epochs() -> i64 { 1 }
@@ -360,7 +368,7 @@ pub struct TrainConfig {
     /// Save a checkpoint here after each epoch, every `every` steps, and when aborted.
     #[serde(default)]
     pub checkpoint: Option<CheckpointConfig>,
-    #[serde(default)]
+    #[serde(default = "default_auto")]
     pub precision: Precision,
     /// Train as one rank of a data-parallel group (see `train::fit_in_group`).
     #[serde(default)]
@@ -485,7 +493,7 @@ pub struct SampleConfig {
     /// One class for every image, or one per image (conditional models only).
     #[serde(default)]
     pub labels: Option<Value>,
-    #[serde(default)]
+    #[serde(default = "default_auto")]
     pub precision: Precision,
 }
 
@@ -532,7 +540,7 @@ pub struct EvalConfig {
     /// One class per image, or one for all (conditional models only).
     #[serde(default)]
     pub labels: Option<Value>,
-    #[serde(default)]
+    #[serde(default = "default_auto")]
     pub precision: Precision,
 }
 

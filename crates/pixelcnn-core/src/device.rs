@@ -1,7 +1,9 @@
 //! Turning a user's device string into a libtorch device, refusing what this
 //! machine does not have: asking for CUDA must never become a silent CPU run.
 
+use crate::config::Precision;
 use crate::error::{Error, Result};
+use crate::precision::Work;
 use tch::{Cuda, Device};
 
 /// `"auto" | "cpu" | "cuda" | "cuda:N"`.
@@ -75,14 +77,25 @@ pub struct LibtorchInfo {
     pub threads: i64,
     /// Whether this CPU has bfloat16 instructions (`precision: bf16` needs them on the CPU).
     pub cpu_bf16_native: bool,
+    /// Whether the current CUDA device has compute capability 8.0 or more.
+    pub cuda_bf16_native: bool,
+    /// What `precision: 'auto'` runs on the default device (`"auto"`), for
+    /// training, likelihoods, `predict` and sampling, in that order.
+    pub auto_device: String,
+    pub auto_precision: [crate::config::Precision; 4],
 }
 
 pub fn libtorch_info() -> LibtorchInfo {
     let cuda_available = Cuda::is_available();
+    let device = if cuda_available && Cuda::device_count() > 0 { Device::Cuda(0) } else { Device::Cpu };
     LibtorchInfo {
         cuda_available,
         cuda_device_count: if cuda_available { Cuda::device_count() } else { 0 },
         threads: tch::get_num_threads() as i64,
         cpu_bf16_native: crate::precision::cpu_has_native_bf16(),
+        cuda_bf16_native: cuda_available && crate::precision::cuda_has_native_bf16(),
+        auto_device: device_name(device),
+        auto_precision: [Work::Training, Work::Likelihood, Work::Prediction, Work::Sampling]
+            .map(|work| Precision::Auto.resolve(device, work, "precision").unwrap_or(Precision::Fp32)),
     }
 }

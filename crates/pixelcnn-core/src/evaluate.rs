@@ -6,6 +6,7 @@ use crate::config::{EvalConfig, Precision};
 use crate::device::set_threads;
 use crate::error::{Error, Result};
 use crate::output::nll;
+use crate::precision::Work;
 use crate::images::ImagesRef;
 use crate::labels;
 use crate::network::Network;
@@ -40,14 +41,15 @@ pub fn mean_loss(net: &Network, images: &Tensor, labels: Option<&Tensor>, batch:
     Ok(total / images.numel() as f64)
 }
 
-/// The images and their labels on the model's device, after checking both.
-fn inputs(state: &ModelState, images: &ImagesRef, config: &EvalConfig) -> Result<(Tensor, Option<Tensor>)> {
+/// The images and their labels on the model's device, after checking both,
+/// and the precision `work` runs in (`auto` resolved).
+fn inputs(state: &ModelState, images: &ImagesRef, config: &EvalConfig, work: Work) -> Result<(Tensor, Option<Tensor>, Precision)> {
     set_threads(config.threads);
     let net = &state.net;
-    config.precision.check(net.device(), "precision")?;
+    let precision = config.precision.resolve(net.device(), work, "precision")?;
     let x = images.to_device(net.config(), net.device(), "images")?;
     let y = labels::resolve(config.labels.as_ref(), net.config(), images.count, "labels")?;
-    Ok((x, labels::batch(y.as_deref(), 0, images.count, net.device())?))
+    Ok((x, labels::batch(y.as_deref(), 0, images.count, net.device())?, precision))
 }
 
 /// p(x_i = 1 | x_<i) for every pixel, N×H×W×C like the input (binary models).
@@ -57,10 +59,10 @@ pub fn predict(state: &ModelState, images: &ImagesRef, config: &EvalConfig) -> R
         let output = state.net.config().output.name();
         return Err(Error::config("model.output", format!("is \"{output}\": predict gives p(x = 1) of binary (bernoulli) models; use logProbs")));
     }
-    let (x, y) = inputs(state, images, config)?;
+    let (x, y, precision) = inputs(state, images, config, Work::Prediction)?;
     let mut out = Vec::with_capacity(images.data.len());
     for_batches(&x, y.as_ref(), config.batch_size(), |x, y| {
-        append_to_vec(&mut out, &state.net.forward(x, y, config.precision)?.f_sigmoid()?.f_permute([0, 2, 3, 1])?)
+        append_to_vec(&mut out, &state.net.forward(x, y, precision)?.f_sigmoid()?.f_permute([0, 2, 3, 1])?)
     })?;
     Ok(out)
 }
@@ -68,10 +70,10 @@ pub fn predict(state: &ModelState, images: &ImagesRef, config: &EvalConfig) -> R
 /// −log p(x) in nats for each image: the sum of its pixels' cross-entropies.
 pub fn nats_per_image(state: &ModelState, images: &ImagesRef, config: &EvalConfig) -> Result<Vec<f64>> {
     let _release = crate::allocator::ReleaseWhenDone;
-    let (x, y) = inputs(state, images, config)?;
+    let (x, y, precision) = inputs(state, images, config, Work::Likelihood)?;
     let mut out = Vec::with_capacity(images.count as usize);
     for_batches(&x, y.as_ref(), config.batch_size(), |x, y| {
-        let per_pixel = nll(state.net.config(), &state.net.forward(x, y, config.precision)?, x, Reduction::None)?;
+        let per_pixel = nll(state.net.config(), &state.net.forward(x, y, precision)?, x, Reduction::None)?;
         append_to_vec(&mut out, &per_pixel.f_to_kind(Kind::Double)?.f_sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Double)?)
     })?;
     Ok(out)
@@ -82,10 +84,10 @@ pub fn nats_per_image(state: &ModelState, images: &ImagesRef, config: &EvalConfi
 /// −`nats_per_image`).
 pub fn log_probs(state: &ModelState, images: &ImagesRef, config: &EvalConfig) -> Result<Vec<f32>> {
     let _release = crate::allocator::ReleaseWhenDone;
-    let (x, y) = inputs(state, images, config)?;
+    let (x, y, precision) = inputs(state, images, config, Work::Likelihood)?;
     let mut out = Vec::with_capacity(images.data.len());
     for_batches(&x, y.as_ref(), config.batch_size(), |x, y| {
-        let per_sub_pixel = nll(state.net.config(), &state.net.forward(x, y, config.precision)?, x, Reduction::None)?;
+        let per_sub_pixel = nll(state.net.config(), &state.net.forward(x, y, precision)?, x, Reduction::None)?;
         append_to_vec(&mut out, &per_sub_pixel.f_neg()?.f_permute([0, 2, 3, 1])?)
     })?;
     Ok(out)

@@ -171,7 +171,9 @@ pub fn fit_in_group(
     set_threads(config.threads);
     let net_config = state.net.config().clone();
     let device = state.net.device();
-    let precision = config.precision.check(device, "precision")?;
+    let precision = config.precision.resolve(device, crate::precision::Work::Training, "precision")?;
+    // Under `auto` validation is a reported likelihood: fp32, whatever trains.
+    let val_precision = config.precision.resolve(device, crate::precision::Work::Likelihood, "precision")?;
     crate::memory::check_training(&net_config, config.batch_size.min(train.images.count.max(1)), device)?;
     // All images stay on the device as bytes (N, C, H, W); batches are gathered from them.
     let train_images = train.images.to_device(&net_config, device, "data.train")?;
@@ -265,8 +267,8 @@ pub fn fit_in_group(
         }
         let train_seconds = started.elapsed().as_secs_f64();
         let val_loss = match (&test_data, group.as_deref_mut()) {
-            (Some((images, labels)), None) => Some(mean_loss(&state.net, images, labels.as_ref(), config.eval_batch_size, precision)?),
-            (Some((images, labels)), Some(g)) => Some(group_mean_loss(state, g, images, labels.as_ref(), config.eval_batch_size, precision)?),
+            (Some((images, labels)), None) => Some(mean_loss(&state.net, images, labels.as_ref(), config.eval_batch_size, val_precision)?),
+            (Some((images, labels)), Some(g)) => Some(group_mean_loss(state, g, images, labels.as_ref(), config.eval_batch_size, val_precision)?),
             (None, _) => None,
         };
         let record = EpochRecord {

@@ -259,7 +259,25 @@ fn the_seeds_family_initialises_and_trains_exactly_as_before() {
     let expected: Value = serde_json::from_str(&std::fs::read_to_string(fixtures.join("v1-pixelcnn.expected.json")).unwrap()).unwrap();
     let want: Vec<f64> = expected["probabilities"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     let got = predict(&now, &ImagesRef { count: 2, height: 6, width: 5, channels: 1, data: &train[..60] }, &EvalConfig { threads: Some(1), batch_size: Some(8), ..Default::default() }).unwrap();
-    // The fixture holds f32 values printed in their shortest form: compared as f32, exactly.
+    // The fixture holds f32 values printed in their shortest form, computed on
+    // an AVX2 CPU: there they are reproduced exactly. MKL and oneDNN pick
+    // their kernels by instruction set, and on an AVX-512 CPU (measured on a
+    // Xeon with AVX-512 and AMX) the same run differs by a few ulps (at most
+    // 1.2e-7 here), so elsewhere the test allows 1e-6.
     let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
-    assert_eq!(got, want, "after the same training, the probabilities differ from the earlier library's");
+    let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    eprintln!("largest difference from the earlier library's probabilities: {worst:e}");
+    assert_eq!(got.len(), want.len());
+    if cpu_is_avx2_only() {
+        assert_eq!(got, want, "after the same training, the probabilities differ from the earlier library's");
+    } else {
+        assert!(worst <= 1e-6, "after the same training, the probabilities differ from the earlier library's by {worst}");
+    }
+}
+
+/// Whether the CPU has AVX2 but no AVX-512 (the fixtures' machine).
+fn cpu_is_avx2_only() -> bool {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let flags: Vec<&str> = info.lines().find(|l| l.starts_with("flags")).map(|l| l.split_whitespace().collect()).unwrap_or_default();
+    flags.contains(&"avx2") && !flags.contains(&"avx512f")
 }

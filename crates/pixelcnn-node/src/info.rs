@@ -9,6 +9,18 @@ pub struct LibtorchInfo {
     pub cuda_device_count: i64,
     pub threads: i64,
     pub cpu_bf16_native: bool,
+    pub cuda_bf16_native: bool,
+    /// What `precision: 'auto'` runs on the default device.
+    pub auto_precision: AutoPrecision,
+}
+
+#[napi(object)]
+pub struct AutoPrecision {
+    pub device: String,
+    pub training: String,
+    pub likelihood: String,
+    pub prediction: String,
+    pub sampling: String,
 }
 
 #[napi]
@@ -19,6 +31,11 @@ pub fn libtorch_info() -> LibtorchInfo {
         cuda_device_count: info.cuda_device_count,
         threads: info.threads,
         cpu_bf16_native: info.cpu_bf16_native,
+        cuda_bf16_native: info.cuda_bf16_native,
+        auto_precision: {
+            let [training, likelihood, prediction, sampling] = info.auto_precision.map(|p| format!("{p:?}").to_lowercase());
+            AutoPrecision { device: info.auto_device, training, likelihood, prediction, sampling }
+        },
     }
 }
 

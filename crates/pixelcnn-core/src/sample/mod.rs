@@ -148,7 +148,9 @@ pub fn sample(
     let small_cpu_batches = net.device() == Device::Cpu && config.method == SampleMethod::Fast && batch_size <= 256;
     let threads = SamplerThreads { rows: config.threads, pixels: config.threads.or(small_cpu_batches.then_some(1)) };
     threads.for_pixels();
-    config.precision.check(net.device(), "precision")?;
+    // Every batch below reads the precision that runs, not `auto`.
+    let resolved = SampleConfig { precision: config.precision.resolve(net.device(), crate::precision::Work::Sampling, "precision")?, ..config.clone() };
+    let config = &resolved;
     let c = net.config();
     let all_labels = labels::resolve(config.labels.as_ref(), c, config.count, "labels")?;
     let pixels = c.pixels_per_image() as usize;
@@ -181,8 +183,6 @@ pub fn sample(
     let mut start = 0;
     while start < config.count {
         let len = batch_size.min(config.count - start);
-        let mut inputs = batch_inputs(config, completion, start, len, pixels, net.device(), threads)?;
-        inputs.labels = labels::batch(all_labels.as_deref(), start, len, net.device())?;
         let mut on_row = |_row: i64| -> Result<()> {
             rows_done += 1;
             on_progress(SampleProgress { rows_done, rows_total });
