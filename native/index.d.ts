@@ -39,6 +39,14 @@ export declare class NativeModel {
   save(path: string): Promise<void>
 }
 
+export interface AutoPrecision {
+  device: string
+  training: string
+  likelihood: string
+  prediction: string
+  sampling: string
+}
+
 export interface ImageBatch {
   count: number
   height: number
@@ -54,6 +62,9 @@ export interface LibtorchInfo {
   cudaDeviceCount: number
   threads: number
   cpuBf16Native: boolean
+  cudaBf16Native: boolean
+  /** What `precision: 'auto'` runs on the default device. */
+  autoPrecision: AutoPrecision
 }
 
 export declare function loadModel(path: string, device: string): Promise<NativeModel>
