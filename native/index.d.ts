@@ -81,6 +81,13 @@ export declare function matmulGflops(n: number, repeats: number, threads: number
  */
 export declare function provokeNativeFailure(kind: string): void
 
+/**
+ * The resolved config (`ModelConfig` as JSON, presets and defaults filled
+ * in, validated) that `create` would build, without building the network:
+ * what a resumed run's options must match.
+ */
+export declare function resolveModelConfig(configJson: string): string
+
 export interface SampleResult {
   images: Uint8Array
   probabilities: Float32Array

@@ -221,6 +221,18 @@ impl NativeModel {
     }
 }
 
+/// The resolved config (`ModelConfig` as JSON, presets and defaults filled
+/// in, validated) that `create` would build, without building the network:
+/// what a resumed run's options must match.
+#[napi]
+pub fn resolve_model_config(env: Env, config_json: String) -> napi::Result<String> {
+    guard_sync(&env, || {
+        let config = ModelConfig::from_json(&parse_json(&config_json, "model")?)?;
+        config.validate()?;
+        serde_json::to_string(&config).map_err(|e| Error::Internal(e.to_string()))
+    })
+}
+
 #[napi(ts_return_type = "Promise<NativeModel>")]
 pub fn load_model(path: String, device: String) -> AsyncTask<LoadTask> {
     AsyncTask::new(LoadTask { path: PathBuf::from(path), device })
