@@ -17,6 +17,12 @@
 //! different order). The split depends only on the batch size and the
 //! thread count, so a run is as reproducible as before for a given
 //! `threads`.
+//!
+//! Inference (`predict`, `evaluate`, `logProbs`, validation) is split the same
+//! way (`map_in_parts`), each part without gradients: the per-image results
+//! are the same computations on fewer images at a time. The samplers are not
+//! split here (they split whole sub-batches themselves, `sample/mod.rs`), so
+//! fast and reference sampling still run the same kernels.
 
 use crate::config::Precision;
 use crate::device::set_threads_of_this_thread;
@@ -90,4 +96,55 @@ pub fn gradients_in_parts(net: &Network, x: &Tensor, labels: Option<&Tensor>, pr
     tch::set_num_threads(threads);
     let losses = results.into_iter().collect::<Result<Vec<_>>>()?;
     Ok(Tensor::f_stack(&losses, 0)?.f_sum(tch::Kind::Float)?)
+}
+
+/// `f` (a no-grad computation whose result has the images along dimension 0)
+/// on `parts` consecutive slices of the batch at once, one thread each (this
+/// one included), the results joined in order. `PIXELCNN_INFERENCE_SPLIT=off`
+/// runs the whole batch on every thread instead (for comparison).
+pub fn map_in_parts(
+    net: &Network,
+    x: &Tensor,
+    labels: Option<&Tensor>,
+    f: &(dyn Fn(&Network, &Tensor, Option<&Tensor>) -> Result<Tensor> + Sync),
+) -> Result<Tensor> {
+    let batch = x.size()[0];
+    let parts = if std::env::var("PIXELCNN_INFERENCE_SPLIT").is_ok_and(|v| v == "off") { 1 } else { parts_for(x.device(), batch) };
+    if parts <= 1 {
+        return tch::no_grad(|| f(net, x, labels));
+    }
+    let threads = tch::get_num_threads();
+    let share = (threads as i64 / parts).max(1) as i32;
+    set_threads_of_this_thread(share);
+    let part_len = (batch + parts - 1) / parts;
+    let slices: Vec<(Tensor, Option<Tensor>)> = (0..parts)
+        .map(|p| {
+            let start = p * part_len;
+            let len = part_len.min(batch - start);
+            Ok((x.f_narrow(0, start, len)?, labels.map(|l| l.f_narrow(0, start, len)).transpose()?))
+        })
+        .collect::<Result<_>>()?;
+    let shared = SharedNetwork(net);
+    let shared = &shared;
+    let results: Vec<Result<Tensor>> = std::thread::scope(|scope| {
+        let mut slices = slices.into_iter();
+        let (x0, y0) = slices.next().expect("at least one part");
+        let handles: Vec<_> = slices
+            .map(|(x, y)| {
+                scope.spawn(move || {
+                    set_threads_of_this_thread(share);
+                    // Grad mode is per thread: each part enters no-grad itself.
+                    tch::no_grad(|| f(shared.0, &x, y.as_ref()))
+                })
+            })
+            .collect();
+        let mut results = vec![tch::no_grad(|| f(net, &x0, y0.as_ref()))];
+        for handle in handles {
+            results.push(handle.join().unwrap_or_else(|_| Err(Error::Internal("an inference thread panicked".into()))));
+        }
+        results
+    });
+    tch::set_num_threads(threads);
+    let outputs = results.into_iter().collect::<Result<Vec<_>>>()?;
+    Ok(Tensor::f_cat(&outputs, 0)?)
 }

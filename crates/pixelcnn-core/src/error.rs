@@ -39,8 +39,9 @@ pub enum Error {
     #[error("not enough memory: {0}")]
     Resource(String),
 
-    /// libtorch reported an error: a bug here, or an out-of-memory condition.
-    #[error("libtorch: {0}")]
+    /// libtorch reported an error: a bug here, or an allocation that failed
+    /// (code `Resource`). The C++ backtrace libtorch appends is left out.
+    #[error("libtorch: {}", without_backtrace(.0))]
     Torch(#[from] tch::TchError),
 
     /// Anything else that should not happen (a caught panic, an invariant).
@@ -74,7 +75,22 @@ impl Error {
             Error::Io { .. } => "Io",
             Error::Distributed(_) => "Distributed",
             Error::Resource(_) => "Resource",
+            Error::Torch(e) if is_allocation_failure(e) => "Resource",
             Error::Torch(_) | Error::Internal(_) => "Internal",
         }
     }
+}
+
+/// libtorch's message without the frames of the C++ backtrace it appends.
+fn without_backtrace(error: &tch::TchError) -> String {
+    let text = error.to_string();
+    let cut = ["\nframe #", "\nException raised from"].iter().filter_map(|m| text.find(m)).min().unwrap_or(text.len());
+    text[..cut].trim_end().to_string()
+}
+
+/// An allocation libtorch could not make: the CPU allocator's "can't
+/// allocate memory" or CUDA's "out of memory".
+fn is_allocation_failure(error: &tch::TchError) -> bool {
+    let text = error.to_string();
+    text.contains("can't allocate memory") || text.contains("CUDA out of memory") || text.contains("OutOfMemoryError")
 }

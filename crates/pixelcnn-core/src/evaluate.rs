@@ -7,6 +7,7 @@ use crate::device::set_threads;
 use crate::error::{Error, Result};
 use crate::output::nll;
 use crate::precision::Work;
+use crate::batch_split::map_in_parts;
 use crate::images::ImagesRef;
 use crate::labels;
 use crate::network::Network;
@@ -34,8 +35,8 @@ fn for_batches(images: &Tensor, labels: Option<&Tensor>, batch: i64, mut f: impl
 pub fn mean_loss(net: &Network, images: &Tensor, labels: Option<&Tensor>, batch: i64, precision: Precision) -> Result<f64> {
     let mut total = 0.0;
     for_batches(images, labels, batch, |x, y| {
-        let loss = nll(net.config(), &net.forward(x, y, precision)?, x, Reduction::Sum)?;
-        total += loss.f_double_value(&[])?;
+        let sums = map_in_parts(net, x, y, &|net, x, y| nll(net.config(), &net.forward(x, y, precision)?, x, Reduction::Sum)?.f_reshape([1]).map_err(Into::into))?;
+        total += sums.f_sum(Kind::Double)?.f_double_value(&[])?;
         Ok(())
     })?;
     Ok(total / images.numel() as f64)
@@ -62,7 +63,8 @@ pub fn predict(state: &ModelState, images: &ImagesRef, config: &EvalConfig) -> R
     let (x, y, precision) = inputs(state, images, config, Work::Prediction)?;
     let mut out = Vec::with_capacity(images.data.len());
     for_batches(&x, y.as_ref(), config.batch_size(), |x, y| {
-        append_to_vec(&mut out, &state.net.forward(x, y, precision)?.f_sigmoid()?.f_permute([0, 2, 3, 1])?)
+        let p = map_in_parts(&state.net, x, y, &|net, x, y| Ok(net.forward(x, y, precision)?.f_sigmoid()?.f_permute([0, 2, 3, 1])?))?;
+        append_to_vec(&mut out, &p)
     })?;
     Ok(out)
 }
@@ -73,8 +75,11 @@ pub fn nats_per_image(state: &ModelState, images: &ImagesRef, config: &EvalConfi
     let (x, y, precision) = inputs(state, images, config, Work::Likelihood)?;
     let mut out = Vec::with_capacity(images.count as usize);
     for_batches(&x, y.as_ref(), config.batch_size(), |x, y| {
-        let per_pixel = nll(state.net.config(), &state.net.forward(x, y, precision)?, x, Reduction::None)?;
-        append_to_vec(&mut out, &per_pixel.f_to_kind(Kind::Double)?.f_sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Double)?)
+        let nats = map_in_parts(&state.net, x, y, &|net, x, y| {
+            let per_pixel = nll(net.config(), &net.forward(x, y, precision)?, x, Reduction::None)?;
+            Ok(per_pixel.f_to_kind(Kind::Double)?.f_sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Double)?)
+        })?;
+        append_to_vec(&mut out, &nats)
     })?;
     Ok(out)
 }
@@ -87,8 +92,10 @@ pub fn log_probs(state: &ModelState, images: &ImagesRef, config: &EvalConfig) ->
     let (x, y, precision) = inputs(state, images, config, Work::Likelihood)?;
     let mut out = Vec::with_capacity(images.data.len());
     for_batches(&x, y.as_ref(), config.batch_size(), |x, y| {
-        let per_sub_pixel = nll(state.net.config(), &state.net.forward(x, y, precision)?, x, Reduction::None)?;
-        append_to_vec(&mut out, &per_sub_pixel.f_neg()?.f_permute([0, 2, 3, 1])?)
+        let log_p = map_in_parts(&state.net, x, y, &|net, x, y| {
+            Ok(nll(net.config(), &net.forward(x, y, precision)?, x, Reduction::None)?.f_neg()?.f_permute([0, 2, 3, 1])?)
+        })?;
+        append_to_vec(&mut out, &log_p)
     })?;
     Ok(out)
 }

@@ -38,11 +38,18 @@ fn existing_directory_of(path: &Path) -> Result<&Path> {
     Ok(dir)
 }
 
+/// `.<name>.<pid>.`: what every temporary file for `path` starts with. The
+/// pid lets a later write remove what a killed writer left behind; the random
+/// part after it makes the name unpredictable.
+fn temporary_prefix(path: &Path, pid: u32) -> String {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    format!(".{name}.{pid}.")
+}
+
 /// A fresh temporary file beside `path`, created exclusively with a random
 /// name; removed again when dropped unless persisted.
 fn exclusive_temporary(path: &Path, dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let prefix = format!(".{name}.");
+    let prefix = temporary_prefix(path, std::process::id());
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix).suffix(".tmp").rand_bytes(12);
     // The mode given to open(2) is masked by the umask, as for any new file;
@@ -81,9 +88,31 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
         }
+        remove_stale_temporaries(path, dir);
         Ok(())
     })();
     result.map_err(|e| Error::io(path, e))
+}
+
+/// Temporary files for `path` whose writer is gone (killed mid-write) are
+/// removed. Only names of the form `.<name>.<pid>.<random>.tmp` with a pid
+/// that no longer runs count; unlinking removes a link, never what it points
+/// to. Where /proc does not exist, nothing is removed.
+fn remove_stale_temporaries(path: &Path, dir: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = file.strip_prefix(&prefix).and_then(|r| r.strip_suffix(".tmp")) else { continue };
+        let Some(Ok(pid)) = rest.split_once('.').map(|(pid, _)| pid.parse::<u32>()) else { continue };
+        if pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// A file being replaced keeps its permission bits (a checkpoint made
@@ -91,6 +120,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// a link there is replaced, not consulted.
 fn keep_permissions_of(path: &Path, tmp: &File) -> std::io::Result<()> {
     match std::fs::symlink_metadata(path) {
+        // The permission bits only: setuid, setgid and sticky are not carried over.
+        #[cfg(unix)]
+        Ok(old) if old.file_type().is_file() => {
+            use std::os::unix::fs::PermissionsExt;
+            tmp.set_permissions(std::fs::Permissions::from_mode(old.permissions().mode() & 0o777))
+        }
+        #[cfg(not(unix))]
         Ok(old) if old.file_type().is_file() => tmp.set_permissions(old.permissions()),
         _ => Ok(()),
     }

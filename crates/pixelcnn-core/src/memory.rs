@@ -16,25 +16,76 @@ use crate::network::Network;
 use tch::Device;
 
 /// Bytes this process can still allocate: `PIXELCNN_MEMORY_LIMIT` if set
-/// (bytes, or with a K/M/G/T suffix), else the smaller of the kernel's
-/// `MemAvailable` and the cgroup's remaining limit. `None` where neither is
-/// known (then nothing is refused).
+/// (bytes, or with a K/M/G/T suffix), else the smallest of the kernel's
+/// `MemAvailable`, what the process's cgroup still allows (v2 or v1; page
+/// cache it could reclaim counts as available, as in `MemAvailable`) and what
+/// `RLIMIT_DATA` (`ulimit -d`) still allows. `None` where none is known
+/// (then nothing is refused).
 pub fn available_bytes() -> Option<u64> {
     if let Some(limit) = std::env::var("PIXELCNN_MEMORY_LIMIT").ok().and_then(|v| parse_size(&v)) {
         return Some(limit);
     }
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
-        text.lines().find_map(|l| l.strip_prefix("MemAvailable:")).and_then(|v| v.trim().strip_suffix("kB")).and_then(|v| v.trim().parse::<u64>().ok()).map(|kb| kb * 1024)
+    [mem_available(), cgroup_available(), data_limit_available()].into_iter().flatten().min()
+}
+
+fn read_u64(path: &str) -> Option<u64> {
+    std::fs::read_to_string(path).ok().and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+/// The value of `key` in a `key value` file (memory.stat) or a `Key: value kB` one (/proc).
+fn field(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(key)?;
+        let rest = rest.strip_prefix(':').unwrap_or(rest);
+        let value: u64 = rest.split_whitespace().next()?.parse().ok()?;
+        Some(if rest.trim_end().ends_with("kB") { value * 1024 } else { value })
+    })
+}
+
+fn mem_available() -> Option<u64> {
+    field(&std::fs::read_to_string("/proc/meminfo").ok()?, "MemAvailable")
+}
+
+/// The limit of this process's memory cgroup less what it uses, page cache
+/// it could reclaim (inactive files) not counted as used.
+fn cgroup_available() -> Option<u64> {
+    let membership = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    // cgroup v2: "0::/path"; v1: "N:memory:/path" (or with other controllers).
+    let v2 = membership.lines().find_map(|l| l.strip_prefix("0::"));
+    let v1 = membership.lines().find_map(|l| {
+        let mut parts = l.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        controllers.split(',').any(|c| c == "memory").then_some(path)
     });
-    let read_u64 = |p: &str| std::fs::read_to_string(p).ok().and_then(|v| v.trim().parse::<u64>().ok());
-    let cgroup = match (read_u64("/sys/fs/cgroup/memory.max"), read_u64("/sys/fs/cgroup/memory.current")) {
-        (Some(max), Some(current)) => Some(max.saturating_sub(current)),
-        _ => None,
+    let (root, limit, usage, inactive) = match (v1, v2) {
+        (Some(path), _) => ("/sys/fs/cgroup/memory", "memory.limit_in_bytes", "memory.usage_in_bytes", ("total_inactive_file", path)),
+        (None, Some(path)) => ("/sys/fs/cgroup", "memory.max", "memory.current", ("inactive_file", path)),
+        _ => return None,
     };
-    match (meminfo, cgroup) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+    let (inactive_key, path) = inactive;
+    // Inside a container the cgroup's own folder is often mounted as the root.
+    [format!("{root}{path}"), root.to_string()].into_iter().find_map(|dir| {
+        let limit = read_u64(&format!("{dir}/{limit}"))?;
+        let usage = read_u64(&format!("{dir}/{usage}"))?;
+        let reclaimable = std::fs::read_to_string(format!("{dir}/memory.stat")).ok().and_then(|t| field(&t, inactive_key)).unwrap_or(0);
+        Some(limit.saturating_sub(usage.saturating_sub(reclaimable)))
+    })
+}
+
+/// `RLIMIT_DATA` less the data segment (heap and private mappings) in use.
+fn data_limit_available() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: a valid pointer to an rlimit the call fills in.
+        if unsafe { libc::getrlimit(libc::RLIMIT_DATA, &mut limit) } != 0 || limit.rlim_cur == libc::RLIM_INFINITY {
+            return None;
+        }
+        let used = std::fs::read_to_string("/proc/self/status").ok().and_then(|t| field(&t, "VmData")).unwrap_or(0);
+        Some((limit.rlim_cur as u64).saturating_sub(used))
     }
+    #[cfg(not(unix))]
+    None
 }
 
 fn parse_size(text: &str) -> Option<u64> {

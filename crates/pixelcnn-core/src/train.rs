@@ -174,7 +174,10 @@ pub fn fit_in_group(
     let precision = config.precision.resolve(device, crate::precision::Work::Training, "precision")?;
     // Under `auto` validation is a reported likelihood: fp32, whatever trains.
     let val_precision = config.precision.resolve(device, crate::precision::Work::Likelihood, "precision")?;
-    crate::memory::check_training(&net_config, config.batch_size.min(train.images.count.max(1)), device)?;
+    // Each rank of a group computes on its share of the global batch.
+    let world_size = config.distributed.as_ref().map_or(1, |d| d.world_size.max(1));
+    let rank_batch = (config.batch_size.min(train.images.count.max(1)) + world_size - 1) / world_size;
+    crate::memory::check_training(&net_config, rank_batch, device)?;
     // All images stay on the device as bytes (N, C, H, W); batches are gathered from them.
     let train_images = train.images.to_device(&net_config, device, "data.train")?;
     let train_count = train.images.count;

@@ -12,11 +12,27 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use tch::Device;
 
-fn fresh_dir(name: &str) -> PathBuf {
+/// A fresh folder, removed with what it holds (FIFOs included) when dropped.
+struct FreshDir(PathBuf);
+
+impl std::ops::Deref for FreshDir {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+impl Drop for FreshDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn fresh_dir(name: &str) -> FreshDir {
     let dir = std::env::temp_dir().join(format!("pixelcnn-files-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    FreshDir(dir)
 }
 
 fn victim(dir: &Path) -> PathBuf {
@@ -46,6 +62,26 @@ fn a_link_planted_at_the_old_predictable_temporary_name_is_never_written_through
     assert!(checkpoint::load(&target, Device::Cpu).is_ok());
     // Only the planted links, the victim and the checkpoint remain: no temporary is left behind.
     assert_eq!(names_in(&dir).len(), 4, "{:?}", names_in(&dir));
+}
+
+#[test]
+fn temporaries_of_killed_writers_are_removed_and_live_ones_kept() {
+    let dir = fresh_dir("stale");
+    let target = dir.join("model.safetensors");
+    // A pid that has ended: a child that ran and was waited for.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let stale = dir.join(format!(".model.safetensors.{dead}.Ab12Cd34Ef56.tmp"));
+    let live = dir.join(".model.safetensors.1.Zz98Yy76Xx54.tmp"); // pid 1 runs
+    let other = dir.join(format!(".other.bin.{dead}.Ab12Cd34Ef56.tmp")); // another target's
+    for file in [&stale, &live, &other] {
+        std::fs::write(file, b"partial").unwrap();
+    }
+    write_atomic(&target, b"whole").unwrap();
+    assert!(!stale.exists(), "the dead writer's temporary is still there");
+    assert!(live.exists() && other.exists());
+    assert_eq!(std::fs::read(&target).unwrap(), b"whole");
 }
 
 #[test]
@@ -79,7 +115,7 @@ fn a_replaced_file_keeps_its_permissions_and_a_new_one_follows_the_umask() {
 #[test]
 fn writes_into_missing_folders_or_onto_directories_fail_naming_the_path() {
     let dir = fresh_dir("bad-target");
-    for (target, why) in [(dir.join("missing/model.safetensors"), "does not exist"), (dir.clone(), "is a directory")] {
+    for (target, why) in [(dir.join("missing/model.safetensors"), "does not exist"), (dir.0.clone(), "is a directory")] {
         match write_atomic(&target, b"x") {
             Err(e @ Error::Io { .. }) => {
                 let message = e.to_string();

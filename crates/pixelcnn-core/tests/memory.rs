@@ -20,8 +20,9 @@ fn resource_message<T>(result: pixelcnn_core::Result<T>) -> String {
 
 #[test]
 fn oversized_requests_are_refused_before_allocating_and_fitting_ones_run() {
-    std::env::remove_var("PIXELCNN_MEMORY_LIMIT");
-    // The example: far beyond any machine (about 23.7e9 parameters).
+    // A ceiling of 16 GiB, so that the test means the same on a machine of any size.
+    std::env::set_var("PIXELCNN_MEMORY_LIMIT", "16G");
+    // The example: about 23.7e9 parameters.
     let huge = ModelConfig { filters: 4096, layers: Some(64), ..ModelConfig::gated() };
     let message = resource_message(ModelState::new(huge, Device::Cpu, 0));
     assert!(message.contains("parameters needs about") && message.contains("GiB") && message.contains("`filters`"), "{message}");
@@ -39,7 +40,7 @@ fn oversized_requests_are_refused_before_allocating_and_fitting_ones_run() {
     }
 
     // Sampling ten million colour images returns ~143 GiB: refused, naming `count`.
-    std::env::remove_var("PIXELCNN_MEMORY_LIMIT");
+    std::env::set_var("PIXELCNN_MEMORY_LIMIT", "16G");
     let colour = ModelConfig { channels: 3, height: 32, width: 32, filters: 8, layers: Some(1), ..ModelConfig::gated() };
     let state = ModelState::new(colour, Device::Cpu, 0).unwrap();
     let config: SampleConfig = serde_json::from_value(serde_json::json!({ "count": 10_000_000 })).unwrap();
@@ -52,5 +53,8 @@ fn oversized_requests_are_refused_before_allocating_and_fitting_ones_run() {
     let many: SampleConfig = serde_json::from_value(serde_json::json!({ "count": 10_000 })).unwrap();
     let message = resource_message(sample(&state, &many, None, &AtomicBool::new(false), &mut |_| {}));
     assert!(message.contains("64.0 MiB is available"), "{message}");
+    // Without a ceiling of the user's, the machine's own figures are found.
     std::env::remove_var("PIXELCNN_MEMORY_LIMIT");
+    let available = memory::available_bytes().expect("MemAvailable on Linux");
+    assert!(available > 64 << 20, "{available} bytes available");
 }
