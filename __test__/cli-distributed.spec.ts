@@ -179,11 +179,14 @@ test.serial('ranks whose launcher is killed stop by themselves, rank 0 saving', 
 })
 
 test.serial('a failure only rank 0 can see (an --out it cannot write) fails the launched run quickly, naming the rank', async (t) => {
+  // A missing folder is created (as mkdir -p would); a regular file where the folder should be cannot be.
+  const blocker = path.join(dir, 'not-a-folder')
+  writeFileSync(blocker, 'a file')
   const started = Date.now()
-  const run = await pixelcnn([...recipe, '--epochs', '1', '--nproc', '2', '--out', path.join(dir, 'missing', 'm.safetensors')], { limitMs: 120_000 })
+  const run = await pixelcnn([...recipe, '--epochs', '1', '--nproc', '2', '--out', path.join(blocker, 'm.safetensors')], { limitMs: 120_000 })
   const seconds = (Date.now() - started) / 1000
   t.is(run.code, 1, run.stderr)
-  t.regex(run.stderr, /IoError: .*missing.*does not exist/)
+  t.regex(run.stderr, /IoError: .*not-a-folder.* is a file, not a folder/)
   t.regex(run.stderr, /rank \d of 2 exited with status 1/)
   t.true(seconds < 60, `took ${seconds} s`)
 })

@@ -14,11 +14,8 @@
 import { mulberry32 } from '../src/data/binarize'
 import { type ImageBatch, PixelCNN } from '../src/index'
 import { median, timeIt } from './timing'
+import { CIFAR_BENCH_MODEL } from './cifar-model'
 
-export const CIFAR_BENCH_MODEL = {
-  architecture: 'gated', output: 'logistic-mixture', mixtures: 10, height: 32, width: 32, channels: 3,
-  filters: 64, layers: 6, inputKernel: 7, kernel: 3, outputLayers: 2,
-} as const
 const BATCH = 32
 const SAMPLES = 64
 const REPEATS = Number(process.env.PIXELCNN_BENCH_REPEATS ?? 3)
