@@ -9,6 +9,7 @@
 import test from 'ava'
 import { readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { runInNewContext } from 'node:vm'
 
 import { CIFAR10, loadCifar10, loadPublishedCifar } from '../src/data/cifar10'
 import { downloadVerified } from '../src/data/download'
@@ -16,9 +17,9 @@ import { loadFashionMnist } from '../src/data/fashion-mnist'
 import { loadImageFolder } from '../src/data/folder'
 import { loadIdx } from '../src/data/idx'
 import { loadMnist } from '../src/data/mnist'
-import { checkOptions } from '../src/data/options'
 import { loadIdxDataset, loadPublishedIdx, MNIST } from '../src/data/sources'
 import { ConfigError } from '../src/errors'
+import { checkOptions } from '../src/options'
 import { idxImages } from './helpers/idx'
 import { startServer } from './helpers/server'
 import { removeTempDirs, tempDir } from './helpers/temp'
@@ -40,26 +41,45 @@ const BAD: Array<[label: string, make: () => unknown, says: RegExp]> = [
   ['null', () => null, /must be a plain object, got null$/],
   ['a Map', () => new Map([['count', 3]]), /must be a plain object, got a Map$/],
   ['a Set', () => new Set([3]), /must be a plain object, got a Set$/],
-  ['an array', () => [3], /must be a plain object, got an array$/],
+  ['an array', () => [3], /must be a plain object, got an array of length 1$/],
   ['a class instance', () => new Settings(), /must be a plain object, got a Settings$/],
   ['a number', () => 3, /must be a plain object, got 3$/],
   ['a circular object', circular, /has a circular reference: options\.nested\.back refers back/],
 ]
 
+/** The loaders' form of the one options check (src/options.ts). */
+const check = (value: unknown, name = 'options', fn = 'f') => checkOptions(value, { name, fn, walk: true })
+
 test('the shared check: undefined is {}, plain objects pass, a cycle through arrays is found too', (t) => {
-  t.deepEqual(checkOptions(undefined, 'options', 'f'), {})
+  t.deepEqual(check(undefined), {})
   const bare = Object.assign(Object.create(null), { count: 1 })
-  t.is(checkOptions(bare, 'options', 'f'), bare)
+  t.is(check(bare), bare)
   const shared = { a: 1 }
-  t.notThrows(() => checkOptions({ x: shared, y: shared, signal: new AbortController().signal }, 'options', 'f'), 'a shared (non-circular) object is fine')
+  t.notThrows(() => check({ x: shared, y: shared, signal: new AbortController().signal }), 'a shared (non-circular) object is fine')
   const list: unknown[] = []
   list.push({ again: list })
-  const error = t.throws(() => checkOptions({ mirrors: list }, 'options', 'f'), { instanceOf: ConfigError })
+  const error = t.throws(() => check({ mirrors: list }), { instanceOf: ConfigError })
   t.regex(error!.message, /^`options` of f has a circular reference: options\.mirrors\[0\]\.again refers back/)
   let deep: Record<string, unknown> = {}
   const root = deep
   for (let i = 0; i < 100; i++) deep = (deep.next = {}) as Record<string, unknown>
-  t.throws(() => checkOptions(root, 'options', 'f'), { instanceOf: ConfigError, message: /nested more than 32 levels/ })
+  t.throws(() => check(root), { instanceOf: ConfigError, message: /nested more than 32 levels/ })
+})
+
+test('one check for the model and the loaders: an object literal from a vm context is a plain object to both, described as "an Object" when refused', async (t) => {
+  const foreign = runInNewContext('({ threshold: "none" })') as object
+  t.is(check(foreign), foreign)
+  t.is(checkOptions(foreign, { fn: 'model.sample' }), foreign, 'the model form, without the walk')
+  const data = await loadMnist(foreign as never)
+  t.true(data.train.data.some((v) => v > 1), '8-bit values: the option from the other realm was read')
+  // A foreign Map is refused, and an Object that is not plain (a class named Object) is described with "an".
+  t.throws(() => check(runInNewContext('new Map()')), { instanceOf: ConfigError, message: /got a Map$/ })
+  class Object_ {}
+  Object.defineProperty(Object_, 'name', { value: 'Object' })
+  t.throws(() => check(new Object_()), { instanceOf: ConfigError, message: /must be a plain object, got an Object$/ })
+  // The walk is the same for foreign objects: a cycle through a foreign array is found.
+  const cyclic = runInNewContext('const o = { list: [] }; o.list.push(o); o') as object
+  t.throws(() => check(cyclic), { instanceOf: ConfigError, message: /^`options` of f has a circular reference: options\.list\[0\] refers back/ })
 })
 
 test('every loader refuses null, Map, Set, arrays, class instances and circular options with a ConfigError naming it, before any request', async (t) => {

@@ -48,6 +48,11 @@ export function describe(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)
   if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v)
   if (Array.isArray(v)) return `an array of length ${v.length}`
-  if (ArrayBuffer.isView(v)) return `a ${v.constructor.name} of length ${(v as Uint8Array).length}`
-  return `a ${typeof v === 'object' ? (v.constructor?.name ?? 'object') : typeof v}`
+  if (ArrayBuffer.isView(v)) return `${article(v.constructor.name)} of length ${(v as Uint8Array).length}`
+  return article(typeof v === 'object' ? (v.constructor?.name || 'object') : typeof v)
+}
+
+/** `a Map`, `an Object`, `an Int8Array`: the name with its indefinite article. */
+function article(name: string): string {
+  return `${/^[aeiou]/i.test(name) ? 'an' : 'a'} ${name}`
 }

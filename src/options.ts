@@ -15,6 +15,7 @@ export function toConfigJson(options: object, where = ''): string {
   // known, and walking up the parents tells a cycle from a shared reference.
   const paths = new Map<object, string>()
   const parents = new Map<object, object>()
+  const depths = new Map<object, number>()
   return JSON.stringify(options, function (this: object, key: string, value: unknown) {
     const holderPath = paths.get(this)
     const root = holderPath === undefined
@@ -37,8 +38,11 @@ export function toConfigJson(options: object, where = ''): string {
       for (let up: object | undefined = this; up !== undefined; up = parents.get(up)) {
         if (up === value) throw new ConfigError(`\`${field}\` refers back to an object that contains it (a circular reference): options must be JSON data`)
       }
+      const depth = root ? 0 : (depths.get(this) ?? 0) + 1
+      if (depth > MAX_OPTIONS_DEPTH) throw new ConfigError(`\`${field}\` is nested more than ${MAX_OPTIONS_DEPTH} levels deep: options must be JSON data`)
       paths.set(value, root ? where : field)
       parents.set(value, this)
+      depths.set(value, depth)
     }
     return value
   })
@@ -51,34 +55,78 @@ export function toConfigJson(options: object, where = ''): string {
  * itself and a constructor named Object.
  */
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null) return false
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
   const proto: unknown = Object.getPrototypeOf(value)
   if (proto === Object.prototype || proto === null) return true
   return Object.getPrototypeOf(proto) === null && (proto as { constructor?: { name?: unknown } }).constructor?.name === 'Object'
 }
 
+/** How deep nested plain objects and arrays may go, in options walked by `checkOptions` and in `toConfigJson`. */
+export const MAX_OPTIONS_DEPTH = 32
+
 /** Names an options argument in messages: `options` of `model.fit`, an example of what belongs there. */
 export interface Argument {
   /** @default 'options' */ name?: string
-  /** The function it belongs to: `PixelCNN.create`, `model.fit`. */
+  /** The function it belongs to: `PixelCNN.create`, `model.fit`, `loadIdx`. */
   fn: string
   /** `undefined` means every default; otherwise the argument is required. @default true */
   optional?: boolean
   /** Shown after "must be a plain object like". */
   example?: string
+  /**
+   * Also walk the nested plain objects and arrays, refusing a cycle or more
+   * than `MAX_OPTIONS_DEPTH` levels (naming the path from `name`). For options
+   * read field by field in TypeScript (the data loaders); options that go on
+   * through `toConfigJson` leave it off, as that walk makes the same checks
+   * naming each field by the path the core uses. @default false
+   */
+  walk?: boolean
 }
 
 /**
- * Checks an options argument: a plain object, or undefined where it is
- * optional. `null` is refused like everywhere in the library (the data loaders
- * too), and so is a Map, array or class instance, which would read as `{}`.
+ * Checks an options argument, the one check of the whole library (the model's
+ * methods and the data loaders): a plain object (see `isPlainObject`), or
+ * undefined where it is optional (then `{}`). `null` is refused, and so is a
+ * Map, Set, array or class instance, which would read as `{}` (a `Map`'s
+ * entries are not properties): a `ConfigError` naming the argument and the
+ * function, before any field is read. With `walk`, a cycle or excessive
+ * nesting is refused too (a later walk over a cycle would never end).
+ * Values that are neither plain objects nor arrays (an AbortSignal, a typed
+ * array, a function) are not walked into.
  */
-export function checkOptions(options: unknown, { name = 'options', fn, optional = true, example }: Argument): Record<string, unknown> {
-  if (options === undefined && optional) return {}
+export function checkOptions<T extends object = Record<string, unknown>>(
+  options: unknown,
+  { name = 'options', fn, optional = true, example, walk = false }: Argument,
+): T {
+  if (options === undefined && optional) return {} as T
   if (!isPlainObject(options)) {
     throw new ConfigError(`\`${name}\` of ${fn} must be a plain object${example ? ` like ${example}` : ''}, got ${describe(options)}`)
   }
-  return options
+  if (walk) {
+    const problem = findCycle(options, name, [], 0)
+    if (problem !== undefined) throw new ConfigError(`\`${name}\` of ${fn} ${problem}`)
+  }
+  return options as T
+}
+
+/** A description of the first cycle (or excessive depth) under `value`, else `undefined`. */
+function findCycle(value: object, at: string, ancestors: object[], depth: number): string | undefined {
+  if (ancestors.includes(value)) return `has a circular reference: ${at} refers back to an object that contains it`
+  if (depth > MAX_OPTIONS_DEPTH) return `is nested more than ${MAX_OPTIONS_DEPTH} levels deep (at ${at})`
+  ancestors.push(value)
+  try {
+    const array = Array.isArray(value)
+    for (const key of array ? value.keys() : Object.keys(value)) {
+      const child: unknown = (value as Record<string | number, unknown>)[key]
+      if (Array.isArray(child) || isPlainObject(child)) {
+        const found = findCycle(child, array ? `${at}[${key}]` : `${at}.${String(key)}`, ancestors, depth + 1)
+        if (found !== undefined) return found
+      }
+    }
+    return undefined
+  } finally {
+    ancestors.pop()
+  }
 }
 
 /** Splits `keys` off an options argument (checked by `checkOptions`): they are handled in TypeScript. */

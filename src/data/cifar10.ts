@@ -42,7 +42,7 @@ import { describe, type ImageBatch } from '../images'
 import { datasetDir, removeQuietly } from './cache'
 import type { Dataset } from './dataset'
 import { downloadVerified } from './download'
-import { checkOptions } from './options'
+import { checkOptions } from '../options'
 import { openRegularFile } from './read-file'
 import { mirrorsFor, type DownloadDatasetOptions, type PublishedFile } from './sources'
 
@@ -108,7 +108,7 @@ const MAX_TAR_BYTES = 2 ** 32
  * `labels` index `CIFAR10_CLASSES`.
  */
 export async function loadCifar10(options?: Cifar10Options): Promise<Dataset> {
-  options = checkOptions(options, 'options', 'loadCifar10')
+  options = checkOptions(options, { fn: 'loadCifar10', walk: true })
   const source = options.source ?? 'download'
   if (source !== 'download') throw new ConfigError(`\`source\` must be 'download', got ${describe(source)}`)
   return loadPublishedCifar(CIFAR10, options)
@@ -116,7 +116,7 @@ export async function loadCifar10(options?: Cifar10Options): Promise<Dataset> {
 
 /** Downloads (or finds in the cache) a published CIFAR-style tarball and reads it. */
 export async function loadPublishedCifar(source: PublishedCifar, options?: Omit<Cifar10Options, 'source'>): Promise<Dataset> {
-  options = checkOptions(options, 'options', 'loadPublishedCifar')
+  options = checkOptions(options, { fn: 'loadPublishedCifar', walk: true })
   const cacheDir = datasetDir(source.name, options.cacheDir)
   const mirrors = mirrorsFor(source, options.mirrors)
   const { path } = await downloadVerified({

@@ -37,7 +37,7 @@ import { AbortError, ConfigError, IoError } from '../errors'
 import { describe } from '../images'
 import { createAtomicFile, type AtomicFile } from '../write-file'
 import { checksumParts, hashFile, type Checksum } from './cache'
-import { checkOptions } from './options'
+import { checkOptions } from '../options'
 
 /** Reported a few times a second while a file downloads, and once at its end. */
 export interface DownloadProgress {
@@ -105,7 +105,7 @@ const inFlight = new Map<string, Shared>()
  */
 export async function downloadVerified(request: DownloadRequest): Promise<DownloadResult> {
   const started = Date.now()
-  const checked = checkRequest(checkOptions(request, 'request', 'downloadVerified') as DownloadRequest)
+  const checked = checkRequest(checkOptions(request, { name: 'request', fn: 'downloadVerified', walk: true }) as DownloadRequest)
   if (request.signal?.aborted) throw abortError(checked.file)
   const deadline = started + checked.timeoutMs
   const key = `${checked.dest}\0${checked.algorithm}:${checked.digest}`

@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import { ConfigError, IoError } from '../errors'
 import { describe } from '../images'
 import type { Dataset } from './dataset'
-import { checkOptions } from './options'
+import { checkOptions } from '../options'
 import { FASHION_MNIST, loadIdxDataset, loadPublishedIdx, type DownloadDatasetOptions } from './sources'
 
 /** Where Debian's `dataset-fashion-mnist` installs the files. */
@@ -44,7 +44,7 @@ export interface FashionMnistOptions extends DownloadDatasetOptions {
 }
 
 export async function loadFashionMnist(options?: FashionMnistOptions): Promise<Dataset> {
-  options = checkOptions(options, 'options', 'loadFashionMnist')
+  options = checkOptions(options, { fn: 'loadFashionMnist', walk: true })
   const source = options.source ?? 'download'
   if (source === 'download') return loadPublishedIdx(FASHION_MNIST, options)
   if (source === 'system') return loadFromDir(options.dir ?? SYSTEM_FASHION_MNIST_DIR, options)

@@ -43,7 +43,7 @@ import { join, relative, sep } from 'node:path'
 import { ConfigError, DataError, IoError } from '../errors'
 import { describe, type ImageBatch } from '../images'
 import { binarize, checkBinarization, SEED_THRESHOLD, type Binarization } from './binarize'
-import { checkOptions } from './options'
+import { checkOptions } from '../options'
 import { readRegularFile } from './read-file'
 
 export interface ImageFolderOptions {
@@ -80,7 +80,7 @@ const MAX_SIDE = 4096
 export const MAX_IMAGE_FILE_BYTES = 256 * 1024 * 1024
 
 export async function loadImageFolder(dir: string, options?: ImageFolderOptions): Promise<ImageFolder> {
-  options = checkOptions(options, 'options', 'loadImageFolder')
+  options = checkOptions(options, { fn: 'loadImageFolder', walk: true })
   if (typeof dir !== 'string' || dir === '') throw new ConfigError(`\`dir\` must be a non-empty path, got ${describe(dir)}`)
   const [height, width] = checkSize(options.size ?? 28)
   const channels = options.channels ?? 1

@@ -24,7 +24,7 @@ import { constants as zlib, gunzipSync } from 'node:zlib'
 import { ConfigError, DataError, IoError } from '../errors'
 import { describe, type ImageBatch } from '../images'
 import { binarize, checkBinarization, SEED_THRESHOLD, type Binarization } from './binarize'
-import { checkOptions } from './options'
+import { checkOptions } from '../options'
 import { openRegularFile, readRange } from './read-file'
 
 export const IDX_IMAGES_MAGIC = 0x00000803
@@ -151,7 +151,7 @@ export interface LoadIdxOptions {
  * as 0–255 grayscale; see `binarizeImages` to make them 0/1.
  */
 export async function loadIdx(imagesPath: string, labelsPath?: string, options?: LoadIdxOptions): Promise<IdxImages> {
-  const checked = checkOptions(options, 'options', 'loadIdx')
+  const checked = checkOptions<LoadIdxOptions>(options, { fn: 'loadIdx', walk: true })
   if (typeof imagesPath !== 'string' || imagesPath === '') {
     // A number would be taken as a file descriptor (0 is stdin).
     throw new ConfigError(`\`imagesPath\` of loadIdx must be a non-empty path, got ${describe(imagesPath)}`)

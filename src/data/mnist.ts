@@ -15,7 +15,7 @@ import { ConfigError } from '../errors'
 import { describe } from '../images'
 import { binarize, checkBinarization, SEED_THRESHOLD, type Binarization } from './binarize'
 import type { Dataset } from './dataset'
-import { checkOptions } from './options'
+import { checkOptions } from '../options'
 import { loadPublishedIdx, MNIST, type DownloadDatasetOptions } from './sources'
 
 export interface MnistOptions extends Omit<DownloadDatasetOptions, 'threshold' | 'seed'> {
@@ -35,7 +35,7 @@ const SIDE = 28
 const PIXELS = SIDE * SIDE
 
 export async function loadMnist(options?: MnistOptions): Promise<Dataset> {
-  options = checkOptions(options, 'options', 'loadMnist')
+  options = checkOptions(options, { fn: 'loadMnist', walk: true })
   const source = options.source ?? 'bundled'
   if (source === 'download') return loadPublishedIdx(MNIST, options)
   if (source !== 'bundled') {

@@ -23,7 +23,7 @@ import { datasetDir, type Checksum } from './cache'
 import type { Dataset } from './dataset'
 import { downloadVerified, type DownloadProgress } from './download'
 import { binarizeImages, loadIdx } from './idx'
-import { checkOptions } from './options'
+import { checkOptions } from '../options'
 
 export type PublishedFile = Checksum & {
   file: string
@@ -147,7 +147,7 @@ export function mirrorsFor(source: Pick<PublishedIdxDataset, 'mirrorsEnv' | 'mir
  * in order and a failure stops before starting the next file.
  */
 export async function loadPublishedIdx(source: PublishedIdxDataset, options?: DownloadDatasetOptions): Promise<Dataset> {
-  options = checkOptions(options, 'options', 'loadPublishedIdx')
+  options = checkOptions(options, { fn: 'loadPublishedIdx', walk: true })
   // Bad options fail before anything is downloaded.
   checkBinarizationOptions(options)
   const cacheDir = datasetDir(source.name, options.cacheDir)
@@ -177,7 +177,7 @@ export async function loadIdxDataset(
   counts: { train?: number; test?: number },
   options: { threshold?: Binarization; seed?: number; signal?: AbortSignal } = {},
 ): Promise<Dataset> {
-  options = checkOptions(options, 'options', 'loadIdxDataset')
+  options = checkOptions(options, { fn: 'loadIdxDataset', walk: true })
   const [trainImages, trainLabels, testImages, testLabels] = paths
   const { threshold, seed } = checkBinarizationOptions(options)
   const train = await loadIdx(trainImages, trainLabels, { count: counts.train })
