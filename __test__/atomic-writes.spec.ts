@@ -9,13 +9,13 @@
  */
 
 import test from 'ava'
-import crypto from 'node:crypto'
+import { spawnSync } from 'node:child_process'
 import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 import { downloadVerified } from '../src/data/download'
 import { IoError } from '../src/errors'
-import { tempPathFor, writeFileAtomic } from '../src/write-file'
+import { createAtomicFile, setRandomSourceForTests, tempPathFor, writeFileAtomic } from '../src/write-file'
 import { gzip, idxImages, sha256 } from './helpers/idx'
 import { startServer } from './helpers/server'
 import { removeTempDirs, tempDir } from './helpers/temp'
@@ -33,25 +33,24 @@ function victim(): string {
 }
 
 /**
- * Pins `crypto.randomBytes` to a known sequence for the duration of `body`,
- * so that the writer's candidate temporary names are known in advance
- * (`names(count)` gives them), and restores it afterwards.
+ * Pins the writer's random source (write-file.ts's `setRandomSourceForTests`)
+ * to a known sequence for the duration of `body`, so that the writer's
+ * candidate temporary names are known in advance (`names(count)` gives
+ * them), and restores it afterwards.
  */
 async function withPinnedRandom<T>(body: (names: (target: string, count: number) => string[]) => Promise<T>): Promise<T> {
-  const original = crypto.randomBytes
   let counter = 0
-  const pinned = ((size: number) => Buffer.alloc(size, counter++ % 256)) as typeof crypto.randomBytes
   const names = (target: string, count: number) => {
     const saved = counter
     const out = Array.from({ length: count }, () => tempPathFor(target))
     counter = saved
     return out
   }
-  crypto.randomBytes = pinned
+  setRandomSourceForTests((size) => Buffer.alloc(size, counter++ % 256))
   try {
     return await body(names)
   } finally {
-    crypto.randomBytes = original
+    setRandomSourceForTests(undefined)
   }
 }
 
@@ -111,6 +110,53 @@ test('writeFileAtomic: a replaced file keeps its permission bits; a new one gets
   const fresh = join(dir, 'fresh.png')
   await writeFileAtomic(fresh, Buffer.from('x'), 'the image')
   t.is(statSync(fresh).mode & 0o777, 0o666 & ~umask)
+})
+
+test('createAtomicFile: the temporary file has the old file\'s mode before any content is written', async (t) => {
+  const dir = tempDir('modes')
+  const target = join(dir, 'secret.png')
+  writeFileSync(target, 'old')
+  chmodSync(target, 0o600)
+  const temp = await createAtomicFile(target)
+  try {
+    t.is(statSync(temp.tempPath).mode & 0o777, 0o600, 'fchmod-ed right after the create')
+    t.is(statSync(temp.tempPath).size, 0)
+  } finally {
+    await temp.discard()
+  }
+  t.deepEqual(readdirSync(dir), ['secret.png'])
+})
+
+test('temporary names carry the writer\'s pid: .<name>.<pid>.<24 hex>.tmp', (t) => {
+  const name = tempPathFor('/some/folder/model.png')
+  t.regex(name, new RegExp(`^/some/folder/\\.model\\.png\\.${process.pid}\\.[0-9a-f]{24}\\.tmp$`))
+})
+
+/** The pid of a child that has already exited (so no process has it, barring reuse). */
+function deadPid(): number {
+  const { pid } = spawnSync(process.execPath, ['-e', ''])
+  if (typeof pid !== 'number') throw new Error('could not spawn a child')
+  return pid
+}
+
+test('after a write, the temporaries of the same target left by dead writers are removed; live writers\', other targets\' and other names stay', async (t) => {
+  const dir = tempDir('stale')
+  const target = join(dir, 'grid.png')
+  const hex = 'ab'.repeat(12)
+  // 2^22 + 1 is above Linux's largest pid_max, so never alive; the other is a child that has exited.
+  const dead = [2 ** 22 + 1, deadPid()].map((pid) => `.grid.png.${pid}.${hex}.tmp`)
+  // The parent (ava's main process) is alive; this process's own may belong to a write in progress.
+  const alive = [`.grid.png.${process.ppid}.${hex}.tmp`, `.grid.png.${process.pid}.${hex}.tmp`]
+  const other = [`.other.png.${2 ** 22 + 1}.${hex}.tmp`, `.grid.png.${2 ** 22 + 1}.tmp`, 'grid.png.tmp']
+  const file = victim()
+  for (const name of [...dead, ...alive, ...other]) writeFileSync(join(dir, name), 'leftover')
+  // A dead writer's name planted as a link: removing it removes the link, never the file it points to.
+  const link = `.grid.png.${2 ** 22 + 1}.${'cd'.repeat(12)}.tmp`
+  symlinkSync(file, join(dir, link))
+  await writeFileAtomic(target, Buffer.from('grid'), 'the image')
+  t.is(readFileSync(target, 'utf8'), 'grid')
+  t.deepEqual(readdirSync(dir).sort(), ['grid.png', ...alive, ...other].sort())
+  t.deepEqual(readFileSync(file), VICTIM_BYTES)
 })
 
 test('writeFileAtomic: a link at the target itself is replaced by the file, the file it pointed to is untouched', async (t) => {

@@ -5,11 +5,11 @@
  */
 
 import test, { type ExecutionContext } from 'ava'
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { type ErrorCode, IoError, PixelCNNError } from '../src/errors'
 import { PixelCNN } from '../src/index'
-import { checkOutputFile, checkOutputFiles, prepareOutputDir } from '../src/output-paths'
+import { checkOutputFile, checkOutputFiles, prepareOutputDir, probeWritable } from '../src/output-paths'
 import { type CliRun, runCli, runScript } from './helpers/cli'
 import { idxImages } from './helpers/idx'
 import { removeTempDirs, tempDir } from './helpers/temp'
@@ -89,6 +89,21 @@ test('checkOutputFile makes the folder of a file, accepts an existing file and r
   await refused(t, checkOutputFile(folder, 'the training curve'), 'Io', folder, 'the training curve', 'is a folder')
   await refused(t, checkOutputFiles([{ file, what: '`--out`' }, { file: folder, what: 'the training curve' }]), 'Io', folder)
   t.deepEqual(readdirSync(path.join(root, 'new')).sort(), ['curve.png', 'model.safetensors'], 'no probe file left behind')
+})
+
+test('probeWritable and checkOutputFile: no raw Node error escapes (a missing folder, a name too long), and no probe file is left', async (t) => {
+  const root = tempDir('probe')
+  const missing = path.join(root, 'gone')
+  const error = await refused(t, probeWritable(missing, 'the test folder'), 'Io', missing, 'the test folder', 'not writable')
+  t.true(error instanceof IoError)
+  // lstat of a name longer than the file system allows fails with ENAMETOOLONG: an IoError naming the file.
+  const long = path.join(root, 'x'.repeat(300) + '.png')
+  await refused(t, checkOutputFile(long, 'the training curve'), 'Io', 'the training curve', 'ENAMETOOLONG')
+  // A link at the file (even to a folder) is fine: the writer replaces the link, never follows it.
+  mkdirSync(path.join(root, 'a-folder'))
+  symlinkSync(path.join(root, 'a-folder'), path.join(root, 'link.png'))
+  await t.notThrowsAsync(checkOutputFile(path.join(root, 'link.png'), 'the picture'))
+  t.deepEqual(readdirSync(root).sort(), ['a-folder', 'link.png'], 'no probe file left behind')
 })
 
 // --- the demo -----------------------------------------------------------------

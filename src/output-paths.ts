@@ -14,12 +14,7 @@ import { randomBytes } from 'node:crypto'
 import { promises as fs } from 'node:fs'
 import * as path from 'node:path'
 import { ConfigError, IoError } from './errors'
-
-/** The errno code of a Node.js filesystem error, or undefined. */
-function errno(error: unknown): string | undefined {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code
-  return typeof code === 'string' ? code : undefined
-}
+import { createExclusive, errno } from './write-file'
 
 /** The nearest existing ancestor of `dir` (or `dir` itself), with what it is. */
 async function nearestExisting(dir: string): Promise<{ at: string; isDirectory: boolean } | undefined> {
@@ -50,33 +45,59 @@ export async function prepareOutputDir(dir: string, what: string): Promise<strin
   } catch (error) {
     // ENOTDIR / EEXIST: a component (or the folder itself) is a regular file; say which.
     const existing = await nearestExisting(absolute)
-    const reason = existing && !existing.isDirectory ? `${existing.at} is a file, not a folder` : (error as Error).message
+    const reason = existing && !existing.isDirectory ? `${existing.at} is a file, not a folder` : message(error)
     throw new IoError(`${what} ${absolute}: cannot create the output folder (${reason})`, { cause: error })
   }
   // mkdir -p succeeds on an existing folder; on an existing file it fails above, except on some
   // platforms: look again rather than trust it.
-  const stat = await fs.stat(absolute)
+  let stat
+  try {
+    stat = await fs.stat(absolute)
+  } catch (error) {
+    throw new IoError(`${what} ${absolute}: cannot use the output folder (${message(error)})`, { cause: error })
+  }
   if (!stat.isDirectory()) throw new IoError(`${what} ${absolute}: is a file, not a folder`)
   await probeWritable(absolute, what)
   return absolute
 }
 
-/** Creates and removes a file in `dir` with an unpredictable name; IoError if that fails. */
-async function probeWritable(dir: string, what: string): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    const probe = path.join(dir, `.pixelcnn-write-probe-${randomBytes(8).toString('hex')}`)
-    let handle: fs.FileHandle
-    try {
-      handle = await fs.open(probe, 'wx')
-    } catch (error) {
-      // A name clash with 64 random bits is someone else's file: try another name.
-      if (errno(error) === 'EEXIST' && attempt < 3) continue
-      throw new IoError(`${what} ${dir}: the output folder is not writable (${(error as Error).message})`, { cause: error })
-    }
-    await handle.close()
-    await fs.unlink(probe)
-    return
+/**
+ * Creates (exclusively, under an unpredictable name: write-file.ts's
+ * `createExclusive`) and removes a file in `dir`. Every failure, the close and
+ * the removal included, is an `IoError` naming the folder, and the probe file
+ * is removed whatever failed after it was made.
+ */
+export async function probeWritable(dir: string, what: string): Promise<void> {
+  const fail = (error: unknown, doing: string) =>
+    new IoError(`${what} ${dir}: the output folder is not writable (${doing}: ${message(error)})`, { cause: error })
+  let probe: { path: string; handle: fs.FileHandle }
+  try {
+    probe = await createExclusive(dir, probeName)
+  } catch (error) {
+    throw fail(error, 'cannot create a file')
   }
+  let failure: IoError | undefined
+  try {
+    await probe.handle.close()
+  } catch (error) {
+    failure = fail(error, 'cannot close a new file')
+  }
+  try {
+    await fs.unlink(probe.path)
+  } catch (error) {
+    // ENOENT: someone removed it already, which proves nothing wrong here.
+    if (errno(error) !== 'ENOENT') failure ??= fail(error, `cannot remove the probe file ${probe.path}`)
+  }
+  if (failure) throw failure
+}
+
+/** The probe file's name in `dir`: hidden, 64 random bits. */
+function probeName(dir: string): string {
+  return path.join(dir, `.pixelcnn-write-probe-${randomBytes(8).toString('hex')}`)
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
 }
 
 /**
@@ -105,7 +126,14 @@ export async function checkOutputFiles(files: Array<{ file: string; what: string
       await prepareOutputDir(dir, `${what} ${absolute}: its folder`)
       folders.add(dir)
     }
-    const stat = await fs.stat(absolute).catch(() => undefined)
+    // lstat: a link at `file` is replaced by the writer's rename, not followed, so only a real folder is in the way.
+    let stat
+    try {
+      stat = await fs.lstat(absolute)
+    } catch (error) {
+      // Absent is the usual case: the file is made later. Anything else (ENAMETOOLONG, EACCES) is worth saying now.
+      if (errno(error) !== 'ENOENT') throw new IoError(`${what} ${absolute}: cannot be checked (${message(error)})`, { cause: error })
+    }
     if (stat?.isDirectory()) throw new IoError(`${what} ${absolute}: is a folder, so the file cannot be written there`)
   }
 }

@@ -17,9 +17,10 @@
  */
 
 import { constants, type Stats } from 'node:fs'
-import { open, type FileHandle } from 'node:fs/promises'
+import { open, stat, type FileHandle } from 'node:fs/promises'
 
 import { IoError } from '../errors'
+import { errno } from '../write-file'
 
 /** O_NONBLOCK where the platform has it (not on Windows, which has no FIFOs in the file system). */
 const NONBLOCK = constants.O_NONBLOCK ?? 0
@@ -40,8 +41,14 @@ export async function openRegularFile(path: string, what: string): Promise<Regul
   try {
     handle = await open(path, constants.O_RDONLY | NONBLOCK)
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code
-    const reason = code === 'ELOOP' ? 'ELOOP (a loop of symbolic links)' : (code ?? (error as Error).message)
+    const code = errno(error)
+    // ENXIO: opening a socket (or a FIFO without a reader, for writing); what it is says more than the code.
+    const reason =
+      code === 'ELOOP'
+        ? 'ELOOP (a loop of symbolic links)'
+        : code === 'ENXIO'
+          ? await openFailure(path)
+          : (code ?? (error as Error).message)
     throw new IoError(`cannot read ${what} ${path}: ${reason}`, { cause: error })
   }
   let stats: Stats
@@ -73,7 +80,7 @@ export async function readRange(file: RegularFile, position: number, length: num
       filled += bytesRead
     }
   } catch (error) {
-    throw new IoError(`cannot read ${what} ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error })
+    throw new IoError(`cannot read ${what} ${path}: ${errno(error) ?? (error as Error).message}`, { cause: error })
   }
   return filled === length ? buffer : buffer.subarray(0, filled)
 }
@@ -89,6 +96,12 @@ export async function readRegularFile(path: string, what: string, maxBytes: numb
   } finally {
     await file.handle.close().catch(() => {})
   }
+}
+
+/** Why opening `path` failed with ENXIO: it is a socket (or a device with nothing behind it); never the bare code. */
+async function openFailure(path: string): Promise<string> {
+  const stats = await stat(path).catch(() => undefined)
+  return stats && !stats.isFile() ? `it is ${kindOf(stats)}, not a regular file` : 'it is a socket or a device with nothing behind it (ENXIO), not a regular file'
 }
 
 function kindOf(stats: Stats): string {
