@@ -179,7 +179,7 @@ test('a symbolic link to an image is loaded under its own path; a link to a fold
   t.is((await loadImageFolder(dir)).images.count, 5)
 })
 
-test('a loop of symbolic links, a dangling link and a link back to a parent folder are IoErrors naming the link', async (t) => {
+test('an image-named loop of symbolic links and an image-named dangling link are IoErrors naming the link', async (t) => {
   const bytes = picture('#fff', '#000')
   const cases: Array<[string, (dir: string) => string, RegExp]> = [
     ['loop', (dir) => {
@@ -191,11 +191,12 @@ test('a loop of symbolic links, a dangling link and a link back to a parent fold
       symlinkSync(join(dir, 'gone.png'), join(dir, 'dangling.png'))
       return 'dangling.png'
     }, /dangling\.png in the image folder .*: it is a symbolic link to nothing \(ENOENT\)/],
-    ['folder cycle', (dir) => {
-      mkdirSync(join(dir, 'sub'))
-      symlinkSync(dir, join(dir, 'sub', 'back'))
-      return join('sub', 'back')
-    }, /sub\/back links back to a folder that contains it \(a symbolic link loop\)/],
+    ['dangling, in a linked folder', (dir) => {
+      const other = tempDir('other')
+      symlinkSync(join(other, 'gone.jpg'), join(other, 'broken.jpg'))
+      symlinkSync(other, join(dir, 'sub'))
+      return join('sub', 'broken.jpg')
+    }, /sub\/broken\.jpg in the image folder .*: it is a symbolic link to nothing \(ENOENT\)/],
   ]
   for (const [what, plant, reason] of cases) {
     const dir = tempDir()
@@ -207,4 +208,46 @@ test('a loop of symbolic links, a dangling link and a link back to a parent fold
     t.regex(error!.message, reason, what)
     t.deepEqual(readFileSync(join(dir, 'ok.png')), bytes, 'nothing on disk changed')
   }
+})
+
+test('links that cannot be followed but have no image name are ignored, like any other non-image', async (t) => {
+  const dir = tempDir()
+  writeFileSync(join(dir, 'ok.png'), picture('#fff', '#000'))
+  symlinkSync(join(dir, 'gone'), join(dir, 'notes.txt'))
+  symlinkSync(join(dir, 'nowhere'), join(dir, 'a-folder-link'))
+  symlinkSync(join(dir, 'loop-b'), join(dir, 'loop-a'))
+  symlinkSync(join(dir, 'loop-a'), join(dir, 'loop-b'))
+  const folder = await loadImageFolder(dir)
+  t.deepEqual(folder.files, ['ok.png'])
+})
+
+test('a folder reached through several links (or a link back up) is read once, under the first path in sorted order', async (t) => {
+  const shared = tempDir('shared')
+  writeFileSync(join(shared, 's.png'), picture('#fff', '#000'))
+  const dir = tempDir()
+  mkdirSync(join(dir, 'real'))
+  writeFileSync(join(dir, 'real', 'r.png'), picture('#fff', '#000'))
+  symlinkSync(shared, join(dir, 'b-link'))
+  symlinkSync(shared, join(dir, 'c-link'))
+  // Links back to the top folder and to a sibling: already read (or about to be), so skipped.
+  symlinkSync(dir, join(dir, 'real', 'up'))
+  symlinkSync(join(dir, 'real'), join(dir, 'z-real-again'))
+  const folder = await loadImageFolder(dir)
+  t.deepEqual(folder.files, [join('b-link', 's.png'), join('real', 'r.png')])
+  t.deepEqual(folder.classNames, ['b-link', 'real'])
+})
+
+test('a chain of folders each linking twice to the next is read once per folder, not 2^depth times', async (t) => {
+  const dir = tempDir()
+  const depth = 40
+  const levels = Array.from({ length: depth + 1 }, (_, i) => join(dir, `level-${String(i).padStart(2, '0')}`))
+  for (const level of levels) mkdirSync(level)
+  for (let i = 0; i < depth; i++) {
+    symlinkSync(levels[i + 1], join(levels[i], 'left'))
+    symlinkSync(levels[i + 1], join(levels[i], 'right'))
+  }
+  writeFileSync(join(levels[depth], 'bottom.png'), picture('#fff', '#000'))
+  // Without the global set this would list 2^40 paths; with it, the bottom image once.
+  const folder = await loadImageFolder(levels[0])
+  t.deepEqual(folder.files, [join(...Array<string>(depth).fill('left'), 'bottom.png')])
 })

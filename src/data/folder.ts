@@ -24,16 +24,27 @@
  *
  * Symbolic links are followed, as if they were what they point to: a link
  * to an image file is loaded (under the link's own path, in `files`), a link
- * to a folder is read like a sub-folder. A link that cannot be followed is
- * refused with an `IoError` naming it, rather than skipped (a silently
- * smaller dataset is hard to notice): one that points to nothing, a loop of
- * links (ELOOP), and a link to a folder that is already being read higher
- * up (which would list the same files forever). An image name (.png, .jpg,
- * .jpeg) that is neither a regular file nor a folder once links are followed
- * (a FIFO, a device, a socket) is refused the same way: reading it could
- * block forever or never end. Each image file is opened and checked again
- * when it is read (see read-file.ts) and may hold at most
- * `MAX_IMAGE_FILE_BYTES`.
+ * to a folder is read like a sub-folder. A link with an image name (.png,
+ * .jpg, .jpeg) that cannot be followed is refused with an `IoError` naming
+ * it, rather than skipped (a silently smaller dataset is hard to notice):
+ * one that points to nothing and a loop of links (ELOOP). A link with any
+ * other name that cannot be followed (`notes.txt -> gone`) is ignored, like
+ * any other file that is not an image.
+ *
+ * Each folder is read at most once, however many links lead to it: folders
+ * are identified by device and inode, and one set of those already read is
+ * kept for the whole call. Entries are visited in sorted order of their
+ * names, depth first, so the path under which a shared folder's images are
+ * listed (and the class they get) is the first one in that order; a later
+ * link to it, and a link back to a folder that contains it, adds nothing and
+ * is skipped. This also bounds the work by the number of distinct folders: a
+ * chain of folders each linking twice to the next is read once per folder,
+ * not 2^depth times.
+ *
+ * An image name that is neither a regular file nor a folder once links are
+ * followed (a FIFO, a device, a socket) is refused: reading it could block
+ * forever or never end. Each image file is opened and checked again when it
+ * is read (see read-file.ts) and may hold at most `MAX_IMAGE_FILE_BYTES`.
  */
 
 import { createCanvas, loadImage, type Image } from '@napi-rs/canvas'
@@ -44,6 +55,7 @@ import { ConfigError, DataError, IoError } from '../errors'
 import { describe, type ImageBatch } from '../images'
 import { binarize, checkBinarization, SEED_THRESHOLD, type Binarization } from './binarize'
 import { checkOptions } from '../options'
+import { errno } from '../write-file'
 import { readRegularFile } from './read-file'
 
 export interface ImageFolderOptions {
@@ -93,7 +105,7 @@ export async function loadImageFolder(dir: string, options?: ImageFolderOptions)
   const invert = options.invert ?? false
   if (typeof invert !== 'boolean') throw new ConfigError(`\`invert\` must be a boolean, got ${describe(invert)}`)
 
-  const files = (await listImages(dir, dir, [await folderId(dir, dir)])).sort(compareCodeUnits)
+  const files = (await listImages(dir, dir, new Set([await folderId(dir, dir)]))).sort(compareCodeUnits)
   if (files.length === 0) throw new DataError(`no PNG or JPEG files in ${dir}`)
   const classOf = (file: string) => (file.includes(sep) ? file.slice(0, file.indexOf(sep)) : '')
   const folders = [...new Set(files.map(classOf).filter((c) => c !== ''))].sort(compareCodeUnits)
@@ -148,30 +160,31 @@ function checkSize(size: unknown): [number, number] {
 
 /**
  * Image files under `dir`, relative to `root`, recursively; hidden names
- * skipped, links followed (see the top of this file). `ancestors` identifies
- * the folders being read, `dir`'s included, so that a link back to one of
- * them is refused instead of recursing forever.
+ * skipped, links followed (see the top of this file). `visited` holds the
+ * identity of every folder read so far in this call, `dir`'s included: a
+ * folder met again (through another link, or a link back up) is skipped.
  */
-async function listImages(dir: string, root: string, ancestors: string[]): Promise<string[]> {
+async function listImages(dir: string, root: string, visited: Set<string>): Promise<string[]> {
   let entries
   try {
     entries = await readdir(dir, { withFileTypes: true })
   } catch (error) {
     throw new IoError(`cannot read the image folder ${dir}: ${(error as Error).message}`, { cause: error })
   }
+  // Sorted, so that which of two paths to one folder is kept does not depend on the file system's order.
+  entries.sort((a, b) => compareCodeUnits(a.name, b.name))
   const found: string[] = []
   for (const entry of entries) {
     if (entry.name.startsWith('.')) continue
     const path = join(dir, entry.name)
     const isImage = EXTENSIONS.test(entry.name)
     let kind: 'directory' | 'file' | 'other' = entry.isDirectory() ? 'directory' : entry.isFile() ? 'file' : 'other'
-    if (entry.isSymbolicLink()) kind = await followLink(path, root)
+    if (entry.isSymbolicLink()) kind = await followLink(path, root, isImage)
     if (kind === 'directory') {
       const id = await folderId(path, root)
-      if (ancestors.includes(id)) {
-        throw new IoError(`cannot read the image folder ${root}: ${relative(root, path)} links back to a folder that contains it (a symbolic link loop)`)
-      }
-      found.push(...(await listImages(path, root, [...ancestors, id])))
+      if (visited.has(id)) continue
+      visited.add(id)
+      found.push(...(await listImages(path, root, visited)))
     } else if (isImage && kind === 'file') {
       found.push(relative(root, path))
     } else if (isImage) {
@@ -181,13 +194,17 @@ async function listImages(dir: string, root: string, ancestors: string[]): Promi
   return found
 }
 
-/** What a symbolic link leads to; a link that cannot be followed is an `IoError` naming it. */
-async function followLink(path: string, root: string): Promise<'directory' | 'file' | 'other'> {
+/**
+ * What a symbolic link leads to. One that cannot be followed is an `IoError`
+ * naming it when it has an image name, else `'other'` (ignored).
+ */
+async function followLink(path: string, root: string, isImage: boolean): Promise<'directory' | 'file' | 'other'> {
   try {
     const target = await stat(path)
     return target.isDirectory() ? 'directory' : target.isFile() ? 'file' : 'other'
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code
+    if (!isImage) return 'other'
+    const code = errno(error)
     const reason =
       code === 'ELOOP' ? 'it is a loop of symbolic links (ELOOP)' : code === 'ENOENT' ? 'it is a symbolic link to nothing (ENOENT)' : (code ?? (error as Error).message)
     throw new IoError(`cannot read ${relative(root, path)} in the image folder ${root}: ${reason}`, { cause: error })
