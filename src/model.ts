@@ -6,10 +6,11 @@
 
 import { existsSync } from 'node:fs'
 import { distributedFromEnv } from './distributed'
-import { AbortError, ConfigError, DataError, native, nativeSync } from './errors'
+import { ConfigError, DataError, native, nativeSync } from './errors'
 import { checkImageBatch, describe, type ImageBatch } from './images'
 import { nativeBinding } from './native'
-import { checkSameNetwork } from './same-network'
+import { cancellable, Listener } from './progress'
+import { checkSameNetwork, requestedConfig } from './same-network'
 import { checkCallback, checkDevice, checkOptions, checkSignal, splitOptions, toConfigJson } from './options'
 import type {
   CompleteOptions,
@@ -26,88 +27,7 @@ import type {
   TrainOptions,
   TrainProgress,
 } from './types'
-import type { CancelToken, NativeModel } from '../native/index'
-
-/**
- * A user's progress callback, guarded. A throw escaping a native progress call
- * would be an uncaught exception that ends Node, and a rejected promise from an
- * async callback an unhandled rejection; instead the first failure is kept,
- * cancels the native work (through the same token as `signal`), and no further
- * events are delivered. The call then rejects with that error, as it is.
- */
-class Listener<E> {
-  readonly #callback: ((event: E) => unknown) | undefined
-  #failure: { error: unknown } | undefined
-  #cancel: (() => void) | undefined
-  readonly #pending = new Set<PromiseLike<unknown>>()
-
-  constructor(callback: ((event: E) => unknown) | undefined) {
-    this.#callback = callback
-  }
-
-  get active(): boolean {
-    return this.#callback !== undefined && this.#failure === undefined
-  }
-
-  /** Called once the native call has its token; a failure before that cancels at once. */
-  onCancel(cancel: () => void): void {
-    this.#cancel = cancel
-    if (this.#failure) cancel()
-  }
-
-  emit(event: E): void {
-    if (!this.active) return
-    try {
-      const result = this.#callback!(event)
-      if (isThenable(result)) {
-        // Kept until it settles, so the call can wait for it and a rejection is always handled.
-        const pending = Promise.resolve(result).then(undefined, (error: unknown) => this.#fail(error))
-        this.#pending.add(pending)
-        void pending.then(() => this.#pending.delete(pending))
-      }
-    } catch (error) {
-      this.#fail(error)
-    }
-  }
-
-  /**
-   * Waits for the promises the callback returned, then throws its first
-   * failure, if any. Call it once, after the last `emit`, on every path.
-   */
-  async settle(): Promise<void> {
-    while (this.#pending.size > 0) await Promise.all(this.#pending)
-    if (this.#failure) throw this.#failure.error
-  }
-
-  #fail(error: unknown): void {
-    if (this.#failure) return
-    this.#failure = { error }
-    this.#cancel?.()
-  }
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function'
-}
-
-/** Runs a native call with a cancel token wired to `signal` and to the listener's failure. */
-async function cancellable<T, E>(
-  signal: AbortSignal | undefined,
-  listener: Listener<E>,
-  what: string,
-  run: (token: CancelToken) => Promise<T>,
-): Promise<T> {
-  if (signal?.aborted) throw new AbortError(`${what} was aborted before it started`)
-  const token = new (nativeBinding().CancelToken)()
-  const onAbort = () => token.cancel()
-  signal?.addEventListener('abort', onAbort, { once: true })
-  listener.onCancel(onAbort)
-  try {
-    return await native(() => run(token))
-  } finally {
-    signal?.removeEventListener('abort', onAbort)
-  }
-}
+import type { NativeModel } from '../native/index'
 
 /** Passed by the factories: `new PixelCNN()` from JavaScript has no native model to wrap. */
 const FACTORY = Symbol('PixelCNN factory')
@@ -156,7 +76,7 @@ export class PixelCNN {
     if (resume && existsSync(checkpoint as string)) {
       // The network asked for, resolved as `create` would make it, so that
       // `{ preset: 'gated-small' }` and the checkpoint's full config compare.
-      const requested = model === undefined ? undefined : PixelCNN.create({ ...shape, ...(model as object), device: 'cpu' }).config
+      const requested = model === undefined ? undefined : requestedConfig({ ...shape, ...(model as object) })
       // `epochs` is the run's total: a resumed run trains only what is left,
       // finishing an interrupted epoch with the batches it would have seen.
       const resumed = await PixelCNN.load(checkpoint as string, { device: device as Device })
@@ -196,8 +116,9 @@ export class PixelCNN {
 
   /**
    * Continues training. Resolves with the full history. If `onProgress` throws
-   * (or returns a promise that rejects), training stops within one step, the
-   * steps taken are kept, and the call rejects with that error as it is.
+   * (or returns a promise that rejects while training runs), training stops
+   * within one step, the steps taken are kept, and the call rejects with that
+   * error as it is. Promises `onProgress` returns are not waited for.
    */
   async fit(options: FitOptions): Promise<EpochRecord[]> {
     const [config, { data, onProgress, signal }] = splitOptions(options, ['data', 'onProgress', 'signal'] as const, {
@@ -245,14 +166,13 @@ export class PixelCNN {
       } catch {
         /* the model is busy elsewhere: keep the last known history */
       }
-      await listener.settle() // the callback's error, if it threw, is why training stopped
-      throw error
+      throw listener.reason(error) // the callback's error, if it failed, is why training stopped
     }
     finished = true
     this.#history = JSON.parse(historyJson) as EpochRecord[]
     for (const record of this.#history.slice(before)) if (!emitted.has(record.epoch)) listener.emit({ type: 'epoch', ...record })
     listener.emit({ type: 'done', history: this.history })
-    await listener.settle()
+    await listener.settled()
     return this.history
   }
 
@@ -286,7 +206,8 @@ export class PixelCNN {
 
   /**
    * New images in raster order. If `onProgress` throws (or its promise
-   * rejects), sampling stops within one row and the call rejects with that error as it is.
+   * rejects while sampling runs), sampling stops within one row and the call
+   * rejects with that error as it is. Promises `onProgress` returns are not waited for.
    */
   async sample(options: SampleOptions = {}): Promise<ImageBatch> {
     const [config, { onProgress, signal }] = splitOptions(options, ['onProgress', 'signal'] as const, { fn: 'model.sample' })
@@ -333,12 +254,11 @@ export class PixelCNN {
       result = (await cancellable(abort, listener, 'sampling', (token) => this.#native.sample(json, images, known, token, onEvent))).images
     } catch (error) {
       finished = true
-      await listener.settle() // the callback's error, if it threw, is why sampling stopped
-      throw error
+      throw listener.reason(error) // the callback's error, if it failed, is why sampling stopped
     }
     finished = true
     listener.emit({ type: 'done', seconds: (performance.now() - started) / 1000 })
-    await listener.settle()
+    await listener.settled()
     return result
   }
 

@@ -14,7 +14,11 @@
  * same path as an `AbortSignal`; no further events are delivered, and the call
  * rejects with the callback's own error, unchanged (not wrapped), once the
  * native work has stopped. The steps taken are kept and the model stays usable.
- * A call settles only after every promise its callback returned has settled.
+ * Promises the callback returns are not waited for: the call settles when the
+ * native work ends (a promise that never settles does not hold it). A
+ * rejection seen by then is the call's error; one that comes later is ignored
+ * (handled: no unhandledRejection) and never replaces the call's own result
+ * or error.
  */
 
 import type { ImageBatch } from './images'

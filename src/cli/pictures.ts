@@ -1,8 +1,10 @@
 /**
  * The pictures of the command line: sample grids (one row per class for a
- * conditional model) and the training curve, written beside the model file.
+ * conditional model) and the training curve, written beside the model file,
+ * and the record of those that could not be written.
  */
 
+import { IoError, type PixelCNNError } from '../errors'
 import { writeImageGrid } from '../image-grid'
 import type { ImageBatch } from '../images'
 import type { PixelCNN } from '../model'
@@ -81,4 +83,41 @@ export async function writeCurve(model: PixelCNN, file: string): Promise<boolean
   const title = `training ${model.config.architecture}${bits ? `, ${output}` : ''}${model.config.classes ? `, ${model.config.classes} classes` : ''}`
   await writeTrainingCurve(history, file, { unit: bits ? 'bits per dimension' : 'nats per pixel', title })
   return true
+}
+
+/**
+ * A picture drawn during training that could not be written: reported at
+ * once and again at the end (exit status 1), but training goes on: the
+ * model is saved after every epoch whatever happens to the pictures.
+ */
+export class PictureFailures {
+  readonly #failed = new Map<string, string>()
+  constructor(private readonly line: { done(text: string): void }) {}
+
+  /** Runs `draw`; an abort (Ctrl-C) is rethrown, any other failure recorded. */
+  async attempt<T>(file: string, draw: () => Promise<T>): Promise<T | undefined> {
+    try {
+      const result = await draw()
+      // The curve is redrawn every epoch: a later success replaces a failed one.
+      this.#failed.delete(file)
+      return result
+    } catch (error) {
+      if ((error as PixelCNNError).code === 'Aborted') throw error
+      const message = (error as Error).message
+      if (!this.#failed.has(file)) this.line.done(`could not write ${file}: ${message}; the model is saved, training goes on`)
+      this.#failed.set(file, message)
+      return undefined
+    }
+  }
+
+  has(file: string): boolean {
+    return this.#failed.has(file)
+  }
+
+  /** IoError naming every picture that failed, or undefined when none did. */
+  error(out: string): IoError | undefined {
+    if (this.#failed.size === 0) return undefined
+    const list = [...this.#failed].map(([file, message]) => `${file} (${message})`).join('; ')
+    return new IoError(`${out} is saved, but ${this.#failed.size === 1 ? 'a picture' : `${this.#failed.size} pictures`} could not be written: ${list}`)
+  }
 }

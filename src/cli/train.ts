@@ -14,9 +14,9 @@
 
 import { existsSync, readFileSync } from 'node:fs'
 import { distributedFromEnv } from '../distributed'
-import { ConfigError, IoError, type PixelCNNError } from '../errors'
+import { ConfigError, type PixelCNNError } from '../errors'
 import { PixelCNN } from '../model'
-import { checkSameNetwork } from '../same-network'
+import { checkSameNetwork, requestedConfig } from '../same-network'
 import type { Architecture, Device, DistributedOptions, EpochRecord, ModelOptions, Output, TrainOptions } from '../types'
 import { type Args, number, precision, required } from './args'
 import { loadDataSource } from './data-source'
@@ -24,7 +24,7 @@ import { libtorchInfo } from '../info'
 import type { ImageBatch } from '../images'
 import { watchLauncher } from './launcher'
 import { checkOutputFiles } from '../output-paths'
-import { besideModel, samplesDue, samplesFile, writeCurve, writeSampleGrid } from './pictures'
+import { besideModel, PictureFailures, samplesDue, samplesFile, writeCurve, writeSampleGrid } from './pictures'
 import { bar, formatSeconds, Line } from './progress-bar'
 
 export function historyTable(history: EpochRecord[]): string {
@@ -105,43 +105,6 @@ async function checkTrainOutputs(out: string, curve: string, epochs: number, sam
   await checkOutputFiles(files)
 }
 
-/**
- * A picture drawn during training that could not be written: reported at
- * once and again at the end (exit status 1), but training goes on: the
- * model is saved after every epoch whatever happens to the pictures.
- */
-class PictureFailures {
-  readonly #failed = new Map<string, string>()
-  constructor(private readonly line: { done(text: string): void }) {}
-
-  /** Runs `draw`; an abort (Ctrl-C) is rethrown, any other failure recorded. */
-  async attempt<T>(file: string, draw: () => Promise<T>): Promise<T | undefined> {
-    try {
-      const result = await draw()
-      // The curve is redrawn every epoch: a later success replaces a failed one.
-      this.#failed.delete(file)
-      return result
-    } catch (error) {
-      if ((error as PixelCNNError).code === 'Aborted') throw error
-      const message = (error as Error).message
-      if (!this.#failed.has(file)) this.line.done(`could not write ${file}: ${message}; the model is saved, training goes on`)
-      this.#failed.set(file, message)
-      return undefined
-    }
-  }
-
-  has(file: string): boolean {
-    return this.#failed.has(file)
-  }
-
-  /** IoError naming every picture that failed, or undefined when none did. */
-  error(out: string): IoError | undefined {
-    if (this.#failed.size === 0) return undefined
-    const list = [...this.#failed].map(([file, message]) => `${file} (${message})`).join('; ')
-    return new IoError(`${out} is saved, but ${this.#failed.size === 1 ? 'a picture' : `${this.#failed.size} pictures`} could not be written: ${list}`)
-  }
-}
-
 /** Prints nothing: the progress output of ranks other than 0. */
 const SILENT = { update(): void {}, done(): void {} }
 
@@ -183,7 +146,7 @@ export async function train(args: Args): Promise<void> {
   const seed = number(args, 'seed') ?? fromFile.seed
 
   if (resumed && modelFlagsGiven(args, fromFile)) {
-    const requested = PixelCNN.create({ ...modelOptions(args, fromFile, data.train, data.trainLabels), device: 'cpu' }).config
+    const requested = requestedConfig(modelOptions(args, fromFile, data.train, data.trainLabels))
     checkSameNetwork(requested, resumed.config, out, 'the model flags (--preset, --architecture, --output, --mixtures, --classes, --conditional, the config file\'s `model`)')
   }
   const model = resumed
