@@ -110,12 +110,13 @@ test('probeWritable and checkOutputFile: no raw Node error escapes (a missing fo
 
 const demo = path.join(__dirname, '..', 'src', 'demo.ts')
 
-/** The demo, 1 epoch on 256 digits; `onStdout` may act mid-run. */
-function runDemo(out: string, onStdout?: (stdout: string) => void): Promise<CliRun & { seconds: number }> {
+/** The demo, 1 epoch on 256 digits; `onStdout` and `onStderr` may act mid-run. */
+function runDemo(out: string, onStdout?: (stdout: string) => void, onStderr?: (stderr: string) => void): Promise<CliRun & { seconds: number }> {
   const started = performance.now()
   return runScript(demo, [], {
     env: { PIXELCNN_DEMO_OUT: out, PIXELCNN_DEMO_EPOCHS: '1', PIXELCNN_DEMO_LIMIT: '256' },
     onStdout,
+    onStderr,
     limitMs: 180_000,
   }).then((run) => ({ ...run, seconds: (performance.now() - started) / 1000 }))
 }
@@ -137,23 +138,34 @@ test.serial('the demo makes a missing nested PIXELCNN_DEMO_OUT and saves the mod
 
 test.serial('a demo picture that cannot be written is reported after the model is saved, and the run fails', async (t) => {
   const out = path.join(tempDir('demo-late'), 'out')
-  // The folder passes the check before training; mid-training a folder takes the curve's place,
-  // which no check before the training can foresee.
-  let blocked = false
-  const run = await runDemo(out, (stdout) => {
-    if (!blocked && /step 1\//.test(stdout)) {
-      blocked = true
-      mkdirSync(path.join(out, 'training-curve.png'))
-    }
-  })
-  t.true(blocked, 'training started')
+  const model = path.join(out, 'demo-model.safetensors')
+  // The folder passes the check before training; once the demo says the model is saved, a folder
+  // takes the place of samples.png, which no check before the training can foresee. samples.png,
+  // not the curve: the demo evaluates, draws the curve and samples 81 digits before writing it,
+  // so the folder is in place long before the write, however loaded the machine.
+  const order: string[] = []
+  const run = await runDemo(
+    out,
+    (stdout) => {
+      if (!order.includes('saved') && stdout.includes(`saved the model to ${model}\n`)) {
+        order.push('saved')
+        t.true(existsSync(model), 'the model file is on disk when the demo says it is saved')
+        mkdirSync(path.join(out, 'samples.png'))
+      }
+    },
+    (stderr) => {
+      if (!order.includes('failed') && /could not write samples\.png/.test(stderr)) order.push('failed')
+    },
+  )
   t.is(run.code, 1, run.stdout + run.stderr)
-  t.regex(run.stderr, /training-curve\.png/)
-  t.regex(run.stderr, /demo-model\.safetensors was saved/)
-  await loadsTrained(t, path.join(out, 'demo-model.safetensors'))
-  // The other pictures are still drawn.
-  t.true(existsSync(path.join(out, 'samples.png')))
+  t.deepEqual(order, ['saved', 'failed'], 'the model is saved before the picture failure is reported')
+  t.regex(run.stderr, /could not write samples\.png: /)
+  t.regex(run.stderr, /demo-model\.safetensors was saved in .*, but samples\.png could not be written/)
+  await loadsTrained(t, model)
+  // The picture before it and the one after it are drawn.
+  t.true(existsSync(path.join(out, 'training-curve.png')))
   t.true(existsSync(path.join(out, 'completions.png')))
+  t.regex(run.stdout, /wrote training-curve\.png, completions\.png, demo-model\.safetensors in /)
 })
 
 test.serial('the demo refuses an output folder it cannot make, or a picture path that is a folder, before loading any data', async (t) => {

@@ -21,7 +21,7 @@ import * as path from 'node:path'
 import { completionGrid } from './completion-grid'
 import { ConfigError, PixelCNNError } from './errors'
 import { loadMnist, PixelCNN, sliceImages, writeImageGrid, writeTrainingCurve } from './index'
-import { checkOutputFile, prepareOutputDir } from './output-paths'
+import { checkOutputFiles } from './output-paths'
 
 /** A positive integer from the environment, or `fallback` when unset. */
 function positiveInteger(name: string, fallback: number): number {
@@ -40,9 +40,9 @@ async function main(): Promise<number> {
   const epochs = positiveInteger('PIXELCNN_DEMO_EPOCHS', 10)
   const limit = positiveInteger('PIXELCNN_DEMO_LIMIT', Number.POSITIVE_INFINITY)
   // Before anything slow: the folder exists (made if missing) and takes files, and no output is a folder.
-  const outDir = await prepareOutputDir(process.env.PIXELCNN_DEMO_OUT || '.', 'PIXELCNN_DEMO_OUT')
+  const outDir = path.resolve(process.env.PIXELCNN_DEMO_OUT || '.')
   const out = (file: string) => path.join(outDir, file)
-  for (const file of [MODEL, ...PICTURES]) await checkOutputFile(out(file), 'the demo output')
+  await checkOutputFiles([MODEL, ...PICTURES].map((file) => ({ file: out(file), what: 'PIXELCNN_DEMO_OUT: the demo output' })))
 
   const all = await loadMnist()
   const data = {
@@ -69,7 +69,8 @@ async function main(): Promise<number> {
   console.log(`model: seed preset, ${model.parameterCount.toLocaleString('en')} parameters, on ${model.device}`)
   // The training is the expensive part: keep it before anything optional can fail.
   await model.save(out(MODEL))
-  console.log(`saved ${out(MODEL)}`)
+  // Printed once the file is on disk: the tests block a picture on this line.
+  console.log(`saved the model to ${out(MODEL)}`)
 
   const { natsPerImage, bitsPerDim } = await model.evaluate(data.test)
   console.log(`test: ${natsPerImage.toFixed(2)} nats per image, ${bitsPerDim.toFixed(4)} bits per dimension`)
