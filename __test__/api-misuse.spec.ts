@@ -176,6 +176,15 @@ test('resume with a model of another network: a ConfigError naming both configs,
     t.regex(error?.message ?? '', message, name)
     t.regex(error?.message ?? '', /Leave `model` out/, name)
   }
+  // The requested network is resolved, not built: one far too big to allocate is still only another network,
+  // refused at once (no weight initialised, no ResourceError), and an invalid one is create's ConfigError.
+  const started = performance.now()
+  const huge = await t.throwsAsync(resume({ architecture: 'gated', filters: 4096, layers: 64, height: 8, width: 8 }))
+  t.true(huge instanceof ConfigError, `${huge?.constructor.name}: ${huge?.message}`)
+  t.regex(huge?.message ?? '', /filters: 4096 vs 16/)
+  t.true(performance.now() - started < 10_000, `refused in ${(performance.now() - started).toFixed(0)} ms`)
+  const invalid = await t.throwsAsync(resume({ ...TINY, filters: -2 }), { instanceOf: ConfigError })
+  t.regex(invalid?.message ?? '', /`model\.filters`/)
   t.deepEqual(readFileSync(checkpoint.path), bytes, 'the checkpoint file is byte for byte the same')
   t.is(statSync(checkpoint.path).mtimeMs, mtime)
   // The same network resumes: given in full, given as the preset fields with the shape from the data, or left out.
