@@ -19,10 +19,13 @@
  * temporary file is removed and nothing is left at the destination.
  *
  * Concurrent calls in one process for the same file and checksum share one
- * download (made with the first call's mirrors and time limits); each caller
- * still gets its own deadline and signal (a caller whose `timeoutMs` passes
- * first fails alone), and the download stops only when every caller waiting
- * on it has given up. Calls from other processes do
+ * download (made with the first call's mirrors and `idleTimeoutMs`). Each
+ * caller keeps its own deadline and signal: the shared download runs until
+ * the latest deadline of the callers that joined it (a joiner with a longer
+ * `timeoutMs` than the first call extends it), a caller whose own deadline
+ * passes first fails alone, with its own `timeoutMs` in the message, and the
+ * download stops only when every caller waiting on it has given up (then a
+ * later call starts afresh rather than join it). Calls from other processes do
  * their own download: each writes its own temporary file, and the renames
  * into place replace one verified file with an identical one.
  */
@@ -86,10 +89,16 @@ const DEFAULT_MAX_REDIRECTS = 5
 const PROGRESS_INTERVAL_MS = 250
 const REDIRECTS = new Set([301, 302, 303, 307, 308])
 
+/** When a shared download gives up; later joiners with a later deadline move it (then `onExtend` re-arms the timer). */
+interface Clock {
+  /** Date.now() time: the latest deadline of the callers that joined. */
+  deadline: number
+  onExtend?: () => void
+}
+
 interface Shared {
   key: string
-  /** When the download gives up (Date.now() time): the creating call's deadline. */
-  deadline: number
+  clock: Clock
   promise: Promise<DownloadResult>
   controller: AbortController
   listeners: Set<(progress: DownloadProgress) => void>
@@ -110,6 +119,12 @@ export async function downloadVerified(request: DownloadRequest): Promise<Downlo
   const deadline = started + checked.timeoutMs
   const key = `${checked.dest}\0${checked.algorithm}:${checked.digest}`
   let shared = inFlight.get(key)
+  // A download whose deadline has passed is failing: start afresh rather than join it.
+  if (shared !== undefined && shared.clock.deadline <= Date.now()) shared = undefined
+  if (shared !== undefined && deadline > shared.clock.deadline) {
+    shared.clock.deadline = deadline
+    shared.clock.onExtend?.()
+  }
   if (shared === undefined) {
     const controller = new AbortController()
     const listeners = new Set<(progress: DownloadProgress) => void>()
@@ -122,10 +137,11 @@ export async function downloadVerified(request: DownloadRequest): Promise<Downlo
         }
       }
     }
+    const clock: Clock = { deadline }
     const created: Shared = {
       key,
-      deadline,
-      promise: fetchIntoCache(checked, deadline, controller.signal, emit),
+      clock,
+      promise: fetchIntoCache(checked, clock, controller.signal, emit),
       controller,
       listeners,
       waiters: 0,
@@ -161,13 +177,16 @@ async function wait(
         onAbort = () => reject(abortError(req.file))
         signal.addEventListener('abort', onAbort, { once: true })
       }
-      // The download enforces its creator's deadline itself (with the
-      // mirrors' story in the message); a joiner in more of a hurry needs its own timer.
-      if (deadline < shared.deadline) {
-        const message = `could not download ${req.file} within timeoutMs (${req.timeoutMs} ms): a download of it that this call joined was still running`
-        timer = setTimeout(() => reject(new IoError(message)), Math.max(0, deadline - Date.now()))
-      }
-      shared.promise.then(resolvePromise, reject)
+      // The download enforces the latest deadline itself (with the mirrors'
+      // story in the message); a caller in more of a hurry fails alone, on its own timer.
+      timer = setTimeout(() => {
+        if (shared.clock.deadline <= deadline) return
+        reject(new IoError(`could not download ${req.file} within timeoutMs (${req.timeoutMs} ms): the download, shared with a call that waits longer, was still running`))
+      }, Math.max(0, deadline - Date.now()))
+      shared.promise.then(resolvePromise, (error: unknown) =>
+        // The shared deadline is this caller's too (the latest one): say it with this caller's timeoutMs.
+        reject(error instanceof DeadlinePassed ? new IoError(`could not download ${req.file} within timeoutMs (${req.timeoutMs} ms):${error.story}`, { cause: error.cause }) : error),
+      )
     })
   } finally {
     clearTimeout(timer)
@@ -233,9 +252,19 @@ function checkRequest(request: DownloadRequest): Checked {
 /** Marks the transfer stopped by the call's overall deadline, to be reported with the mirrors tried so far. */
 class DeadlineExceeded extends Error {}
 
+/** The shared download's deadline passed: `story` lists the mirrors tried; each caller words the message with its own timeoutMs. */
+class DeadlinePassed extends IoError {
+  constructor(
+    readonly story: string,
+    options: { cause: unknown },
+  ) {
+    super(`could not download within the deadline:${story}`, options)
+  }
+}
+
 async function fetchIntoCache(
   req: Checked,
-  deadline: number,
+  clock: Clock,
   signal: AbortSignal,
   emit: (progress: DownloadProgress) => void,
 ): Promise<DownloadResult> {
@@ -247,8 +276,15 @@ async function fetchIntoCache(
   }
   // One timer for the whole call: it fires however the time is being spent
   // (connecting, waiting for headers, a body trickling in, redirects, mirrors).
+  // A later joiner with a later deadline re-arms it.
   const expired = new AbortController()
-  const timer = setTimeout(() => expired.abort(), Math.max(0, deadline - Date.now()))
+  let timer: NodeJS.Timeout | undefined
+  const arm = () => {
+    clearTimeout(timer)
+    if (!expired.signal.aborted) timer = setTimeout(() => expired.abort(), Math.max(0, clock.deadline - Date.now()))
+  }
+  arm()
+  clock.onExtend = arm
   const failures: Array<{ url: string; error: Error }> = []
   const list = () => failures.map(({ url, error }) => `\n  - ${url}: ${error.message}`).join('')
   try {
@@ -273,15 +309,14 @@ async function fetchIntoCache(
         await temp?.discard()
         if (error instanceof DeadlineExceeded) {
           const reason = error.message === 'not started' ? '' : `\n  - ${url}: ${error.message}`
-          throw new IoError(`could not download ${req.file} within timeoutMs (${req.timeoutMs} ms):${list()}${reason}`, {
-            cause: new AggregateError([...failures.map((f) => f.error), error]),
-          })
+          throw new DeadlinePassed(`${list()}${reason}`, { cause: new AggregateError([...failures.map((f) => f.error), error]) })
         }
         if (error instanceof AbortError || error instanceof IoError) throw error
         failures.push({ url, error: error as Error })
       }
     }
   } finally {
+    clock.onExtend = undefined
     clearTimeout(timer)
   }
   throw new IoError(
