@@ -841,3 +841,4 @@ module.exports.libtorchInfo = nativeBinding.libtorchInfo
 module.exports.loadModel = nativeBinding.loadModel
 module.exports.matmulGflops = nativeBinding.matmulGflops
 module.exports.provokeNativeFailure = nativeBinding.provokeNativeFailure
+module.exports.resolveModelConfig = nativeBinding.resolveModelConfig

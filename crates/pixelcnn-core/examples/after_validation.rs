@@ -3,7 +3,7 @@
 //! 500) against the steps before it (issue: the demo's first step of each
 //! epoch ran several times slower than the rest).
 //!
-//! usage: after_validation [preset] [batch] [validation images] [rounds]   (libtorch on the loader path)
+//! usage: after_validation [preset] [batch] [validation images] [rounds] [fp32|bf16]   (libtorch on the loader path)
 
 use pixelcnn_core::config::{ModelConfig, Precision};
 use pixelcnn_core::evaluate::mean_loss;
@@ -18,6 +18,7 @@ fn main() -> pixelcnn_core::Result<()> {
     let batch: i64 = args.get(2).map_or(128, |s| s.parse().unwrap());
     let validation: i64 = args.get(3).map_or(1000, |s| s.parse().unwrap());
     let rounds: usize = args.get(4).map_or(2, |s| s.parse().unwrap());
+    let precision = if args.get(5).is_some_and(|p| p == "bf16") { Precision::Bf16 } else { Precision::Fp32 };
     pixelcnn_core::device::set_threads(None);
     tch::manual_seed(0);
     let config = ModelConfig::preset(preset).expect("preset");
@@ -26,14 +27,14 @@ fn main() -> pixelcnn_core::Result<()> {
     let mut state = ModelState::new(config, Device::Cpu, 0)?;
     let step = |state: &mut ModelState| -> pixelcnn_core::Result<f64> {
         let t = Instant::now();
-        let _loss = compute_gradients(&state.net, &x, None, Precision::Fp32)?;
+        let _loss = compute_gradients(&state.net, &x, None, precision)?;
         apply_update(state, 1e-3)?;
         Ok(t.elapsed().as_secs_f64())
     };
     for round in 0..rounds {
         let before: Vec<f64> = (0..3).map(|_| step(&mut state)).collect::<Result<_, _>>()?;
         let t = Instant::now();
-        mean_loss(&state.net, &val, None, 500, Precision::Fp32)?;
+        mean_loss(&state.net, &val, None, 500, precision)?;
         let validation_seconds = t.elapsed().as_secs_f64();
         let after: Vec<f64> = (0..3).map(|_| step(&mut state)).collect::<Result<_, _>>()?;
         let show = |v: &[f64]| v.iter().map(|s| format!("{s:.2}")).collect::<Vec<_>>().join(" ");
