@@ -4,33 +4,26 @@
  * Unknown option keys are rejected everywhere (a typo must not be ignored).
  */
 import test from 'ava'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 import { loadIdx, PixelCNN, PixelCNNError } from '../src/index'
 import { nativeBinding } from '../src/native'
+import { checkpointWith as editedCheckpoint } from './helpers/checkpoint'
 import { fromNative } from '../src/errors'
 import { randomImages, TINY } from './support/images'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pixelcnn-bad-'))
+test.after.always(() => rmSync(dir, { recursive: true, force: true }))
 const model = PixelCNN.create({ ...TINY, device: 'cpu' })
 const good = randomImages(4, 8, 8)
 const train = (extra: object) => PixelCNN.train({ data: { train: good }, model: TINY, device: 'cpu', epochs: 1, batchSize: 4, ...extra })
 
-/** A valid checkpoint's bytes with its JSON header replaced by `edit(header)`. */
+/** A valid checkpoint's bytes with its JSON header replaced by `edit(header)` (helpers/checkpoint.ts). */
 async function checkpointWith(name: string, edit: (header: Record<string, any>) => void): Promise<string> {
   const file = path.join(dir, 'valid.safetensors')
   await model.save(file)
-  const bytes = readFileSync(file)
-  const n = Number(bytes.readBigUInt64LE(0))
-  const header = JSON.parse(bytes.subarray(8, 8 + n).toString())
-  edit(header)
-  const json = Buffer.from(JSON.stringify(header))
-  const length = Buffer.alloc(8)
-  length.writeBigUInt64LE(BigInt(json.length))
-  const out = path.join(dir, name)
-  writeFileSync(out, Buffer.concat([length, json, bytes.subarray(8 + n)]))
-  return out
+  return editedCheckpoint(file, path.join(dir, name), edit)
 }
 
 type Case = [name: string, run: () => Promise<unknown>, code: string, message: RegExp]

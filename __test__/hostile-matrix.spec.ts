@@ -16,6 +16,8 @@
  */
 import test from 'ava'
 import { spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 
 import { cases, type ChildOutcome, type HostileCase } from './support/hostile-cases'
@@ -38,16 +40,21 @@ interface Run {
   /** Printed its outcome but did not exit within EXIT_GRACE_MS. */
   exitHung: boolean
   wallMs: number
+  /** The child's temporary folder, when it could not be removed after the child ended. */
+  leftover?: string
   stderr: string
   stdout: string
 }
 
 function runChild(hostile: HostileCase): Promise<Run> {
   const started = performance.now()
+  // The child's folder is made and removed here, not by the child: a child killed at its limit
+  // cannot clean up, and a FIFO left in /tmp can hang a later tool that reads it.
+  const dir = mkdtempSync(path.join(tmpdir(), 'pixelcnn-hostile-'))
   // `exec` keeps the pid: a signal death is the child's own.
   const child = spawn(
     '/bin/sh',
-    ['-c', `ulimit -d ${MEMORY_LIMIT_MB * 1024} && exec "$0" "$@"`, process.execPath, '--import', 'tsx', CHILD, hostile.name],
+    ['-c', `ulimit -d ${MEMORY_LIMIT_MB * 1024} && exec "$0" "$@"`, process.execPath, '--import', 'tsx', CHILD, hostile.name, dir],
     { cwd: path.join(__dirname, '..'), stdio: ['ignore', 'pipe', 'pipe'] },
   )
   let stdout = ''
@@ -88,6 +95,11 @@ function runChild(hostile: HostileCase): Promise<Run> {
     child.on('close', (status, signal) => {
       clearTimeout(limit)
       clearTimeout(grace)
+      try {
+        rmSync(dir, { recursive: true, force: true })
+      } catch {
+        /* reported below as a leftover */
+      }
       const killed = timedOut || exitHung
       resolve({
         outcome,
@@ -96,6 +108,7 @@ function runChild(hostile: HostileCase): Promise<Run> {
         timedOut,
         exitHung,
         wallMs: performance.now() - started,
+        leftover: existsSync(dir) ? dir : undefined,
         stderr,
         stdout,
       })
@@ -164,6 +177,7 @@ function problems(hostile: HostileCase, run: Run): string[] {
     return [`crash: the child ${how} without printing an outcome${stderr}\nchild stdout (tail):\n${tail(run.stdout, 500) || '(empty)'}`]
   }
   const found: string[] = []
+  if (run.leftover) found.push(`its temporary folder ${run.leftover} was left behind`)
   if (outcome.fatal) found.push(`the error escaped as an ${outcome.fatal} (it would kill the process): ${outcome.name}: ${outcome.message}`)
   if (run.exitHung) found.push(`hang at exit: the child printed its outcome but did not exit within ${seconds(EXIT_GRACE_MS)}${stderr}`)
   else if (run.signal) found.push(`crash at exit: the child printed its outcome, then was killed by ${run.signal}${stderr}`)

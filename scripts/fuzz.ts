@@ -10,7 +10,9 @@
  *   node --import tsx scripts/fuzz.ts --runs 1000000 [--image-share 0.1] [--seed 1]
  *
  * `--runs` is the total number of executions, split between the targets by
- * `--image-share` (the image decoder is about 50 times slower per input).
+ * `--image-share`. Measured (the README's figures): 300,000 PNG/JPEG inputs
+ * in 78 s (about 0.26 ms each) against 900,000 IDX inputs in 101 s (about
+ * 0.11 ms each), so an image input costs about 2.3 times an IDX one.
  * The CI suite runs the same targets briefly (__test__/fuzz.spec.ts).
  */
 

@@ -22,7 +22,9 @@ if (hostile === undefined) {
   process.exit(64)
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'pixelcnn-hostile-'))
+// The parent (hostile-matrix.spec.ts) makes the folder and removes it once this process has ended,
+// however it ended (a SIGKILL at the time limit included); run by hand, the child makes its own.
+const dir = process.argv[3] ?? mkdtempSync(join(tmpdir(), 'pixelcnn-hostile-'))
 process.env.PIXELCNN_CACHE_DIR = join(dir, 'default-cache')
 const details: Record<string, unknown> = {}
 const started = performance.now()
