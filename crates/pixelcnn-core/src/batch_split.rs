@@ -56,10 +56,17 @@ pub fn parts_for(device: Device, batch: i64) -> i64 {
 struct SharedNetwork<'a>(&'a Network);
 unsafe impl Sync for SharedNetwork<'_> {}
 
-/// Back-propagates each of `parts` consecutive slices of the batch at once
-/// (`train::backward_share`), one thread each (this one included), and
-/// returns the sum of their losses: the batch's mean loss, still on the device.
-pub fn gradients_in_parts(net: &Network, x: &Tensor, labels: Option<&Tensor>, precision: Precision, parts: i64) -> Result<Tensor> {
+/// Runs `job` on `parts` consecutive slices of the batch at once, one thread
+/// each (this one included), each with its share of libtorch's threads; the
+/// results come back in order. `job` gets the network, a slice, its labels and
+/// its weight (slice size / batch size).
+fn in_parts<T: Send>(
+    net: &Network,
+    x: &Tensor,
+    labels: Option<&Tensor>,
+    parts: i64,
+    job: &(dyn Fn(&Network, &Tensor, Option<&Tensor>, f64) -> Result<T> + Sync),
+) -> Result<Vec<T>> {
     let batch = x.size()[0];
     let threads = tch::get_num_threads();
     // Every part sets its share of the threads itself (see the function).
@@ -76,75 +83,50 @@ pub fn gradients_in_parts(net: &Network, x: &Tensor, labels: Option<&Tensor>, pr
         .collect::<Result<_>>()?;
     let shared = SharedNetwork(net);
     let shared = &shared;
-    let results: Vec<Result<Tensor>> = std::thread::scope(|scope| {
+    let results: Vec<Result<T>> = std::thread::scope(|scope| {
         let mut slices = slices.into_iter();
         let (x0, y0, w0) = slices.next().expect("at least one part");
         let handles: Vec<_> = slices
             .map(|(x, y, w)| {
                 scope.spawn(move || {
                     set_threads_of_this_thread(share);
-                    backward_share(shared.0, &x, y.as_ref(), precision, w)
+                    job(shared.0, &x, y.as_ref(), w)
                 })
             })
             .collect();
-        let mut results = vec![backward_share(net, &x0, y0.as_ref(), precision, w0)];
+        let mut results = vec![job(net, &x0, y0.as_ref(), w0)];
         for handle in handles {
-            results.push(handle.join().unwrap_or_else(|_| Err(Error::Internal("a training thread panicked".into()))));
+            results.push(handle.join().unwrap_or_else(|_| Err(Error::Internal("a thread of the batch split panicked".into()))));
         }
         results
     });
     tch::set_num_threads(threads);
-    let losses = results.into_iter().collect::<Result<Vec<_>>>()?;
+    results.into_iter().collect()
+}
+
+/// Back-propagates each of `parts` consecutive slices of the batch at once
+/// (`train::backward_share`) and returns the sum of their losses: the batch's
+/// mean loss, still on the device.
+pub fn gradients_in_parts(net: &Network, x: &Tensor, labels: Option<&Tensor>, precision: Precision, parts: i64) -> Result<Tensor> {
+    let losses = in_parts(net, x, labels, parts, &|net, x, y, weight| backward_share(net, x, y, precision, weight))?;
     Ok(Tensor::f_stack(&losses, 0)?.f_sum(tch::Kind::Float)?)
 }
 
 /// `f` (a no-grad computation whose result has the images along dimension 0)
-/// on `parts` consecutive slices of the batch at once, one thread each (this
-/// one included), the results joined in order. `PIXELCNN_INFERENCE_SPLIT=off`
-/// runs the whole batch on every thread instead (for comparison).
+/// on one part of the batch per thread, the results joined in order.
+/// `PIXELCNN_INFERENCE_SPLIT=off` runs the whole batch on every thread instead
+/// (for comparison).
 pub fn map_in_parts(
     net: &Network,
     x: &Tensor,
     labels: Option<&Tensor>,
     f: &(dyn Fn(&Network, &Tensor, Option<&Tensor>) -> Result<Tensor> + Sync),
 ) -> Result<Tensor> {
-    let batch = x.size()[0];
-    let parts = if std::env::var("PIXELCNN_INFERENCE_SPLIT").is_ok_and(|v| v == "off") { 1 } else { parts_for(x.device(), batch) };
+    let parts = if std::env::var("PIXELCNN_INFERENCE_SPLIT").is_ok_and(|v| v == "off") { 1 } else { parts_for(x.device(), x.size()[0]) };
     if parts <= 1 {
         return tch::no_grad(|| f(net, x, labels));
     }
-    let threads = tch::get_num_threads();
-    let share = (threads as i64 / parts).max(1) as i32;
-    set_threads_of_this_thread(share);
-    let part_len = (batch + parts - 1) / parts;
-    let slices: Vec<(Tensor, Option<Tensor>)> = (0..parts)
-        .map(|p| {
-            let start = p * part_len;
-            let len = part_len.min(batch - start);
-            Ok((x.f_narrow(0, start, len)?, labels.map(|l| l.f_narrow(0, start, len)).transpose()?))
-        })
-        .collect::<Result<_>>()?;
-    let shared = SharedNetwork(net);
-    let shared = &shared;
-    let results: Vec<Result<Tensor>> = std::thread::scope(|scope| {
-        let mut slices = slices.into_iter();
-        let (x0, y0) = slices.next().expect("at least one part");
-        let handles: Vec<_> = slices
-            .map(|(x, y)| {
-                scope.spawn(move || {
-                    set_threads_of_this_thread(share);
-                    // Grad mode is per thread: each part enters no-grad itself.
-                    tch::no_grad(|| f(shared.0, &x, y.as_ref()))
-                })
-            })
-            .collect();
-        let mut results = vec![tch::no_grad(|| f(net, &x0, y0.as_ref()))];
-        for handle in handles {
-            results.push(handle.join().unwrap_or_else(|_| Err(Error::Internal("an inference thread panicked".into()))));
-        }
-        results
-    });
-    tch::set_num_threads(threads);
-    let outputs = results.into_iter().collect::<Result<Vec<_>>>()?;
+    // Grad mode is per thread: each part enters no-grad itself.
+    let outputs = in_parts(net, x, labels, parts, &|net, x, y, _| tch::no_grad(|| f(net, x, y)))?;
     Ok(Tensor::f_cat(&outputs, 0)?)
 }

@@ -29,27 +29,27 @@ fn io_error(kind: std::io::ErrorKind, message: String) -> std::io::Error {
     std::io::Error::new(kind, message)
 }
 
-fn existing_directory_of(path: &Path) -> Result<&Path> {
+/// The existing directory a file can be written to `path` in; `path` itself
+/// must name a file there, not a directory.
+fn target_directory(path: &Path) -> Result<&Path> {
     let dir = directory_of(path);
     if !dir.is_dir() {
         let why = if dir.exists() { "is not a directory" } else { "does not exist" };
         return Err(Error::io(path, io_error(std::io::ErrorKind::NotFound, format!("directory {} {why}", dir.display()))));
     }
+    if path.file_name().is_none() || path.is_dir() {
+        return Err(Error::io(path, io_error(std::io::ErrorKind::InvalidInput, "is a directory, not a file path".into())));
+    }
     Ok(dir)
 }
 
-/// `.<name>.<pid>.`: what every temporary file for `path` starts with. The
-/// pid lets a later write remove what a killed writer left behind; the random
-/// part after it makes the name unpredictable.
-fn temporary_prefix(path: &Path, pid: u32) -> String {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    format!(".{name}.{pid}.")
-}
-
-/// A fresh temporary file beside `path`, created exclusively with a random
-/// name; removed again when dropped unless persisted.
+/// A fresh temporary file beside `path`, `.<name>.<pid>.<random>.tmp`,
+/// created exclusively; removed again when dropped unless persisted. The pid
+/// lets a later write remove what a killed writer left behind
+/// (`remove_stale_temporaries`); the random part makes the name unpredictable.
 fn exclusive_temporary(path: &Path, dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
-    let prefix = temporary_prefix(path, std::process::id());
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let prefix = format!(".{name}.{}.", std::process::id());
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix).suffix(".tmp").rand_bytes(12);
     // The mode given to open(2) is masked by the umask, as for any new file;
@@ -64,19 +64,13 @@ fn exclusive_temporary(path: &Path, dir: &Path) -> std::io::Result<tempfile::Nam
 
 /// Fails with an `Io` error naming the path unless a file can be created beside it.
 pub fn check_writable(path: &Path) -> Result<()> {
-    let dir = existing_directory_of(path)?;
-    if path.is_dir() {
-        return Err(Error::io(path, io_error(std::io::ErrorKind::InvalidInput, "is a directory, not a file path".into())));
-    }
+    let dir = target_directory(path)?;
     exclusive_temporary(path, dir).map(drop).map_err(|e| Error::io(path, e))
 }
 
 /// Writes `bytes` to `path` atomically: exclusive temporary file, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = existing_directory_of(path)?;
-    if path.file_name().is_none() || path.is_dir() {
-        return Err(Error::io(path, io_error(std::io::ErrorKind::InvalidInput, "is a directory, not a file path".into())));
-    }
+    let dir = target_directory(path)?;
     let result = (|| -> std::io::Result<()> {
         let mut tmp = exclusive_temporary(path, dir)?;
         keep_permissions_of(path, tmp.as_file())?;

@@ -114,7 +114,11 @@ pub fn human_bytes(bytes: u64) -> String {
 /// Refuses `needed` bytes for `what` when more than is available; `lower`
 /// says which options make the request smaller.
 pub fn ensure_available(needed: u64, what: &str, lower: &str) -> Result<()> {
-    match available_bytes() {
+    refuse_beyond(available_bytes(), needed, what, lower)
+}
+
+fn refuse_beyond(available: Option<u64>, needed: u64, what: &str, lower: &str) -> Result<()> {
+    match available {
         Some(available) if needed > available => Err(Error::Resource(format!(
             "{what} needs about {} but {} is available on this machine; lower {lower}",
             human_bytes(needed),
@@ -181,7 +185,9 @@ pub fn check_sampling(config: &ModelConfig, count: i64, batch_size: i64, device:
     let sub_pixels = (config.height.max(0) * config.width.max(0) * config.channels.max(0)) as u64;
     let results = sub_pixels.saturating_mul(count.max(0) as u64).saturating_mul(1 + F32);
     let per_image = sub_pixels * (1 + F32);
-    if let Some(available) = available_bytes() {
+    // Read once: the figures come from several files.
+    let available = available_bytes();
+    if let Some(available) = available {
         if results > available {
             let fits = (available / per_image.max(1)).max(1);
             return Err(Error::Resource(format!(
@@ -195,5 +201,5 @@ pub fn check_sampling(config: &ModelConfig, count: i64, batch_size: i64, device:
     }
     let batch = batch_size.min(count).max(1) as u64;
     let caches = activation_values_per_image(config).saturating_mul(batch).saturating_mul(2 * F32);
-    ensure_available(results.saturating_add(caches), &format!("sampling {count} images in batches of {batch}"), "`batchSize` or `count`")
+    refuse_beyond(available, results.saturating_add(caches), &format!("sampling {count} images in batches of {batch}"), "`batchSize` or `count`")
 }

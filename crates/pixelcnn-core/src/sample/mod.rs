@@ -148,11 +148,21 @@ pub fn sample(
     let small_cpu_batches = net.device() == Device::Cpu && config.method == SampleMethod::Fast && batch_size <= 256;
     let threads = SamplerThreads { rows: config.threads, pixels: config.threads.or(small_cpu_batches.then_some(1)) };
     threads.for_pixels();
-    // Every batch below reads the precision that runs, not `auto`.
-    let resolved = SampleConfig { precision: config.precision.resolve(net.device(), crate::precision::Work::Sampling, "precision")?, ..config.clone() };
-    let config = &resolved;
     let c = net.config();
     let all_labels = labels::resolve(config.labels.as_ref(), c, config.count, "labels")?;
+    // Every batch below reads the precision that runs, not `auto`; the labels,
+    // resolved above, are not copied.
+    let precision = config.precision.resolve(net.device(), crate::precision::Work::Sampling, "precision")?;
+    let config = &SampleConfig {
+        count: config.count,
+        seed: config.seed,
+        temperature: config.temperature,
+        batch_size: config.batch_size,
+        method: config.method,
+        threads: config.threads,
+        labels: None,
+        precision,
+    };
     let pixels = c.pixels_per_image() as usize;
     if let Some(done) = completion {
         let expected = config.count as usize * pixels;
