@@ -17,7 +17,8 @@
 //! the current pixel.
 
 use super::fast_pixelcnn::Pointwise;
-use super::{BatchInputs, PixelDraws};
+use super::driver::PixelSource;
+use super::{BatchInputs, SamplerThreads};
 use crate::error::Result;
 use crate::config::ModelConfig;
 use crate::network::masked_conv::Conv;
@@ -102,6 +103,9 @@ pub(super) struct Plan {
     /// The current row: image pixel c at c + p0; layer i's horizontal input at c + p.
     image_row: Tensor,
     horizontal: Vec<Tensor>,
+    threads: SamplerThreads,
+    /// The current row's links into the horizontal gates, (B, W, 2F) per layer.
+    links: Vec<Tensor>,
 }
 
 impl Plan {
@@ -146,79 +150,79 @@ impl Plan {
             vertical: (0..count).map(|_| Tensor::f_zeros([batch, f, h + p, w + 2 * p], options)).collect::<std::result::Result<Vec<_>, _>>()?,
             image_row: Tensor::f_zeros([batch, w + p0, channels], options)?,
             horizontal: (0..count).map(|_| Tensor::f_zeros([batch, w + p, f], options)).collect::<std::result::Result<Vec<_>, _>>()?,
+            threads: inputs.threads,
+            links: Vec::new(),
         })
     }
+}
 
-    /// Returns (images, probabilities), each (B, H·W·C) on the device.
-    pub(super) fn run(self, inputs: &BatchInputs, on_row: &mut dyn FnMut(i64) -> Result<()>) -> Result<(Tensor, Tensor)> {
-        let cfg = &self.config;
-        let (h, w, f, channels) = (cfg.height, cfg.width, cfg.filters, cfg.channels);
-        let (p0, p) = (cfg.input_kernel / 2, cfg.kernel() / 2);
-        let (layers, batch) = (self.layers.len(), self.image.size()[0]);
-        let probs = Tensor::f_zeros([batch, h * w * channels], (Kind::Float, self.image.device()))?;
-        let pixels = Tensor::f_zeros([batch, h * w * channels], (Kind::Float, self.image.device()))?;
-        for r in 0..h {
-            // The vertical stack for row r, and each layer's link into the
-            // horizontal gate along the row, as (B, W, 2F).
-            inputs.threads.for_rows();
-            let mut links = Vec::with_capacity(layers);
-            let v0 = self.input_v.over(&self.image, r)?; // image rows r−p0 … r−1
-            self.vertical[0].f_narrow(2, r + p, 1)?.f_narrow(3, p, w)?.f_copy_(&v0)?;
-            for (i, layer) in self.layers.iter().enumerate() {
-                let a = layer.v_conv.over(&self.vertical[i], r)?; // (B, 2F, 1, W)
-                // The horizontal convolution's bias joins the link once per row.
-                let mut link = layer.link.over(&a, 0)?.f_add(&layer.h_conv.bias.f_view([1, 2 * f, 1, 1])?)?;
-                if let Some(bias) = &layer.h_class {
-                    link = link.f_add(bias)?;
-                }
-                links.push(link.f_squeeze_dim(2)?.f_permute([0, 2, 1])?.f_contiguous()?);
-                if i + 1 < layers {
-                    let a = match &layer.v_class {
-                        Some(bias) => a.f_add(bias)?,
-                        None => a,
-                    };
-                    self.vertical[i + 1].f_narrow(2, r + p, 1)?.f_narrow(3, p, w)?.f_copy_(&gate(&a)?)?;
-                }
+impl PixelSource for Plan {
+    /// The vertical stack for row r, and each layer's link into the
+    /// horizontal gate along the row, as (B, W, 2F).
+    fn begin_row(&mut self, r: i64) -> Result<()> {
+        let (w, f) = (self.config.width, self.config.filters);
+        let p = self.config.kernel() / 2;
+        let layers = self.layers.len();
+        self.threads.for_rows();
+        let mut links = Vec::with_capacity(layers);
+        let v0 = self.input_v.over(&self.image, r)?; // image rows r−p0 … r−1
+        self.vertical[0].f_narrow(2, r + p, 1)?.f_narrow(3, p, w)?.f_copy_(&v0)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let a = layer.v_conv.over(&self.vertical[i], r)?; // (B, 2F, 1, W)
+            // The horizontal convolution's bias joins the link once per row.
+            let mut link = layer.link.over(&a, 0)?.f_add(&layer.h_conv.bias.f_view([1, 2 * f, 1, 1])?)?;
+            if let Some(bias) = &layer.h_class {
+                link = link.f_add(bias)?;
             }
-            inputs.threads.for_pixels();
-            for c in 0..w {
-                let mut draws = PixelDraws::new(&pixels, &probs, batch, channels)?;
-                // With three channel groups the first horizontal strip also
-                // reads the pixel itself (its drawn channels, through the
-                // centre mask), and each pass recomputes the pixel's chain.
-                for pass in 0..cfg.passes_per_pixel() {
-                    let mut x = self.input_h.at(&self.image_row, c)?; // (B, F): cols c−p0 … c−1 (… c with groups)
-                    let mut skip: Option<Tensor> = None;
-                    for (i, layer) in self.layers.iter().enumerate() {
-                        write_column(&self.horizontal[i], c + p, &x)?;
-                        let b = layer.h_conv.onto(&links[i].f_select(1, c)?, &self.horizontal[i], c)?; // (B, 2F)
-                        let g = gate(&b)?; // (B, F)
-                        let sr = layer.skip_residual.at(&g)?; // (B, 2F), or (B, F) for the last layer
-                        let s = sr.f_narrow(1, 0, f)?;
-                        skip = Some(match skip {
-                            Some(mut total) => total.f_add_(&s)?,
-                            None => s.f_contiguous()?,
-                        });
-                        if i + 1 < layers {
-                            x = x.f_add(&sr.f_narrow(1, f, f)?)?;
-                        }
-                    }
-                    let mut s = skip.expect("validated: at least one layer").f_relu_()?;
-                    for layer in &self.head {
-                        s = layer.at(&s)?.f_relu_()?;
-                    }
-                    let logits = self.output.at(&s)?; // (B, outC)
-                    let (image, image_row) = (&self.image, &self.image_row);
-                    draws.pass(cfg, inputs, &logits, r * w + c, pass, &mut |ch, _, value| {
-                        image.f_select(1, ch)?.f_select(1, r + p0)?.f_select(1, c + p0)?.f_copy_(value)?;
-                        image_row.f_select(1, c + p0)?.f_select(1, ch)?.f_copy_(value)?;
-                        Ok(())
-                    })?;
-                }
+            links.push(link.f_squeeze_dim(2)?.f_permute([0, 2, 1])?.f_contiguous()?);
+            if i + 1 < layers {
+                let a = match &layer.v_class {
+                    Some(bias) => a.f_add(bias)?,
+                    None => a,
+                };
+                self.vertical[i + 1].f_narrow(2, r + p, 1)?.f_narrow(3, p, w)?.f_copy_(&gate(&a)?)?;
             }
-            on_row(r)?;
         }
-        Ok((pixels, probs))
+        self.links = links;
+        self.threads.for_pixels();
+        Ok(())
+    }
+
+    /// With three channel groups the first horizontal strip also reads the
+    /// pixel itself (its drawn channels, through the centre mask), and each
+    /// pass recomputes the pixel's chain.
+    fn logits_at(&mut self, _r: i64, c: i64) -> Result<Tensor> {
+        let f = self.config.filters;
+        let p = self.config.kernel() / 2;
+        let layers = self.layers.len();
+        let mut x = self.input_h.at(&self.image_row, c)?; // (B, F): cols c−p0 … c−1 (… c with groups)
+        let mut skip: Option<Tensor> = None;
+        for (i, layer) in self.layers.iter().enumerate() {
+            write_column(&self.horizontal[i], c + p, &x)?;
+            let b = layer.h_conv.onto(&self.links[i].f_select(1, c)?, &self.horizontal[i], c)?; // (B, 2F)
+            let g = gate(&b)?; // (B, F)
+            let sr = layer.skip_residual.at(&g)?; // (B, 2F), or (B, F) for the last layer
+            let s = sr.f_narrow(1, 0, f)?;
+            skip = Some(match skip {
+                Some(mut total) => total.f_add_(&s)?,
+                None => s.f_contiguous()?,
+            });
+            if i + 1 < layers {
+                x = x.f_add(&sr.f_narrow(1, f, f)?)?;
+            }
+        }
+        let mut s = skip.expect("validated: at least one layer").f_relu_()?;
+        for layer in &self.head {
+            s = layer.at(&s)?.f_relu_()?;
+        }
+        self.output.at(&s) // (B, outC)
+    }
+
+    fn set_value(&mut self, r: i64, c: i64, ch: i64, _raw: &Tensor, input: &Tensor) -> Result<()> {
+        let p0 = self.config.input_kernel / 2;
+        self.image.f_select(1, ch)?.f_select(1, r + p0)?.f_select(1, c + p0)?.f_copy_(input)?;
+        self.image_row.f_select(1, c + p0)?.f_select(1, ch)?.f_copy_(input)?;
+        Ok(())
     }
 }
 

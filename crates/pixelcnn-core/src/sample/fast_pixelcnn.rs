@@ -22,11 +22,11 @@
 //! layer's bias rows for the batch's labels are gathered once and added to
 //! its bias, so they cost nothing per pixel.
 
-use super::{BatchInputs, PixelDraws};
+use super::driver::PixelSource;
+use super::{BatchInputs, SamplerThreads};
 use crate::error::Result;
 use crate::precision::cast;
 use crate::network::masked_conv::Conv;
-use crate::config::ModelConfig;
 use crate::network::PixelCnn;
 use tch::{Kind, Tensor};
 
@@ -150,17 +150,20 @@ pub(super) fn write(cache: &Tensor, r: i64, c: i64, pad: i64, value: &Tensor) ->
     Ok(())
 }
 
-/// Everything one batch's sampling works on, taken out of the network
-/// (detached weights in the compute type, this batch's class biases) with its
-/// caches: it owns no reference to the network, so it can run on another thread.
+/// Everything one batch's sampling works on (detached weights in the compute
+/// type, this batch's class biases) with its caches: it owns no reference to
+/// the network, so it can run on another thread.
 pub(super) struct Plan {
-    config: ModelConfig,
     input: PatchConv,
     /// (B, H+p, W+2p, C): the image as the network reads it.
     image: Tensor,
     blocks: Vec<Block>,
     head: Vec<Pointwise>,
     output: Pointwise,
+    threads: SamplerThreads,
+    /// The current row's rows-above parts: the input conv's, and each block's.
+    input_row: Option<Tensor>,
+    block_rows: Vec<Tensor>,
 }
 
 impl Plan {
@@ -180,47 +183,41 @@ impl Plan {
         }
         let head = net.head.iter().map(|c| Pointwise::new(c, labels, kind)).collect::<Result<Vec<_>>>()?;
         let output = Pointwise::new(&net.output, labels, kind)?;
-        Ok(Plan { config: cfg.clone(), input, image, blocks, head, output })
+        Ok(Plan { input, image, blocks, head, output, threads: inputs.threads, input_row: None, block_rows: Vec::new() })
+    }
+}
+
+impl PixelSource for Plan {
+    fn begin_row(&mut self, r: i64) -> Result<()> {
+        self.threads.for_rows();
+        self.input_row = Some(self.input.row(&self.image, r)?);
+        self.block_rows = self.blocks.iter().map(|b| b.masked.row(&b.cache, r)).collect::<Result<Vec<_>>>()?;
+        self.threads.for_pixels();
+        Ok(())
     }
 
-    /// Returns (images, probabilities), each (B, H·W·C) on the device.
-    pub(super) fn run(self, inputs: &BatchInputs, on_row: &mut dyn FnMut(i64) -> Result<()>) -> Result<(Tensor, Tensor)> {
-        let Plan { config: cfg, input, image, blocks, head, output } = self;
-        let (h, w, channels) = (cfg.height, cfg.width, cfg.channels);
-        let batch = image.size()[0];
-        let probs = Tensor::f_zeros([batch, h * w * channels], (Kind::Float, image.device()))?;
-        let pixels = Tensor::f_zeros([batch, h * w * channels], (Kind::Float, image.device()))?;
-        for r in 0..h {
-            inputs.threads.for_rows();
-            let input_row = input.row(&image, r)?;
-            let block_rows = blocks.iter().map(|b| b.masked.row(&b.cache, r)).collect::<Result<Vec<_>>>()?;
-            inputs.threads.for_pixels();
-            for c in 0..w {
-                let mut draws = PixelDraws::new(&pixels, &probs, batch, channels)?;
-                // With three channel groups each pass recomputes the pixel's
-                // chain now that the previous channel is in the image cache;
-                // the last pass leaves every cache entry of the pixel final.
-                for pass in 0..cfg.passes_per_pixel() {
-                    let mut x = input.at(&image, &input_row, r, c)?.f_relu_()?; // (B, F)
-                    for (b, block_row) in blocks.iter().zip(&block_rows) {
-                        let t = b.conv1.at(&x)?.f_relu_()?; // (B, F)
-                        write(&b.cache, r, c, b.masked.pad, &t)?;
-                        let t = b.masked.at(&b.cache, block_row, r, c)?.f_relu_()?; // (B, F/2)
-                        let t = b.conv2.at(&t)?.f_relu_()?; // (B, F)
-                        x = x.f_add_(&t)?;
-                    }
-                    for layer in &head {
-                        x = layer.at(&x)?.f_relu_()?;
-                    }
-                    let logits = output.at(&x)?; // (B, outC)
-                    draws.pass(&cfg, inputs, &logits, r * w + c, pass, &mut |ch, _, value| {
-                        image.f_select(1, r + input.pad)?.f_select(1, c + input.pad)?.f_select(1, ch)?.f_copy_(value)?;
-                        Ok(())
-                    })?;
-                }
-            }
-            on_row(r)?;
+    /// The pixel's chain through every layer. With three channel groups each
+    /// pass recomputes it now that the previous channel is in the image
+    /// cache; the last pass leaves every cache entry of the pixel final.
+    fn logits_at(&mut self, r: i64, c: i64) -> Result<Tensor> {
+        let input_row = self.input_row.as_ref().expect("begin_row comes first");
+        let mut x = self.input.at(&self.image, input_row, r, c)?.f_relu_()?; // (B, F)
+        for (b, block_row) in self.blocks.iter().zip(&self.block_rows) {
+            let t = b.conv1.at(&x)?.f_relu_()?; // (B, F)
+            write(&b.cache, r, c, b.masked.pad, &t)?;
+            let t = b.masked.at(&b.cache, block_row, r, c)?.f_relu_()?; // (B, F/2)
+            let t = b.conv2.at(&t)?.f_relu_()?; // (B, F)
+            x = x.f_add_(&t)?;
         }
-        Ok((pixels, probs))
+        for layer in &self.head {
+            x = layer.at(&x)?.f_relu_()?;
+        }
+        self.output.at(&x) // (B, outC)
+    }
+
+    fn set_value(&mut self, r: i64, c: i64, ch: i64, _raw: &Tensor, input: &Tensor) -> Result<()> {
+        let pad = self.input.pad;
+        self.image.f_select(1, r + pad)?.f_select(1, c + pad)?.f_select(1, ch)?.f_copy_(input)?;
+        Ok(())
     }
 }

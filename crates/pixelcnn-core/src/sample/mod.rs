@@ -11,6 +11,7 @@
 //! sub-pixel (G's outputs depend on the drawn R); the mixture draws a whole
 //! pixel's channels from one pass (`pass_channels`).
 
+mod driver;
 mod fast_gated;
 mod fast_pixelcnn;
 mod reference;
@@ -207,9 +208,9 @@ pub fn sample(
         } else {
             let mut inputs = batch_inputs(config, completion, start, len, pixels, net.device(), threads)?;
             inputs.labels = labels::batch(all_labels.as_deref(), start, len, net.device())?;
-            vec![tch::no_grad(|| match (config.method, net) {
-                (SampleMethod::Fast, _) => FastPlan::new(net, &inputs, len)?.run(&inputs, &mut on_row),
-                (SampleMethod::Reference, _) => reference::sample_batch(net, &inputs, len, &mut on_row),
+            vec![tch::no_grad(|| match config.method {
+                SampleMethod::Fast => driver::run(&mut *fast_plan(net, &inputs, len)?, c, &inputs, len, &mut on_row),
+                SampleMethod::Reference => driver::run(&mut reference::Reference::new(net, &inputs, len)?, c, &inputs, len, &mut on_row),
             })?]
         };
         for (images, probs) in results {
@@ -221,26 +222,13 @@ pub fn sample(
     Ok(out)
 }
 
-/// A fast sampler's plan for one batch (see `fast_pixelcnn::Plan`).
-enum FastPlan {
-    PixelCnn(fast_pixelcnn::Plan),
-    Gated(fast_gated::Plan),
-}
-
-impl FastPlan {
-    fn new(net: &Network, inputs: &BatchInputs, batch: i64) -> Result<Self> {
-        Ok(match net {
-            Network::PixelCnn(n) => FastPlan::PixelCnn(fast_pixelcnn::Plan::new(n, inputs, batch)?),
-            Network::Gated(n) => FastPlan::Gated(fast_gated::Plan::new(n, inputs, batch)?),
-        })
-    }
-
-    fn run(self, inputs: &BatchInputs, on_row: &mut dyn FnMut(i64) -> Result<()>) -> Result<(Tensor, Tensor)> {
-        match self {
-            FastPlan::PixelCnn(plan) => plan.run(inputs, on_row),
-            FastPlan::Gated(plan) => plan.run(inputs, on_row),
-        }
-    }
+/// The incremental sampler of `net`'s architecture for one batch: it owns
+/// detached copies of the weights, so it can run on another thread.
+fn fast_plan(net: &Network, inputs: &BatchInputs, batch: i64) -> Result<Box<dyn driver::PixelSource + Send>> {
+    Ok(match net {
+        Network::PixelCnn(n) => Box::new(fast_pixelcnn::Plan::new(n, inputs, batch)?),
+        Network::Gated(n) => Box::new(fast_gated::Plan::new(n, inputs, batch)?),
+    })
 }
 
 /// Images per sub-batch below which splitting a batch does not pay.
@@ -286,7 +274,7 @@ fn sample_in_parts(
         let mut inputs = batch_inputs(config, completion, part_start, n, pixels, net.device(), one)?;
         inputs.labels = labels::batch(all_labels, part_start, n, net.device())?;
         // Built here: the plans own detached copies of the weights, so the threads never touch the network.
-        jobs.push((tch::no_grad(|| FastPlan::new(net, &inputs, n))?, inputs));
+        jobs.push((tch::no_grad(|| fast_plan(net, &inputs, n))?, inputs, n));
         part_start += n;
     }
     set_threads(Some(1));
@@ -295,17 +283,18 @@ fn sample_in_parts(
     let stop_requested = || cancel.load(Ordering::Relaxed) || failed.load(Ordering::Relaxed);
     std::thread::scope(|scope| {
         let mut jobs = jobs.into_iter();
-        let (first, first_inputs) = jobs.next().expect("at least one part");
+        let (mut first, first_inputs, first_len) = jobs.next().expect("at least one part");
+        let c = net.config();
         let others: Vec<_> = jobs
-            .map(|(plan, inputs)| {
+            .map(|(mut plan, inputs, n)| {
                 scope.spawn(move || {
                     crate::device::set_threads_of_this_thread(1);
                     let mut check = |_row: i64| if stop_requested() { Err(Error::Aborted("sampling stopped".into())) } else { Ok(()) };
-                    tch::no_grad(|| plan.run(&inputs, &mut check))
+                    tch::no_grad(|| driver::run(&mut *plan, c, &inputs, n, &mut check))
                 })
             })
             .collect();
-        let mine = tch::no_grad(|| first.run(&first_inputs, on_row));
+        let mine = tch::no_grad(|| driver::run(&mut *first, c, &first_inputs, first_len, on_row));
         if mine.is_err() {
             failed.store(true, Ordering::Relaxed);
         }

@@ -1,33 +1,42 @@
 //! The seed's sampler: for each pixel, one full forward pass over the whole
 //! batch of images (H·W passes per image). Slow, obviously right, the oracle
-//! that the fast sampler is tested against.
+//! that the fast samplers are tested against.
 
-use super::{BatchInputs, PixelDraws};
+use super::driver::PixelSource;
+use super::BatchInputs;
+use crate::config::Precision;
 use crate::error::Result;
 use crate::network::Network;
 use tch::{Kind, Tensor};
 
-/// Returns (images, probabilities), each (B, H·W·C) on the device.
-pub(super) fn sample_batch(net: &Network, inputs: &BatchInputs, batch: i64, on_row: &mut dyn FnMut(i64) -> Result<()>) -> Result<(Tensor, Tensor)> {
-    let cfg = net.config();
-    let (h, w, channels) = (cfg.height, cfg.width, cfg.channels);
-    let device = net.device();
-    let x = Tensor::f_zeros([batch, channels, h, w], (Kind::Float, device))?; // (B, C, H, W) pixel values
-    let pixels = Tensor::f_zeros([batch, h * w * channels], (Kind::Float, device))?;
-    let probs = Tensor::f_zeros([batch, h * w * channels], (Kind::Float, device))?;
-    for r in 0..h {
-        for c in 0..w {
-            let mut draws = PixelDraws::new(&pixels, &probs, batch, channels)?;
-            for pass in 0..cfg.passes_per_pixel() {
-                let logits = net.forward(&x, inputs.labels.as_ref(), inputs.precision)?.f_select(3, c)?.f_select(2, r)?; // (B, outC)
-                // Raw values: the network applies its input scaling itself.
-                draws.pass(cfg, inputs, &logits, r * w + c, pass, &mut |ch, value, _| {
-                    x.f_select(1, ch)?.f_select(1, r)?.f_select(1, c)?.f_copy_(value)?;
-                    Ok(())
-                })?;
-            }
-        }
-        on_row(r)?;
+pub(super) struct Reference<'a> {
+    net: &'a Network,
+    labels: Option<Tensor>,
+    precision: Precision,
+    /// (B, C, H, W): the values drawn so far, raw (the network scales its input itself).
+    x: Tensor,
+}
+
+impl<'a> Reference<'a> {
+    pub(super) fn new(net: &'a Network, inputs: &BatchInputs, batch: i64) -> Result<Self> {
+        let cfg = net.config();
+        let x = Tensor::f_zeros([batch, cfg.channels, cfg.height, cfg.width], (Kind::Float, net.device()))?;
+        let labels = inputs.labels.as_ref().map(|l| l.shallow_clone());
+        Ok(Reference { net, labels, precision: inputs.precision, x })
     }
-    Ok((pixels, probs))
+}
+
+impl PixelSource for Reference<'_> {
+    fn begin_row(&mut self, _r: i64) -> Result<()> {
+        Ok(())
+    }
+
+    fn logits_at(&mut self, r: i64, c: i64) -> Result<Tensor> {
+        Ok(self.net.forward(&self.x, self.labels.as_ref(), self.precision)?.f_select(3, c)?.f_select(2, r)?) // (B, outC)
+    }
+
+    fn set_value(&mut self, r: i64, c: i64, ch: i64, raw: &Tensor, _input: &Tensor) -> Result<()> {
+        self.x.f_select(1, ch)?.f_select(1, r)?.f_select(1, c)?.f_copy_(raw)?;
+        Ok(())
+    }
 }
