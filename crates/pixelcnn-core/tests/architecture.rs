@@ -84,7 +84,7 @@ fn split_masked_convolution_equals_the_dense_one() {
     use pixelcnn_core::rng::Rng;
     let mut rng = Rng::new(3);
     for (mask, k, cin, cout) in [(Mask::A, 7, 1, 8), (Mask::B, 3, 6, 4), (Mask::B, 5, 3, 5), (Mask::A, 3, 4, 2)] {
-        let conv = Conv::new("c", cin, cout, k, mask, pixelcnn_core::network::channel_groups::Groups::one(), None, tch::Device::Cpu, &mut rng).unwrap();
+        let conv = Conv::new(&mut pixelcnn_core::network::params::Params::on(tch::Device::Cpu), "c", cin, cout, k, mask, pixelcnn_core::network::channel_groups::Groups::one(), None, &mut rng).unwrap();
         tch::no_grad(|| {
             let _ = conv.bias.shallow_clone().uniform_(-1.0, 1.0);
         });

@@ -2,19 +2,19 @@
 //! channel, added to the layer's pre-activation. With one-hot labels h this is
 //! the paper's V^T h term; indexing a row is the same thing without the matrix product.
 
+use super::params::Params;
 use crate::error::Result;
-use tch::{Device, Kind, Tensor};
+use tch::Tensor;
 
 pub struct ClassBias {
-    pub name: String,
     /// (classes, channels); zero at the start, so a fresh conditional model
     /// computes what the unconditional one with the same seed computes.
     pub weight: Tensor,
 }
 
 impl ClassBias {
-    pub fn new(name: String, classes: i64, channels: i64, device: Device) -> Result<Self> {
-        Ok(ClassBias { name, weight: Tensor::f_zeros([classes, channels], (Kind::Float, device))?.set_requires_grad(true) })
+    pub fn new(params: &mut Params, name: String, classes: i64, channels: i64) -> Result<Self> {
+        Ok(ClassBias { weight: params.zeros(name, &[classes, channels])? })
     }
 
     /// The rows of `labels` (B,): (B, channels).
@@ -28,11 +28,6 @@ impl ClassBias {
         let (b, c) = (rows.size()[0], rows.size()[1]);
         Ok(x.f_add(&rows.f_view([b, c, 1, 1])?)?)
     }
-}
-
-/// `(name, shape)` of a class bias, for checking checkpoints before allocation.
-pub fn shape(name: String, classes: Option<i64>, channels: i64) -> Option<(String, Vec<i64>)> {
-    classes.map(|k| (name, vec![k, channels]))
 }
 
 /// Adds the class bias, if the layer has one and labels were given.

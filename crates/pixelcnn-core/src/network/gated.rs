@@ -29,6 +29,7 @@
 
 use super::class_bias::{self, ClassBias};
 use super::masked_conv::{Conv, Mask};
+use super::params::Params;
 use super::pixelcnn::channels_last;
 use super::shifted_conv::{gate, gate_bias, CentreMask, ShiftedConv};
 use crate::config::ModelConfig;
@@ -85,77 +86,36 @@ fn centre_masks(config: &ModelConfig) -> (Option<CentreMask>, Option<CentreMask>
 }
 
 impl GatedPixelCnn {
-    pub fn new(config: ModelConfig, device: Device, seed: u64) -> Result<Self> {
+    pub fn new(config: ModelConfig, params: &mut Params, seed: u64) -> Result<Self> {
         let mut rng = Rng::derived(seed, 0x6a7e);
+        let rng = &mut rng;
         let (f, c, classes) = (config.filters, config.channels, config.classes);
         let [(kv0, pv0), (kh0, ph0), (kv, pv), (kh, ph)] = geometry(&config);
         let (first_centre, centre) = centre_masks(&config);
         let pointwise = Mask::pointwise(config.channel_groups());
         let g = config.channel_groups();
-        let input_v = ShiftedConv::new("input_v".into(), c, f, kv0, pv0, None, device, &mut rng)?;
-        let input_h = ShiftedConv::new("input_h".into(), c, f, kh0, ph0, first_centre, device, &mut rng)?;
+        let input_v = ShiftedConv::new(params, "input_v", c, f, kv0, pv0, None, rng)?;
+        let input_h = ShiftedConv::new(params, "input_h", c, f, kh0, ph0, first_centre, rng)?;
         let layers = (0..config.layers())
             .map(|i| {
                 let name = |part: &str| format!("layers.{i}.{part}");
                 Ok(GatedLayer {
-                    v_conv: ShiftedConv::new(name("v_conv"), f, 2 * f, kv, pv, None, device, &mut rng)?,
-                    h_conv: ShiftedConv::new(name("h_conv"), f, 2 * f, kh, ph, centre, device, &mut rng)?,
+                    v_conv: ShiftedConv::new(params, &name("v_conv"), f, 2 * f, kv, pv, None, rng)?,
+                    h_conv: ShiftedConv::new(params, &name("h_conv"), f, 2 * f, kh, ph, centre, rng)?,
                     // The vertical stack holds nothing of the current row: its link needs no mask.
-                    link: Conv::new(&name("link"), 2 * f, 2 * f, 1, Mask::None, g, None, device, &mut rng)?,
-                    skip: Conv::new(&name("skip"), f, f, 1, pointwise, g, None, device, &mut rng)?,
-                    residual: Conv::new(&name("residual"), f, f, 1, pointwise, g, None, device, &mut rng)?,
-                    v_class_bias: gate_bias(name("v_class_bias"), classes, 2 * f, device)?,
-                    h_class_bias: gate_bias(name("h_class_bias"), classes, 2 * f, device)?,
+                    link: Conv::new(params, &name("link"), 2 * f, 2 * f, 1, Mask::None, g, None, rng)?,
+                    skip: Conv::new(params, &name("skip"), f, f, 1, pointwise, g, None, rng)?,
+                    residual: Conv::new(params, &name("residual"), f, f, 1, pointwise, g, None, rng)?,
+                    v_class_bias: gate_bias(params, name("v_class_bias"), classes, 2 * f)?,
+                    h_class_bias: gate_bias(params, name("h_class_bias"), classes, 2 * f)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         let head = (0..config.output_layers)
-            .map(|j| Conv::new(&format!("head.{j}"), f, f, 1, pointwise, g, classes, device, &mut rng))
+            .map(|j| Conv::new(params, &format!("head.{j}"), f, f, 1, pointwise, g, classes, rng))
             .collect::<Result<Vec<_>>>()?;
-        let output = Conv::new("output", f, config.output_channels(), 1, pointwise, g, classes, device, &mut rng)?;
-        Ok(GatedPixelCnn { config, device, input_v, input_h, layers, head, output })
-    }
-
-    pub fn parameter_shapes(config: &ModelConfig) -> Vec<(String, Vec<i64>)> {
-        let (f, c, classes) = (config.filters, config.channels, config.classes);
-        let [(kv0, _), (kh0, _), (kv, _), (kh, _)] = geometry(config);
-        let mut out = ShiftedConv::shapes("input_v", f, c, kv0);
-        out.extend(ShiftedConv::shapes("input_h", f, c, kh0));
-        for i in 0..config.layers() {
-            let name = |part: &str| format!("layers.{i}.{part}");
-            out.extend(ShiftedConv::shapes(&name("v_conv"), 2 * f, f, kv));
-            out.extend(ShiftedConv::shapes(&name("h_conv"), 2 * f, f, kh));
-            out.extend(Conv::shapes(&name("link"), 2 * f, 2 * f, 1, 1, None));
-            out.extend(Conv::shapes(&name("skip"), f, f, 1, 1, None));
-            out.extend(Conv::shapes(&name("residual"), f, f, 1, 1, None));
-            out.extend(class_bias::shape(name("v_class_bias"), classes, 2 * f));
-            out.extend(class_bias::shape(name("h_class_bias"), classes, 2 * f));
-        }
-        for j in 0..config.output_layers {
-            out.extend(Conv::shapes(&format!("head.{j}"), f, f, 1, 1, classes));
-        }
-        out.extend(Conv::shapes("output", config.output_channels(), f, 1, 1, classes));
-        out
-    }
-
-    pub fn parameters(&self) -> Vec<(String, &Tensor)> {
-        let mut out = self.input_v.parameters();
-        out.extend(self.input_h.parameters());
-        for l in &self.layers {
-            out.extend(l.v_conv.parameters());
-            out.extend(l.h_conv.parameters());
-            out.extend(l.link.parameters());
-            out.extend(l.skip.parameters());
-            out.extend(l.residual.parameters());
-            for b in [&l.v_class_bias, &l.h_class_bias].into_iter().flatten() {
-                out.push((b.name.clone(), &b.weight));
-            }
-        }
-        for h in &self.head {
-            out.extend(h.parameters());
-        }
-        out.extend(self.output.parameters());
-        out
+        let output = Conv::new(params, "output", f, config.output_channels(), 1, pointwise, g, classes, rng)?;
+        Ok(GatedPixelCnn { config, device: params.device(), input_v, input_h, layers, head, output })
     }
 
     /// x: (N, C, H, W) as the network reads it → outputs (N, outC, H, W).

@@ -18,6 +18,7 @@
 
 use super::channel_groups::Groups;
 use super::class_bias::{self, ClassBias};
+use super::params::Params;
 use crate::error::Result;
 use crate::precision::cast;
 use crate::rng::Rng;
@@ -90,39 +91,34 @@ pub fn glorot(cout: i64, cin: i64, kh: i64, kw: i64, device: Device, rng: &mut R
 }
 
 /// A stride-1, "same"-padded convolution with an optional causal mask.
+/// Parameters: `<name>.weight` (out, in, k, k), PyTorch's OIHW layout,
+/// `<name>.bias` (out,), and for conditional models `<name>.class_bias`.
 pub struct Conv {
-    pub name: String,
-    /// (out, in, k, k): PyTorch's OIHW layout.
     pub weight: Tensor,
     /// (out,)
     pub bias: Tensor,
     pub kernel: i64,
     pub mask: Mask,
     mask_tensor: Option<Tensor>,
-    /// Conditional models: a learned bias per class, `<name>.class_bias`.
+    /// Conditional models: a learned bias per class.
     pub class_bias: Option<ClassBias>,
 }
 
 impl Conv {
     /// Glorot-uniform weights and zero biases, as Keras initialises the seed.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(name: &str, cin: i64, cout: i64, kernel: i64, mask: Mask, groups: Groups, classes: Option<i64>, device: Device, rng: &mut Rng) -> Result<Self> {
-        let weight = glorot(cout, cin, kernel, kernel, device, rng, |o, i, r, c| mask.keeps_channel(groups, kernel, (o, cout), (i, cin), r, c))?;
-        let class_bias = classes.map(|k| ClassBias::new(format!("{name}.class_bias"), k, cout, device)).transpose()?;
-        let bias = Tensor::f_zeros([cout], (Kind::Float, device))?;
+    pub fn new(params: &mut Params, name: &str, cin: i64, cout: i64, kernel: i64, mask: Mask, groups: Groups, classes: Option<i64>, rng: &mut Rng) -> Result<Self> {
+        let weight = params.add(format!("{name}.weight"), &[cout, cin, kernel, kernel], |device| {
+            glorot(cout, cin, kernel, kernel, device, rng, |o, i, r, c| mask.keeps_channel(groups, kernel, (o, cout), (i, cin), r, c))
+        })?;
+        let bias = params.zeros(format!("{name}.bias"), &[cout])?;
+        let class_bias = classes.map(|k| ClassBias::new(params, format!("{name}.class_bias"), k, cout)).transpose()?;
         let mask_tensor = match mask {
             Mask::None => None,
-            m => Some(m.tensor(groups, kernel, cout, cin, device)?),
+            _ if !params.allocating() => None,
+            m => Some(m.tensor(groups, kernel, cout, cin, params.device())?),
         };
-        Ok(Conv {
-            name: name.to_string(),
-            weight: weight.set_requires_grad(true),
-            bias: bias.set_requires_grad(true),
-            kernel,
-            mask,
-            mask_tensor,
-            class_bias,
-        })
+        Ok(Conv { weight, bias, kernel, mask, mask_tensor, class_bias })
     }
 
     /// The weight the network uses: masked taps forced to zero.
@@ -169,21 +165,6 @@ impl Conv {
         let (weight, bias) = self.weight_and_bias(x.kind())?;
         let weight = weight.f_narrow(2, 0, c + 1)?; // (out, in, c+1, k)
         Ok(x.f_conv2d(&weight, Some(&bias), [1, 1], [c, c], [1, 1], 1)?.f_narrow(2, 0, h)?)
-    }
-
-    pub fn parameters(&self) -> Vec<(String, &Tensor)> {
-        let mut out = vec![(format!("{}.weight", self.name), &self.weight), (format!("{}.bias", self.name), &self.bias)];
-        if let Some(b) = &self.class_bias {
-            out.push((b.name.clone(), &b.weight));
-        }
-        out
-    }
-
-    /// Names and shapes of `parameters()`, without allocating.
-    pub fn shapes(name: &str, cout: i64, cin: i64, kh: i64, kw: i64, classes: Option<i64>) -> Vec<(String, Vec<i64>)> {
-        let mut out = vec![(format!("{name}.weight"), vec![cout, cin, kh, kw]), (format!("{name}.bias"), vec![cout])];
-        out.extend(class_bias::shape(format!("{name}.class_bias"), classes, cout));
-        out
     }
 }
 

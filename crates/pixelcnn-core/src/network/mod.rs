@@ -8,19 +8,39 @@ pub mod class_bias;
 pub mod fused_gate;
 pub mod gated;
 pub mod masked_conv;
+pub mod params;
 pub mod pixelcnn;
 pub mod shifted_conv;
 
 use crate::config::{Architecture, ModelConfig, Precision};
 use crate::error::Result;
+use params::Params;
 use tch::{Device, Kind, Tensor};
 
 pub use gated::GatedPixelCnn;
 pub use pixelcnn::PixelCnn;
 
-pub enum Network {
+/// A network of one architecture, with its parameters as it registered them
+/// (`params.rs`).
+pub struct Network {
+    net: Architectures,
+    parameters: Vec<(String, Tensor)>,
+}
+
+/// One variant per architecture, each in its own file.
+pub enum Architectures {
     PixelCnn(PixelCnn),
     Gated(GatedPixelCnn),
+}
+
+impl Architectures {
+    /// Builds the network of `config`, its parameters asked of `params`.
+    fn build(config: ModelConfig, params: &mut Params, seed: u64) -> Result<Self> {
+        Ok(match config.architecture {
+            Architecture::Pixelcnn => Architectures::PixelCnn(PixelCnn::new(config, params, seed)?),
+            Architecture::Gated => Architectures::Gated(GatedPixelCnn::new(config, params, seed)?),
+        })
+    }
 }
 
 impl Network {
@@ -28,42 +48,46 @@ impl Network {
     pub fn new(config: ModelConfig, device: Device, seed: u64) -> Result<Self> {
         config.validate()?;
         crate::memory::check_model(&config, device)?;
-        Ok(match config.architecture {
-            Architecture::Pixelcnn => Network::PixelCnn(PixelCnn::new(config, device, seed)?),
-            Architecture::Gated => Network::Gated(GatedPixelCnn::new(config, device, seed)?),
-        })
+        let mut params = Params::on(device);
+        let net = Architectures::build(config, &mut params, seed)?;
+        Ok(Network { net, parameters: params.into_list() })
+    }
+
+    /// The architecture's own network (for its incremental sampler).
+    pub fn architecture(&self) -> &Architectures {
+        &self.net
     }
 
     pub fn config(&self) -> &ModelConfig {
-        match self {
-            Network::PixelCnn(n) => &n.config,
-            Network::Gated(n) => &n.config,
+        match &self.net {
+            Architectures::PixelCnn(n) => &n.config,
+            Architectures::Gated(n) => &n.config,
         }
     }
 
     pub fn device(&self) -> Device {
-        match self {
-            Network::PixelCnn(n) => n.device,
-            Network::Gated(n) => n.device,
+        match &self.net {
+            Architectures::PixelCnn(n) => n.device,
+            Architectures::Gated(n) => n.device,
         }
     }
 
     /// The name and shape of every parameter of a network with this config, in
     /// `parameters()` order, computed without allocating it: a checkpoint's
     /// claims are checked against these before any weight is created.
+    /// `config` must be valid (`ModelConfig::validate`).
     pub fn parameter_shapes(config: &ModelConfig) -> Vec<(String, Vec<i64>)> {
-        match config.architecture {
-            Architecture::Pixelcnn => PixelCnn::parameter_shapes(config),
-            Architecture::Gated => GatedPixelCnn::parameter_shapes(config),
+        let mut params = Params::shapes_only();
+        // Shape-only building allocates and computes nothing, so nothing can fail but a bug.
+        match Architectures::build(config.clone(), &mut params, 0) {
+            Ok(_) => params.into_shapes(),
+            Err(_) => Vec::new(),
         }
     }
 
     /// Every trainable tensor with its name, in a fixed order.
     pub fn parameters(&self) -> Vec<(String, &Tensor)> {
-        match self {
-            Network::PixelCnn(n) => n.parameters(),
-            Network::Gated(n) => n.parameters(),
-        }
+        self.parameters.iter().map(|(name, t)| (name.clone(), t)).collect()
     }
 
     pub fn parameter_count(&self) -> i64 {
@@ -79,9 +103,9 @@ impl Network {
     /// its input; the logits come back as fp32 for the loss and the draws.
     pub fn forward(&self, x: &Tensor, labels: Option<&Tensor>, precision: Precision) -> Result<Tensor> {
         let x = crate::precision::cast(&crate::output::network_input(self.config(), x)?, precision.kind())?;
-        let logits = match self {
-            Network::PixelCnn(n) => n.forward(&x, labels)?,
-            Network::Gated(n) => n.forward(&x, labels)?,
+        let logits = match &self.net {
+            Architectures::PixelCnn(n) => n.forward(&x, labels)?,
+            Architectures::Gated(n) => n.forward(&x, labels)?,
         };
         crate::precision::cast(&logits, Kind::Float)
     }

@@ -14,6 +14,7 @@
 //! gated architecture (`gated.rs`) has none.
 
 use super::masked_conv::{Conv, Mask};
+use super::params::Params;
 use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::rng::Rng;
@@ -45,61 +46,26 @@ pub fn channels_last(x: &Tensor) -> Result<Tensor> {
 impl PixelCnn {
     /// Weights drawn in a fixed order from `seed`: the seed preset gives the
     /// same network as every earlier version of this library.
-    pub fn new(config: ModelConfig, device: Device, seed: u64) -> Result<Self> {
+    pub fn new(config: ModelConfig, params: &mut Params, seed: u64) -> Result<Self> {
         let mut rng = Rng::derived(seed, 0x1417);
+        let rng = &mut rng;
         let (f, k, g) = (config.filters, config.classes, config.channel_groups());
         let pointwise = Mask::pointwise(g);
-        let input_conv = Conv::new("input_conv", config.channels, f, config.input_kernel, Mask::A, g, k, device, &mut rng)?;
+        let input_conv = Conv::new(params, "input_conv", config.channels, f, config.input_kernel, Mask::A, g, k, rng)?;
         let blocks = (0..config.residual_blocks())
             .map(|i| {
                 Ok(ResidualBlock {
-                    conv1: Conv::new(&format!("blocks.{i}.conv1"), f, f, 1, pointwise, g, k, device, &mut rng)?,
-                    masked_conv: Conv::new(&format!("blocks.{i}.masked_conv"), f, f / 2, config.residual_kernel(), Mask::B, g, k, device, &mut rng)?,
-                    conv2: Conv::new(&format!("blocks.{i}.conv2"), f / 2, f, 1, pointwise, g, k, device, &mut rng)?,
+                    conv1: Conv::new(params, &format!("blocks.{i}.conv1"), f, f, 1, pointwise, g, k, rng)?,
+                    masked_conv: Conv::new(params, &format!("blocks.{i}.masked_conv"), f, f / 2, config.residual_kernel(), Mask::B, g, k, rng)?,
+                    conv2: Conv::new(params, &format!("blocks.{i}.conv2"), f / 2, f, 1, pointwise, g, k, rng)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         let head = (0..config.output_layers)
-            .map(|i| Conv::new(&format!("head.{i}"), f, f, 1, pointwise, g, k, device, &mut rng))
+            .map(|i| Conv::new(params, &format!("head.{i}"), f, f, 1, pointwise, g, k, rng))
             .collect::<Result<Vec<_>>>()?;
-        let output = Conv::new("output", f, config.output_channels(), 1, pointwise, g, k, device, &mut rng)?;
-        Ok(PixelCnn { config, device, input_conv, blocks, head, output })
-    }
-
-    /// The name and shape of every parameter of a network with this config, in
-    /// `parameters()` order, computed without allocating it: a checkpoint's
-    /// claims are checked against these before any weight is created.
-    pub fn parameter_shapes(config: &ModelConfig) -> Vec<(String, Vec<i64>)> {
-        let (f, k0, k, c) = (config.filters, config.input_kernel, config.residual_kernel(), config.channels);
-        let conv = |name: String, cout: i64, cin: i64, k: i64| Conv::shapes(&name, cout, cin, k, k, config.classes);
-        let mut out = Vec::new();
-        out.extend(conv("input_conv".into(), f, c, k0));
-        for i in 0..config.residual_blocks() {
-            out.extend(conv(format!("blocks.{i}.conv1"), f, f, 1));
-            out.extend(conv(format!("blocks.{i}.masked_conv"), f / 2, f, k));
-            out.extend(conv(format!("blocks.{i}.conv2"), f, f / 2, 1));
-        }
-        for i in 0..config.output_layers {
-            out.extend(conv(format!("head.{i}"), f, f, 1));
-        }
-        out.extend(conv("output".into(), config.output_channels(), f, 1));
-        out
-    }
-
-    /// Every trainable tensor with its name, in a fixed order.
-    pub fn parameters(&self) -> Vec<(String, &Tensor)> {
-        let mut out = Vec::new();
-        out.extend(self.input_conv.parameters());
-        for b in &self.blocks {
-            out.extend(b.conv1.parameters());
-            out.extend(b.masked_conv.parameters());
-            out.extend(b.conv2.parameters());
-        }
-        for h in &self.head {
-            out.extend(h.parameters());
-        }
-        out.extend(self.output.parameters());
-        out
+        let output = Conv::new(params, "output", f, config.output_channels(), 1, pointwise, g, k, rng)?;
+        Ok(PixelCnn { config, device: params.device(), input_conv, blocks, head, output })
     }
 
     /// x: (N, C, H, W) as the network reads it → outputs (N, outC, H, W);

@@ -13,10 +13,11 @@
 use super::channel_groups::{centre_table, Groups};
 use super::class_bias::ClassBias;
 use super::masked_conv::glorot;
+use super::params::Params;
 use crate::error::Result;
 use crate::precision::cast;
 use crate::rng::Rng;
-use tch::{Device, Kind, Tensor};
+use tch::Tensor;
 
 /// A horizontal convolution of a colour model with three channel groups
 /// reads the current pixel through its last kernel column, which is masked
@@ -38,9 +39,9 @@ impl CentreMask {
     }
 }
 
+/// Parameters `<name>.weight` (out, in, kh, kw), PyTorch's OIHW layout, and
+/// `<name>.bias` (out,).
 pub struct ShiftedConv {
-    pub name: String,
-    /// (out, in, kh, kw): PyTorch's OIHW layout.
     pub weight: Tensor,
     pub bias: Tensor,
     /// (top, left) padding; output row r reads input rows r − top … r − top + kh − 1.
@@ -51,25 +52,25 @@ pub struct ShiftedConv {
 
 impl ShiftedConv {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(name: String, cin: i64, cout: i64, kernel: [i64; 2], padding: [i64; 2], centre: Option<CentreMask>, device: Device, rng: &mut Rng) -> Result<Self> {
+    pub fn new(params: &mut Params, name: &str, cin: i64, cout: i64, kernel: [i64; 2], padding: [i64; 2], centre: Option<CentreMask>, rng: &mut Rng) -> Result<Self> {
         let [kh, kw] = kernel;
         let table = centre.map(|m| m.table(cout, cin));
         let live = |o: i64, i: i64, _r: i64, c: i64| match &table {
             Some(t) if c == kw - 1 => t[(o * cin + i) as usize],
             _ => true,
         };
-        let weight = glorot(cout, cin, kh, kw, device, rng, live)?.set_requires_grad(true);
+        let weight = params.add(format!("{name}.weight"), &[cout, cin, kh, kw], |device| glorot(cout, cin, kh, kw, device, rng, &live))?;
+        let bias = params.zeros(format!("{name}.bias"), &[cout])?;
         let mask = match &table {
-            Some(_) => {
+            Some(_) if params.allocating() => {
                 let values: Vec<f32> = (0..cout * cin * kh * kw)
                     .map(|i| if live(i / (cin * kh * kw), (i / (kh * kw)) % cin, 0, i % kw) { 1.0 } else { 0.0 })
                     .collect();
-                Some(Tensor::f_from_slice(&values)?.f_reshape([cout, cin, kh, kw])?.f_to_device(device)?)
+                Some(Tensor::f_from_slice(&values)?.f_reshape([cout, cin, kh, kw])?.f_to_device(params.device())?)
             }
-            None => None,
+            _ => None,
         };
-        let bias = Tensor::f_zeros([cout], (Kind::Float, device))?.set_requires_grad(true);
-        Ok(ShiftedConv { name, weight, bias, padding, mask })
+        Ok(ShiftedConv { weight, bias, padding, mask })
     }
 
     /// The weight the network uses: masked centre pairs forced to zero.
@@ -89,14 +90,6 @@ impl ShiftedConv {
         // above, none of the current row) drops the image's last row.
         let padded = x.f_constant_pad_nd([left, kw - 1 - left, top, kh - 1 - top])?;
         Ok(padded.f_conv2d(&weight, Some(&bias), [1, 1], [0, 0], [1, 1], 1)?)
-    }
-
-    pub fn parameters(&self) -> Vec<(String, &Tensor)> {
-        vec![(format!("{}.weight", self.name), &self.weight), (format!("{}.bias", self.name), &self.bias)]
-    }
-
-    pub fn shapes(name: &str, cout: i64, cin: i64, kernel: [i64; 2]) -> Vec<(String, Vec<i64>)> {
-        vec![(format!("{name}.weight"), vec![cout, cin, kernel[0], kernel[1]]), (format!("{name}.bias"), vec![cout])]
     }
 
     /// The weight as a ((kh·kw·in), out) matrix whose rows follow a
@@ -119,6 +112,6 @@ pub fn gate(x: &Tensor) -> Result<Tensor> {
 }
 
 /// A class bias over 2F gate channels, `<layer>.v_class_bias` / `.h_class_bias`.
-pub fn gate_bias(name: String, classes: Option<i64>, channels: i64, device: Device) -> Result<Option<ClassBias>> {
-    classes.map(|k| ClassBias::new(name, k, channels, device)).transpose()
+pub fn gate_bias(params: &mut Params, name: String, classes: Option<i64>, channels: i64) -> Result<Option<ClassBias>> {
+    classes.map(|k| ClassBias::new(params, name, k, channels)).transpose()
 }

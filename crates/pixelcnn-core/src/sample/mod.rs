@@ -21,7 +21,7 @@ use crate::output;
 use crate::device::set_threads;
 use crate::error::{Error, Result};
 use crate::labels;
-use crate::network::Network;
+use crate::network::{Architectures, Network};
 use crate::rng::Rng;
 use crate::tensor_io::append_to_vec;
 use crate::state::ModelState;
@@ -225,9 +225,9 @@ pub fn sample(
 /// The incremental sampler of `net`'s architecture for one batch: it owns
 /// detached copies of the weights, so it can run on another thread.
 fn fast_plan(net: &Network, inputs: &BatchInputs, batch: i64) -> Result<Box<dyn driver::PixelSource + Send>> {
-    Ok(match net {
-        Network::PixelCnn(n) => Box::new(fast_pixelcnn::Plan::new(n, inputs, batch)?),
-        Network::Gated(n) => Box::new(fast_gated::Plan::new(n, inputs, batch)?),
+    Ok(match net.architecture() {
+        Architectures::PixelCnn(n) => Box::new(fast_pixelcnn::Plan::new(n, inputs, batch)?),
+        Architectures::Gated(n) => Box::new(fast_gated::Plan::new(n, inputs, batch)?),
     })
 }
 
