@@ -16,7 +16,13 @@ non-zero on any failure.
   pixel reached (its blind spot is elsewhere).
 - Conditional models: the labels change the logits once the class biases are
   nonzero, and those biases start at zero.
-- Parameter counts: seed PixelCNN() = 532,673; the gated preset = 553,793.
+- PixelCNNPP (architecture "pixelcnn++") on 8x8 and 12x8 images, every
+  parameter perturbed: grayscale, colour (Bernoulli and categorical with the
+  masked pixel_link, sub-pixel by sub-pixel; the mixture, whole pixels),
+  with and without weight norm, and with 3 classes: causal and no blind spot.
+- Parameter counts: seed PixelCNN() = 532,673; the gated preset = 553,793;
+  PixelCNN++ for CIFAR-10 (32x32x3, R=5, F=160, K=10, weight norm) =
+  53,659,080, as the port pclucas14/pixel-cnn-pp's PixelCNN() counts.
 
 usage: check_causality.py"""
 
@@ -24,6 +30,7 @@ import sys
 
 import torch
 
+from pixelcnn_pp_torch import PixelCNNPP
 from pixelcnn_torch import GatedPixelCNN, PixelCNN
 
 SIZE = 9
@@ -111,14 +118,14 @@ def perturbed(model):
         for name, p in model.named_parameters():
             # Small biases: a ReLU whose bias is far below zero in every image
             # would hide a real connection of these narrow test networks.
-            p.normal_(0, 0.3 if name.endswith("weight") else 0.05)
+            p.normal_(0, 0.3 if name.endswith(("weight", "weight_g", "weight_v")) else 0.05)
     return model
 
 
-def check_conditioning(name, model, classes):
+def check_conditioning(name, model, classes, height=SIZE, width=SIZE):
     biases = [p for n, p in model.named_parameters() if n.endswith("class_bias")]
     check(bool(biases) and all(bool((p == 0).all()) for p in biases), f"{name}: class biases exist and start at zero")
-    x = (torch.rand(classes, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(2)) < 0.5).double()
+    x = (torch.rand(classes, 1, height, width, generator=torch.Generator().manual_seed(2)) < 0.5).double()
     x = x[:1].expand(classes, -1, -1, -1)  # one image under every label
     with torch.no_grad():
         for p in biases:
@@ -165,10 +172,34 @@ gated_colour = GatedPixelCNN(**COLOUR, layers=2, inputKernel=7, kernel=5, output
 check_receptive_field("gated, colour categorical, 3 classes", perturbed(gated_colour.double()), labels[:2].repeat(4),
                       images=8, height=8, width=7)
 
+# PixelCNN++: sizes that are multiples of 4 (two stride-2 stages), 12x8 not
+# square; two blocks a stage reach every earlier pixel of these images (one
+# does not quite: pixel (r+1, 0) misses (r, 7) and (r+1, 7) misses (r+1, 0)
+# for even r, corners beyond its reach, not leaks).
+for height, width in ((8, 8), (12, 8)):
+    pp = dict(height=height, width=width, filters=8, resnetBlocks=2)
+    for channels, output, extra in ((1, "bernoulli", {}), (1, "logistic-mixture", {"mixtures": 2}),
+                                    (3, "bernoulli", {}), (3, "categorical", {}),
+                                    (3, "logistic-mixture", {"mixtures": 2})):
+        torch.manual_seed(4)
+        model = PixelCNNPP(**pp, channels=channels, output=output, **extra)
+        check_receptive_field(f"pixelcnn++ {height}x{width}, {channels} channel(s) {output}",
+                              perturbed(model.double()), height=height, width=width)
+torch.manual_seed(4)
+pp_plain = PixelCNNPP(height=8, width=8, channels=3, output="categorical", filters=8, resnetBlocks=2, weightNorm=False)
+check_receptive_field("pixelcnn++ 8x8, colour categorical, no weight norm", perturbed(pp_plain.double()), height=8, width=8)
+torch.manual_seed(4)
+pp_conditional = PixelCNNPP(height=12, width=8, channels=1, filters=8, resnetBlocks=2, classes=3).double()
+check_receptive_field("pixelcnn++ 12x8, 3 classes", pp_conditional, labels, height=12, width=8)
+check_conditioning("pixelcnn++ 12x8, 3 classes", pp_conditional, 3, height=12, width=8)
+
 seed = count(PixelCNN())
 check(seed == 532_673, f"seed PixelCNN() has {seed:,} parameters (expected 532,673)")
 gated = count(GatedPixelCNN(filters=64, layers=6, inputKernel=7, kernel=3, outputLayers=2))
 check(gated == 553_793, f"gated preset has {gated:,} parameters (expected 553,793)")
+cifar = count(PixelCNNPP(height=32, width=32, channels=3, output="logistic-mixture", mixtures=10, filters=160,
+                         resnetBlocks=5, weightNorm=True))
+check(cifar == 53_659_080, f"PixelCNN++ CIFAR-10 has {cifar:,} parameters (expected 53,659,080)")
 print(f"info  with 10 classes: seed {count(PixelCNN(classes=10)):,}, "
       f"gated {count(GatedPixelCNN(filters=64, layers=6, inputKernel=7, kernel=3, outputLayers=2, classes=10)):,}")
 

@@ -3,14 +3,17 @@ pixelcnn's .safetensors checkpoints, plus a dependency-free reader of that
 format. Used to check that checkpoints load in PyTorch and to benchmark
 PyTorch eager against the libtorch core on the same networks.
 
-Two architectures (checkpoint metadata `config.architecture`):
+Three architectures (checkpoint metadata `config.architecture`):
 - "pixelcnn" (`PixelCNN`): the seed network, a mask-A convolution, residual
   blocks around mask-B convolutions, then 1x1 layers;
 - "gated" (`GatedPixelCNN`): the Gated PixelCNN of van den Oord et al. (2016),
-  with separate vertical and horizontal stacks and so no blind spot.
-Either may be class-conditional (`classes=K`): every conv then has a learned
+  with separate vertical and horizontal stacks and so no blind spot;
+- "pixelcnn++" (`pixelcnn_pp_torch.PixelCNNPP`): PixelCNN++ (Salimans et
+  al. 2017) in the names of the PyTorch port pclucas14/pixel-cnn-pp.
+Each may be class-conditional (`classes=K`): every conv then has a learned
 per-class bias `class_bias` of shape (K, cout) (for "gated": per gate,
-`v_class_bias` / `h_class_bias`) whose row `labels[n]` is added to image n's
+`v_class_bias` / `h_class_bias`; for "pixelcnn++": per gated ResNet block,
+(K, 2F), on its last conv) whose row `labels[n]` is added to image n's
 pre-activation, broadcast over all pixels.
 
 Colour (`channels: 3`). A Bernoulli or categorical colour model predicts a
@@ -437,6 +440,9 @@ def build_model(config):
         return PixelCNN(**config)
     if architecture == "gated":
         return GatedPixelCNN(**config)
+    if architecture == "pixelcnn++":
+        from pixelcnn_pp_torch import PixelCNNPP  # imports this module's helpers
+        return PixelCNNPP(**config)
     raise ValueError(f"unknown architecture {architecture!r}")
 
 
