@@ -306,16 +306,27 @@ def port_output_rows(channels, mixtures):
     return torch.cat([torch.arange(k), k + rest.transpose(0, 1).reshape(-1)])
 
 
-def from_port_state_dict(state_dict, channels, mixtures):
+def from_port_state_dict(state_dict, channels, mixtures, weight_norm=True):
     """A pclucas14/pixel-cnn-pp state dict (torch.save(model.state_dict()),
     with or without nn.DataParallel's `module.` prefix) in the layout of a
-    "pixelcnn++" checkpoint with output "logistic-mixture", mixtures K,
-    weightNorm true: the same names, and nin_out's output rows (weight_g,
-    weight_v, bias: weight norm on a Linear is per row) permuted by
-    `port_output_rows`."""
+    "pixelcnn++" checkpoint with output "logistic-mixture", mixtures K: the
+    same names, and nin_out's output rows (weight_g, weight_v, bias: weight
+    norm on a Linear is per row) permuted by `port_output_rows`.
+
+    weight_norm False folds every (weight_g, weight_v) into its effective
+    `weight`, for a weightNorm false checkpoint computing the same. Needed
+    for a state dict of the port before its commit 16c8b2f (2019-04-17,
+    "Fixed weight_norm bug"; its published pretrained models are older):
+    there the shifted convolutions (`...conv.`) have a plain `weight` while
+    the `deconv`s and `lin_a`s have weight_g and weight_v."""
     perm = port_output_rows(channels, mixtures)
     converted = {}
     for name, tensor in state_dict.items():
         name = name[len("module."):] if name.startswith("module.") else name
         converted[name] = tensor[perm] if name.startswith("nin_out.lin_a.") else tensor
+    if not weight_norm:
+        for name in [n for n in converted if n.endswith(".weight_g")]:
+            base = name[: -len("_g")]
+            g, v = converted.pop(name), converted.pop(base + "_v")
+            converted[base] = g * v / norm_except_dim0(v)
     return converted
