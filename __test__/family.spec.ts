@@ -85,7 +85,7 @@ test('labels are checked: wrong length, wrong type, out of range, missing, or gi
 
 test('model options are checked in the core and the error names the field and quotes the value', (t) => {
   const bad: [object, RegExp][] = [
-    [{ architecture: 'transformer' }, /`model\.architecture` must be one of pixelcnn, gated, got "transformer"/],
+    [{ architecture: 'transformer' }, /`model\.architecture` must be one of pixelcnn, gated, pixelcnn\+\+, got "transformer"/],
     [{ architecture: 'gated', layers: 0 }, /`model\.layers` must be between 1 and 64, got 0/],
     [{ classes: 1 }, /`model\.classes` must be between 2 and 100000 .*got 1/],
     [{ classes: 'ten' }, /`model\.classes` must be an integer, got "ten"/],

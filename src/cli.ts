@@ -25,8 +25,9 @@ import type { Device } from './types'
 const HELP = `usage: pixelcnn <command> [options]
 
 commands:
-  train     --data SOURCE --out model.safetensors [--preset seed|small|gated|gated-small]
-            [--architecture pixelcnn|gated] [--output bernoulli|categorical|logistic-mixture [--mixtures 10]] [--conditional | --classes K] [--epochs 50]
+  train     --data SOURCE --out model.safetensors [--preset seed|small|gated|gated-small|pixelcnn++|pixelcnn++-small]
+            [--architecture pixelcnn|gated|pixelcnn++] [--output bernoulli|categorical|logistic-mixture [--mixtures 10]]
+            [--dropout 0.5 (pixelcnn++)] [--conditional | --classes K] [--epochs 50]
             [--channels 1|3 (folder:DIR read as grayscale or RGB; the model takes its shape from the data)]
             [--batch-size 128] [--learning-rate 5e-4] [--seed 0] [--threads N]
             [--device auto|cpu|cuda[:N]] [--precision auto|fp32|bf16] [--config file.json] [--resume]

@@ -30,8 +30,11 @@ export type Device = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`
  * `'pixelcnn'`: the seed's network (masked convolutions, residual blocks); it
  * has a blind spot up and to the right of each pixel. `'gated'`: Gated
  * PixelCNN (vertical and horizontal stacks, gated units), without one.
+ * `'pixelcnn++'`: PixelCNN++ (Salimans et al. 2017): shifted convolutions,
+ * gated ResNet blocks with dropout at three resolutions and U-Net skips;
+ * height and width must be multiples of 4.
  */
-export type Architecture = 'pixelcnn' | 'gated'
+export type Architecture = 'pixelcnn' | 'gated' | 'pixelcnn++'
 
 /**
  * The distribution of each sub-pixel given the pixels before it.
@@ -51,10 +54,13 @@ export type Output = 'bernoulli' | 'categorical' | 'logistic-mixture'
 export interface ModelOptions {
   /**
    * `'seed'`: the Keras example's network (532,673 parameters); `'small'`: 32 filters, 2 blocks;
-   * `'gated'`: Gated PixelCNN, 64 filters, 6 layers (553,793 parameters); `'gated-small'`: 16 filters, 3 layers.
-   * @default 'seed', or 'gated' with `architecture: 'gated'`
+   * `'gated'`: Gated PixelCNN, 64 filters, 6 layers (553,793 parameters); `'gated-small'`: 16 filters, 3 layers;
+   * `'pixelcnn++'`: the paper's CIFAR-10 network, 32×32×3, 5 blocks per stage, 160 filters, 10 mixtures
+   * (53,659,080 parameters with weight normalisation's gains); `'pixelcnn++-small'`: 1 block per stage,
+   * 32 filters, 5 mixtures (577,060 parameters).
+   * @default 'seed', or the architecture's full preset with `architecture` alone
    */
-  preset?: 'seed' | 'small' | 'gated' | 'gated-small'
+  preset?: 'seed' | 'small' | 'gated' | 'gated-small' | 'pixelcnn++' | 'pixelcnn++-small'
   /** @default the preset's */ architecture?: Architecture
   /** @default 28 */ height?: number
   /** @default 28 */ width?: number
@@ -64,12 +70,19 @@ export interface ModelOptions {
   /** Class-conditional on this many classes (≥ 2): `fit`, `sample`, `predict`… then take labels. @default unconditional */
   classes?: number
   /** Feature maps of the residual stream (pixelcnn) or of each stack (gated). @default 128 (seed), 64 (gated) */ filters?: number
-  /** Side of the first layer's kernel, which excludes the centre pixel (odd, ≥ 3). @default 7 */ inputKernel?: number
-  /** 1×1 ReLU layers before the output. @default 2 */ outputLayers?: number
+  /** pixelcnn, gated: side of the first layer's kernel, which excludes the centre pixel (odd, ≥ 3). @default 7 */ inputKernel?: number
+  /** pixelcnn, gated: 1×1 ReLU layers before the output. @default 2 */ outputLayers?: number
   /** pixelcnn: residual blocks. @default 5 */ residualBlocks?: number
   /** pixelcnn: side of each block's mask-B convolution (odd). @default 3 */ residualKernel?: number
   /** gated: gated layers after the first. @default 6 */ layers?: number
   /** gated: kernel side of the stacks (odd, ≥ 3). @default 3 */ kernel?: number
+  /** pixelcnn++: gated ResNet blocks per stage (the paper's nr_resnet, 1–32). @default 5 */ resnetBlocks?: number
+  /** pixelcnn++: dropout probability in every block, in training only (0 ≤ p < 1). @default 0.5 */ dropout?: number
+  /**
+   * pixelcnn++: weight-normalised layers (`weight_g`, `weight_v`), as both published codes train it;
+   * a state dict of the PyTorch port imports name for name. @default true
+   */
+  weightNorm?: boolean
 }
 
 /** The resolved network shape, as stored in checkpoints; fields of the other architecture are absent. */
@@ -84,12 +97,17 @@ export interface ModelConfig {
   mixtures?: number
   classes?: number
   filters: number
-  inputKernel: number
-  outputLayers: number
+  /** pixelcnn, gated. */
+  inputKernel?: number
+  /** pixelcnn, gated. */
+  outputLayers?: number
   residualBlocks?: number
   residualKernel?: number
   layers?: number
   kernel?: number
+  resnetBlocks?: number
+  dropout?: number
+  weightNorm?: boolean
 }
 
 /** Class labels: one class for every image, or one per image. */

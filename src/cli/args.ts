@@ -18,6 +18,7 @@ export const OPTIONS = {
   precision: { type: 'string' },
   output: { type: 'string' },
   mixtures: { type: 'string' },
+  dropout: { type: 'string' },
   channels: { type: 'string' },
   config: { type: 'string' },
   out: { type: 'string' },

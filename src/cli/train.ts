@@ -41,6 +41,8 @@ function modelOptions(args: Args, fromFile: Partial<TrainOptions>, images: Image
   if (args.output) options.output = args.output as Output
   const mixtures = number(args, 'mixtures')
   if (mixtures !== undefined) options.mixtures = mixtures
+  const dropout = number(args, 'dropout')
+  if (dropout !== undefined) options.dropout = dropout
   const classes = number(args, 'classes')
   if (classes !== undefined) options.classes = classes
   else if (args.conditional) {
@@ -53,7 +55,7 @@ function modelOptions(args: Args, fromFile: Partial<TrainOptions>, images: Image
 
 /** Whether the command line or config file says anything about the network (a resumed run must then match it). */
 function modelFlagsGiven(args: Args, fromFile: Partial<TrainOptions>): boolean {
-  return (['preset', 'architecture', 'output', 'mixtures', 'classes', 'conditional'] as const).some((k) => args[k] !== undefined) || fromFile.model !== undefined
+  return (['preset', 'architecture', 'output', 'mixtures', 'dropout', 'classes', 'conditional'] as const).some((k) => args[k] !== undefined) || fromFile.model !== undefined
 }
 
 /**
@@ -140,14 +142,17 @@ export async function train(args: Args): Promise<void> {
   const resuming = Boolean(args.resume) && existsSync(out)
   const resumed = resuming ? await PixelCNN.load(out, { device }) : undefined
   // Categorical models read the 8-bit grayscale; binary ones the seed's binarization.
-  const output = resumed?.config.output ?? (args.output as Output | undefined) ?? fromFile.model?.output ?? 'bernoulli'
+  // PixelCNN++'s presets model 8-bit images (a logistic mixture); the others binary ones.
+  const family = String(args.preset ?? args.architecture ?? fromFile.model?.preset ?? fromFile.model?.architecture ?? '')
+  const presetOutput: Output = family.startsWith('pixelcnn++') ? 'logistic-mixture' : 'bernoulli'
+  const output = resumed?.config.output ?? (args.output as Output | undefined) ?? fromFile.model?.output ?? presetOutput
   const data = await loadDataSource(required(args, 'data'), (p) => line.update(`downloading ${p.file} ${bar(p.totalBytes ? p.bytes / p.totalBytes : 0)} ${(p.bytes / 2 ** 20).toFixed(1)} MiB`), controller.signal, output !== 'bernoulli' ? 'none' : undefined, channelsFlag(args, resumed?.config.channels))
   line.done(`data: ${data.description}: ${data.train.count} training${data.test ? ` and ${data.test.count} validation` : ''} images`)
   const seed = number(args, 'seed') ?? fromFile.seed
 
   if (resumed && modelFlagsGiven(args, fromFile)) {
     const requested = requestedConfig(modelOptions(args, fromFile, data.train, data.trainLabels))
-    checkSameNetwork(requested, resumed.config, out, 'the model flags (--preset, --architecture, --output, --mixtures, --classes, --conditional, the config file\'s `model`)')
+    checkSameNetwork(requested, resumed.config, out, 'the model flags (--preset, --architecture, --output, --mixtures, --dropout, --classes, --conditional, the config file\'s `model`)')
   }
   const model = resumed
     ? resumed

@@ -27,7 +27,7 @@ fn main() -> pixelcnn_core::Result<()> {
     let mut state = ModelState::new(config, Device::Cpu, 0)?;
     let step = |state: &mut ModelState| -> pixelcnn_core::Result<f64> {
         let t = Instant::now();
-        let _loss = compute_gradients(&state.net, &x, None, precision)?;
+        let _loss = compute_gradients(&state.net, &x, None, precision, None)?;
         apply_update(state, 1e-3)?;
         Ok(t.elapsed().as_secs_f64())
     };

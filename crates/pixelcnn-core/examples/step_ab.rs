@@ -39,14 +39,14 @@ fn main() -> pixelcnn_core::Result<()> {
         let t0 = Instant::now();
         if gate {
             fused_gate::set_enabled(false);
-            let _ = compute_gradients(&state.net, &x, None, Precision::Fp32)?;
+            let _ = compute_gradients(&state.net, &x, None, Precision::Fp32, None)?;
             fused_gate::set_enabled(true);
         } else {
-            let _ = backward_share(&state.net, &x, None, Precision::Fp32, 1.0)?;
+            let _ = backward_share(&state.net, &x, None, Precision::Fp32, 1.0, None)?;
         }
         apply_update(&mut state, 1e-4)?;
         let t1 = Instant::now();
-        let _ = compute_gradients(&state.net, &x, None, Precision::Fp32)?;
+        let _ = compute_gradients(&state.net, &x, None, Precision::Fp32, None)?;
         apply_update(&mut state, 1e-4)?;
         let t2 = Instant::now();
         if i > 0 {

@@ -27,6 +27,7 @@
 use crate::config::Precision;
 use crate::device::set_threads_of_this_thread;
 use crate::error::{Error, Result};
+use crate::network::dropout::Noise;
 use crate::network::Network;
 use crate::train::backward_share;
 use tch::{Device, Tensor};
@@ -58,14 +59,14 @@ unsafe impl Sync for SharedNetwork<'_> {}
 
 /// Runs `job` on `parts` consecutive slices of the batch at once, one thread
 /// each (this one included), each with its share of libtorch's threads; the
-/// results come back in order. `job` gets the network, a slice, its labels and
-/// its weight (slice size / batch size).
+/// results come back in order. `job` gets the network, a slice, its labels,
+/// its weight (slice size / batch size) and where it starts in the batch.
 fn in_parts<T: Send>(
     net: &Network,
     x: &Tensor,
     labels: Option<&Tensor>,
     parts: i64,
-    job: &(dyn Fn(&Network, &Tensor, Option<&Tensor>, f64) -> Result<T> + Sync),
+    job: &(dyn Fn(&Network, &Tensor, Option<&Tensor>, f64, i64) -> Result<T> + Sync),
 ) -> Result<Vec<T>> {
     let batch = x.size()[0];
     let threads = tch::get_num_threads();
@@ -73,28 +74,28 @@ fn in_parts<T: Send>(
     let share = (threads as i64 / parts).max(1) as i32;
     set_threads_of_this_thread(share);
     let part_len = (batch + parts - 1) / parts;
-    let slices: Vec<(Tensor, Option<Tensor>, f64)> = (0..parts)
+    let slices: Vec<(Tensor, Option<Tensor>, f64, i64)> = (0..parts)
         .map(|p| {
             let start = p * part_len;
             let len = part_len.min(batch - start);
             let labels = labels.map(|l| l.f_narrow(0, start, len)).transpose()?;
-            Ok((x.f_narrow(0, start, len)?, labels, len as f64 / batch as f64))
+            Ok((x.f_narrow(0, start, len)?, labels, len as f64 / batch as f64, start))
         })
         .collect::<Result<_>>()?;
     let shared = SharedNetwork(net);
     let shared = &shared;
     let results: Vec<Result<T>> = std::thread::scope(|scope| {
         let mut slices = slices.into_iter();
-        let (x0, y0, w0) = slices.next().expect("at least one part");
+        let (x0, y0, w0, s0) = slices.next().expect("at least one part");
         let handles: Vec<_> = slices
-            .map(|(x, y, w)| {
+            .map(|(x, y, w, start)| {
                 scope.spawn(move || {
                     set_threads_of_this_thread(share);
-                    job(shared.0, &x, y.as_ref(), w)
+                    job(shared.0, &x, y.as_ref(), w, start)
                 })
             })
             .collect();
-        let mut results = vec![job(net, &x0, y0.as_ref(), w0)];
+        let mut results = vec![job(net, &x0, y0.as_ref(), w0, s0)];
         for handle in handles {
             results.push(handle.join().unwrap_or_else(|_| Err(Error::Internal("a thread of the batch split panicked".into()))));
         }
@@ -107,8 +108,11 @@ fn in_parts<T: Send>(
 /// Back-propagates each of `parts` consecutive slices of the batch at once
 /// (`train::backward_share`) and returns the sum of their losses: the batch's
 /// mean loss, still on the device.
-pub fn gradients_in_parts(net: &Network, x: &Tensor, labels: Option<&Tensor>, precision: Precision, parts: i64) -> Result<Tensor> {
-    let losses = in_parts(net, x, labels, parts, &|net, x, y, weight| backward_share(net, x, y, precision, weight))?;
+pub fn gradients_in_parts(net: &Network, x: &Tensor, labels: Option<&Tensor>, precision: Precision, parts: i64, noise: Option<&Noise>) -> Result<Tensor> {
+    let losses = in_parts(net, x, labels, parts, &|net, x, y, weight, start| {
+        let noise = noise.map(|n| n.part(start, x.size()[0]));
+        backward_share(net, x, y, precision, weight, noise.as_ref())
+    })?;
     Ok(Tensor::f_stack(&losses, 0)?.f_sum(tch::Kind::Float)?)
 }
 
@@ -127,6 +131,6 @@ pub fn map_in_parts(
         return tch::no_grad(|| f(net, x, labels));
     }
     // Grad mode is per thread: each part enters no-grad itself.
-    let outputs = in_parts(net, x, labels, parts, &|net, x, y, _| tch::no_grad(|| f(net, x, y)))?;
+    let outputs = in_parts(net, x, labels, parts, &|net, x, y, _, _| tch::no_grad(|| f(net, x, y)))?;
     Ok(Tensor::f_cat(&outputs, 0)?)
 }

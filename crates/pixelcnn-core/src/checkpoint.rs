@@ -169,7 +169,7 @@ pub fn from_bytes(bytes: &[u8], path: &Path, device: Device) -> Result<ModelStat
     if let Some(extra) = file.names().into_iter().find(|n| !expected.iter().any(|(e, _)| e == *n)) {
         return Err(Error::checkpoint(path, format!(
             "tensor `{extra}` is not part of the {} network that metadata `config` describes",
-            format!("{:?}", config.architecture).to_lowercase()
+            config.architecture.name()
         )));
     }
     let mut state = ModelState::new(config, device, 0)?;

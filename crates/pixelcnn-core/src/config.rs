@@ -17,6 +17,21 @@ pub enum Architecture {
     /// Gated PixelCNN (van den Oord et al. 2016): vertical and horizontal
     /// stacks, gated units, no blind spot.
     Gated,
+    /// PixelCNN++ (Salimans et al. 2017): shifted convolutions, gated ResNet
+    /// blocks over three resolutions with U-Net skips.
+    #[serde(rename = "pixelcnn++")]
+    PixelcnnPp,
+}
+
+impl Architecture {
+    /// As users write it: "pixelcnn", "gated", "pixelcnn++".
+    pub fn name(self) -> &'static str {
+        match self {
+            Architecture::Pixelcnn => "pixelcnn",
+            Architecture::Gated => "gated",
+            Architecture::PixelcnnPp => "pixelcnn++",
+        }
+    }
 }
 
 /// The distribution of each sub-pixel given the pixels before it.
@@ -76,10 +91,12 @@ pub struct ModelConfig {
     pub classes: Option<i64>,
     /// Feature maps of the residual stream (pixelcnn) or of each stack (gated).
     pub filters: i64,
-    /// Side of the first layer's kernel, which excludes the centre pixel.
-    pub input_kernel: i64,
-    /// 1×1 ReLU layers between the last hidden layer and the logits.
-    pub output_layers: i64,
+    /// pixelcnn, gated: side of the first layer's kernel, which excludes the centre pixel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_kernel: Option<i64>,
+    /// pixelcnn, gated: 1×1 ReLU layers between the last hidden layer and the logits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_layers: Option<i64>,
     /// pixelcnn: residual blocks after the first layer (the seed: 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub residual_blocks: Option<i64>,
@@ -92,10 +109,20 @@ pub struct ModelConfig {
     /// gated: kernel side of the gated layers' stacks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<i64>,
+    /// pixelcnn++: gated ResNet blocks per stage (the paper's nr_resnet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resnet_blocks: Option<i64>,
+    /// pixelcnn++: dropout probability inside every block, in training only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropout: Option<f64>,
+    /// pixelcnn++: weight-normalised layers (`weight_g`, `weight_v`), as both
+    /// published codes train it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_norm: Option<bool>,
 }
 
 /// The named starting points of `create({ preset })`.
-pub const PRESETS: &[&str] = &["seed", "small", "gated", "gated-small"];
+pub const PRESETS: &[&str] = &["seed", "small", "gated", "gated-small", "pixelcnn++", "pixelcnn++-small"];
 
 impl ModelConfig {
     /// The Keras example this project started from: 532,673 parameters.
@@ -109,18 +136,21 @@ impl ModelConfig {
             mixtures: None,
             classes: None,
             filters: 128,
-            input_kernel: 7,
-            output_layers: 2,
+            input_kernel: Some(7),
+            output_layers: Some(2),
             residual_blocks: Some(5),
             residual_kernel: Some(3),
             layers: None,
             kernel: None,
+            resnet_blocks: None,
+            dropout: None,
+            weight_norm: None,
         }
     }
 
     /// A network small enough for tests and quick experiments on two cores.
     pub fn small() -> Self {
-        ModelConfig { filters: 32, residual_blocks: Some(2), input_kernel: 5, output_layers: 1, ..Self::seed() }
+        ModelConfig { filters: 32, residual_blocks: Some(2), input_kernel: Some(5), output_layers: Some(1), ..Self::seed() }
     }
 
     /// Gated PixelCNN at about the seed's parameter budget (553,793).
@@ -137,7 +167,7 @@ impl ModelConfig {
     }
 
     pub fn gated_small() -> Self {
-        ModelConfig { filters: 16, layers: Some(3), input_kernel: 5, output_layers: 1, ..Self::gated() }
+        ModelConfig { filters: 16, layers: Some(3), input_kernel: Some(5), output_layers: Some(1), ..Self::gated() }
     }
 
     pub fn preset(name: &str) -> Option<Self> {
@@ -146,6 +176,8 @@ impl ModelConfig {
             "small" => Some(Self::small()),
             "gated" => Some(Self::gated()),
             "gated-small" => Some(Self::gated_small()),
+            "pixelcnn++" => Some(crate::network::pixelcnn_pp::preset()),
+            "pixelcnn++-small" => Some(crate::network::pixelcnn_pp::small_preset()),
             _ => None,
         }
     }
@@ -170,13 +202,14 @@ impl ModelConfig {
             })?,
             Some(other) => return Err(Error::config("model.preset", format!("must be a string, got {}", quote(&other)))),
             None if architecture == Some(Architecture::Gated) => Self::gated(),
+            None if architecture == Some(Architecture::PixelcnnPp) => crate::network::pixelcnn_pp::preset(),
             None => Self::seed(),
         };
         if let Some(a) = architecture {
             if a != base.architecture {
                 return Err(Error::config(
                     "model.architecture",
-                    format!("is {a:?} but the preset is a {:?} network; leave one of them out", base.architecture).to_lowercase(),
+                    format!("is '{}' but the preset is a '{}' network; leave one of them out", a.name(), base.architecture.name()),
                 ));
             }
         }
@@ -184,6 +217,12 @@ impl ModelConfig {
             Ok(Value::Object(m)) => m,
             _ => return Err(Error::Internal("a preset did not serialize to an object".into())),
         };
+        // A preset's mixture count goes with its mixture output: asking for
+        // another output without a count drops it.
+        let other_output = fields.get("output").is_some_and(|o| o.as_str() != Some("logistic-mixture"));
+        if other_output && !fields.contains_key("mixtures") {
+            merged.remove("mixtures");
+        }
         merged.extend(fields);
         let mut config: ModelConfig = from_value(&Value::Object(merged), "model")?;
         if config.output == Output::LogisticMixture && config.mixtures.is_none() {
@@ -205,7 +244,6 @@ impl ModelConfig {
         if let Some(k) = self.classes {
             field("classes", (2..=100_000).contains(&k), format!("must be between 2 and 100000 (leave it out for an unconditional model), got {k}"))?;
         }
-        check_range("model.outputLayers", self.output_layers, 0, 16)?;
         match (self.output, self.mixtures) {
             (Output::LogisticMixture, Some(k)) => check_range("model.mixtures", k, 1, 256)?,
             (Output::LogisticMixture, None) => return Err(Error::config("model.mixtures", "is required for output 'logistic-mixture'")),
@@ -214,15 +252,26 @@ impl ModelConfig {
             }
             (_, None) => {}
         }
-        // The other architecture's fields must be absent: set by mistake they would be silently ignored.
-        let foreign: &[(&str, Option<i64>)] = match self.architecture {
-            Architecture::Pixelcnn => &[("layers", self.layers), ("kernel", self.kernel)],
-            Architecture::Gated => &[("residualBlocks", self.residual_blocks), ("residualKernel", self.residual_kernel)],
+        // Another architecture's fields must be absent: set by mistake they would be silently ignored.
+        let foreign: Vec<(&str, bool)> = vec![
+            ("inputKernel", self.input_kernel.is_some()),
+            ("outputLayers", self.output_layers.is_some()),
+            ("residualBlocks", self.residual_blocks.is_some()),
+            ("residualKernel", self.residual_kernel.is_some()),
+            ("layers", self.layers.is_some()),
+            ("kernel", self.kernel.is_some()),
+            ("resnetBlocks", self.resnet_blocks.is_some()),
+            ("dropout", self.dropout.is_some()),
+            ("weightNorm", self.weight_norm.is_some()),
+        ];
+        let own: &[&str] = match self.architecture {
+            Architecture::Pixelcnn => &["inputKernel", "outputLayers", "residualBlocks", "residualKernel"],
+            Architecture::Gated => &["inputKernel", "outputLayers", "layers", "kernel"],
+            Architecture::PixelcnnPp => crate::network::pixelcnn_pp::FIELDS,
         };
-        for (name, value) in foreign {
-            if let Some(v) = value {
-                let arch = format!("{:?}", self.architecture).to_lowercase();
-                return Err(Error::config(format!("model.{name}"), format!("does not apply to architecture '{arch}' (got {v})")));
+        for (name, set) in foreign {
+            if set && !own.contains(&name) {
+                return Err(Error::config(format!("model.{name}"), format!("does not apply to architecture '{}'", self.architecture.name())));
             }
         }
         let required = |name: &str, v: Option<i64>| v.ok_or_else(|| Error::config(format!("model.{name}"), "is required for this architecture"));
@@ -232,23 +281,27 @@ impl ModelConfig {
                     format!("must be an even number between 2 and 4096 (blocks use filters / 2), got {}", self.filters))?;
                 check_range("model.residualBlocks", required("residualBlocks", self.residual_blocks)?, 0, 64)?;
                 // A mask-A kernel of side 1 sees nothing at all; even sides have no centre.
-                odd("inputKernel", self.input_kernel, 3)?;
+                odd("inputKernel", required("inputKernel", self.input_kernel)?, 3)?;
                 odd("residualKernel", required("residualKernel", self.residual_kernel)?, 1)?;
+                check_range("model.outputLayers", required("outputLayers", self.output_layers)?, 0, 16)?;
             }
             Architecture::Gated => {
                 check_range("model.filters", self.filters, 1, 4096)?;
                 check_range("model.layers", required("layers", self.layers)?, 1, 64)?;
                 // The first layer reads input_kernel/2 rows above and columns left; side 1 would read nothing.
-                odd("inputKernel", self.input_kernel, 3)?;
+                odd("inputKernel", required("inputKernel", self.input_kernel)?, 3)?;
                 odd("kernel", required("kernel", self.kernel)?, 3)?;
+                check_range("model.outputLayers", required("outputLayers", self.output_layers)?, 0, 16)?;
             }
+            Architecture::PixelcnnPp => crate::network::pixelcnn_pp::validate(self)?,
         }
         let groups = self.channel_groups().0;
-        if groups > 1 {
+        // PixelCNN++ reads a pixel's earlier channels only at its output (`pixel_link`).
+        if groups > 1 && self.architecture != Architecture::PixelcnnPp {
             // Each layer's channels are split into R, G and B groups: the narrowest layer needs one of each.
             let (narrowest, least) = match self.architecture {
                 Architecture::Pixelcnn => (self.filters / 2, 2 * groups),
-                Architecture::Gated => (self.filters, groups),
+                _ => (self.filters, groups),
             };
             field("filters", narrowest >= groups, format!(
                 "must be at least {least} with channels: 3 and output '{}' (every layer splits its channels into R, G and B groups), got {}",
@@ -303,6 +356,12 @@ impl ModelConfig {
     }
     pub fn kernel(&self) -> i64 {
         self.kernel.unwrap_or(3)
+    }
+    pub fn input_kernel(&self) -> i64 {
+        self.input_kernel.unwrap_or(3)
+    }
+    pub fn output_layers(&self) -> i64 {
+        self.output_layers.unwrap_or(0)
     }
 }
 

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::evaluate::mean_loss;
 use crate::images::ImagesRef;
 use crate::labels::{self, Labels};
+use crate::network::dropout::Noise;
 use crate::network::Network;
 use crate::rng::Rng;
 use crate::state::{EpochRecord, ModelState, PartialEpoch};
@@ -43,17 +44,19 @@ pub struct Split<'a> {
 /// Forward and backward pass on one batch; the gradients accumulate in the
 /// parameters. Returns the mean loss, still on the device. On the CPU the
 /// batch runs as parts on several threads at once (`batch_split.rs`).
-pub fn compute_gradients(net: &Network, x: &Tensor, labels: Option<&Tensor>, precision: Precision) -> Result<Tensor> {
+/// `noise`: the step's dropout noise for the images of `x` (architectures
+/// with dropout; `None`: none).
+pub fn compute_gradients(net: &Network, x: &Tensor, labels: Option<&Tensor>, precision: Precision, noise: Option<&Noise>) -> Result<Tensor> {
     match batch_split::parts_for(net.device(), x.size()[0]) {
-        1 => backward_share(net, x, labels, precision, 1.0),
-        parts => batch_split::gradients_in_parts(net, x, labels, precision, parts),
+        1 => backward_share(net, x, labels, precision, 1.0, noise),
+        parts => batch_split::gradients_in_parts(net, x, labels, precision, parts, noise),
     }
 }
 
 /// Back-propagates `weight` × the mean loss over the images `x` (the share
 /// of a batch they are); returns that product, detached.
-pub fn backward_share(net: &Network, x: &Tensor, labels: Option<&Tensor>, precision: Precision, weight: f64) -> Result<Tensor> {
-    let mut loss = crate::output::nll(net.config(), &net.forward(x, labels, precision)?, x, Reduction::Mean)?;
+pub fn backward_share(net: &Network, x: &Tensor, labels: Option<&Tensor>, precision: Precision, weight: f64, noise: Option<&Noise>) -> Result<Tensor> {
+    let mut loss = crate::output::nll(net.config(), &net.forward_training(x, labels, precision, noise)?, x, Reduction::Mean)?;
     if weight != 1.0 {
         loss = loss.f_mul_scalar(weight)?;
     }
@@ -251,7 +254,10 @@ pub fn fit_in_group(
             let index = Tensor::f_from_slice(share)?.f_to_device(device)?;
             let x = train_images.f_index_select(0, &index)?.f_to_kind(Kind::Float)?; // (B, C, H, W)
             let y = train_labels.as_ref().map(|l| l.f_index_select(0, &index)).transpose()?;
-            let loss = compute_gradients(&state.net, &x, y.as_ref(), precision)?;
+            // Dropout masks follow each image (its index in the data) and the
+            // step: the same whatever the batch's split into parts or ranks.
+            let noise = Noise { key: crate::network::dropout::step_key(config.seed, epoch, step as i64), ids: share.to_vec() };
+            let loss = compute_gradients(&state.net, &x, y.as_ref(), precision, Some(&noise))?;
             let loss = match group.as_deref_mut() {
                 Some(g) => average_gradients(state, g, &loss, weight)?,
                 None => loss,

@@ -26,11 +26,11 @@ fn colour(config: ModelConfig, output: Output) -> ModelConfig {
 }
 
 fn small_pixelcnn() -> ModelConfig {
-    ModelConfig { height: 5, width: 4, filters: 12, residual_blocks: Some(2), input_kernel: 3, residual_kernel: Some(3), output_layers: 1, ..ModelConfig::seed() }
+    ModelConfig { height: 5, width: 4, filters: 12, residual_blocks: Some(2), input_kernel: Some(3), residual_kernel: Some(3), output_layers: Some(1), ..ModelConfig::seed() }
 }
 
 fn small_gated() -> ModelConfig {
-    ModelConfig { height: 5, width: 4, filters: 9, layers: Some(3), input_kernel: 3, kernel: Some(3), output_layers: 1, ..ModelConfig::gated() }
+    ModelConfig { height: 5, width: 4, filters: 9, layers: Some(3), input_kernel: Some(3), kernel: Some(3), output_layers: Some(1), ..ModelConfig::gated() }
 }
 
 const OUTPUTS: [Output; 3] = [Output::Bernoulli, Output::Categorical, Output::LogisticMixture];
@@ -265,7 +265,7 @@ fn fast_sampling_and_completion_make_exactly_the_reference_samplers_colour_image
 
 #[test]
 fn colour_models_learn_and_round_trip_through_checkpoints() {
-    let net = ModelConfig { height: 6, width: 6, filters: 12, layers: Some(2), input_kernel: 3, output_layers: 1, ..ModelConfig::gated_small() };
+    let net = ModelConfig { height: 6, width: 6, filters: 12, layers: Some(2), input_kernel: Some(3), output_layers: Some(1), ..ModelConfig::gated_small() };
     for output in [Output::Categorical, Output::LogisticMixture] {
         let config = colour(net.clone(), output);
         let mut state = model(config.clone(), 7);

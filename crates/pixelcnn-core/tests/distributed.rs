@@ -157,7 +157,7 @@ fn parse(line: &str, prefix: &str) -> Vec<f64> {
 /// a gated one, whose last layer has parameters that get no gradient.
 fn net_for(job: &str) -> ModelConfig {
     match job {
-        "train-gated" => ModelConfig { height: 8, width: 8, filters: 8, layers: Some(2), input_kernel: 3, output_layers: 1, ..ModelConfig::gated_small() },
+        "train-gated" => ModelConfig { height: 8, width: 8, filters: 8, layers: Some(2), input_kernel: Some(3), output_layers: Some(1), ..ModelConfig::gated_small() },
         _ => ModelConfig { height: 8, width: 8, filters: 16, residual_blocks: Some(1), ..ModelConfig::small() },
     }
 }

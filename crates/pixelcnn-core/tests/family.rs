@@ -55,7 +55,7 @@ fn dependencies(state: &ModelState, labels: Option<&Tensor>) -> Vec<Vec<bool>> {
 /// raster order and on none at or after i: no blind spot.
 #[test]
 fn gated_network_sees_every_earlier_pixel_and_no_later_one() {
-    let config = ModelConfig { height: 9, width: 9, filters: 16, layers: Some(3), input_kernel: 7, kernel: Some(7), output_layers: 1, ..ModelConfig::gated() };
+    let config = ModelConfig { height: 9, width: 9, filters: 16, layers: Some(3), input_kernel: Some(7), kernel: Some(7), output_layers: Some(1), ..ModelConfig::gated() };
     for (state, labels) in [
         (model(config.clone(), 1), None),
         (model(conditional(config.clone(), 3), 2), Some(Tensor::from_slice(&[2i64]))),
@@ -78,7 +78,7 @@ fn gated_network_sees_every_earlier_pixel_and_no_later_one() {
 /// still misses pixels above and to the right: the blind spot the README names.
 #[test]
 fn the_seeds_architecture_has_a_blind_spot() {
-    let config = ModelConfig { height: 9, width: 9, filters: 32, residual_blocks: Some(6), input_kernel: 3, residual_kernel: Some(3), output_layers: 1, ..ModelConfig::seed() };
+    let config = ModelConfig { height: 9, width: 9, filters: 32, residual_blocks: Some(6), input_kernel: Some(3), residual_kernel: Some(3), output_layers: Some(1), ..ModelConfig::seed() };
     let deps = dependencies(&model(config, 1), None);
     // The prediction at (4, 4) sees (3, 5) and (1, 7) (up-right diagonals)
     // but not (3, 6): one row up, two columns right, inside the cone's reach.

@@ -138,9 +138,9 @@ fn a_gated_training_step_is_the_same_with_the_fused_gate() {
     let _guard = SWITCH.lock().unwrap();
     let (state, x) = gated_state();
     fused_gate::set_enabled(false);
-    let (loss_ref, grads_ref) = gradients(&state, || backward_share(&state.net, &x, None, Precision::Fp32, 1.0).unwrap());
+    let (loss_ref, grads_ref) = gradients(&state, || backward_share(&state.net, &x, None, Precision::Fp32, 1.0, None).unwrap());
     fused_gate::set_enabled(true);
-    let (loss, grads) = gradients(&state, || backward_share(&state.net, &x, None, Precision::Fp32, 1.0).unwrap());
+    let (loss, grads) = gradients(&state, || backward_share(&state.net, &x, None, Precision::Fp32, 1.0, None).unwrap());
     assert!((loss - loss_ref).abs() <= 1e-6 * loss_ref, "loss {loss} against {loss_ref}");
     let worst = largest_relative_difference(&grads_ref, &grads);
     assert!(worst <= 1e-4, "gradients differ by {worst} relative to each tensor's largest");
@@ -165,13 +165,13 @@ fn a_batch_split_across_threads_gives_the_whole_batch_gradients() {
     for (name, config) in nets {
         let labels = config.classes.map(|_| &labels);
         let state = ModelState::new(config, Device::Cpu, 7).unwrap();
-        let (loss_whole, grads_whole) = gradients(&state, || backward_share(&state.net, &x, labels, Precision::Fp32, 1.0).unwrap());
-        let (loss_split, grads_split) = gradients(&state, || compute_gradients(&state.net, &x, labels, Precision::Fp32).unwrap());
+        let (loss_whole, grads_whole) = gradients(&state, || backward_share(&state.net, &x, labels, Precision::Fp32, 1.0, None).unwrap());
+        let (loss_split, grads_split) = gradients(&state, || compute_gradients(&state.net, &x, labels, Precision::Fp32, None).unwrap());
         assert!((loss_whole - loss_split).abs() <= 1e-6 * loss_whole, "{name}: loss {loss_split} against {loss_whole}");
         let worst = largest_relative_difference(&grads_whole, &grads_split);
         assert!(worst <= 1e-5, "{name}: gradients differ by {worst} relative to each tensor's largest");
         // Deterministic: the same split twice gives the same gradients, bit for bit.
-        let (_, again) = gradients(&state, || compute_gradients(&state.net, &x, labels, Precision::Fp32).unwrap());
+        let (_, again) = gradients(&state, || compute_gradients(&state.net, &x, labels, Precision::Fp32, None).unwrap());
         assert_eq!(largest_relative_difference(&grads_split, &again), 0.0, "{name}");
     }
     assert_eq!(tch::get_num_threads(), 2, "the thread count is restored");

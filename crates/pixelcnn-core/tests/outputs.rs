@@ -209,7 +209,7 @@ fn fast_sampling_and_completion_make_exactly_the_reference_samplers_8_bit_images
 /// The 256 logits at pixel i depend on no pixel at or after i, and on its neighbours on the left and above.
 #[test]
 fn categorical_outputs_stay_causal() {
-    let config = categorical(ModelConfig { height: 6, width: 6, filters: 16, layers: Some(2), input_kernel: 5, kernel: Some(3), output_layers: 1, ..ModelConfig::gated() });
+    let config = categorical(ModelConfig { height: 6, width: 6, filters: 16, layers: Some(2), input_kernel: Some(5), kernel: Some(3), output_layers: Some(1), ..ModelConfig::gated() });
     let state = model(config, 2);
     // Seen over several inputs: one input can leave a ReLU of the head off.
     let mut seen = vec![vec![false; 36]; 36];
@@ -240,7 +240,7 @@ fn rows_of_levels(count: usize, h: i64, w: i64, seed: u64) -> Vec<u8> {
 
 #[test]
 fn categorical_and_mixture_models_learn_8_bit_images_and_checkpoints_round_trip() {
-    let small = ModelConfig { height: 8, width: 8, filters: 16, layers: Some(2), input_kernel: 3, output_layers: 1, ..ModelConfig::gated_small() };
+    let small = ModelConfig { height: 8, width: 8, filters: 16, layers: Some(2), input_kernel: Some(3), output_layers: Some(1), ..ModelConfig::gated_small() };
     for config in [categorical(small.clone()), mixture(small, 4)] {
         learns_and_round_trips(config);
     }

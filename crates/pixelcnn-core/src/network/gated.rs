@@ -68,7 +68,7 @@ pub struct GatedPixelCnn {
 /// three channel groups the first horizontal layer also reads the current
 /// pixel (its earlier channels, through the centre mask): cols c−p0 … c.
 fn geometry(config: &ModelConfig) -> [([i64; 2], [i64; 2]); 4] {
-    let (k0, k) = (config.input_kernel, config.kernel());
+    let (k0, k) = (config.input_kernel(), config.kernel());
     let (p0, p) = (k0 / 2, k / 2);
     let centre = if config.channel_groups().is_one() { 0 } else { 1 };
     [([p0, k0], [p0, p0]), ([1, p0 + centre], [0, p0]), ([p + 1, k], [p, p]), ([1, p + 1], [0, p])]
@@ -111,7 +111,7 @@ impl GatedPixelCnn {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let head = (0..config.output_layers)
+        let head = (0..config.output_layers())
             .map(|j| Conv::new(params, &format!("head.{j}"), f, f, 1, pointwise, g, classes, rng))
             .collect::<Result<Vec<_>>>()?;
         let output = Conv::new(params, "output", f, config.output_channels(), 1, pointwise, g, classes, rng)?;

@@ -5,12 +5,15 @@
 
 pub mod channel_groups;
 pub mod class_bias;
+pub mod dropout;
 pub mod fused_gate;
 pub mod gated;
 pub mod masked_conv;
 pub mod params;
 pub mod pixelcnn;
+pub mod pixelcnn_pp;
 pub mod shifted_conv;
+pub mod weight_norm;
 
 use crate::config::{Architecture, ModelConfig, Precision};
 use crate::error::Result;
@@ -19,6 +22,7 @@ use tch::{Device, Kind, Tensor};
 
 pub use gated::GatedPixelCnn;
 pub use pixelcnn::PixelCnn;
+pub use pixelcnn_pp::PixelCnnPp;
 
 /// A network of one architecture, with its parameters as it registered them
 /// (`params.rs`).
@@ -31,6 +35,7 @@ pub struct Network {
 pub enum Architectures {
     PixelCnn(PixelCnn),
     Gated(GatedPixelCnn),
+    PixelCnnPp(PixelCnnPp),
 }
 
 impl Architectures {
@@ -39,6 +44,7 @@ impl Architectures {
         Ok(match config.architecture {
             Architecture::Pixelcnn => Architectures::PixelCnn(PixelCnn::new(config, params, seed)?),
             Architecture::Gated => Architectures::Gated(GatedPixelCnn::new(config, params, seed)?),
+            Architecture::PixelcnnPp => Architectures::PixelCnnPp(PixelCnnPp::new(config, params, seed)?),
         })
     }
 }
@@ -62,6 +68,7 @@ impl Network {
         match &self.net {
             Architectures::PixelCnn(n) => &n.config,
             Architectures::Gated(n) => &n.config,
+            Architectures::PixelCnnPp(n) => &n.config,
         }
     }
 
@@ -69,6 +76,7 @@ impl Network {
         match &self.net {
             Architectures::PixelCnn(n) => n.device,
             Architectures::Gated(n) => n.device,
+            Architectures::PixelCnnPp(n) => n.device,
         }
     }
 
@@ -102,10 +110,17 @@ impl Network {
     /// In bf16 the input is cast once and each layer computes in the type of
     /// its input; the logits come back as fp32 for the loss and the draws.
     pub fn forward(&self, x: &Tensor, labels: Option<&Tensor>, precision: Precision) -> Result<Tensor> {
+        self.forward_training(x, labels, precision, None)
+    }
+
+    /// `forward` with a training step's noise (`noise`: the architecture's
+    /// dropout, if it has any; `None`: evaluation).
+    pub fn forward_training(&self, x: &Tensor, labels: Option<&Tensor>, precision: Precision, noise: Option<&dropout::Noise>) -> Result<Tensor> {
         let x = crate::precision::cast(&crate::output::network_input(self.config(), x)?, precision.kind())?;
         let logits = match &self.net {
             Architectures::PixelCnn(n) => n.forward(&x, labels)?,
             Architectures::Gated(n) => n.forward(&x, labels)?,
+            Architectures::PixelCnnPp(n) => n.forward(&x, labels, noise)?,
         };
         crate::precision::cast(&logits, Kind::Float)
     }

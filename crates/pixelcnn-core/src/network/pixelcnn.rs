@@ -51,7 +51,7 @@ impl PixelCnn {
         let rng = &mut rng;
         let (f, k, g) = (config.filters, config.classes, config.channel_groups());
         let pointwise = Mask::pointwise(g);
-        let input_conv = Conv::new(params, "input_conv", config.channels, f, config.input_kernel, Mask::A, g, k, rng)?;
+        let input_conv = Conv::new(params, "input_conv", config.channels, f, config.input_kernel(), Mask::A, g, k, rng)?;
         let blocks = (0..config.residual_blocks())
             .map(|i| {
                 Ok(ResidualBlock {
@@ -61,7 +61,7 @@ impl PixelCnn {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let head = (0..config.output_layers)
+        let head = (0..config.output_layers())
             .map(|i| Conv::new(params, &format!("head.{i}"), f, f, 1, pointwise, g, k, rng))
             .collect::<Result<Vec<_>>>()?;
         let output = Conv::new(params, "output", f, config.output_channels(), 1, pointwise, g, k, rng)?;

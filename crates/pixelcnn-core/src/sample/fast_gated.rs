@@ -112,7 +112,7 @@ impl Plan {
     pub(super) fn new(net: &GatedPixelCnn, inputs: &BatchInputs, batch: i64) -> Result<Self> {
         let cfg = &net.config;
         let (h, w, f, channels) = (cfg.height, cfg.width, cfg.filters, cfg.channels);
-        let (p0, p) = (cfg.input_kernel / 2, cfg.kernel() / 2);
+        let (p0, p) = (cfg.input_kernel() / 2, cfg.kernel() / 2);
         let kind = inputs.precision.kind();
         let options = (kind, net.device);
         let labels = inputs.labels.as_ref();
@@ -219,7 +219,7 @@ impl PixelSource for Plan {
     }
 
     fn set_value(&mut self, r: i64, c: i64, ch: i64, _raw: &Tensor, input: &Tensor) -> Result<()> {
-        let p0 = self.config.input_kernel / 2;
+        let p0 = self.config.input_kernel() / 2;
         self.image.f_select(1, ch)?.f_select(1, r + p0)?.f_select(1, c + p0)?.f_copy_(input)?;
         self.image_row.f_select(1, c + p0)?.f_select(1, ch)?.f_copy_(input)?;
         Ok(())

@@ -146,7 +146,9 @@ pub fn sample(
     // The fast sampler's per-pixel products are small: below a few hundred
     // images per batch, one thread beats two on a CPU (81 images: 0.80 s with
     // 1 thread, 1.49 s with 2; 512 images: 4.82 s vs 4.51 s, BENCHMARKS.md).
-    let small_cpu_batches = net.device() == Device::Cpu && config.method == SampleMethod::Fast && batch_size <= 256;
+    // PixelCNN++ has no incremental sampler yet: its 'fast' runs the reference loop.
+    let method = if matches!(net.architecture(), Architectures::PixelCnnPp(_)) { SampleMethod::Reference } else { config.method };
+    let small_cpu_batches = net.device() == Device::Cpu && method == SampleMethod::Fast && batch_size <= 256;
     let threads = SamplerThreads { rows: config.threads, pixels: config.threads.or(small_cpu_batches.then_some(1)) };
     threads.for_pixels();
     let c = net.config();
@@ -159,7 +161,7 @@ pub fn sample(
         seed: config.seed,
         temperature: config.temperature,
         batch_size: config.batch_size,
-        method: config.method,
+        method,
         threads: config.threads,
         labels: None,
         precision,
@@ -228,6 +230,7 @@ fn fast_plan(net: &Network, inputs: &BatchInputs, batch: i64) -> Result<Box<dyn 
     Ok(match net.architecture() {
         Architectures::PixelCnn(n) => Box::new(fast_pixelcnn::Plan::new(n, inputs, batch)?),
         Architectures::Gated(n) => Box::new(fast_gated::Plan::new(n, inputs, batch)?),
+        Architectures::PixelCnnPp(_) => return Err(crate::error::Error::Internal("pixelcnn++ has no incremental sampler".into())),
     })
 }
 

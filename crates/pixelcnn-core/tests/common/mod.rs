@@ -29,12 +29,12 @@ pub fn model(config: ModelConfig, seed: u64) -> ModelState {
 
 /// Small nets of different shapes: the small preset and one with other kernel sizes.
 pub fn custom_config() -> ModelConfig {
-    ModelConfig { height: 10, width: 9, filters: 16, residual_blocks: Some(3), input_kernel: 3, residual_kernel: Some(5), output_layers: 0, ..ModelConfig::seed() }
+    ModelConfig { height: 10, width: 9, filters: 16, residual_blocks: Some(3), input_kernel: Some(3), residual_kernel: Some(5), output_layers: Some(0), ..ModelConfig::seed() }
 }
 
 /// A gated net with other kernel sizes and an odd image size.
 pub fn custom_gated_config() -> ModelConfig {
-    ModelConfig { height: 9, width: 7, filters: 8, layers: Some(3), input_kernel: 3, kernel: Some(5), output_layers: 2, ..ModelConfig::gated() }
+    ModelConfig { height: 9, width: 7, filters: 8, layers: Some(3), input_kernel: Some(3), kernel: Some(5), output_layers: Some(2), ..ModelConfig::gated() }
 }
 
 /// The same config, class-conditional.
