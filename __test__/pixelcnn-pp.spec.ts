@@ -1,5 +1,5 @@
 import test from 'ava'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { ConfigError, PixelCNN, type ImageBatch } from '../src/index'
 import { runCli } from './helpers/cli'
@@ -121,4 +121,33 @@ test('the CLI trains pixelcnn++ with --architecture and --dropout, on 8-bit data
   t.is(model.config.architecture, 'pixelcnn++')
   t.is(model.config.dropout, 0.25)
   t.is(model.config.output, 'logistic-mixture', "the architecture's preset output, on the data's 8-bit values")
+})
+
+const PORT_FIXTURE = path.join(__dirname, '..', 'crates', 'pixelcnn-core', 'tests', 'fixtures', 'pixelcnnpp-port')
+
+test('a state dict of the PyTorch port imports (API and CLI), evaluates as the port computed, samples, and saves', async (t) => {
+  const expected = JSON.parse(readFileSync(path.join(PORT_FIXTURE, 'rgb.expected.json'), 'utf8')) as { nll_per_image: number[] }
+  const bytes = readFileSync(path.join(PORT_FIXTURE, 'rgb.images.bin'))
+  const images: ImageBatch = { data: new Uint8Array(bytes), count: 4, height: 8, width: 8, channels: 3 }
+  const model = await PixelCNN.importPixelCnnPp(path.join(PORT_FIXTURE, 'rgb.pth'), { height: 8, width: 8, device: 'cpu' })
+  t.like(model.config, { architecture: 'pixelcnn++', channels: 3, filters: 4, resnetBlocks: 1, mixtures: 2, weightNorm: true, output: 'logistic-mixture' })
+  const logProbs = await model.logProbs(images, { precision: 'fp32' })
+  for (let n = 0; n < 4; n++) {
+    const nats = -logProbs.subarray(n * 192, (n + 1) * 192).reduce((a, b) => a + b, 0)
+    t.true(Math.abs(nats - expected.nll_per_image[n]) < 1e-3, `image ${n}: ${nats} here, ${expected.nll_per_image[n]} in the port`)
+  }
+  t.is((await model.sample({ count: 2, seed: 1 })).data.length, 2 * 192)
+
+  const out = path.join(dir, 'imported', 'rgb.safetensors')
+  const run = await runCli(['import', '--from', path.join(PORT_FIXTURE, 'rgb.pth'), '--out', out, '--height', '8', '--width', '8'])
+  t.is(run.code, 0, run.stderr)
+  t.regex(run.stdout, /imported .*rgb\.pth: pixelcnn\+\+ for 8×8×3 images, 4 filters, 1 blocks, 2 mixtures/)
+  const saved = await PixelCNN.load(out)
+  t.deepEqual(await saved.logProbs(images, { precision: 'fp32' }), logProbs)
+
+  const bad = path.join(dir, 'not-a-state-dict.pth')
+  writeFileSync(bad, 'hello')
+  await t.throwsAsync(() => PixelCNN.importPixelCnnPp(bad), { code: 'Checkpoint', message: /not-a-state-dict\.pth.*not a PyTorch state dict/ })
+  await t.throwsAsync(() => PixelCNN.importPixelCnnPp(path.join(PORT_FIXTURE, 'rgb.pth'), { height: 30 }), { instanceOf: ConfigError, message: /`model\.height` must be a multiple of 4/ })
+  await t.throwsAsync(() => PixelCNN.importPixelCnnPp('x.pth', { size: 3 } as never), { instanceOf: ConfigError, message: /`size` is not a known option of PixelCNN.importPixelCnnPp/ })
 })

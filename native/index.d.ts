@@ -55,6 +55,12 @@ export interface ImageBatch {
   data: Uint8Array
 }
 
+/**
+ * Imports a `torch.save`d state dict of the PyTorch port of PixelCNN++, as
+ * a model of `height` × `width` images (a state dict does not record them).
+ */
+export declare function importPixelcnnPp(path: string, height: number, width: number, device: string): Promise<NativeModel>
+
 export declare function libtorchInfo(): LibtorchInfo
 
 export interface LibtorchInfo {

@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.CancelToken = nativeBinding.CancelToken
 module.exports.NativeModel = nativeBinding.NativeModel
+module.exports.importPixelcnnPp = nativeBinding.importPixelcnnPp
 module.exports.libtorchInfo = nativeBinding.libtorchInfo
 module.exports.loadModel = nativeBinding.loadModel
 module.exports.matmulGflops = nativeBinding.matmulGflops

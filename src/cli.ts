@@ -45,6 +45,9 @@ commands:
   complete  --model m.safetensors [--data SOURCE] [--rows 14] [--count 8] [--repeats 5] --out completions.png
   eval      --model m.safetensors --data SOURCE
   info      --model m.safetensors
+  import    --from state_dict.pth --out model.safetensors [--height 32 --width 32]
+            a model trained with the PyTorch port of PixelCNN++ (pclucas14/pixel-cnn-pp), from its
+            torch.save'd state_dict, as a pixelcnn++ model (height and width: the images it models)
   sample, complete and eval also take [--device auto|cpu|cuda[:N]] [--precision auto|fp32|bf16]
   setup     installs torch==2.11.0 (the libtorch this addon needs) into ~/.cache/pixelcnn, once
 
@@ -134,13 +137,24 @@ async function info(args: Args): Promise<void> {
   console.log(model.history.length ? historyTable(model.history) : 'not trained')
 }
 
+async function importModel(args: Args): Promise<void> {
+  const from = required(args, 'from')
+  const out = required(args, 'out')
+  await checkOutputFile(out, '`--out`')
+  const model = await PixelCNN.importPixelCnnPp(from, { height: number(args, 'height'), width: number(args, 'width'), device: 'cpu' })
+  await model.save(out)
+  const { height, width, channels, filters, resnetBlocks, mixtures, weightNorm } = model.config
+  console.log(`imported ${from}: pixelcnn++ for ${height}×${width}×${channels} images, ${filters} filters, ${resnetBlocks} blocks, ${mixtures} mixtures${weightNorm ? '' : ', no weight normalisation'}, ${model.parameterCount.toLocaleString('en')} parameters`)
+  console.log(`saved the model to ${out}`)
+}
+
 async function setup(): Promise<void> {
   const script = path.join(__dirname, '..', 'scripts', 'setup-libtorch.sh')
   const python = execFileSync('bash', [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop()
   console.log(`libtorch ${LIBTORCH_VERSION} is installed (${python}); pixelcnn finds it from now on`)
 }
 
-const COMMANDS: Record<string, (args: Args) => Promise<void>> = { train, sample, complete, eval: evaluate, info, setup }
+const COMMANDS: Record<string, (args: Args) => Promise<void>> = { train, sample, complete, eval: evaluate, info, import: importModel, setup }
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv

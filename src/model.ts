@@ -100,6 +100,29 @@ export class PixelCNN {
     return new PixelCNN(FACTORY, loaded, JSON.parse(nativeSync(() => loaded.historyJson())) as EpochRecord[])
   }
 
+  /**
+   * Imports a model trained with the PyTorch port of PixelCNN++
+   * (pclucas14/pixel-cnn-pp): `path` is its `state_dict` as `torch.save`
+   * wrote it (a `.pth` file; a `module.` prefix from `nn.DataParallel` is
+   * dropped). The network's shape is read off its tensors; `height` and
+   * `width` (multiples of 4; the port trains 32×32) are the images it models,
+   * which a state dict does not record. The result is a `pixelcnn++` model
+   * with a logistic-mixture output that samples, evaluates and saves like any other.
+   */
+  static async importPixelCnnPp(path: string, options: { height?: number; width?: number; device?: Device } = {}): Promise<PixelCNN> {
+    if (typeof path !== 'string' || path === '') throw new ConfigError(`\`path\` must be a file path, got ${describe(path)}`)
+    const [rest, { height = 32, width = 32, device }] = splitOptions(options, ['height', 'width', 'device'] as const, { fn: 'PixelCNN.importPixelCnnPp' })
+    const unknown = Object.keys(rest)[0]
+    if (unknown !== undefined) throw new ConfigError(`\`${unknown}\` is not a known option of PixelCNN.importPixelCnnPp (known: height, width, device)`)
+    const size = (name: string, value: unknown): number => {
+      if (typeof value !== 'number' || !Number.isInteger(value)) throw new ConfigError(`\`${name}\` must be an integer, got ${describe(value)}`)
+      return value
+    }
+    const [h, w] = [size('height', height), size('width', width)]
+    const imported = await native(() => nativeBinding().importPixelcnnPp(path, h, w, checkDevice(device)))
+    return new PixelCNN(FACTORY, imported, [])
+  }
+
   get parameterCount(): number {
     return this.#native.parameterCount
   }

@@ -19,6 +19,8 @@ pub mod memory;
 pub mod network;
 pub mod output;
 pub mod parse;
+pub mod port_import;
+pub mod pth;
 pub mod precision;
 pub mod rng;
 pub mod sample;

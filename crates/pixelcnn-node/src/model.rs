@@ -19,7 +19,7 @@ use pixelcnn_core::labels;
 use pixelcnn_core::sample::{sample, Completion, SampleOutput};
 use pixelcnn_core::state::ModelState;
 use pixelcnn_core::train::{fit, Split, TrainEvent};
-use pixelcnn_core::{checkpoint, evaluate, Error};
+use pixelcnn_core::{checkpoint, evaluate, port_import, Error};
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -376,6 +376,36 @@ impl Task for SaveTask {
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<()> {
         settle(&env, output)
+    }
+}
+
+/// Imports a `torch.save`d state dict of the PyTorch port of PixelCNN++, as
+/// a model of `height` × `width` images (a state dict does not record them).
+#[napi(ts_return_type = "Promise<NativeModel>")]
+pub fn import_pixelcnn_pp(path: String, height: i64, width: i64, device: String) -> AsyncTask<ImportTask> {
+    AsyncTask::new(ImportTask { path: PathBuf::from(path), height, width, device })
+}
+
+pub struct ImportTask {
+    path: PathBuf,
+    height: i64,
+    width: i64,
+    device: String,
+}
+
+impl Task for ImportTask {
+    type Output = CodedResult<ModelState>;
+    type JsValue = NativeModel;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        Ok(guard(|| {
+            let options = port_import::ImportOptions { height: self.height, width: self.width, device: parse_device(&self.device)? };
+            port_import::import_port(&self.path, &options)
+        }))
+    }
+
+    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<NativeModel> {
+        settle(&env, output).map(NativeModel::wrap)
     }
 }
 
