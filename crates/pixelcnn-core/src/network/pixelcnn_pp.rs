@@ -97,11 +97,11 @@ pub fn validate(config: &ModelConfig) -> Result<()> {
 }
 
 /// A gated ResNet block.
-struct Block {
-    conv_input: Layer,
-    nin_skip: Option<Layer>,
-    conv_out: Layer,
-    class_bias: Option<ClassBias>,
+pub(crate) struct Block {
+    pub(crate) conv_input: Layer,
+    pub(crate) nin_skip: Option<Layer>,
+    pub(crate) conv_out: Layer,
+    pub(crate) class_bias: Option<ClassBias>,
 }
 
 impl Block {
@@ -132,25 +132,25 @@ impl Block {
 }
 
 /// One stage's blocks of the two streams.
-struct Stage {
-    u: Vec<Block>,
-    ul: Vec<Block>,
+pub(crate) struct Stage {
+    pub(crate) u: Vec<Block>,
+    pub(crate) ul: Vec<Block>,
 }
 
 pub struct PixelCnnPp {
     pub config: ModelConfig,
     pub device: Device,
-    u_init: Layer,
-    ul_init: [Layer; 2],
-    up: Vec<Stage>,
-    down: Vec<Stage>,
-    downsize_u: Vec<Layer>,
-    downsize_ul: Vec<Layer>,
-    upsize_u: Vec<Layer>,
-    upsize_ul: Vec<Layer>,
-    nin_out: Layer,
+    pub(crate) u_init: Layer,
+    pub(crate) ul_init: [Layer; 2],
+    pub(crate) up: Vec<Stage>,
+    pub(crate) down: Vec<Stage>,
+    pub(crate) downsize_u: Vec<Layer>,
+    pub(crate) downsize_ul: Vec<Layer>,
+    pub(crate) upsize_u: Vec<Layer>,
+    pub(crate) upsize_ul: Vec<Layer>,
+    pub(crate) nin_out: Layer,
     /// (outC, C, 1, 1) and its channel-group mask, for per-sub-pixel colour outputs.
-    pixel_link: Option<(Tensor, Tensor)>,
+    pub(crate) pixel_link: Option<(Tensor, Tensor)>,
 }
 
 impl PixelCnnPp {

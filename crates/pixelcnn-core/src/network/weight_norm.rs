@@ -122,6 +122,12 @@ impl Layer {
         })
     }
 
+    /// The weight (4-d, detached: (out, in, kh, kw), or (in, out, kh, kw) for a
+    /// transposed convolution) and bias, for the incremental sampler.
+    pub fn detached(&self) -> Result<(Tensor, Tensor)> {
+        Ok((self.weight()?.f_detach()?, self.bias.f_detach()?))
+    }
+
     /// x: (N, in, H, W) → (N, out, H', W'); in the type of `x`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let w = cast(&self.weight()?, x.kind())?;

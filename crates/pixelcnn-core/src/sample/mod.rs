@@ -14,6 +14,7 @@
 mod driver;
 mod fast_gated;
 mod fast_pixelcnn;
+mod fast_pixelcnn_pp;
 mod reference;
 
 use crate::config::{ModelConfig, SampleConfig, SampleMethod};
@@ -146,8 +147,7 @@ pub fn sample(
     // The fast sampler's per-pixel products are small: below a few hundred
     // images per batch, one thread beats two on a CPU (81 images: 0.80 s with
     // 1 thread, 1.49 s with 2; 512 images: 4.82 s vs 4.51 s, BENCHMARKS.md).
-    // PixelCNN++ has no incremental sampler yet: its 'fast' runs the reference loop.
-    let method = if matches!(net.architecture(), Architectures::PixelCnnPp(_)) { SampleMethod::Reference } else { config.method };
+    let method = config.method;
     let small_cpu_batches = net.device() == Device::Cpu && method == SampleMethod::Fast && batch_size <= 256;
     let threads = SamplerThreads { rows: config.threads, pixels: config.threads.or(small_cpu_batches.then_some(1)) };
     threads.for_pixels();
@@ -230,7 +230,7 @@ fn fast_plan(net: &Network, inputs: &BatchInputs, batch: i64) -> Result<Box<dyn 
     Ok(match net.architecture() {
         Architectures::PixelCnn(n) => Box::new(fast_pixelcnn::Plan::new(n, inputs, batch)?),
         Architectures::Gated(n) => Box::new(fast_gated::Plan::new(n, inputs, batch)?),
-        Architectures::PixelCnnPp(_) => return Err(crate::error::Error::Internal("pixelcnn++ has no incremental sampler".into())),
+        Architectures::PixelCnnPp(n) => Box::new(fast_pixelcnn_pp::Plan::new(n, inputs, batch)?),
     })
 }
 

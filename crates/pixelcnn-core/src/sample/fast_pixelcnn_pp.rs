@@ -1,0 +1,471 @@
+//! The incremental sampler for PixelCNN++: every layer's output at each
+//! position is computed once, when it is final, from cached inputs.
+//!
+//! Why this is exact: the u stream at (r, c) depends only on image rows
+//! above r, the ul stream only on the pixels before (r, c) (the shifts), at
+//! every resolution and in both passes. So when row r starts, every u value of
+//! row r (at full resolution, and of rows r/2 and r/4 below it when r is even
+//! or a multiple of 4) is final: the u stream runs once per row, as real
+//! convolutions over the cached rows above. When pixel (r, c) is drawn, every
+//! ul value at (r, c) is final: the ul stream runs at that one position, from
+//! its caches. A layer at half resolution produces position (i, j) from full
+//! resolution rows 2i−1 … 2i and columns 2j−1 … 2j, which are final at pixel
+//! (2i, 2j): it runs there, only at even rows and columns ("run every 2"),
+//! and at quarter resolution every 4. A transposed convolution's output at
+//! (r, c) reads its input at (r/2, c/2) only (its down-right form) or that
+//! row (its down form): computed already. Over an image this is about one
+//! forward pass of arithmetic instead of H·W of them (Ramachandran et al.
+//! 2017, fast-pixel-cnn, for the same network).
+//!
+//! Every map lives in a cache (B, H+1, W+2, C), channels last, with position
+//! (i, j) at (i+1, j+1): the zero border is the convolutions' padding (one
+//! row on top, a column each side).
+
+use super::driver::PixelSource;
+use super::fast_pixelcnn::write;
+use super::{BatchInputs, SamplerThreads};
+use crate::error::Result;
+use crate::network::pixelcnn_pp::{Block, PixelCnnPp};
+use crate::network::weight_norm::{Layer, Shift};
+use crate::precision::cast;
+use tch::{Device, Kind, Tensor};
+
+/// A shifted convolution's weight in the two forms its modes need.
+struct Conv {
+    /// (Cout, Cin, kh, kw): for whole rows.
+    weight: Tensor,
+    /// (kh·kw·Cin, Cout), rows ordered (kernel row, kernel col, channel) as a channels-last patch: for one position.
+    matrix: Tensor,
+    bias: Tensor,
+    kernel: [i64; 2],
+    shift: Shift,
+    stride: i64,
+}
+
+impl Conv {
+    fn new(layer: &Layer, kernel: [i64; 2], shift: Shift, stride: i64, kind: Kind) -> Result<Self> {
+        let (w, b) = layer.detached()?;
+        let cout = w.size()[0];
+        let matrix = w.f_permute([2, 3, 1, 0])?.f_contiguous()?.f_reshape([-1, cout])?;
+        Ok(Conv { weight: cast(&w, kind)?, matrix: cast(&matrix, kind)?, bias: cast(&b, kind)?, kernel, shift, stride })
+    }
+
+    /// The first cached column output column j reads (cache coordinates).
+    fn first_column(&self, j: i64) -> i64 {
+        let kw = self.kernel[1];
+        let left = match self.shift {
+            Shift::Down => (kw - 1) / 2,
+            Shift::DownRight => kw - 1,
+        };
+        self.stride * j - left + 1
+    }
+
+    /// The output at (i, j), (B, Cout), from the input cache.
+    fn at(&self, input: &Tensor, i: i64, j: i64) -> Result<Tensor> {
+        let [kh, kw] = self.kernel;
+        let batch = input.size()[0];
+        let patch = input.f_narrow(1, self.stride * i - kh + 2, kh)?.f_narrow(2, self.first_column(j), kw)?.f_reshape([batch, -1])?;
+        Ok(self.bias.f_addmm(&patch, &self.matrix)?)
+    }
+
+    /// The outputs of row i, (B, W_out, Cout), from the input cache: one
+    /// convolution over the rows it reads, every column at once.
+    fn row(&self, input: &Tensor, i: i64, width: i64) -> Result<Tensor> {
+        let [kh, kw] = self.kernel;
+        let first = self.first_column(0);
+        let span = self.stride * (width - 1) + kw;
+        let rows = input.f_narrow(1, self.stride * i - kh + 2, kh)?.f_narrow(2, first, span)?.f_permute([0, 3, 1, 2])?; // (B, Cin, kh, span)
+        let out = rows.f_conv2d(&self.weight, Some(&self.bias), [1, self.stride], [0, 0], [1, 1], 1)?; // (B, Cout, 1, width)
+        Ok(out.f_squeeze_dim(2)?.f_permute([0, 2, 1])?)
+    }
+}
+
+/// A 1×1 layer as a (Cin, Cout) matrix.
+struct Nin {
+    matrix: Tensor,
+    bias: Tensor,
+}
+
+impl Nin {
+    fn new(layer: &Layer, kind: Kind) -> Result<Self> {
+        let (w, b) = layer.detached()?; // (Cout, Cin, 1, 1)
+        let cout = w.size()[0];
+        Ok(Nin { matrix: cast(&w.f_reshape([cout, -1])?.f_t_()?.f_contiguous()?, kind)?, bias: cast(&b, kind)? })
+    }
+
+    /// x: (…, Cin) → (…, Cout).
+    fn apply(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.f_matmul(&self.matrix)?.f_add(&self.bias)?)
+    }
+}
+
+/// A transposed stride-2 convolution: output (r, c) reads input row r/2
+/// through kernel row r % 2.
+struct Deconv {
+    /// (Cin, Cout, 2, kw).
+    weight: Tensor,
+    bias: Tensor,
+    shift: Shift,
+}
+
+impl Deconv {
+    fn new(layer: &Layer, shift: Shift, kind: Kind) -> Result<Self> {
+        let (w, b) = layer.detached()?;
+        Ok(Deconv { weight: cast(&w, kind)?, bias: cast(&b, kind)?, shift })
+    }
+
+    /// Down-right form (kernel 2×2): output (r, c) = bias + input(r/2, c/2) · W[:, :, r%2, c%2].
+    fn at(&self, input: &Tensor, r: i64, c: i64) -> Result<Tensor> {
+        let x = input.f_select(1, r / 2 + 1)?.f_select(1, c / 2 + 1)?; // (B, Cin)
+        let w = self.weight.f_select(2, r % 2)?.f_select(2, c % 2)?; // (Cin, Cout)
+        Ok(self.bias.f_addmm(&x, &w)?)
+    }
+
+    /// Down form (kernel 2×3), a whole output row r of width 2·W_in: a
+    /// transposed convolution along the row with kernel row r % 2, cropped
+    /// by one column on the left as the network crops it.
+    fn row(&self, input: &Tensor, r: i64, width: i64) -> Result<Tensor> {
+        debug_assert_eq!(self.shift, Shift::Down);
+        let inner = width / 2;
+        let x = input.f_narrow(1, r / 2 + 1, 1)?.f_narrow(2, 1, inner)?.f_permute([0, 3, 1, 2])?; // (B, Cin, 1, W/2)
+        let w = self.weight.f_narrow(2, r % 2, 1)?; // (Cin, Cout, 1, 3)
+        let out = x.f_conv_transpose2d(&w, Some(&self.bias), [1, 2], [0, 0], [0, 1], 1, [1, 1])?; // (B, Cout, 1, W + 2)
+        Ok(out.f_narrow(3, 1, width)?.f_squeeze_dim(2)?.f_permute([0, 2, 1])?)
+    }
+}
+
+/// A gated ResNet block's weights and its two caches: concat_elu of its
+/// input (read by `conv_input`) and of its hidden map (read by `conv_out`).
+struct GatedBlock {
+    conv_input: Conv,
+    nin_skip: Option<Nin>,
+    conv_out: Conv,
+    /// (B, 2F): each image's class bias.
+    class: Option<Tensor>,
+    input: Tensor,
+    hidden: Tensor,
+}
+
+impl GatedBlock {
+    fn new(block: &Block, shift: Shift, shape: [i64; 3], labels: Option<&Tensor>, kind: Kind, device: Device) -> Result<Self> {
+        let kernel = if shift == Shift::Down { [2, 3] } else { [2, 2] };
+        let [batch, h, w] = shape;
+        let f = block.conv_input.detached()?.0.size()[0];
+        let class = match (&block.class_bias, labels) {
+            (Some(b), Some(l)) => Some(cast(&b.rows(l)?.f_detach()?, kind)?),
+            _ => None,
+        };
+        Ok(GatedBlock {
+            conv_input: Conv::new(&block.conv_input, kernel, shift, 1, kind)?,
+            nin_skip: block.nin_skip.as_ref().map(|n| Nin::new(n, kind)).transpose()?,
+            conv_out: Conv::new(&block.conv_out, kernel, shift, 1, kind)?,
+            class,
+            input: cache(batch, h, w, 2 * f, kind, device)?,
+            hidden: cache(batch, h, w, 2 * f, kind, device)?,
+        })
+    }
+
+    /// x + gate(c2): the gated residual's last step on (…, 2F).
+    fn gated(&self, x: &Tensor, mut c2: Tensor, per_row: bool) -> Result<Tensor> {
+        if let Some(class) = &self.class {
+            c2 = c2.f_add(&if per_row { class.f_unsqueeze(1)? } else { class.shallow_clone() })?;
+        }
+        let halves = c2.f_chunk(2, -1)?;
+        Ok(x.f_add(&halves[0].f_mul(&halves[1].f_sigmoid()?)?)?)
+    }
+
+    /// The block's output at (i, j), (B, F), given its input x and skip input a there.
+    fn at(&self, x: &Tensor, a: Option<&Tensor>, i: i64, j: i64) -> Result<Tensor> {
+        write(&self.input, i, j, 1, &concat_elu_last(x)?)?;
+        let mut t = self.conv_input.at(&self.input, i, j)?;
+        if let (Some(nin), Some(a)) = (&self.nin_skip, a) {
+            t = t.f_add(&nin.apply(&concat_elu_last(a)?)?)?;
+        }
+        write(&self.hidden, i, j, 1, &concat_elu_last(&t)?)?;
+        let c2 = self.conv_out.at(&self.hidden, i, j)?;
+        self.gated(x, c2, false)
+    }
+
+    /// The block's outputs along row i, (B, W, F).
+    fn row(&self, x: &Tensor, a: Option<&Tensor>, i: i64) -> Result<Tensor> {
+        let width = x.size()[1];
+        write_row(&self.input, i, &concat_elu_last(x)?)?;
+        let mut t = self.conv_input.row(&self.input, i, width)?;
+        if let (Some(nin), Some(a)) = (&self.nin_skip, a) {
+            t = t.f_add(&nin.apply(&concat_elu_last(a)?)?)?;
+        }
+        write_row(&self.hidden, i, &concat_elu_last(&t)?)?;
+        let c2 = self.conv_out.row(&self.hidden, i, width)?;
+        self.gated(x, c2, true)
+    }
+}
+
+/// concat_elu along the last (channel) dimension.
+fn concat_elu_last(x: &Tensor) -> Result<Tensor> {
+    let last = x.dim() as i64 - 1;
+    Ok(Tensor::f_cat(&[x, &x.f_neg()?], last)?.f_elu()?)
+}
+
+fn cache(batch: i64, h: i64, w: i64, channels: i64, kind: Kind, device: Device) -> Result<Tensor> {
+    Ok(Tensor::f_zeros([batch, h + 1, w + 2, channels], (kind, device))?)
+}
+
+/// Writes row i (B, W, C) into a cache.
+fn write_row(cache: &Tensor, i: i64, row: &Tensor) -> Result<()> {
+    let width = row.size()[1];
+    cache.f_select(1, i + 1)?.f_narrow(1, 1, width)?.f_copy_(row)?;
+    Ok(())
+}
+
+/// A map's values (not a layer's input): row i (B, W, C) or position (i, j) (B, C).
+fn row_of(cache: &Tensor, i: i64, width: i64) -> Result<Tensor> {
+    Ok(cache.f_select(1, i + 1)?.f_narrow(1, 1, width)?)
+}
+
+fn at_of(cache: &Tensor, i: i64, j: i64) -> Result<Tensor> {
+    Ok(cache.f_select(1, i + 1)?.f_select(1, j + 1)?)
+}
+
+pub(super) struct Plan {
+    width: i64,
+    /// Blocks per stage in the up pass.
+    blocks: usize,
+    /// The image as the network reads it (C channels, then the ones channel).
+    image: Tensor,
+    u_init: Conv,
+    ul_init: [Conv; 2],
+    /// [level][block]: the up pass's blocks, u and ul.
+    up_u: Vec<Vec<GatedBlock>>,
+    up_ul: Vec<Vec<GatedBlock>>,
+    /// [stage][block]: the down pass's blocks (stage 0 at quarter resolution).
+    down_u: Vec<Vec<GatedBlock>>,
+    down_ul: Vec<Vec<GatedBlock>>,
+    downsize_u: Vec<Conv>,
+    downsize_ul: Vec<Conv>,
+    upsize_u: Vec<Deconv>,
+    upsize_ul: Vec<Deconv>,
+    nin_out: Nin,
+    /// (C, outC) masked, for the current pixel's drawn channels.
+    pixel_link: Option<Tensor>,
+    /// The up pass's outputs, the U-Net skips: entry e of the network's list
+    /// (0: the input layers, then each block, and each downsizing).
+    skips_u: Vec<Tensor>,
+    skips_ul: Vec<Tensor>,
+    /// The down pass's u at each block's output, [stage][block]: the ul blocks' `a` beside it.
+    down_u_out: Vec<Vec<Tensor>>,
+    /// The down pass's ul entering each stage after upsizing ([1], [2]); and
+    /// the output of each stage's last block ([0], [1]), read by the upsizing.
+    down_ul_last: Vec<Tensor>,
+    down_u_last: Vec<Tensor>,
+    threads: SamplerThreads,
+    /// The logits of the last pixel computed, before `pixel_link` (the
+    /// network proper does not read the pixel itself, so further channel passes reuse them).
+    last: Option<((i64, i64), Tensor)>,
+}
+
+impl Plan {
+    pub(super) fn new(net: &PixelCnnPp, inputs: &BatchInputs, batch: i64) -> Result<Self> {
+        let cfg = &net.config;
+        let (h, w, f, c) = (cfg.height, cfg.width, cfg.filters, cfg.channels);
+        let kind = inputs.precision.kind();
+        let device = net.device;
+        let labels = inputs.labels.as_ref();
+        let level = |l: i64| [batch, h >> l, w >> l];
+        let blocks = |stage: &[Block], shift: Shift, l: i64| stage.iter().map(|b| GatedBlock::new(b, shift, level(l), labels, kind, device)).collect::<Result<Vec<_>>>();
+        let up_u = net.up.iter().enumerate().map(|(l, s)| blocks(&s.u, Shift::Down, l as i64)).collect::<Result<Vec<_>>>()?;
+        let up_ul = net.up.iter().enumerate().map(|(l, s)| blocks(&s.ul, Shift::DownRight, l as i64)).collect::<Result<Vec<_>>>()?;
+        let down_u = net.down.iter().enumerate().map(|(s, st)| blocks(&st.u, Shift::Down, 2 - s as i64)).collect::<Result<Vec<_>>>()?;
+        let down_ul = net.down.iter().enumerate().map(|(s, st)| blocks(&st.ul, Shift::DownRight, 2 - s as i64)).collect::<Result<Vec<_>>>()?;
+        let r = up_u[0].len();
+        // The skips' levels: the input layers and stage 0 at full resolution, then a downsizing and a stage per level.
+        let skip_level = |e: usize| if e <= r { 0 } else if e <= 2 * r + 1 { 1 } else { 2 };
+        let map = |l: i64| cache(batch, h >> l, w >> l, f, kind, device);
+        let skips_u = (0..3 * r + 3).map(|e| map(skip_level(e))).collect::<Result<Vec<_>>>()?;
+        let skips_ul = (0..3 * r + 3).map(|e| map(skip_level(e))).collect::<Result<Vec<_>>>()?;
+        let down_u_out = down_u.iter().enumerate().map(|(s, st)| st.iter().map(|_| map(2 - s as i64)).collect::<Result<Vec<_>>>()).collect::<Result<Vec<_>>>()?;
+        let image = cache(batch, h, w, c + 1, kind, device)?;
+        // Every position reads as the reference's unsampled image (values 0) with its channel of ones.
+        let blank = crate::output::network_input(cfg, &Tensor::f_zeros([1, 1, 1, c], (Kind::Float, device))?)?;
+        let ones = Tensor::f_ones([1, 1, 1, 1], (Kind::Float, device))?;
+        image.f_narrow(1, 1, h)?.f_narrow(2, 1, w)?.f_copy_(&cast(&Tensor::f_cat(&[blank, ones], 3)?, kind)?)?;
+        let pixel_link = match &net.pixel_link {
+            Some((weight, mask)) => Some(cast(&weight.f_mul(mask)?.f_detach()?.f_flatten(1, 3)?.f_t_()?.f_contiguous()?, kind)?),
+            None => None,
+        };
+        Ok(Plan {
+            width: w,
+            blocks: r,
+            image,
+            u_init: Conv::new(&net.u_init, [2, 3], Shift::Down, 1, kind)?,
+            ul_init: [Conv::new(&net.ul_init[0], [1, 3], Shift::Down, 1, kind)?, Conv::new(&net.ul_init[1], [2, 1], Shift::DownRight, 1, kind)?],
+            downsize_u: net.downsize_u.iter().map(|l| Conv::new(l, [2, 3], Shift::Down, 2, kind)).collect::<Result<Vec<_>>>()?,
+            downsize_ul: net.downsize_ul.iter().map(|l| Conv::new(l, [2, 2], Shift::DownRight, 2, kind)).collect::<Result<Vec<_>>>()?,
+            upsize_u: net.upsize_u.iter().map(|l| Deconv::new(l, Shift::Down, kind)).collect::<Result<Vec<_>>>()?,
+            upsize_ul: net.upsize_ul.iter().map(|l| Deconv::new(l, Shift::DownRight, kind)).collect::<Result<Vec<_>>>()?,
+            nin_out: Nin::new(&net.nin_out, kind)?,
+            pixel_link,
+            up_u,
+            up_ul,
+            down_u,
+            down_ul,
+            skips_u,
+            skips_ul,
+            down_u_out,
+            down_ul_last: vec![map(2)?, map(1)?],
+            down_u_last: vec![map(2)?, map(1)?],
+            threads: inputs.threads,
+            last: None,
+        })
+    }
+
+    /// The first skip entry a down-pass stage pops (then one less per block).
+    fn first_pop(&self, stage: usize) -> usize {
+        let r = self.blocks;
+        [3 * r + 1, 2 * r + 1, r][stage]
+    }
+
+    /// Row i of the up pass's u at `level` (its stage's blocks, after the
+    /// layer that enters the level), stored in the skips.
+    fn up_u_row(&self, level: usize, i: i64) -> Result<()> {
+        let r = self.blocks;
+        let width = self.width >> level;
+        let first = [0, r + 1, 2 * r + 2][level];
+        let mut u = match level {
+            0 if i == 0 => Tensor::f_zeros([self.image.size()[0], width, self.skips_u[0].size()[3]], (self.image.kind(), self.image.device()))?,
+            // down_shift(u_init(x)): u_init's output at row i − 1.
+            0 => self.u_init.row(&self.image, i - 1, width)?,
+            l => self.downsize_u[l - 1].row(&self.skips_u[first - 1], i, width)?,
+        };
+        write_row(&self.skips_u[first], i, &u)?;
+        for (k, block) in self.up_u[level].iter().enumerate() {
+            u = block.row(&u, None, i)?;
+            write_row(&self.skips_u[first + 1 + k], i, &u)?;
+        }
+        Ok(())
+    }
+
+    /// Row i of the down pass's u at stage s (level 2 − s).
+    fn down_u_row(&self, stage: usize, i: i64) -> Result<()> {
+        let level = 2 - stage;
+        let width = self.width >> level;
+        let mut u = match stage {
+            0 => row_of(&self.skips_u[3 * self.blocks + 2], i, width)?,
+            s => self.upsize_u[s - 1].row(&self.down_u_last[s - 1], i, width)?,
+        };
+        let mut pop = self.first_pop(stage);
+        for (k, block) in self.down_u[stage].iter().enumerate() {
+            let skip = row_of(&self.skips_u[pop], i, width)?;
+            u = block.row(&u, Some(&skip), i)?;
+            write_row(&self.down_u_out[stage][k], i, &u)?;
+            pop = pop.wrapping_sub(1);
+        }
+        if stage < 2 {
+            write_row(&self.down_u_last[stage], i, &u)?;
+        }
+        Ok(())
+    }
+
+    /// The up pass's ul at (i, j) of `level`.
+    fn up_ul_at(&self, level: usize, i: i64, j: i64) -> Result<()> {
+        let r = self.blocks;
+        let first = [0, r + 1, 2 * r + 2][level];
+        let mut ul = match level {
+            0 => {
+                // down_shift(ul_init0(x)) + right_shift(ul_init1(x)), zero where shifted in.
+                let batch = self.image.size()[0];
+                let zero = || Tensor::f_zeros([batch, self.skips_ul[0].size()[3]], (self.image.kind(), self.image.device()));
+                let above = if i > 0 { self.ul_init[0].at(&self.image, i - 1, j)? } else { zero()? };
+                let left = if j > 0 { self.ul_init[1].at(&self.image, i, j - 1)? } else { zero()? };
+                above.f_add(&left)?
+            }
+            l => self.downsize_ul[l - 1].at(&self.skips_ul[first - 1], i, j)?,
+        };
+        write(&self.skips_ul[first], i, j, 1, &ul)?;
+        for (k, block) in self.up_ul[level].iter().enumerate() {
+            let u = at_of(&self.skips_u[first + 1 + k], i, j)?;
+            ul = block.at(&ul, Some(&u), i, j)?;
+            write(&self.skips_ul[first + 1 + k], i, j, 1, &ul)?;
+        }
+        Ok(())
+    }
+
+    /// The down pass's ul at (i, j) of stage s; returns the stage's output there.
+    fn down_ul_at(&self, stage: usize, i: i64, j: i64) -> Result<Tensor> {
+        let mut ul = match stage {
+            0 => at_of(&self.skips_ul[3 * self.blocks + 2], i, j)?,
+            s => self.upsize_ul[s - 1].at(&self.down_ul_last[s - 1], i, j)?,
+        };
+        let mut pop = self.first_pop(stage);
+        for (k, block) in self.down_ul[stage].iter().enumerate() {
+            let a = Tensor::f_cat(&[at_of(&self.down_u_out[stage][k], i, j)?, at_of(&self.skips_ul[pop], i, j)?], 1)?;
+            ul = block.at(&ul, Some(&a), i, j)?;
+            pop = pop.wrapping_sub(1);
+        }
+        if stage < 2 {
+            write(&self.down_ul_last[stage], i, j, 1, &ul)?;
+        }
+        Ok(ul)
+    }
+}
+
+impl PixelSource for Plan {
+    /// The u stream of row r, and of rows r/2 and r/4 at the lower
+    /// resolutions when r is even or a multiple of 4 (their inputs, rows
+    /// up to r at full resolution, are final now).
+    fn begin_row(&mut self, r: i64) -> Result<()> {
+        self.threads.for_rows();
+        self.up_u_row(0, r)?;
+        if r % 2 == 0 {
+            self.up_u_row(1, r / 2)?;
+        }
+        if r % 4 == 0 {
+            self.up_u_row(2, r / 4)?;
+            self.down_u_row(0, r / 4)?;
+        }
+        if r % 2 == 0 {
+            self.down_u_row(1, r / 2)?;
+        }
+        self.down_u_row(2, r)?;
+        self.threads.for_pixels();
+        Ok(())
+    }
+
+    /// The ul stream at (r, c), and at (r/2, c/2) and (r/4, c/4) when they
+    /// fall on this pixel; then the logits.
+    fn logits_at(&mut self, r: i64, c: i64) -> Result<Tensor> {
+        let logits = match &self.last {
+            Some((at, logits)) if *at == (r, c) => logits.shallow_clone(),
+            _ => {
+                self.up_ul_at(0, r, c)?;
+                let (half, quarter) = (r % 2 == 0 && c % 2 == 0, r % 4 == 0 && c % 4 == 0);
+                if half {
+                    self.up_ul_at(1, r / 2, c / 2)?;
+                }
+                if quarter {
+                    self.up_ul_at(2, r / 4, c / 4)?;
+                    let _ = self.down_ul_at(0, r / 4, c / 4)?;
+                }
+                if half {
+                    let _ = self.down_ul_at(1, r / 2, c / 2)?;
+                }
+                let ul = self.down_ul_at(2, r, c)?;
+                let logits = self.nin_out.apply(&ul.f_elu()?)?;
+                self.last = Some(((r, c), logits.shallow_clone()));
+                logits
+            }
+        };
+        match &self.pixel_link {
+            Some(link) => {
+                let channels = self.image.size()[3] - 1;
+                let pixel = at_of(&self.image, r, c)?.f_narrow(1, 0, channels)?;
+                Ok(logits.f_add(&pixel.f_matmul(link)?)?)
+            }
+            None => Ok(logits),
+        }
+    }
+
+    fn set_value(&mut self, r: i64, c: i64, ch: i64, _raw: &Tensor, input: &Tensor) -> Result<()> {
+        self.image.f_select(1, r + 1)?.f_select(1, c + 1)?.f_select(1, ch)?.f_copy_(input)?;
+        Ok(())
+    }
+}
