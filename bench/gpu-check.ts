@@ -10,6 +10,8 @@
  *   10,000 images;
  * - the same in bf16 mixed precision: probability difference from fp32,
  *   training images/s of both presets, sampling 10,000 images;
+ * - PixelCNN++: CPU-vs-device log-probabilities, fast = reference sampling,
+ *   training images/s (batch 16) and sampling 64 images of both presets at 32×32×3;
  * - data-parallel training over NCCL: the seed preset at global batch 128 in
  *   a group of 1 rank on the device, and of 2 ranks (cuda:0 and cuda:1, one
  *   process each) when the machine has 2 GPUs; each rank is a child process,
@@ -146,6 +148,34 @@ async function main() {
     })())
     result[`sample${count}Seconds`] = seconds
     result[`sample${count}ImagesPerSecond`] = count / seconds
+  }
+
+  // PixelCNN++ (issue 22): agreement CPU vs device, fast = reference, training and sampling speed at 32×32×3.
+  try {
+    const colour = (count: number, seed: number) => {
+      const images = randomImages(count, 32, 32 * 3, seed)
+      return { ...images, width: 32, channels: 3, data: images.data.map((v, i) => (v * 199 + i * 7) % 256) }
+    }
+    const cpu = PixelCNN.create({ preset: 'pixelcnn++-small', device: 'cpu', seed: 3 })
+    const file = `${process.env.OUT ?? '/tmp'}/gpu-check-pixelcnnpp.safetensors`
+    await cpu.save(file)
+    const onDevice = await PixelCNN.load(file, { device: device as never })
+    const probe = colour(8, 5)
+    const [a, b] = [await cpu.logProbs(probe, { precision: 'fp32' }), await onDevice.logProbs(probe, { precision: 'fp32' })]
+    result.ppLogProbsMaxDiff = a.reduce((m, p, i) => Math.max(m, Math.abs(p - b[i])), 0)
+    const small = PixelCNN.create({ preset: 'pixelcnn++-small', height: 8, width: 8, device: device as never, seed: 3 })
+    const [fast, reference] = [await small.sample({ count: 4, seed: 9 }), await small.sample({ count: 4, seed: 9, method: 'reference' })]
+    result.ppFastEqualsReference = Buffer.compare(Buffer.from(fast.data), Buffer.from(reference.data)) === 0
+    for (const preset of ['pixelcnn++-small', 'pixelcnn++'] as const) {
+      const key = preset === 'pixelcnn++' ? 'pp' : 'ppSmall'
+      const net = PixelCNN.create({ preset, device: device as never, seed: 1 })
+      const ppSteps = quick ? 2 : 10
+      await net.fit({ data: { train: colour(32, 8) }, epochs: 1, batchSize: 16 })
+      result[`${key}TrainImagesPerSecond`] = (16 * ppSteps) / (await timeIt(() => net.fit({ data: { train: colour(16 * ppSteps, 7) }, epochs: 1, batchSize: 16 })))
+      result[`${key}Sample64Seconds`] = await timeIt(() => net.sample({ count: 64, seed: 0 }))
+    }
+  } catch (error) {
+    result.ppError = (error as Error).message
   }
 
   // NCCL: 1 rank on the device, then 2 ranks on cuda:0 and cuda:1 where there are 2 GPUs.
