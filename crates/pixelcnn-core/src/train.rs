@@ -172,58 +172,124 @@ pub fn fit_in_group(
 ) -> Result<()> {
     let _release = crate::allocator::ReleaseWhenDone;
     set_threads(config.threads);
-    let net_config = state.net.config().clone();
     let device = state.net.device();
     let precision = config.precision.resolve(device, crate::precision::Work::Training, "precision")?;
     // Under `auto` validation is a reported likelihood: fp32, whatever trains.
     let val_precision = config.precision.resolve(device, crate::precision::Work::Likelihood, "precision")?;
-    // Each rank of a group computes on its share of the global batch.
-    let world_size = config.distributed.as_ref().map_or(1, |d| d.world_size.max(1));
-    let rank_batch = (config.batch_size.min(train.images.count.max(1)) + world_size - 1) / world_size;
-    crate::memory::check_training(&net_config, rank_batch, device)?;
-    // All images stay on the device as bytes (N, C, H, W); batches are gathered from them.
-    let train_images = train.images.to_device(&net_config, device, "data.train")?;
-    let train_count = train.images.count;
-    let train_labels = labels::check(train.labels, &net_config, train_count, "data.trainLabels")?;
-    let train_labels = labels::batch(train_labels.as_deref(), 0, train_count, device)?;
-    let test_data = match test {
-        Some(t) => {
-            let y = labels::check(t.labels, &net_config, t.images.count, "data.testLabels")?;
-            Some((t.images.to_device(&net_config, device, "data.test")?, labels::batch(y.as_deref(), 0, t.images.count, device)?))
-        }
-        None => None,
-    };
-    let n = train_count as usize;
-    let batch = config.batch_size as usize;
-    let steps_per_epoch = n.div_ceil(batch) as i64;
-
+    let data = DeviceData::new(state, train, test, config)?;
     let (rank, world) = group.as_ref().map_or((0, 1), |g| (g.rank(), g.world_size()));
     if let Some(g) = group.as_deref_mut() {
         broadcast_parameters(state, g)?;
         check_same_progress(state, g)?;
     }
     // Only rank 0 writes checkpoints.
-    let checkpoint_path = if rank == 0 { config.checkpoint.as_ref().map(|c| Path::new(&c.path)) } else { None };
-    let checkpoint_every = config.checkpoint.as_ref().map_or(0, |c| c.every);
-    if let Some(path) = checkpoint_path {
+    let checkpoint = if rank == 0 { config.checkpoint.as_ref() } else { None };
+    if let Some(c) = checkpoint {
         // Fail before hours of training, not at the first save.
-        crate::files::check_writable(path)?;
+        crate::files::check_writable(Path::new(&c.path))?;
     }
-    // Saves `state` with `progress` as its unfinished epoch.
-    let save_partial = |state: &mut ModelState, progress: &PartialEpoch| -> Result<()> {
-        let Some(path) = checkpoint_path else { return Ok(()) };
-        state.partial_epoch = Some(progress.clone());
-        let saved = checkpoint::save(state, path);
-        state.partial_epoch = None;
-        saved
-    };
+    let run = Run { config, precision, checkpoint, rank, world };
     for _ in 0..config.epochs {
         let epoch = state.history.len() as i64 + 1;
         let started = Instant::now();
+        let (progress, seen_before) = run.train_epoch(state, &data, epoch, group.as_deref_mut(), cancel, started, on_event)?;
+        let train_seconds = started.elapsed().as_secs_f64();
+        let val_loss = match (&data.test, group.as_deref_mut()) {
+            (Some((images, labels)), None) => Some(mean_loss(&state.net, images, labels.as_ref(), config.eval_batch_size, val_precision)?),
+            (Some((images, labels)), Some(g)) => Some(group_mean_loss(state, g, images, labels.as_ref(), config.eval_batch_size, val_precision)?),
+            (None, _) => None,
+        };
+        let record = EpochRecord {
+            epoch,
+            train_loss: progress.loss_sum / progress.seen as f64,
+            val_loss,
+            seconds: started.elapsed().as_secs_f64(),
+            images_per_second: (progress.seen - seen_before) as f64 / train_seconds,
+            step_losses: progress.step_losses,
+            precision,
+        };
+        state.history.push(record.clone());
+        if let Some(c) = checkpoint {
+            checkpoint::save(state, Path::new(&c.path))?;
+        }
+        on_event(TrainEvent::Epoch(record));
+    }
+    Ok(())
+}
+
+/// The training (and validation) images and labels on the model's device,
+/// as bytes (N, C, H, W): batches are gathered from them.
+struct DeviceData {
+    train_images: Tensor,
+    train_labels: Option<Tensor>,
+    count: i64,
+    test: Option<(Tensor, Option<Tensor>)>,
+}
+
+impl DeviceData {
+    fn new(state: &ModelState, train: Split, test: Option<Split>, config: &TrainConfig) -> Result<Self> {
+        let net_config = state.net.config();
+        let device = state.net.device();
+        // Each rank of a group computes on its share of the global batch.
+        let world_size = config.distributed.as_ref().map_or(1, |d| d.world_size.max(1));
+        let rank_batch = (config.batch_size.min(train.images.count.max(1)) + world_size - 1) / world_size;
+        crate::memory::check_training(net_config, rank_batch, device)?;
+        let count = train.images.count;
+        let train_images = train.images.to_device(net_config, device, "data.train")?;
+        let train_labels = labels::check(train.labels, net_config, count, "data.trainLabels")?;
+        let train_labels = labels::batch(train_labels.as_deref(), 0, count, device)?;
+        let test = match test {
+            Some(t) => {
+                let y = labels::check(t.labels, net_config, t.images.count, "data.testLabels")?;
+                Some((t.images.to_device(net_config, device, "data.test")?, labels::batch(y.as_deref(), 0, t.images.count, device)?))
+            }
+            None => None,
+        };
+        Ok(DeviceData { train_images, train_labels, count, test })
+    }
+}
+
+/// What every epoch of one `fit` shares.
+struct Run<'a> {
+    config: &'a TrainConfig,
+    precision: Precision,
+    /// Rank 0's checkpoint; `None` elsewhere.
+    checkpoint: Option<&'a crate::config::CheckpointConfig>,
+    rank: i64,
+    world: i64,
+}
+
+impl Run<'_> {
+    /// Saves `state` with `progress` as its unfinished epoch.
+    fn save_partial(&self, state: &mut ModelState, progress: &PartialEpoch) -> Result<()> {
+        let Some(c) = self.checkpoint else { return Ok(()) };
+        state.partial_epoch = Some(progress.clone());
+        let saved = checkpoint::save(state, Path::new(&c.path));
+        state.partial_epoch = None;
+        saved
+    }
+
+    /// The steps of `epoch` (from where a resumed run stopped): returns the
+    /// epoch's progress and the images it had seen before this call.
+    #[allow(clippy::too_many_arguments)]
+    fn train_epoch(
+        &self,
+        state: &mut ModelState,
+        data: &DeviceData,
+        epoch: i64,
+        mut group: Option<&mut ProcessGroup>,
+        cancel: &AtomicBool,
+        started: Instant,
+        on_event: &mut dyn FnMut(TrainEvent),
+    ) -> Result<(PartialEpoch, i64)> {
+        let config = self.config;
+        let (n, batch) = (data.count as usize, config.batch_size as usize);
+        let steps_per_epoch = n.div_ceil(batch) as i64;
+        let checkpoint_every = self.checkpoint.map_or(0, |c| c.every);
         // The order depends only on (seed, epoch): a resumed run sees the same batches.
         let order = Rng::derived(config.seed, epoch as u64).permutation(n);
         let fresh = PartialEpoch {
-            epoch, steps_done: 0, loss_sum: 0.0, seen: 0, step_losses: Vec::new(), seed: config.seed, batch_size: config.batch_size, train_count,
+            epoch, steps_done: 0, loss_sum: 0.0, seen: 0, step_losses: Vec::new(), seed: config.seed, batch_size: config.batch_size, train_count: data.count,
         };
         let mut progress = match state.partial_epoch.take() {
             Some(p) if PartialEpoch { steps_done: 0, loss_sum: 0.0, seen: 0, step_losses: Vec::new(), ..p.clone() } == fresh => p,
@@ -241,28 +307,11 @@ pub fn fit_in_group(
         for (step, chunk) in order.chunks(batch).enumerate().skip(progress.steps_done as usize) {
             if cancel.load(Ordering::Relaxed) {
                 report(&mut progress, &mut pending)?;
-                save_partial(state, &progress)?;
+                self.save_partial(state, &progress)?;
                 state.partial_epoch = Some(progress);
                 return Err(Error::Aborted(format!("training stopped in epoch {epoch} after {step} steps")));
             }
-            let share = share_of(chunk, rank, world);
-            let weight = share.len() as f64 / chunk.len() as f64;
-            // A batch smaller than the group leaves some ranks nothing: they
-            // compute on one image with weight 0, which contributes nothing
-            // but keeps every rank's gradients defined and the collective whole.
-            let share = if share.is_empty() { &chunk[..1] } else { share };
-            let index = Tensor::f_from_slice(share)?.f_to_device(device)?;
-            let x = train_images.f_index_select(0, &index)?.f_to_kind(Kind::Float)?; // (B, C, H, W)
-            let y = train_labels.as_ref().map(|l| l.f_index_select(0, &index)).transpose()?;
-            // Dropout masks follow each image (its index in the data) and the
-            // step: the same whatever the batch's split into parts or ranks.
-            let noise = Noise { key: crate::network::dropout::step_key(config.seed, epoch, step as i64), ids: share.to_vec() };
-            let loss = compute_gradients(&state.net, &x, y.as_ref(), precision, Some(&noise))?;
-            let loss = match group.as_deref_mut() {
-                Some(g) => average_gradients(state, g, &loss, weight)?,
-                None => loss,
-            };
-            apply_update(state, config.learning_rate)?;
+            let loss = self.step(state, data, chunk, epoch, step as i64, group.as_deref_mut())?;
             pending.losses.push(loss);
             pending.sizes.push(chunk.len() as i64);
             progress.steps_done = step as i64 + 1;
@@ -271,31 +320,37 @@ pub fn fit_in_group(
                 report(&mut progress, &mut pending)?;
             }
             if checkpoint_due {
-                save_partial(state, &progress)?;
+                self.save_partial(state, &progress)?;
             }
         }
-        let train_seconds = started.elapsed().as_secs_f64();
-        let val_loss = match (&test_data, group.as_deref_mut()) {
-            (Some((images, labels)), None) => Some(mean_loss(&state.net, images, labels.as_ref(), config.eval_batch_size, val_precision)?),
-            (Some((images, labels)), Some(g)) => Some(group_mean_loss(state, g, images, labels.as_ref(), config.eval_batch_size, val_precision)?),
-            (None, _) => None,
-        };
-        let record = EpochRecord {
-            epoch,
-            train_loss: progress.loss_sum / progress.seen as f64,
-            val_loss,
-            seconds: started.elapsed().as_secs_f64(),
-            images_per_second: (progress.seen - seen_before) as f64 / train_seconds,
-            step_losses: progress.step_losses,
-            precision,
-        };
-        state.history.push(record.clone());
-        if let Some(path) = checkpoint_path {
-            checkpoint::save(state, path)?;
-        }
-        on_event(TrainEvent::Epoch(record));
+        Ok((progress, seen_before))
     }
-    Ok(())
+
+    /// One step on the images `chunk` of the training set: this rank's
+    /// share's gradients, averaged over the group, then Adam. Returns the
+    /// batch's mean loss, still on the device.
+    fn step(&self, state: &mut ModelState, data: &DeviceData, chunk: &[i64], epoch: i64, step: i64, group: Option<&mut ProcessGroup>) -> Result<Tensor> {
+        let device = state.net.device();
+        let share = share_of(chunk, self.rank, self.world);
+        let weight = share.len() as f64 / chunk.len() as f64;
+        // A batch smaller than the group leaves some ranks nothing: they
+        // compute on one image with weight 0, which contributes nothing
+        // but keeps every rank's gradients defined and the collective whole.
+        let share = if share.is_empty() { &chunk[..1] } else { share };
+        let index = Tensor::f_from_slice(share)?.f_to_device(device)?;
+        let x = data.train_images.f_index_select(0, &index)?.f_to_kind(Kind::Float)?; // (B, C, H, W)
+        let y = data.train_labels.as_ref().map(|l| l.f_index_select(0, &index)).transpose()?;
+        // Dropout masks follow each image (its index in the data) and the
+        // step: the same whatever the batch's split into parts or ranks.
+        let noise = Noise { key: crate::network::dropout::step_key(self.config.seed, epoch, step), ids: share.to_vec() };
+        let loss = compute_gradients(&state.net, &x, y.as_ref(), self.precision, Some(&noise))?;
+        let loss = match group {
+            Some(g) => average_gradients(state, g, &loss, weight)?,
+            None => loss,
+        };
+        apply_update(state, self.config.learning_rate)?;
+        Ok(loss)
+    }
 }
 
 /// Rank `rank`'s contiguous share of a batch split over `world` ranks.
