@@ -115,27 +115,7 @@ pub fn from_bytes(bytes: &[u8], path: &Path, device: Device) -> Result<ModelStat
     let file = SafeTensors::deserialize(bytes).map_err(|e| Error::checkpoint(path, format!("not a valid safetensors file ({e})")))?;
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| Error::checkpoint(path, format!("not a valid safetensors file ({e})")))?;
     let metadata = header.metadata().as_ref().ok_or_else(|| Error::checkpoint(path, "has no pixelcnn metadata (was it written by pixelcnn?)"))?;
-    let format = meta(metadata, "format", path)?;
-    if format != FORMAT {
-        return Err(Error::checkpoint(path, format!("format is {format:?}, expected {FORMAT:?}")));
-    }
-    let version = meta(metadata, "format_version", path)?;
-    if !READABLE_VERSIONS.contains(&version) {
-        return Err(Error::checkpoint(path, format!("format_version is {version:?}; this library reads {}", READABLE_VERSIONS.join(" and "))));
-    }
-    let config_text = meta(metadata, "config", path)?;
-    if version == "1" {
-        // Version 1 knew one architecture and no classes: a file that names
-        // either was not written by a version-1 library.
-        let raw: serde_json::Value = serde_json::from_str(config_text)
-            .map_err(|e| Error::checkpoint(path, format!("metadata `config` is not JSON: {e}")))?;
-        if let Some(key) = ["architecture", "classes", "layers", "kernel"].iter().find(|k| raw.get(**k).is_some()) {
-            return Err(Error::checkpoint(path, format!("metadata `config` has `{key}`, which version-1 files do not have")));
-        }
-    }
-    let config: ModelConfig = serde_json::from_str(config_text)
-        .map_err(|e| Error::checkpoint(path, format!("metadata `config` is not a model config: {e}")))?;
-    config.validate().map_err(|e| Error::checkpoint(path, format!("metadata `config` is invalid: {e}")))?;
+    let config = config_of(metadata, path)?;
     let history: Vec<EpochRecord> = match metadata.get("history") {
         Some(h) => serde_json::from_str(h).map_err(|e| Error::checkpoint(path, format!("metadata `history` is malformed: {e}")))?,
         None => Vec::new(),
@@ -145,33 +125,7 @@ pub fn from_bytes(bytes: &[u8], path: &Path, device: Device) -> Result<ModelStat
         Some(p) => Some(serde_json::from_str(p).map_err(|e| Error::checkpoint(path, format!("metadata `partial_epoch` is malformed: {e}")))?),
         None => None,
     };
-    // Every tensor the config implies must be in the file with that shape
-    // before the model is allocated: the file's size then bounds the allocation.
-    let mut expected = Network::parameter_shapes(&config);
-    if metadata.contains_key("optimizer") {
-        let moments: Vec<_> = expected
-            .iter()
-            .flat_map(|(n, shape)| [(format!("optimizer.exp_avg.{n}"), shape.clone()), (format!("optimizer.exp_avg_sq.{n}"), shape.clone())])
-            .collect();
-        expected.extend(moments);
-    }
-    for (name, shape) in &expected {
-        let t = file.tensor(name).map_err(|_| Error::checkpoint(path, format!("tensor `{name}` is missing")))?;
-        if t.dtype() != Dtype::F32 {
-            return Err(Error::checkpoint(path, format!("tensor `{name}` is {:?}, expected F32", t.dtype())));
-        }
-        let want: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
-        if t.shape() != want.as_slice() {
-            return Err(Error::checkpoint(path, format!("tensor `{name}` has shape {:?} but the model in `config` needs {want:?}", t.shape())));
-        }
-    }
-
-    if let Some(extra) = file.names().into_iter().find(|n| !expected.iter().any(|(e, _)| e == *n)) {
-        return Err(Error::checkpoint(path, format!(
-            "tensor `{extra}` is not part of the {} network that metadata `config` describes",
-            config.architecture.name()
-        )));
-    }
+    check_tensors(&file, &config, metadata.contains_key("optimizer"), path)?;
     let mut state = ModelState::new(config, device, 0)?;
     state.history = history;
     state.partial_epoch = partial_epoch;
@@ -210,4 +164,62 @@ pub fn from_bytes(bytes: &[u8], path: &Path, device: Device) -> Result<ModelStat
     }
     drop(params);
     Ok(state)
+}
+
+/// Every tensor the config implies (and Adam's moments, when the file says it
+/// has them) must be in the file, float32, with that shape, and nothing else:
+/// checked before the model is allocated, so the file's size bounds the allocation.
+fn check_tensors(file: &SafeTensors, config: &ModelConfig, with_optimizer: bool, path: &Path) -> Result<()> {
+    let mut expected = Network::parameter_shapes(config);
+    if with_optimizer {
+        let moments: Vec<_> = expected
+            .iter()
+            .flat_map(|(n, shape)| [(format!("optimizer.exp_avg.{n}"), shape.clone()), (format!("optimizer.exp_avg_sq.{n}"), shape.clone())])
+            .collect();
+        expected.extend(moments);
+    }
+    for (name, shape) in &expected {
+        let t = file.tensor(name).map_err(|_| Error::checkpoint(path, format!("tensor `{name}` is missing")))?;
+        if t.dtype() != Dtype::F32 {
+            return Err(Error::checkpoint(path, format!("tensor `{name}` is {:?}, expected F32", t.dtype())));
+        }
+        let want: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+        if t.shape() != want.as_slice() {
+            return Err(Error::checkpoint(path, format!("tensor `{name}` has shape {:?} but the model in `config` needs {want:?}", t.shape())));
+        }
+    }
+    if let Some(extra) = file.names().into_iter().find(|n| !expected.iter().any(|(e, _)| e == *n)) {
+        return Err(Error::checkpoint(path, format!(
+            "tensor `{extra}` is not part of the {} network that metadata `config` describes",
+            config.architecture.name()
+        )));
+    }
+    Ok(())
+}
+
+/// The model config a file's metadata describes, once its format and version
+/// are ones this library reads.
+fn config_of(metadata: &HashMap<String, String>, path: &Path) -> Result<ModelConfig> {
+    let format = meta(metadata, "format", path)?;
+    if format != FORMAT {
+        return Err(Error::checkpoint(path, format!("format is {format:?}, expected {FORMAT:?}")));
+    }
+    let version = meta(metadata, "format_version", path)?;
+    if !READABLE_VERSIONS.contains(&version) {
+        return Err(Error::checkpoint(path, format!("format_version is {version:?}; this library reads {}", READABLE_VERSIONS.join(" and "))));
+    }
+    let config_text = meta(metadata, "config", path)?;
+    if version == "1" {
+        // Version 1 knew one architecture and no classes: a file that names
+        // either was not written by a version-1 library.
+        let raw: serde_json::Value = serde_json::from_str(config_text)
+            .map_err(|e| Error::checkpoint(path, format!("metadata `config` is not JSON: {e}")))?;
+        if let Some(key) = ["architecture", "classes", "layers", "kernel"].iter().find(|k| raw.get(**k).is_some()) {
+            return Err(Error::checkpoint(path, format!("metadata `config` has `{key}`, which version-1 files do not have")));
+        }
+    }
+    let config: ModelConfig = serde_json::from_str(config_text)
+        .map_err(|e| Error::checkpoint(path, format!("metadata `config` is not a model config: {e}")))?;
+    config.validate().map_err(|e| Error::checkpoint(path, format!("metadata `config` is invalid: {e}")))?;
+    Ok(config)
 }
