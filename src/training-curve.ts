@@ -166,24 +166,7 @@ export function renderTrainingCurve(history: CurveEpoch[], options: CurveOptions
   const epochs = checkHistory(history)
   const { unit, title, width, height, smoothing } = checkOptions(options)
 
-  // Smoothed steps: one EMA over every step in order, bias-corrected as in
-  // Adam (divided by 1 − β^t) so that it does not start at 0. An epoch without
-  // steps breaks the line (`null`), it does not bridge the gap.
-  const steps: (Point | null)[] = []
-  let ema = 0
-  let t = 0
-  for (const e of epochs) {
-    const losses = e.stepLosses ?? []
-    if (losses.length === 0) {
-      if (steps.length && steps[steps.length - 1] !== null) steps.push(null)
-      continue
-    }
-    losses.forEach((loss, s) => {
-      ema = smoothing * ema + (1 - smoothing) * loss
-      t++
-      steps.push({ x: e.epoch - 1 + (s + 1) / losses.length, y: ema / (1 - smoothing ** t) })
-    })
-  }
+  const steps = smoothedSteps(epochs, smoothing)
   const smoothed = steps.flatMap((p) => (p ? [p.y] : []))
   const vals = epochs.filter((e) => e.valLoss !== null)
   const core = [...epochs.map((e) => e.trainLoss), ...vals.map((e) => e.valLoss as number)]
@@ -222,40 +205,7 @@ export function renderTrainingCurve(history: CurveEpoch[], options: CurveOptions
   // Values beyond the range are drawn at the edge of the frame.
   const py = (y: number) => Math.min(plot.bottom, Math.max(plot.top, pyRaw(y)))
 
-  // Grid and ticks.
-  ctx.lineWidth = 1
-  ctx.strokeStyle = '#e6e6e6'
-  yTicks.values.forEach((v, i) => {
-    const y = Math.round(pyRaw(v)) + 0.5
-    if (y < plot.top || y > plot.bottom) return
-    ctx.beginPath()
-    ctx.moveTo(plot.left, y)
-    ctx.lineTo(plot.right, y)
-    ctx.stroke()
-    drawText(ctx, yLabels[i], plot.left - 6, y, { ...tickText, align: 'right', baseline: 'middle' })
-  })
-  // Whole epochs, unless the run spans less than two (then fractions of one).
-  const xTicks = ticks(xMin, xMax, niceStep(xMax - xMin, Math.max(2, Math.round(width / 90)), xMax - xMin >= 2))
-  for (const v of xTicks.values) {
-    const x = Math.round(px(v)) + 0.5
-    ctx.strokeStyle = '#e6e6e6'
-    ctx.beginPath()
-    ctx.moveTo(x, plot.top)
-    ctx.lineTo(x, plot.bottom)
-    ctx.stroke()
-    drawText(ctx, v.toFixed(xTicks.decimals), x, plot.bottom + 6, { ...tickText, align: 'center', baseline: 'top' })
-  }
-  ctx.strokeStyle = '#888888'
-  ctx.strokeRect(plot.left + 0.5, plot.top + 0.5, plot.right - plot.left, plot.bottom - plot.top)
-
-  // Axis labels and title.
-  drawText(ctx, 'epoch', (plot.left + plot.right) / 2, height - 8, { ...labelText, align: 'center', baseline: 'bottom' })
-  ctx.save()
-  ctx.translate(12 + labelText.size / 2, (plot.top + plot.bottom) / 2)
-  ctx.rotate(-Math.PI / 2)
-  drawText(ctx, `loss (${unit})`, 0, 0, { ...labelText, align: 'center', baseline: 'middle' })
-  ctx.restore()
-  if (title) drawText(ctx, title, width / 2, 20, { size: 15, color: '#111111', bold: true, align: 'center', baseline: 'middle' })
+  drawAxes(ctx, { plot, px, pyRaw }, { yTicks, yLabels, xMin, xMax, width, height, unit, title, tickText, labelText })
 
   // Series.
   ctx.save()
@@ -306,8 +256,89 @@ export function renderTrainingCurve(history: CurveEpoch[], options: CurveOptions
     return points
   }
 
-  // Legend, listing only the series drawn, in the corner of the plot that hides least of them.
-  const entries: [string, (x: number, y: number) => void][] = []
+  drawLegend(ctx, plot, legendEntries(ctx, hasSteps, smoothing, vals.length > 0), inkPoints())
+
+  return canvas.toBuffer('image/png')
+}
+
+/** Grid, ticks, frame, axis labels and title. */
+function drawAxes(
+  ctx: Ctx,
+  { plot, px, pyRaw }: { plot: Plot; px: (x: number) => number; pyRaw: (y: number) => number },
+  { yTicks, yLabels, xMin, xMax, width, height, unit, title, tickText, labelText }: {
+    yTicks: { values: number[] }; yLabels: string[]; xMin: number; xMax: number; width: number; height: number
+    unit: string; title: string | undefined; tickText: TextStyle; labelText: TextStyle
+  },
+): void {
+  // Grid and ticks.
+  ctx.lineWidth = 1
+  ctx.strokeStyle = '#e6e6e6'
+  yTicks.values.forEach((v, i) => {
+    const y = Math.round(pyRaw(v)) + 0.5
+    if (y < plot.top || y > plot.bottom) return
+    ctx.beginPath()
+    ctx.moveTo(plot.left, y)
+    ctx.lineTo(plot.right, y)
+    ctx.stroke()
+    drawText(ctx, yLabels[i], plot.left - 6, y, { ...tickText, align: 'right', baseline: 'middle' })
+  })
+  // Whole epochs, unless the run spans less than two (then fractions of one).
+  const xTicks = ticks(xMin, xMax, niceStep(xMax - xMin, Math.max(2, Math.round(width / 90)), xMax - xMin >= 2))
+  for (const v of xTicks.values) {
+    const x = Math.round(px(v)) + 0.5
+    ctx.strokeStyle = '#e6e6e6'
+    ctx.beginPath()
+    ctx.moveTo(x, plot.top)
+    ctx.lineTo(x, plot.bottom)
+    ctx.stroke()
+    drawText(ctx, v.toFixed(xTicks.decimals), x, plot.bottom + 6, { ...tickText, align: 'center', baseline: 'top' })
+  }
+  ctx.strokeStyle = '#888888'
+  ctx.strokeRect(plot.left + 0.5, plot.top + 0.5, plot.right - plot.left, plot.bottom - plot.top)
+
+  // Axis labels and title.
+  drawText(ctx, 'epoch', (plot.left + plot.right) / 2, height - 8, { ...labelText, align: 'center', baseline: 'bottom' })
+  ctx.save()
+  ctx.translate(12 + labelText.size / 2, (plot.top + plot.bottom) / 2)
+  ctx.rotate(-Math.PI / 2)
+  drawText(ctx, `loss (${unit})`, 0, 0, { ...labelText, align: 'center', baseline: 'middle' })
+  ctx.restore()
+  if (title) drawText(ctx, title, width / 2, 20, { size: 15, color: '#111111', bold: true, align: 'center', baseline: 'middle' })
+
+}
+
+/**
+ * The per-step losses as one EMA over every step in order, bias-corrected as
+ * in Adam (divided by 1 − β^t) so that it does not start at 0, at x = epoch − 1
+ * + the step's fraction of its epoch. An epoch without steps breaks the line
+ * (`null`), it does not bridge the gap.
+ */
+function smoothedSteps(epochs: CurveEpoch[], smoothing: number): (Point | null)[] {
+  const steps: (Point | null)[] = []
+  let ema = 0
+  let t = 0
+  for (const e of epochs) {
+    const losses = e.stepLosses ?? []
+    if (losses.length === 0) {
+      if (steps.length && steps[steps.length - 1] !== null) steps.push(null)
+      continue
+    }
+    losses.forEach((loss, s) => {
+      ema = smoothing * ema + (1 - smoothing) * loss
+      t++
+      steps.push({ x: e.epoch - 1 + (s + 1) / losses.length, y: ema / (1 - smoothing ** t) })
+    })
+  }
+  return steps
+}
+
+type Ctx = ReturnType<ReturnType<typeof createCanvas>['getContext']>
+type LegendEntry = [string, (x: number, y: number) => void]
+type Plot = { left: number; top: number; right: number; bottom: number }
+
+/** The legend's rows: only the series drawn, each with its swatch. */
+function legendEntries(ctx: Ctx, hasSteps: boolean, smoothing: number, validation: boolean): LegendEntry[] {
+  const entries: LegendEntry[] = []
   if (hasSteps) {
     entries.push([smoothing > 0 ? `train, per step (EMA ${smoothing})` : 'train, per step', (x, y) => {
       ctx.strokeStyle = CURVE_COLORS.steps
@@ -319,7 +350,7 @@ export function renderTrainingCurve(history: CurveEpoch[], options: CurveOptions
     }])
   }
   entries.push(['train, epoch mean', (x, y) => circle(ctx, x, y, CURVE_COLORS.train)])
-  if (vals.length) {
+  if (validation) {
     entries.push(['validation', (x, y) => {
       ctx.strokeStyle = CURVE_COLORS.validation
       ctx.lineWidth = 2
@@ -330,11 +361,16 @@ export function renderTrainingCurve(history: CurveEpoch[], options: CurveOptions
       square(ctx, x, y, CURVE_COLORS.validation)
     }])
   }
+  return entries
+}
+
+/** The legend, in the corner of the plot that hides least of the series' `points`. */
+function drawLegend(ctx: Ctx, plot: Plot, entries: LegendEntry[], points: Point[]): void {
   const legendText: TextStyle = { size: 12, color: '#222222' }
   const rowHeight = 18
   const boxW = 8 + 24 + 6 + Math.max(...entries.map(([label]) => textWidth(ctx, label, legendText))) + 10
   const boxH = entries.length * rowHeight + 8
-  const [boxX, boxY] = legendCorner(plot, boxW, boxH, inkPoints())
+  const [boxX, boxY] = legendCorner(plot, boxW, boxH, points)
   ctx.fillStyle = 'rgba(255, 255, 255, 0.9)'
   ctx.fillRect(boxX, boxY, boxW, boxH)
   ctx.strokeStyle = '#cccccc'
@@ -346,7 +382,6 @@ export function renderTrainingCurve(history: CurveEpoch[], options: CurveOptions
     drawText(ctx, label, boxX + 8 + 24 + 6, y, { ...legendText, baseline: 'middle' })
   })
 
-  return canvas.toBuffer('image/png')
 }
 
 /** The top-left of a `w`×`h` legend: the corner of `plot` covering fewest `points` (top right on a tie, where falling curves rarely are). */
