@@ -161,7 +161,7 @@ interface Batch {
 export async function readCifarTarball(path: string, source: PublishedCifar, signal?: AbortSignal): Promise<Dataset> {
   if (signal?.aborted) throw aborted(source)
   const where = `${source.title} tarball ${path}`
-  const bad = (entry: string | null, message: string, cause?: unknown) => {
+  const bad: Bad = (entry, message, cause) => {
     const error = new IoError(`${where}${entry === null ? '' : `, entry ${entry}`}: ${message}`, cause === undefined ? undefined : { cause })
     corrupt.add(error)
     return error
@@ -172,6 +172,7 @@ export async function readCifarTarball(path: string, source: PublishedCifar, sig
   const train = new Arena(source.trainBatches.length)
   const test = new Arena(1)
   const batches = new Map<string, Batch>()
+  const reading: Reading = { source, slots, batches, train, test, bad }
   let entryBytes = 0
 
   // The first failure wins; the parser is then aborted and its own error ignored.
@@ -182,7 +183,7 @@ export async function readCifarTarball(path: string, source: PublishedCifar, sig
       try {
         entryBytes += entry.size ?? 0
         if (entryBytes > MAX_TAR_BYTES) throw bad(entry.path, `the entries so far hold ${entryBytes} bytes, more than the ${MAX_TAR_BYTES} accepted`)
-        const batch = failure === undefined ? startBatch(entry) : undefined
+        const batch = failure === undefined ? startBatch(entry, reading) : undefined
         if (batch === undefined) {
           entry.resume()
           return
@@ -190,7 +191,7 @@ export async function readCifarTarball(path: string, source: PublishedCifar, sig
         entry.on('data', (chunk: Buffer) => {
           if (failure !== undefined) return
           try {
-            consume(batch, chunk)
+            consume(batch, chunk, bad)
           } catch (error) {
             fail(error as Error)
           }
@@ -209,66 +210,6 @@ export async function readCifarTarball(path: string, source: PublishedCifar, sig
     failure = error
     parser.abort(new Error(error.message))
   }
-  const startBatch = (entry: ReadEntry): Batch | undefined => {
-    const name = entry.path.replace(/^(\.\/)+/, '')
-    const slot = slots.get(name)
-    if (slot === undefined) return undefined // batches.meta.txt, readme.html, the folder itself
-    if (entry.type !== 'File' && entry.type !== 'OldFile' && entry.type !== 'ContiguousFile') {
-      throw bad(name, `is a ${entry.type}, not a file`)
-    }
-    if (batches.has(name)) throw bad(name, 'appears twice')
-    const size = entry.size
-    if (size === 0 || size % CIFAR_RECORD_BYTES !== 0) {
-      throw bad(name, `has ${size} bytes, not a whole positive number of ${CIFAR_RECORD_BYTES}-byte records (a label byte and 3×32×32 pixels)`)
-    }
-    if (size > MAX_BATCH_BYTES) throw bad(name, `has ${size} bytes, more than the ${MAX_BATCH_BYTES} accepted`)
-    const records = size / CIFAR_RECORD_BYTES
-    if (source.recordsPerBatch !== undefined && records !== source.recordsPerBatch) {
-      throw bad(name, `holds ${records} records, expected ${source.recordsPerBatch}`)
-    }
-    const { images, labels } = (slot.split === 'train' ? train : test).take(slot.index, records)
-    const batch: Batch = { entry: name, records, images, labels, done: 0, partial: new Uint8Array(CIFAR_RECORD_BYTES), partialLength: 0, ended: false }
-    batches.set(name, batch)
-    return batch
-  }
-  const consume = (batch: Batch, chunk: Uint8Array) => {
-    let offset = 0
-    if (batch.partialLength > 0) {
-      const take = Math.min(CIFAR_RECORD_BYTES - batch.partialLength, chunk.length)
-      batch.partial.set(chunk.subarray(0, take), batch.partialLength)
-      batch.partialLength += take
-      offset = take
-      if (batch.partialLength < CIFAR_RECORD_BYTES) return
-      writeRecord(batch, batch.partial, 0)
-      batch.partialLength = 0
-    }
-    for (; offset + CIFAR_RECORD_BYTES <= chunk.length; offset += CIFAR_RECORD_BYTES) writeRecord(batch, chunk, offset)
-    if (offset < chunk.length) {
-      batch.partial.set(chunk.subarray(offset), 0)
-      batch.partialLength = chunk.length - offset
-    }
-  }
-  const writeRecord = (batch: Batch, bytes: Uint8Array, offset: number) => {
-    const n = batch.done
-    if (n >= batch.records) throw bad(batch.entry, `holds more than the ${batch.records} records its header announces`)
-    const label = bytes[offset]
-    if (label >= CLASSES) throw bad(batch.entry, `record ${n} has label ${label}; labels are 0–${CLASSES - 1}`)
-    batch.labels[n] = label
-    // Planes R, G, B → pixel-interleaved RGB.
-    const out = batch.images
-    const base = n * IMAGE_BYTES
-    const r = offset + 1
-    const g = r + PLANE
-    const b = g + PLANE
-    for (let p = 0; p < PLANE; p++) {
-      const o = base + 3 * p
-      out[o] = bytes[r + p]
-      out[o + 1] = bytes[g + p]
-      out[o + 2] = bytes[b + p]
-    }
-    batch.done = n + 1
-  }
-
   const finished = new Promise<void>((resolve, reject) => {
     parser.on('error', reject)
     parser.on('end', () => resolve())
@@ -310,7 +251,95 @@ export async function readCifarTarball(path: string, source: PublishedCifar, sig
     signal?.removeEventListener('abort', onAbort)
   }
 
-  for (const name of slots.keys()) {
+  checkComplete(slots.keys(), batches, bad)
+  const trainSet = train.result()
+  const testSet = test.result()
+  return { train: trainSet.images, test: testSet.images, trainLabels: trainSet.labels, testLabels: testSet.labels }
+}
+
+/** What reading one tarball keeps: the expected entries, the batches begun, the splits' arenas. */
+interface Reading {
+  source: PublishedCifar
+  slots: Map<string, { split: 'train' | 'test'; index: number }>
+  batches: Map<string, Batch>
+  train: Arena
+  test: Arena
+  bad: Bad
+}
+
+/** The batch that a tar entry holds, after checking its type and size; undefined for the archive's other files. */
+function startBatch(entry: ReadEntry, { source, slots, batches, train, test, bad }: Reading): Batch | undefined {
+  const name = entry.path.replace(/^(\.\/)+/, '')
+  const slot = slots.get(name)
+  if (slot === undefined) return undefined // batches.meta.txt, readme.html, the folder itself
+  if (entry.type !== 'File' && entry.type !== 'OldFile' && entry.type !== 'ContiguousFile') {
+    throw bad(name, `is a ${entry.type}, not a file`)
+  }
+  if (batches.has(name)) throw bad(name, 'appears twice')
+  const size = entry.size
+  if (size === 0 || size % CIFAR_RECORD_BYTES !== 0) {
+    throw bad(name, `has ${size} bytes, not a whole positive number of ${CIFAR_RECORD_BYTES}-byte records (a label byte and 3×32×32 pixels)`)
+  }
+  if (size > MAX_BATCH_BYTES) throw bad(name, `has ${size} bytes, more than the ${MAX_BATCH_BYTES} accepted`)
+  const records = size / CIFAR_RECORD_BYTES
+  if (source.recordsPerBatch !== undefined && records !== source.recordsPerBatch) {
+    throw bad(name, `holds ${records} records, expected ${source.recordsPerBatch}`)
+  }
+  const { images, labels } = (slot.split === 'train' ? train : test).take(slot.index, records)
+  const batch: Batch = { entry: name, records, images, labels, done: 0, partial: new Uint8Array(CIFAR_RECORD_BYTES), partialLength: 0, ended: false }
+  batches.set(name, batch)
+  return batch
+}
+
+/** Makes the tarball's error for `entry` (null: the whole file). */
+type Bad = (entry: string | null, message: string, cause?: unknown) => IoError
+
+/**
+ * Decodes `chunk`'s bytes of `batch`'s entry into its records; a record that
+ * straddles two chunks waits in `batch.partial`.
+ */
+function consume(batch: Batch, chunk: Uint8Array, bad: Bad): void {
+  let offset = 0
+  if (batch.partialLength > 0) {
+    const take = Math.min(CIFAR_RECORD_BYTES - batch.partialLength, chunk.length)
+    batch.partial.set(chunk.subarray(0, take), batch.partialLength)
+    batch.partialLength += take
+    offset = take
+    if (batch.partialLength < CIFAR_RECORD_BYTES) return
+    writeRecord(batch, batch.partial, 0, bad)
+    batch.partialLength = 0
+  }
+  for (; offset + CIFAR_RECORD_BYTES <= chunk.length; offset += CIFAR_RECORD_BYTES) writeRecord(batch, chunk, offset, bad)
+  if (offset < chunk.length) {
+    batch.partial.set(chunk.subarray(offset), 0)
+    batch.partialLength = chunk.length - offset
+  }
+}
+
+/** One record (a label byte, then the R, G and B planes) as a label and a pixel-interleaved RGB image. */
+function writeRecord(batch: Batch, bytes: Uint8Array, offset: number, bad: Bad): void {
+  const n = batch.done
+  if (n >= batch.records) throw bad(batch.entry, `holds more than the ${batch.records} records its header announces`)
+  const label = bytes[offset]
+  if (label >= CLASSES) throw bad(batch.entry, `record ${n} has label ${label}; labels are 0–${CLASSES - 1}`)
+  batch.labels[n] = label
+  const out = batch.images
+  const base = n * IMAGE_BYTES
+  const r = offset + 1
+  const g = r + PLANE
+  const b = g + PLANE
+  for (let p = 0; p < PLANE; p++) {
+    const o = base + 3 * p
+    out[o] = bytes[r + p]
+    out[o + 1] = bytes[g + p]
+    out[o + 2] = bytes[b + p]
+  }
+  batch.done = n + 1
+}
+
+/** Every expected entry was present and read whole. */
+function checkComplete(names: Iterable<string>, batches: Map<string, Batch>, bad: Bad): void {
+  for (const name of names) {
     const batch = batches.get(name)
     if (batch === undefined) throw bad(null, `it has no entry ${name}`)
     if (!batch.ended || batch.done !== batch.records || batch.partialLength !== 0) {
@@ -318,9 +347,6 @@ export async function readCifarTarball(path: string, source: PublishedCifar, sig
       throw bad(name, `is truncated: ${bytes} of its ${batch.records * CIFAR_RECORD_BYTES} bytes`)
     }
   }
-  const trainSet = train.result()
-  const testSet = test.result()
-  return { train: trainSet.images, test: testSet.images, trainLabels: trainSet.labels, testLabels: testSet.labels }
 }
 
 /**
