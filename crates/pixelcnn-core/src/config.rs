@@ -125,49 +125,23 @@ pub struct ModelConfig {
 pub const PRESETS: &[&str] = &["seed", "small", "gated", "gated-small", "pixelcnn++", "pixelcnn++-small"];
 
 impl ModelConfig {
-    /// The Keras example this project started from: 532,673 parameters.
+    /// The Keras example this project started from (`network/pixelcnn.rs`).
     pub fn seed() -> Self {
-        ModelConfig {
-            architecture: Architecture::Pixelcnn,
-            height: 28,
-            width: 28,
-            channels: 1,
-            output: Output::Bernoulli,
-            mixtures: None,
-            classes: None,
-            filters: 128,
-            input_kernel: Some(7),
-            output_layers: Some(2),
-            residual_blocks: Some(5),
-            residual_kernel: Some(3),
-            layers: None,
-            kernel: None,
-            resnet_blocks: None,
-            dropout: None,
-            weight_norm: None,
-        }
+        crate::network::pixelcnn::preset()
     }
 
-    /// A network small enough for tests and quick experiments on two cores.
+    /// The seed's family, small enough for tests and quick experiments.
     pub fn small() -> Self {
-        ModelConfig { filters: 32, residual_blocks: Some(2), input_kernel: Some(5), output_layers: Some(1), ..Self::seed() }
+        crate::network::pixelcnn::small_preset()
     }
 
-    /// Gated PixelCNN at about the seed's parameter budget (553,793).
+    /// Gated PixelCNN at about the seed's parameter budget (`network/gated.rs`).
     pub fn gated() -> Self {
-        ModelConfig {
-            architecture: Architecture::Gated,
-            filters: 64,
-            layers: Some(6),
-            kernel: Some(3),
-            residual_blocks: None,
-            residual_kernel: None,
-            ..Self::seed()
-        }
+        crate::network::gated::preset()
     }
 
     pub fn gated_small() -> Self {
-        ModelConfig { filters: 16, layers: Some(3), input_kernel: Some(5), output_layers: Some(1), ..Self::gated() }
+        crate::network::gated::small_preset()
     }
 
     pub fn preset(name: &str) -> Option<Self> {
@@ -235,9 +209,6 @@ impl ModelConfig {
     /// Checks that hold however the config was made (JSON, a checkpoint, code).
     pub fn validate(&self) -> Result<()> {
         let field = |name: &str, ok: bool, what: String| if ok { Ok(()) } else { Err(Error::config(format!("model.{name}"), what)) };
-        let odd = |name: &str, k: i64, min: i64| {
-            field(name, k >= min && k % 2 == 1 && k <= 31, format!("must be an odd number between {min} and 31, got {k}"))
-        };
         check_range("model.height", self.height, 1, 1024)?;
         check_range("model.width", self.width, 1, 1024)?;
         field("channels", self.channels == 1 || self.channels == 3, format!("must be 1 (grayscale or binary) or 3 (RGB), got {}", self.channels))?;
@@ -265,8 +236,8 @@ impl ModelConfig {
             ("weightNorm", self.weight_norm.is_some()),
         ];
         let own: &[&str] = match self.architecture {
-            Architecture::Pixelcnn => &["inputKernel", "outputLayers", "residualBlocks", "residualKernel"],
-            Architecture::Gated => &["inputKernel", "outputLayers", "layers", "kernel"],
+            Architecture::Pixelcnn => crate::network::pixelcnn::FIELDS,
+            Architecture::Gated => crate::network::gated::FIELDS,
             Architecture::PixelcnnPp => crate::network::pixelcnn_pp::FIELDS,
         };
         for (name, set) in foreign {
@@ -274,25 +245,9 @@ impl ModelConfig {
                 return Err(Error::config(format!("model.{name}"), format!("does not apply to architecture '{}'", self.architecture.name())));
             }
         }
-        let required = |name: &str, v: Option<i64>| v.ok_or_else(|| Error::config(format!("model.{name}"), "is required for this architecture"));
         match self.architecture {
-            Architecture::Pixelcnn => {
-                field("filters", self.filters >= 2 && self.filters % 2 == 0 && self.filters <= 4096,
-                    format!("must be an even number between 2 and 4096 (blocks use filters / 2), got {}", self.filters))?;
-                check_range("model.residualBlocks", required("residualBlocks", self.residual_blocks)?, 0, 64)?;
-                // A mask-A kernel of side 1 sees nothing at all; even sides have no centre.
-                odd("inputKernel", required("inputKernel", self.input_kernel)?, 3)?;
-                odd("residualKernel", required("residualKernel", self.residual_kernel)?, 1)?;
-                check_range("model.outputLayers", required("outputLayers", self.output_layers)?, 0, 16)?;
-            }
-            Architecture::Gated => {
-                check_range("model.filters", self.filters, 1, 4096)?;
-                check_range("model.layers", required("layers", self.layers)?, 1, 64)?;
-                // The first layer reads input_kernel/2 rows above and columns left; side 1 would read nothing.
-                odd("inputKernel", required("inputKernel", self.input_kernel)?, 3)?;
-                odd("kernel", required("kernel", self.kernel)?, 3)?;
-                check_range("model.outputLayers", required("outputLayers", self.output_layers)?, 0, 16)?;
-            }
+            Architecture::Pixelcnn => crate::network::pixelcnn::validate(self)?,
+            Architecture::Gated => crate::network::gated::validate(self)?,
             Architecture::PixelcnnPp => crate::network::pixelcnn_pp::validate(self)?,
         }
         let groups = self.channel_groups().0;

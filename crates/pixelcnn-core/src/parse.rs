@@ -93,6 +93,20 @@ pub fn check_range(field: &str, value: i64, min: i64, max: i64) -> Result<()> {
     }
 }
 
+/// An architecture's field that must be given (`model.<name>`).
+pub fn required(name: &str, value: Option<i64>) -> Result<i64> {
+    value.ok_or_else(|| Error::config(format!("model.{name}"), "is required for this architecture"))
+}
+
+/// A kernel side: odd, from `min` to 31 (`model.<name>`).
+pub fn check_odd(name: &str, k: i64, min: i64) -> Result<()> {
+    if k >= min && k % 2 == 1 && k <= 31 {
+        Ok(())
+    } else {
+        Err(Error::config(format!("model.{name}"), format!("must be an odd number between {min} and 31, got {k}")))
+    }
+}
+
 /// Threads that libtorch accepts: at least 1, at most 1,024.
 pub fn check_threads(field: &str, threads: Option<i64>) -> Result<()> {
     match threads {

@@ -38,6 +38,36 @@ use crate::precision::cast;
 use crate::rng::Rng;
 use tch::{Device, Tensor};
 
+/// The fields of this architecture in a model config.
+pub const FIELDS: &[&str] = &["inputKernel", "outputLayers", "layers", "kernel"];
+
+/// Gated PixelCNN at about the seed's parameter budget (553,793).
+pub fn preset() -> ModelConfig {
+    ModelConfig {
+        architecture: crate::config::Architecture::Gated,
+        filters: 64,
+        layers: Some(6),
+        kernel: Some(3),
+        residual_blocks: None,
+        residual_kernel: None,
+        ..super::pixelcnn::preset()
+    }
+}
+
+pub fn small_preset() -> ModelConfig {
+    ModelConfig { filters: 16, layers: Some(3), input_kernel: Some(5), output_layers: Some(1), ..preset() }
+}
+
+pub fn validate(config: &ModelConfig) -> Result<()> {
+    use crate::parse::{check_odd, check_range, required};
+    check_range("model.filters", config.filters, 1, 4096)?;
+    check_range("model.layers", required("layers", config.layers)?, 1, 64)?;
+    // The first layer reads input_kernel/2 rows above and columns left; side 1 would read nothing.
+    check_odd("inputKernel", required("inputKernel", config.input_kernel)?, 3)?;
+    check_odd("kernel", required("kernel", config.kernel)?, 3)?;
+    check_range("model.outputLayers", required("outputLayers", config.output_layers)?, 0, 16)
+}
+
 pub struct GatedLayer {
     /// F → 2F, (p+1) × k over v: rows r−p … r, cols c−p … c+p.
     pub v_conv: ShiftedConv,

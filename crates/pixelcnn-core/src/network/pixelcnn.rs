@@ -20,6 +20,49 @@ use crate::error::Result;
 use crate::rng::Rng;
 use tch::{Device, Tensor};
 
+/// The fields of this architecture in a model config.
+pub const FIELDS: &[&str] = &["inputKernel", "outputLayers", "residualBlocks", "residualKernel"];
+
+/// The Keras example this project started from: 532,673 parameters.
+pub fn preset() -> ModelConfig {
+    ModelConfig {
+        architecture: crate::config::Architecture::Pixelcnn,
+        height: 28,
+        width: 28,
+        channels: 1,
+        output: crate::config::Output::Bernoulli,
+        mixtures: None,
+        classes: None,
+        filters: 128,
+        input_kernel: Some(7),
+        output_layers: Some(2),
+        residual_blocks: Some(5),
+        residual_kernel: Some(3),
+        layers: None,
+        kernel: None,
+        resnet_blocks: None,
+        dropout: None,
+        weight_norm: None,
+    }
+}
+
+/// A network small enough for tests and quick experiments on two cores.
+pub fn small_preset() -> ModelConfig {
+    ModelConfig { filters: 32, residual_blocks: Some(2), input_kernel: Some(5), output_layers: Some(1), ..preset() }
+}
+
+pub fn validate(config: &ModelConfig) -> Result<()> {
+    use crate::parse::{check_odd, check_range, required};
+    if !(config.filters >= 2 && config.filters % 2 == 0 && config.filters <= 4096) {
+        return Err(crate::error::Error::config("model.filters", format!("must be an even number between 2 and 4096 (blocks use filters / 2), got {}", config.filters)));
+    }
+    check_range("model.residualBlocks", required("residualBlocks", config.residual_blocks)?, 0, 64)?;
+    // A mask-A kernel of side 1 sees nothing at all; even sides have no centre.
+    check_odd("inputKernel", required("inputKernel", config.input_kernel)?, 3)?;
+    check_odd("residualKernel", required("residualKernel", config.residual_kernel)?, 1)?;
+    check_range("model.outputLayers", required("outputLayers", config.output_layers)?, 0, 16)
+}
+
 pub struct ResidualBlock {
     /// F → F, 1×1
     pub conv1: Conv,

@@ -76,7 +76,7 @@ pub fn small_preset() -> ModelConfig {
 }
 
 pub fn validate(config: &ModelConfig) -> Result<()> {
-    let required = |name: &str, set: bool| if set { Ok(()) } else { Err(Error::config(format!("model.{name}"), "is required for architecture 'pixelcnn++'")) };
+    let required = |name: &str, set: bool| if set { Ok(()) } else { Err(Error::config(format!("model.{name}"), "is required for this architecture")) };
     for (name, size) in [("height", config.height), ("width", config.width)] {
         if size < 4 || size % 4 != 0 {
             return Err(Error::config(
