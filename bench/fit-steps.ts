@@ -1,7 +1,7 @@
 /**
  * Seconds per training step at batch 128 through the Node API, per `fit` of
  * `steps` steps (with the call's overhead), repeated: how the allocator
- * settings of crates/pixelcnn-core/src/allocator.rs show. Run it under
+ * settings of crates/pixelcnn-core/src/runtime/allocator.rs show. Run it under
  * /usr/bin/time -v for peak RSS and system time, with and without
  * PIXELCNN_CPU_CACHE=off and PIXELCNN_MALLOC=default.
  *

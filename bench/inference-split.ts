@@ -1,5 +1,5 @@
 /**
- * The inference batch split (crates/pixelcnn-core/src/batch_split.rs,
+ * The inference batch split (crates/pixelcnn-core/src/training/batch_split.rs,
  * `map_in_parts`) against the whole batch on every thread, alternating in one
  * process so that the machine's drift hits both alike: `predict` of 81 images
  * (seed and gated presets) and `logProbs` of 64 CIFAR-shaped images, fp32

@@ -1,0 +1,3 @@
+//! Likelihoods of images under a model: `predict`, `logProbs`, `evaluate`.
+
+pub mod evaluate;
