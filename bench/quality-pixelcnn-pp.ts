@@ -38,7 +38,7 @@ async function main() {
     let steps = 0
     const started = Date.now()
     await model
-      .fit({ data: { train: data.train }, epochs: 100, batchSize: 64, learningRate: 1e-3, seed: 7, precision: 'fp32', signal: controller.signal, onProgress: (p) => { if (p.type === 'step') steps += 1 } })
+      .fit({ data: { train: data.train }, epochs: 100, batchSize: 64, learningRate: 1e-3, seed: 7, precision: 'fp32', signal: controller.signal, onProgress: (p) => { if (p.type === 'step') steps = Math.max(steps, p.step) } })
       .catch((error: Error & { code?: string }) => { if (error.code !== 'Aborted') throw error })
     clearTimeout(timer)
     const trained = (Date.now() - started) / 1000
