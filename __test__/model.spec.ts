@@ -203,7 +203,7 @@ test('bad configuration gives a ConfigError naming the field', async (t) => {
     [{ learningRate: Number.NaN }, /`learningRate` must be a finite number, got NaN/],
     [{ batchSize: '128' }, /`batchSize` must be an integer, got "128"/],
     [{ epochz: 3 }, /`epochz` is not a known option/],
-    [{ model: { preset: 'huge' } }, /`model\.preset` must be one of seed, small, gated, gated-small, got "huge"/],
+    [{ model: { preset: 'huge' } }, /`model\.preset` must be one of seed, small, gated, gated-small, pixelcnn\+\+, pixelcnn\+\+-small, got "huge"/],
     [{ model: { ...TINY, filters: 7 } }, /`model\.filters` must be an even number/],
     [{ model: { ...TINY, inputKernel: 4 } }, /`model\.inputKernel` must be an odd number/],
     [{ device: 'tpu' }, /`device` must be "auto", "cpu", "cuda" or "cuda:N", got "tpu"/],

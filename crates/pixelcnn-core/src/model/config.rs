@@ -224,25 +224,26 @@ impl ModelConfig {
             (_, None) => {}
         }
         // Another architecture's fields must be absent: set by mistake they would be silently ignored.
-        let foreign: Vec<(&str, bool)> = vec![
-            ("inputKernel", self.input_kernel.is_some()),
-            ("outputLayers", self.output_layers.is_some()),
-            ("residualBlocks", self.residual_blocks.is_some()),
-            ("residualKernel", self.residual_kernel.is_some()),
-            ("layers", self.layers.is_some()),
-            ("kernel", self.kernel.is_some()),
-            ("resnetBlocks", self.resnet_blocks.is_some()),
-            ("dropout", self.dropout.is_some()),
-            ("weightNorm", self.weight_norm.is_some()),
+        let shown = |v: Option<i64>| v.map(|v| v.to_string());
+        let foreign: Vec<(&str, Option<String>)> = vec![
+            ("inputKernel", shown(self.input_kernel)),
+            ("outputLayers", shown(self.output_layers)),
+            ("residualBlocks", shown(self.residual_blocks)),
+            ("residualKernel", shown(self.residual_kernel)),
+            ("layers", shown(self.layers)),
+            ("kernel", shown(self.kernel)),
+            ("resnetBlocks", shown(self.resnet_blocks)),
+            ("dropout", self.dropout.map(|v| v.to_string())),
+            ("weightNorm", self.weight_norm.map(|v| v.to_string())),
         ];
         let own: &[&str] = match self.architecture {
             Architecture::Pixelcnn => crate::network::pixelcnn::FIELDS,
             Architecture::Gated => crate::network::gated::FIELDS,
             Architecture::PixelcnnPp => crate::network::pixelcnn_pp::FIELDS,
         };
-        for (name, set) in foreign {
-            if set && !own.contains(&name) {
-                return Err(Error::config(format!("model.{name}"), format!("does not apply to architecture '{}'", self.architecture.name())));
+        for (name, value) in foreign {
+            if let Some(v) = value.filter(|_| !own.contains(&name)) {
+                return Err(Error::config(format!("model.{name}"), format!("does not apply to architecture '{}' (got {v})", self.architecture.name())));
             }
         }
         match self.architecture {
