@@ -15,8 +15,22 @@
  *
  * Then a CIFAR-shaped model (32×32×3, gated, logistic mixture) against the same network in PyTorch eager.
  *
+ * Then PixelCNN++ (issue 22): `pixelcnn++-small` and the full `pixelcnn++` preset at 32×32×3, training batch 16 with
+ * dropout, against the same network in PyTorch eager, torch.compile and (on a CPU with native bf16) autocast bf16
+ * (bench/pixelcnn-pp.ts, bench/pytorch/bench_pixelcnn_pp.py), the competitors of each preset run alternately.
+ * PIXELCNN_BENCH_PP_PRESETS: which presets (default `pixelcnn++-small,pixelcnn++`);
+ * PIXELCNN_BENCH_PP_TORCH_MODES / PIXELCNN_BENCH_PP_FULL_TORCH_MODES: PyTorch's configurations for the small and the
+ * full preset (defaults `eager,bf16,compile,compile+bf16` and `eager,bf16`: compiling the full network takes many
+ * minutes on a small CPU); PIXELCNN_BENCH_PP_ROUNDS: times to run the alternation (default 1; more: each
+ * competitor's best round by training speed); PIXELCNN_BENCH_QUIET_WAIT: seconds to wait at most, before each of
+ * its competitors, for the machine to be quiet (default 0).
+ *
  * PIXELCNN_BENCH_SKIP: comma-separated competitors to leave out (pixelcnn-dense, pytorch, tfjs-cpu, tfjs-wasm, gated,
- * pytorch-tuned-malloc, pixelcnn-default-malloc, pixelcnn-bf16, pixelcnn-gated-bf16, cifar), or `seed` for the whole seed-network table.
+ * pytorch-tuned-malloc, pixelcnn-default-malloc, pixelcnn-bf16, pixelcnn-gated-bf16, cifar, and in the PixelCNN++
+ * table pixelcnn-pp-small, pixelcnn-pp-small-bf16, pytorch-pp-small-eager, pytorch-pp-small-bf16,
+ * pytorch-pp-small-compile, pytorch-pp-small-compile+bf16 and the same with `full` for the full preset), or a whole
+ * table: `seed`, `gated`, `cifar`, `pixelcnn-pp`.
+ * PIXELCNN_BENCH_ONLY: comma-separated tables to run, the others left out (e.g. `pixelcnn-pp`: that table alone).
  *
  * Each table is followed by the precision comparison (issue 12): PyTorch eager,
  * torch.compile, and both under autocast bf16, against this library in fp32 and bf16.
@@ -25,9 +39,13 @@
 import { execFileSync } from 'node:child_process'
 import * as path from 'node:path'
 import { describeMachine } from './machine'
+import { pixelcnnPpTable } from './pixelcnn-pp-table'
 
 const root = path.join(__dirname, '..')
 const skip = new Set((process.env.PIXELCNN_BENCH_SKIP ?? '').split(',').filter(Boolean))
+const only = new Set((process.env.PIXELCNN_BENCH_ONLY ?? '').split(',').filter(Boolean))
+/** Whether a whole table runs: not skipped, and named by PIXELCNN_BENCH_ONLY when that is set. */
+const table = (name: 'seed' | 'gated' | 'cifar' | 'pixelcnn-pp') => !skip.has(name) && (only.size === 0 || only.has(name))
 const threads = Number(process.env.PIXELCNN_BENCH_THREADS ?? require('node:os').availableParallelism())
 
 /** Runs a competitor and parses the JSON object on its last line of output. */
@@ -55,10 +73,14 @@ const fmt = (v: number | undefined, digits = 2) => (v === undefined ? '–' : v 
 function main() {
   const python = process.env.PIXELCNN_PYTHON ?? 'python3'
   console.log(`machine: ${describeMachine()}`)
-  if (skip.has('seed')) {
-    gated(python)
-    return cifar(python)
-  }
+  if (table('seed')) seed(python)
+  gated(python)
+  cifar(python)
+  pixelcnnPp(python)
+}
+
+/** The seed network: this library against PyTorch eager and TensorFlow.js. */
+function seed(python: string) {
   const ours = run('pixelcnn', process.execPath, ['--import', 'tsx', 'bench/ours.ts'], { PIXELCNN_BENCH_THREADS: String(threads) })
   const oursDense = run('pixelcnn-dense', process.execPath, ['--import', 'tsx', 'bench/ours.ts'], { PIXELCNN_BENCH_THREADS: String(threads), PIXELCNN_MASKED_CONV: 'dense', PIXELCNN_BENCH_REFERENCE_ROWS: '1' })
   const oursBf16 = run('pixelcnn-bf16', process.execPath, ['--import', 'tsx', 'bench/ours.ts'], { PIXELCNN_BENCH_THREADS: String(threads), PIXELCNN_BENCH_PRECISION: 'bf16', PIXELCNN_BENCH_REFERENCE_ROWS: '0' })
@@ -104,8 +126,6 @@ function main() {
     console.log(`| ${r.name} | ${train} | ${forward} | ${sample} | ${r.rss === undefined ? '–' : fmt(r.rss)} |`)
   }
   precisionTable('seed network', ours, oursBf16, torch)
-  gated(python)
-  cifar(python)
 }
 
 /**
@@ -151,7 +171,7 @@ function precisionTable(what: string, ours: Record<string, unknown>, oursBf16: R
 
 /** The gated preset: this library against the same network in PyTorch eager. */
 function gated(python: string) {
-  if (skip.has('gated')) return
+  if (!table('gated')) return
   const ours = run('pixelcnn gated', process.execPath, ['--import', 'tsx', 'bench/ours.ts'], { PIXELCNN_BENCH_THREADS: String(threads), PIXELCNN_BENCH_PRESET: 'gated' })
   const oursBf16 = run('pixelcnn-gated-bf16', process.execPath, ['--import', 'tsx', 'bench/ours.ts'], { PIXELCNN_BENCH_THREADS: String(threads), PIXELCNN_BENCH_PRESET: 'gated', PIXELCNN_BENCH_PRECISION: 'bf16', PIXELCNN_BENCH_REFERENCE_ROWS: '0' })
   const torch = run('pytorch gated', python, ['bench/pytorch/bench.py', '--threads', String(threads), '--architecture', 'gated', '--modes', TORCH_MODES])
@@ -188,7 +208,7 @@ function gated(python: string) {
  * sampler against the reference loop for 64 images.
  */
 function cifar(python: string) {
-  if (skip.has('cifar')) return
+  if (!table('cifar')) return
   const ours = run('pixelcnn cifar-shaped', process.execPath, ['--import', 'tsx', 'bench/cifar.ts'], { PIXELCNN_BENCH_THREADS: String(threads) })
   const torch = run('pytorch cifar-shaped', python, ['bench/pytorch/bench_cifar.py', '--threads', String(threads)])
   if (!ours || 'error' in ours) throw new Error('the pixelcnn cifar-shaped run failed')
@@ -207,6 +227,12 @@ function cifar(python: string) {
     console.log(`| PyTorch ${torch.torch} eager [${torch.memoryFormat}] | ${fmt(theirTrain)} (ours ${fmt(train && theirTrain ? train / theirTrain : undefined)}×) | ${fmt(theirForward, 3)} (ours ${fmt(forward && theirForward ? theirForward / forward : undefined)}×) | – | ${fmt(num(torch.peakRssMiB))} |`)
   }
   console.log(`fast sampler: ${fmt(fast && forward ? fast / forward : undefined)} forward passes of time for 64 images; ${fmt(reference && fast ? reference / fast : undefined)}× the reference loop`)
+}
+
+/** PixelCNN++ (issue 22): bench/pixelcnn-pp-table.ts. */
+function pixelcnnPp(python: string) {
+  if (!table('pixelcnn-pp')) return
+  pixelcnnPpTable({ python, threads, run, fmt, num })
 }
 
 main()
