@@ -34,6 +34,11 @@ pub enum Error {
     #[error("distributed: {0}")]
     Distributed(String),
 
+    /// Training gave up: too many steps in a row had a non-finite loss or
+    /// gradient. The message names the step; saved checkpoints are intact.
+    #[error("training diverged: {0}")]
+    Diverged(String),
+
     /// The request needs more memory than this machine has available; the
     /// message says how much and which option to lower. Raised before allocating.
     #[error("not enough memory: {0}")]
@@ -75,6 +80,7 @@ impl Error {
             Error::Io { .. } => "Io",
             Error::Distributed(_) => "Distributed",
             Error::Resource(_) => "Resource",
+            Error::Diverged(_) => "Diverged",
             Error::Torch(e) if is_allocation_failure(e) => "Resource",
             Error::Torch(_) | Error::Internal(_) => "Internal",
         }

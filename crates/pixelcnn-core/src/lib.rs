@@ -21,4 +21,4 @@ pub(crate) use io::tensor_io;
 pub use likelihood::evaluate;
 pub use model::{config, labels, output, parse, precision, state};
 pub use runtime::{allocator, ceiling, device, diagnostics, memory, rng};
-pub use training::{adam, batch_split, distributed, train};
+pub use training::{adam, batch_split, distributed, ema, recipes, schedule, stability, train, validation};

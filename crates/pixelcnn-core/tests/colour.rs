@@ -282,7 +282,7 @@ fn colour_models_learn_and_round_trip_through_checkpoints() {
         let (train, test) = (striped_colour(96, 1), striped_colour(32, 2));
         let split = |data: &'static [u8], count| Split { images: batch(&config, data, count), labels: None };
         let (train, test): (&'static [u8], &'static [u8]) = (Box::leak(train.into_boxed_slice()), Box::leak(test.into_boxed_slice()));
-        let train_config = TrainConfig { epochs: 4, batch_size: 16, learning_rate: 5e-3, seed: 1, threads: Some(2), eval_batch_size: 64, checkpoint: None, precision: Default::default(), distributed: None };
+        let train_config = TrainConfig { epochs: 4, batch_size: 16, learning_rate: 5e-3, seed: 1, threads: Some(2), eval_batch_size: 64, checkpoint: None, precision: Default::default(), distributed: None, ..Default::default() };
         fit(&mut state, split(train, 96), Some(split(test, 32)), &train_config, &AtomicBool::new(false), &mut |_| {}).unwrap();
         let val: Vec<f64> = state.history.iter().map(|r| r.val_loss.unwrap()).collect();
         assert!(val[3] < val[0] * 0.85, "{output:?}: validation nats per sub-pixel did not fall: {val:?}");

@@ -83,8 +83,8 @@ fn rank_worker() {
                 other => println!("RESULT=unexpected {:?}", other.map(|_| ())),
             }
         }
-        "train" | "train-gated" | "train-bf16" => {
-            let (losses, probs) = train_small(net_for(&job), precision_for(&job), Some(&mut group));
+        "train" | "train-gated" | "train-bf16" | "train-recipe" => {
+            let (losses, probs) = train_small(net_for(&job), precision_for(&job), Some(&mut group), job == "train-recipe");
             println!("RESULT=losses {}", join(&losses));
             println!("RESULT=probs {}", join(&probs));
         }
@@ -94,7 +94,7 @@ fn rank_worker() {
             let mut state: ModelState = model(config, 3);
             let train = striped(32, 8, 8, 1);
             let train_config = TrainConfig {
-                epochs: 1, batch_size: 16, learning_rate: 5e-3, seed: 7, threads: Some(1), eval_batch_size: 64, checkpoint: None, precision: Default::default(), distributed: None,
+                epochs: 1, batch_size: 16, learning_rate: 5e-3, seed: 7, threads: Some(1), eval_batch_size: 64, checkpoint: None, precision: Default::default(), distributed: None, ..Default::default()
             };
             let cancel = std::sync::atomic::AtomicBool::new(false);
             if rank == 1 {
@@ -117,7 +117,7 @@ fn abort_during_fit(rank: i64, world: i64, port: u16) {
     let train = striped(256, 8, 8, 1);
     let distributed = DistributedConfig { rank, world_size: world, master_addr: "127.0.0.1".into(), master_port: port as i64, backend: Backend::Gloo, timeout_seconds: 60.0 };
     let train_config = TrainConfig {
-        epochs: 50, batch_size: 16, learning_rate: 5e-3, seed: 7, threads: Some(1), eval_batch_size: 64, checkpoint: None, precision: Default::default(), distributed: Some(distributed),
+        epochs: 50, batch_size: 16, learning_rate: 5e-3, seed: 7, threads: Some(1), eval_batch_size: 64, checkpoint: None, precision: Default::default(), distributed: Some(distributed), ..Default::default()
     };
     let cancel = std::sync::atomic::AtomicBool::new(false);
     let mut steps = 0;
@@ -177,14 +177,25 @@ fn precision_for(job: &str) -> Precision {
     Precision::Bf16
 }
 
-fn train_small(config: ModelConfig, precision: Precision, group: Option<&mut ProcessGroup>) -> (Vec<f64>, Vec<f32>) {
+/// `recipe`: with a schedule, the moving average (which `predict` then
+/// uses), clipping, AdamW and validation inside epochs: every rank must
+/// decide and average alike.
+fn train_small(config: ModelConfig, precision: Precision, group: Option<&mut ProcessGroup>, recipe: bool) -> (Vec<f64>, Vec<f32>) {
     let mut state: ModelState = model(config, 3);
     let (train, test) = (striped(97, 8, 8, 1), striped(32, 8, 8, 2));
-    let train_config = TrainConfig {
-        epochs: 2, batch_size: 16, learning_rate: 5e-3, seed: 7, threads: Some(1), eval_batch_size: 64, checkpoint: None, precision, distributed: None,
+    let plain = TrainConfig {
+        epochs: 2, batch_size: 16, learning_rate: 5e-3, seed: 7, threads: Some(1), eval_batch_size: 64, checkpoint: None, precision, distributed: None, ..Default::default()
+    };
+    let train_config = if recipe {
+        TrainConfig {
+            schedule: pixelcnn_core::schedule::Schedule::Exponential { decay: 0.9 }, ema: Some(0.8), clip_grad_norm: Some(0.05),
+            weight_decay: 0.01, validate_every: 3, ..plain
+        }
+    } else {
+        plain
     };
     fit_in_group(&mut state, split(&train, 97, 8, 8), Some(split(&test, 32, 8, 8)), &train_config, group, &std::sync::atomic::AtomicBool::new(false), &mut |_| {}).unwrap();
-    let losses = state.history.iter().flat_map(|e| [e.train_loss, e.val_loss.unwrap()]).collect();
+    let losses = state.history.iter().flat_map(|e| e.validations.iter().map(|v| v.val_loss).chain([e.train_loss, e.val_loss.unwrap()])).collect();
     let probe = ImagesRef { count: 4, height: 8, width: 8, channels: 1, data: &test[..4 * 64] };
     (losses, predict(&state, &probe, &EvalConfig { threads: Some(1), precision, ..Default::default() }).unwrap())
 }
@@ -195,6 +206,11 @@ fn train_small(config: ModelConfig, precision: Precision, group: Option<&mut Pro
 #[test]
 fn two_ranks_train_like_one_process() {
     two_ranks_match_one_process("train");
+}
+
+#[test]
+fn two_ranks_train_with_a_schedule_an_average_and_clipping_like_one_process() {
+    two_ranks_match_one_process("train-recipe");
 }
 
 #[test]
@@ -210,7 +226,7 @@ fn two_ranks_train_a_gated_net_like_one_process() {
 fn two_ranks_train_in_bf16_like_one_process() {
     let port = free_port();
     let children = [spawn_rank(0, 2, port, "train-bf16"), spawn_rank(1, 2, port, "train-bf16")];
-    let (single_losses, single_probs) = train_small(net_for("train"), precision_for("train-bf16"), None);
+    let (single_losses, single_probs) = train_small(net_for("train"), precision_for("train-bf16"), None, false);
     let outcomes: Vec<_> = children.into_iter().map(results).collect();
     for (rank, (ok, lines, all)) in outcomes.iter().enumerate() {
         assert!(*ok && lines.len() == 2, "rank {rank} failed:\n{all}");
@@ -227,7 +243,7 @@ fn two_ranks_train_in_bf16_like_one_process() {
 fn two_ranks_match_one_process(job: &str) {
     let port = free_port();
     let children = [spawn_rank(0, 2, port, job), spawn_rank(1, 2, port, job)];
-    let (single_losses, single_probs) = train_small(net_for(job), Precision::Fp32, None);
+    let (single_losses, single_probs) = train_small(net_for(job), Precision::Fp32, None, job == "train-recipe");
     for (rank, (ok, lines, all)) in children.into_iter().map(results).enumerate() {
         assert!(ok && lines.len() == 2, "rank {rank} failed:\n{all}");
         let losses = parse(&lines[0], "losses ");

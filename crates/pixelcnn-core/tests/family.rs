@@ -254,7 +254,7 @@ fn the_seeds_family_initialises_and_trains_exactly_as_before() {
     let mut rng = pixelcnn_core::rng::Rng::new(5);
     let train: Vec<u8> = (0..8 * 30).map(|_| (rng.uniform_f32() < 0.4) as u8).collect();
     let images = ImagesRef { count: 8, height: 6, width: 5, channels: 1, data: &train };
-    let run = TrainConfig { epochs: 1, batch_size: 4, learning_rate: 1e-2, seed: 1, threads: Some(1), eval_batch_size: 8, checkpoint: None, precision: Default::default(), distributed: None };
+    let run = TrainConfig { epochs: 1, batch_size: 4, learning_rate: 1e-2, seed: 1, threads: Some(1), eval_batch_size: 8, checkpoint: None, precision: Default::default(), distributed: None, ..Default::default() };
     fit(&mut now, Split { images: ImagesRef { ..images }, labels: None }, Some(Split { images, labels: None }), &run, &std::sync::atomic::AtomicBool::new(false), &mut |_| {}).unwrap();
     let expected: Value = serde_json::from_str(&std::fs::read_to_string(fixtures.join("v1-pixelcnn.expected.json")).unwrap()).unwrap();
     let want: Vec<f64> = expected["probabilities"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();

@@ -83,6 +83,7 @@ fn nccl_config(port: u16) -> TrainConfig {
         distributed: Some(DistributedConfig {
             rank: 0, world_size: 1, master_addr: "127.0.0.1".into(), master_port: port as i64, backend: Backend::Nccl, timeout_seconds: 10.0,
         }),
+        ..Default::default()
     }
 }
 

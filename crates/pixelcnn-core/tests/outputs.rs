@@ -252,7 +252,7 @@ fn learns_and_round_trips(config: ModelConfig) {
     fn split<'a>(config: &ModelConfig, data: &'a [u8], count: i64) -> Split<'a> {
         Split { images: batch(config, data, count), labels: None }
     }
-    let train_config = TrainConfig { epochs: 3, batch_size: 16, learning_rate: 5e-3, seed: 1, threads: Some(2), eval_batch_size: 64, checkpoint: None, precision: Default::default(), distributed: None };
+    let train_config = TrainConfig { epochs: 3, batch_size: 16, learning_rate: 5e-3, seed: 1, threads: Some(2), eval_batch_size: 64, checkpoint: None, precision: Default::default(), distributed: None, ..Default::default() };
     fit(&mut state, split(&config, &train, 96), Some(split(&config, &test, 32)), &train_config, &AtomicBool::new(false), &mut |_| {}).unwrap();
     let val: Vec<f64> = state.history.iter().map(|r| r.val_loss.unwrap()).collect();
     assert!(val[2] < val[0] * 0.85 && val[0] < 5.6, "{:?}: validation nats per sub-pixel did not fall: {val:?}", config.output);

@@ -165,7 +165,7 @@ fn training_lowers_the_loss_and_repeats_exactly() {
         let train = pixelcnn_core::train::Split { images: pixelcnn_core::images::ImagesRef { count: 48, height: 8, width: 8, channels: 1, data: &images }, labels: None };
         let cfg = pixelcnn_core::config::TrainConfig {
             epochs: 3, batch_size: 16, learning_rate: 2e-3, seed: 1, threads: Some(2), eval_batch_size: 64,
-            checkpoint: None, precision: Precision::Fp32, distributed: None,
+            checkpoint: None, precision: Precision::Fp32, distributed: None, ..Default::default()
         };
         pixelcnn_core::train::fit(&mut state, train, None, &cfg, &std::sync::atomic::AtomicBool::new(false), &mut |_| {}).unwrap();
         state.history.iter().map(|r| r.train_loss).collect::<Vec<_>>()
@@ -179,7 +179,7 @@ fn sample_both(state: &pixelcnn_core::state::ModelState, count: i64, batch: i64,
     use pixelcnn_core::config::{SampleConfig, SampleMethod};
     let labels = state.net.config().classes.map(|k| serde_json::json!((0..count).map(|i| (i * 7 + 3) % k).collect::<Vec<_>>()));
     [SampleMethod::Fast, SampleMethod::Reference].map(|method| {
-        let config = SampleConfig { count, seed: 11, temperature, batch_size: Some(batch), method, threads: Some(2), labels: labels.clone(), precision: Precision::Fp32 };
+        let config = SampleConfig { count, seed: 11, temperature, batch_size: Some(batch), method, threads: Some(2), labels: labels.clone(), precision: Precision::Fp32, ..Default::default() };
         pixelcnn_core::sample::sample(state, &config, completion, &std::sync::atomic::AtomicBool::new(false), &mut |_| {}).unwrap()
     })
 }

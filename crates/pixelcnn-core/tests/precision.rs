@@ -82,7 +82,7 @@ fn bf16_probabilities_stay_within_the_bound_of_fp32() {
 fn train(config: ModelConfig, precision: Precision) -> ModelState {
     let (train, test) = (striped(96, 8, 8, 1), striped(32, 8, 8, 2));
     let mut state = model(config, 7);
-    let train_config = TrainConfig { epochs: 4, batch_size: 16, learning_rate: 5e-3, seed: 7, threads: Some(2), eval_batch_size: 64, checkpoint: None, precision, distributed: None };
+    let train_config = TrainConfig { epochs: 4, batch_size: 16, learning_rate: 5e-3, seed: 7, threads: Some(2), eval_batch_size: 64, checkpoint: None, precision, distributed: None, ..Default::default() };
     fit(&mut state, split(&train, 96, 8, 8), Some(split(&test, 32, 8, 8)), &train_config, &AtomicBool::new(false), &mut |_| {}).unwrap();
     state
 }
@@ -126,7 +126,7 @@ fn bf16_fast_sampler_draws_with_probabilities_within_the_bound_of_fp32() {
         let count = 5;
         let sample_config = SampleConfig {
             count, seed: 3, temperature: 1.0, batch_size: Some(count), method: SampleMethod::Fast, threads: Some(2),
-            labels: labels(&config, count), precision: Precision::Bf16,
+            labels: labels(&config, count), precision: Precision::Bf16, ..Default::default()
         };
         let out = sample(&state, &sample_config, None, &AtomicBool::new(false), &mut |_| {}).unwrap();
         let ones = out.images.iter().filter(|&&v| v == 1).count();
@@ -173,7 +173,7 @@ fn bf16_eight_bit_outputs_stay_within_the_bound_of_fp32() {
 
         let sample_config = SampleConfig {
             count, seed: 3, temperature: 1.0, batch_size: Some(count), method: SampleMethod::Fast, threads: Some(2),
-            labels: labels(&config, count), precision: Precision::Bf16,
+            labels: labels(&config, count), precision: Precision::Bf16, ..Default::default()
         };
         let out = sample(&state, &sample_config, None, &AtomicBool::new(false), &mut |_| {}).unwrap();
         assert!(out.images.iter().any(|&v| v > 1), "{name}: bf16 samples are not 8-bit");

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use std::sync::atomic::AtomicBool;
 
 fn sample_config(count: i64, batch: i64, temperature: f64, method: SampleMethod, labels: Option<Value>) -> SampleConfig {
-    SampleConfig { count, seed: 11, temperature, batch_size: Some(batch), method, threads: Some(2), labels, precision: Default::default() }
+    SampleConfig { count, seed: 11, temperature, batch_size: Some(batch), method, threads: Some(2), labels, precision: Default::default(), ..Default::default() }
 }
 
 /// Labels for a conditional model (cycling through the classes), none otherwise.

@@ -39,7 +39,7 @@ fn probabilities(state: &ModelState, images: &[u8], count: i64) -> Vec<f32> {
 }
 
 fn train_config(epochs: i64) -> TrainConfig {
-    TrainConfig { epochs, batch_size: 16, learning_rate: 5e-3, seed: 7, threads: Some(2), eval_batch_size: 64, checkpoint: None, precision: Default::default(), distributed: None }
+    TrainConfig { epochs, batch_size: 16, learning_rate: 5e-3, seed: 7, threads: Some(2), eval_batch_size: 64, checkpoint: None, precision: Default::default(), distributed: None, ..Default::default() }
 }
 
 fn trained(epochs: i64) -> ModelState {
@@ -93,7 +93,7 @@ fn abort_saves_the_steps_since_the_last_checkpoint() {
     let dir = std::env::temp_dir().join(format!("pixelcnn-core-abort-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("run.safetensors");
-    let every_epoch = TrainConfig { checkpoint: Some(CheckpointConfig { path: path.display().to_string(), every: 0 }), ..train_config(1) };
+    let every_epoch = TrainConfig { checkpoint: Some(CheckpointConfig { path: path.display().to_string(), every: 0, best: None }), ..train_config(1) };
     let mut interrupted = model(config(), 7);
     let cancel = AtomicBool::new(false);
     let mut steps_seen = 0;
@@ -171,7 +171,7 @@ fn a_run_stopped_mid_epoch_resumes_from_its_checkpoint_to_the_same_weights() {
     let dir = std::env::temp_dir().join(format!("pixelcnn-core-resume-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("run.safetensors");
-    let with_checkpoints = TrainConfig { checkpoint: Some(CheckpointConfig { path: path.display().to_string(), every: 1 }), ..train_config(2) };
+    let with_checkpoints = TrainConfig { checkpoint: Some(CheckpointConfig { path: path.display().to_string(), every: 1, best: None }), ..train_config(2) };
 
     // Stop after 3 steps of epoch 2 (6 steps per epoch): the last checkpoint holds step 3.
     let mut interrupted = model(config(), 7);

@@ -233,6 +233,16 @@ pub fn resolve_model_config(env: Env, config_json: String) -> napi::Result<Strin
     })
 }
 
+/// A training config with its recipe's fields filled in, validated: what
+/// `fit` would train with (the CLI reads the batch size a recipe sets).
+#[napi]
+pub fn resolve_train_config(env: Env, config_json: String) -> napi::Result<String> {
+    guard_sync(&env, || {
+        let config = TrainConfig::from_json(&parse_json(&config_json, "options")?)?;
+        serde_json::to_string(&config).map_err(|e| Error::Internal(e.to_string()))
+    })
+}
+
 #[napi(ts_return_type = "Promise<NativeModel>")]
 pub fn load_model(path: String, device: String) -> AsyncTask<LoadTask> {
     AsyncTask::new(LoadTask { path: PathBuf::from(path), device })
@@ -266,8 +276,14 @@ impl Task for FitTask {
         let test = self.test.as_ref().map(|t| Split { images: t.as_ref(), labels: self.test_labels.take() });
         let result = guard(|| {
             fit(&mut state, train, test, &self.config, &self.cancel, &mut |event| match event {
-                TrainEvent::Step { epoch, step, steps_per_epoch, loss, images_per_second } => progress.send(false, || {
-                    json!({ "type": "step", "epoch": epoch, "step": step, "stepsPerEpoch": steps_per_epoch, "loss": loss, "imagesPerSecond": images_per_second })
+                TrainEvent::Step { epoch, step, steps_per_epoch, loss, images_per_second, learning_rate, grad_norm, skipped } => progress.send(false, || {
+                    json!({
+                        "type": "step", "epoch": epoch, "step": step, "stepsPerEpoch": steps_per_epoch, "loss": loss,
+                        "imagesPerSecond": images_per_second, "learningRate": learning_rate, "gradNorm": grad_norm, "skipped": skipped,
+                    })
+                }),
+                TrainEvent::Validation { epoch, step, val_loss } => progress.send(true, || {
+                    json!({ "type": "validation", "epoch": epoch, "step": step, "valLoss": val_loss })
                 }),
                 TrainEvent::Epoch(record) => progress.send(true, || {
                     let mut value = serde_json::to_value(&record).unwrap_or_default();

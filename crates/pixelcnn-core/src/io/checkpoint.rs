@@ -3,13 +3,16 @@
 //! Tensors (all float32, little-endian):
 //! - every parameter by its module name (`input_conv.weight`, `blocks.0.conv1.bias`, …);
 //! - Adam's moments as `optimizer.exp_avg.<name>` and `optimizer.exp_avg_sq.<name>`
-//!   once the model has been trained.
+//!   once the model has been trained;
+//! - the moving average of the weights as `ema.<name>`, when training keeps one.
 //!
 //! Header metadata (`__metadata__`, strings): `format` = "pixelcnn",
 //! `format_version` = "2", `config` (the resolved `ModelConfig` as JSON, with
 //! its `architecture` and `classes`),
 //! `history` (the epoch records as JSON), `optimizer` (`{"step": n}` as JSON)
-//! and, when saved mid-epoch, `partial_epoch` (where training stands, JSON).
+//! and, when saved mid-epoch, `partial_epoch` (where training stands, JSON);
+//! `ema` (`{"decay": d}`) with the average; `training_state` (skipped steps,
+//! the best validation so far and the validations since, JSON) once any is set.
 //!
 //! Files are written through `files::write_atomic` (an exclusively created
 //! temporary file beside the target, synced and renamed), so a crash leaves
@@ -27,7 +30,8 @@ use crate::adam::Adam;
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::network::Network;
-use crate::state::{EpochRecord, ModelState};
+use crate::ema::Ema;
+use crate::state::{EpochRecord, ModelState, TrainingState};
 use safetensors::tensor::{Dtype, SafeTensors, View};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -91,6 +95,15 @@ pub fn to_bytes(state: &ModelState) -> Result<Vec<u8>> {
         }
         metadata.insert("optimizer".to_string(), format!("{{\"step\":{}}}", adam.step));
     }
+    if let Some(ema) = &state.ema {
+        for ((name, _), t) in params.iter().zip(&ema.shadow) {
+            tensors.push((format!("ema.{name}"), view(t)?));
+        }
+        metadata.insert("ema".to_string(), serde_json::json!({ "decay": ema.decay }).to_string());
+    }
+    if state.training != TrainingState::default() {
+        metadata.insert("training_state".to_string(), serde_json::to_string(&state.training).map_err(|e| Error::Internal(e.to_string()))?);
+    }
     if let Some(partial) = &state.partial_epoch {
         metadata.insert("partial_epoch".to_string(), serde_json::to_string(partial).map_err(|e| Error::Internal(e.to_string()))?);
     }
@@ -125,10 +138,25 @@ pub fn from_bytes(bytes: &[u8], path: &Path, device: Device) -> Result<ModelStat
         Some(p) => Some(serde_json::from_str(p).map_err(|e| Error::checkpoint(path, format!("metadata `partial_epoch` is malformed: {e}")))?),
         None => None,
     };
-    check_tensors(&file, &config, metadata.contains_key("optimizer"), path)?;
+    let training: TrainingState = match metadata.get("training_state") {
+        Some(t) => serde_json::from_str(t).map_err(|e| Error::checkpoint(path, format!("metadata `training_state` is malformed: {e}")))?,
+        None => TrainingState::default(),
+    };
+    let ema_decay = match metadata.get("ema") {
+        Some(e) => Some(
+            serde_json::from_str::<serde_json::Value>(e)
+                .ok()
+                .and_then(|v| v.get("decay").and_then(|d| d.as_f64()))
+                .filter(|d| (0.0..1.0).contains(d))
+                .ok_or_else(|| Error::checkpoint(path, format!("metadata `ema` is malformed: {e:?}")))?,
+        ),
+        None => None,
+    };
+    check_tensors(&file, &config, metadata.contains_key("optimizer"), ema_decay.is_some(), path)?;
     let mut state = ModelState::new(config, device, 0)?;
     state.history = history;
     state.partial_epoch = partial_epoch;
+    state.training = training;
     let read = |name: &str, like: &Tensor| -> Result<Tensor> {
         let t = file.tensor(name).map_err(|_| Error::checkpoint(path, format!("tensor `{name}` is missing")))?;
         let values: Vec<f32> = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
@@ -162,21 +190,30 @@ pub fn from_bytes(bytes: &[u8], path: &Path, device: Device) -> Result<ModelStat
         }
         state.optimizer = Some(Adam { step, exp_avg, exp_avg_sq });
     }
+    if let Some(decay) = ema_decay {
+        let shadow = params.iter().map(|(name, t)| read(&format!("ema.{name}"), t)).collect::<Result<Vec<_>>>()?;
+        state.ema = Some(Ema { decay, shadow });
+    }
     drop(params);
     Ok(state)
 }
 
-/// Every tensor the config implies (and Adam's moments, when the file says it
-/// has them) must be in the file, float32, with that shape, and nothing else:
-/// checked before the model is allocated, so the file's size bounds the allocation.
-fn check_tensors(file: &SafeTensors, config: &ModelConfig, with_optimizer: bool, path: &Path) -> Result<()> {
-    let mut expected = Network::parameter_shapes(config);
+/// Every tensor the config implies (and Adam's moments and the moving
+/// average, when the file says it has them) must be in the file, float32,
+/// with that shape, and nothing else: checked before the model is allocated,
+/// so the file's size bounds the allocation.
+fn check_tensors(file: &SafeTensors, config: &ModelConfig, with_optimizer: bool, with_ema: bool, path: &Path) -> Result<()> {
+    let weights = Network::parameter_shapes(config);
+    let mut prefixes = Vec::new();
     if with_optimizer {
-        let moments: Vec<_> = expected
-            .iter()
-            .flat_map(|(n, shape)| [(format!("optimizer.exp_avg.{n}"), shape.clone()), (format!("optimizer.exp_avg_sq.{n}"), shape.clone())])
-            .collect();
-        expected.extend(moments);
+        prefixes.extend(["optimizer.exp_avg.", "optimizer.exp_avg_sq."]);
+    }
+    if with_ema {
+        prefixes.push("ema.");
+    }
+    let mut expected = weights.clone();
+    for prefix in prefixes {
+        expected.extend(weights.iter().map(|(n, shape)| (format!("{prefix}{n}"), shape.clone())));
     }
     for (name, shape) in &expected {
         let t = file.tensor(name).map_err(|_| Error::checkpoint(path, format!("tensor `{name}` is missing")))?;

@@ -2,6 +2,7 @@
 //! nats, and bits per dimension (nats / (H·W·C · ln 2)), the unit of the
 //! published binarized-MNIST results.
 
+use crate::ema::AveragedWeights;
 use crate::config::{EvalConfig, Precision};
 use crate::device::set_threads;
 use crate::error::{Error, Result};
@@ -56,6 +57,7 @@ fn inputs(state: &ModelState, images: &ImagesRef, config: &EvalConfig, work: Wor
 /// p(x_i = 1 | x_<i) for every pixel, N×H×W×C like the input (binary models).
 pub fn predict(state: &ModelState, images: &ImagesRef, config: &EvalConfig) -> Result<Vec<f32>> {
     let _release = crate::allocator::ReleaseWhenDone;
+    let _weights = AveragedWeights::swap_in(state.ema.as_ref(), &state.net, config.weights)?;
     if !state.net.config().output.is_bernoulli() {
         let output = state.net.config().output.name();
         return Err(Error::config("model.output", format!("is \"{output}\": predict gives p(x = 1) of binary (bernoulli) models; use logProbs")));
@@ -72,6 +74,7 @@ pub fn predict(state: &ModelState, images: &ImagesRef, config: &EvalConfig) -> R
 /// −log p(x) in nats for each image: the sum of its pixels' cross-entropies.
 pub fn nats_per_image(state: &ModelState, images: &ImagesRef, config: &EvalConfig) -> Result<Vec<f64>> {
     let _release = crate::allocator::ReleaseWhenDone;
+    let _weights = AveragedWeights::swap_in(state.ema.as_ref(), &state.net, config.weights)?;
     let (x, y, precision) = inputs(state, images, config, Work::Likelihood)?;
     let mut out = Vec::with_capacity(images.count as usize);
     for_batches(&x, y.as_ref(), config.batch_size(), |x, y| {
@@ -89,6 +92,7 @@ pub fn nats_per_image(state: &ModelState, images: &ImagesRef, config: &EvalConfi
 /// −`nats_per_image`).
 pub fn log_probs(state: &ModelState, images: &ImagesRef, config: &EvalConfig) -> Result<Vec<f32>> {
     let _release = crate::allocator::ReleaseWhenDone;
+    let _weights = AveragedWeights::swap_in(state.ema.as_ref(), &state.net, config.weights)?;
     let (x, y, precision) = inputs(state, images, config, Work::Likelihood)?;
     let mut out = Vec::with_capacity(images.data.len());
     for_batches(&x, y.as_ref(), config.batch_size(), |x, y| {

@@ -359,6 +359,20 @@ pub struct CheckpointConfig {
     /// Also save every this many steps inside an epoch (0: only after epochs).
     #[serde(default)]
     pub every: i64,
+    /// Also keep the model with the lowest validation loss so far in this
+    /// file, rewritten (atomically) whenever a validation improves on it.
+    #[serde(default)]
+    pub best: Option<String>,
+}
+
+/// Stop when validation has not improved (by more than `min_delta` nats)
+/// for `patience` validations in a row.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EarlyStopping {
+    pub patience: i64,
+    #[serde(default)]
+    pub min_delta: f64,
 }
 
 /// How to train. Defaults are the seed's: Adam 5e-4, batch 128.
@@ -388,7 +402,42 @@ pub struct TrainConfig {
     /// Train as one rank of a data-parallel group (see `train::fit_in_group`).
     #[serde(default)]
     pub distributed: Option<DistributedConfig>,
+    /// The learning rate of each step (`training/schedule.rs`).
+    #[serde(default)]
+    pub schedule: crate::schedule::Schedule,
+    /// Keep an exponential moving average of the weights with this decay
+    /// (`training/ema.rs`); evaluation and sampling then use it.
+    #[serde(default)]
+    pub ema: Option<f64>,
+    /// Scale the gradients to at most this global L2 norm.
+    #[serde(default)]
+    pub clip_grad_norm: Option<f64>,
+    /// Give up (`Error::Diverged`) after this many steps in a row with a
+    /// non-finite loss or gradient; each is skipped.
+    #[serde(default = "default_max_non_finite")]
+    pub max_non_finite_steps: i64,
+    /// Adam's β1 and β2.
+    #[serde(default = "default_betas")]
+    pub betas: [f64; 2],
+    /// Adam's ε (Keras's 1e-7, which the seed used; PyTorch's is 1e-8).
+    #[serde(default = "default_eps")]
+    pub eps: f64,
+    /// Decoupled weight decay λ (AdamW); 0: plain Adam.
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// Also validate every this many steps (0: only after each epoch).
+    #[serde(default)]
+    pub validate_every: i64,
+    #[serde(default)]
+    pub early_stopping: Option<EarlyStopping>,
+    /// The named recipe the other fields were completed from (`training/recipes.rs`); kept for the record.
+    #[serde(default)]
+    pub recipe: Option<String>,
 }
+
+fn default_max_non_finite() -> i64 { crate::stability::DEFAULT_MAX_NON_FINITE_STEPS }
+fn default_betas() -> [f64; 2] { [crate::adam::BETA1, crate::adam::BETA2] }
+fn default_eps() -> f64 { crate::adam::EPSILON }
 
 /// The collective backend: Gloo on CPUs, NCCL between GPUs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -440,18 +489,59 @@ impl DistributedConfig {
     }
 }
 
+impl Default for TrainConfig {
+    /// Every field at its default (the seed's training).
+    fn default() -> Self {
+        serde_json::from_value(serde_json::json!({})).expect("every TrainConfig field has a default")
+    }
+}
+
 impl TrainConfig {
+    /// Parses a training config; a `recipe` fills in the fields it sets that
+    /// `value` leaves out.
     pub fn from_json(value: &Value) -> Result<Self> {
-        let config: TrainConfig = from_value(value, "")?;
+        let completed = crate::recipes::complete(value)?;
+        let config: TrainConfig = from_value(&completed, "")?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The hyperparameters that shape the trajectory, as JSON (camelCase,
+    /// like the config): what each epoch record keeps of how it was trained.
+    /// Paths, threads and the group are left out.
+    pub fn summary(&self) -> Value {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if let Some(object) = value.as_object_mut() {
+            for key in ["checkpoint", "distributed", "threads", "evalBatchSize", "epochs"] {
+                object.remove(key);
+            }
+            object.retain(|_, v| !v.is_null());
+        }
+        value
+    }
+
+    pub fn adam_options(&self) -> crate::adam::AdamOptions {
+        crate::adam::AdamOptions { beta1: self.betas[0], beta2: self.betas[1], epsilon: self.eps, weight_decay: self.weight_decay }
+    }
+
+    /// Whether anything needs validation data (`field`: the first that does).
+    pub fn needs_validation(&self) -> Option<&'static str> {
+        if self.checkpoint.as_ref().is_some_and(|c| c.best.is_some()) {
+            Some("checkpoint.best")
+        } else if self.early_stopping.is_some() {
+            Some("earlyStopping")
+        } else if self.validate_every > 0 {
+            Some("validateEvery")
+        } else {
+            None
+        }
     }
 
     pub fn validate(&self) -> Result<()> {
         check_range("epochs", self.epochs, 1, 1_000_000)?;
         check_range("batchSize", self.batch_size, 1, 65_536)?;
-        if !(self.learning_rate > 0.0 && self.learning_rate <= 10.0) {
-            return Err(Error::config("learningRate", format!("must be greater than 0 and at most 10, got {}", self.learning_rate)));
+        if !(self.learning_rate > 0.0 && self.learning_rate <= 1e6) {
+            return Err(Error::config("learningRate", format!("must be greater than 0 and at most 1e6, got {}", self.learning_rate)));
         }
         check_seed("seed", self.seed)?;
         check_threads("threads", self.threads)?;
@@ -461,6 +551,42 @@ impl TrainConfig {
                 return Err(Error::config("checkpoint.path", "must be a file path"));
             }
             check_range("checkpoint.every", c.every, 0, 1_000_000_000)?;
+            if c.best.as_deref() == Some("") {
+                return Err(Error::config("checkpoint.best", "must be a file path"));
+            }
+            if c.best.as_deref() == Some(c.path.as_str()) {
+                return Err(Error::config("checkpoint.best", format!("must be another file than checkpoint.path ({:?})", c.path)));
+            }
+        }
+        self.schedule.validate(self.learning_rate)?;
+        if let Some(d) = self.ema {
+            if !(0.0..1.0).contains(&d) {
+                return Err(Error::config("ema", format!("must be in [0, 1) (the decay of the average per step), got {d}")));
+            }
+        }
+        if let Some(c) = self.clip_grad_norm {
+            if !(c > 0.0 && c.is_finite()) {
+                return Err(Error::config("clipGradNorm", format!("must be a positive number, got {c}")));
+            }
+        }
+        check_range("maxNonFiniteSteps", self.max_non_finite_steps, 1, 1_000_000)?;
+        for (i, b) in self.betas.iter().enumerate() {
+            if !(0.0..1.0).contains(b) {
+                return Err(Error::config(format!("betas[{i}]"), format!("must be in [0, 1), got {b}")));
+            }
+        }
+        if !(self.eps > 0.0 && self.eps < 1.0) {
+            return Err(Error::config("eps", format!("must be in (0, 1), got {}", self.eps)));
+        }
+        if !(0.0..1.0).contains(&(self.weight_decay * self.learning_rate)) || !(self.weight_decay >= 0.0) {
+            return Err(Error::config("weightDecay", format!("must be 0 or more, with learningRate × weightDecay below 1, got {}", self.weight_decay)));
+        }
+        check_range("validateEvery", self.validate_every, 0, 1_000_000_000)?;
+        if let Some(e) = &self.early_stopping {
+            check_range("earlyStopping.patience", e.patience, 1, 1_000_000)?;
+            if !(e.min_delta >= 0.0 && e.min_delta.is_finite()) {
+                return Err(Error::config("earlyStopping.minDelta", format!("must be 0 or more, got {}", e.min_delta)));
+            }
         }
         if let Some(d) = &self.distributed {
             d.validate()?;
@@ -510,6 +636,15 @@ pub struct SampleConfig {
     pub labels: Option<Value>,
     #[serde(default = "default_auto")]
     pub precision: Precision,
+    /// The moving average of the weights (when the model keeps one) or the raw ones.
+    #[serde(default)]
+    pub weights: crate::ema::Weights,
+}
+
+impl Default for SampleConfig {
+    fn default() -> Self {
+        serde_json::from_value(serde_json::json!({})).expect("every SampleConfig field has a default")
+    }
 }
 
 impl SampleConfig {
@@ -557,6 +692,9 @@ pub struct EvalConfig {
     pub labels: Option<Value>,
     #[serde(default = "default_auto")]
     pub precision: Precision,
+    /// The moving average of the weights (when the model keeps one) or the raw ones.
+    #[serde(default)]
+    pub weights: crate::ema::Weights,
 }
 
 impl EvalConfig {

@@ -142,6 +142,7 @@ pub fn sample(
     on_progress: &mut dyn FnMut(SampleProgress),
 ) -> Result<SampleOutput> {
     let _release = crate::allocator::ReleaseWhenDone;
+    let _weights = crate::ema::AveragedWeights::swap_in(state.ema.as_ref(), &state.net, config.weights)?;
     let net = &state.net;
     let batch_size = config.batch_size();
     // The fast sampler's per-pixel products are small: below a few hundred
@@ -165,6 +166,7 @@ pub fn sample(
         threads: config.threads,
         labels: None,
         precision,
+        weights: config.weights,
     };
     let pixels = c.pixels_per_image() as usize;
     if let Some(done) = completion {

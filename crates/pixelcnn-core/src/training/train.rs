@@ -1,36 +1,44 @@
-//! The training loop: Adam on the mean per-pixel binary cross-entropy between
-//! the logits and the image itself (each pixel predicts its own value from the
-//! pixels before it), with validation after each epoch.
+//! The training loop: Adam on the mean negative log-likelihood per sub-pixel
+//! (each pixel predicts its own value from the pixels before it), with the
+//! rate of each step from the schedule, validation after each epoch (and
+//! every `validateEvery` steps), and the moving average of the weights.
 //!
 //! A step is two halves, `compute_gradients` and `apply_update`, so that
-//! data-parallel training can average the gradients between them. Losses stay
-//! on the device and are read back every `LOSS_READ_EVERY` steps: on a GPU a
-//! read per step would make the host wait for every step to finish.
+//! data-parallel training can average the gradients between them. Between
+//! them too the loss and the global gradient norm are read back (one
+//! transfer, every step): a step whose loss or gradients are not finite is
+//! not taken (`stability.rs`). On a GPU the read makes the host wait for the
+//! step; the alternative, deciding on the device, would keep a bad step's
+//! effects out of the optimizer only by masking every update.
 
-use crate::adam::Adam;
+use crate::adam::{Adam, AdamOptions};
 use crate::batch_split;
 use crate::checkpoint;
 use crate::config::{Precision, TrainConfig};
 use crate::device::set_threads;
 use crate::distributed::{join_within_deadline, ProcessGroup};
+use crate::ema::Ema;
 use crate::error::{Error, Result};
-use crate::evaluate::mean_loss;
 use crate::images::ImagesRef;
 use crate::labels::{self, Labels};
 use crate::network::dropout::Noise;
 use crate::network::Network;
 use crate::rng::Rng;
-use crate::state::{EpochRecord, ModelState, PartialEpoch};
+use crate::schedule::Schedule;
+use crate::stability;
+use crate::state::{EpochRecord, ModelState, PartialEpoch, ValidationRecord};
+use crate::validation::{judge, validation_loss, validation_weights};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tch::{Kind, Reduction, Tensor};
 
-const LOSS_READ_EVERY: usize = 8;
-
 #[derive(Clone, Debug)]
 pub enum TrainEvent {
-    Step { epoch: i64, step: i64, steps_per_epoch: i64, loss: f64, images_per_second: f64 },
+    /// `skipped`: the step's loss or gradients were not finite and it was not taken.
+    Step { epoch: i64, step: i64, steps_per_epoch: i64, loss: f64, images_per_second: f64, learning_rate: f64, grad_norm: f64, skipped: bool },
+    /// A validation inside an epoch (`validateEvery`); `step`: the optimizer's step count.
+    Validation { epoch: i64, step: i64, val_loss: f64 },
     Epoch(EpochRecord),
 }
 
@@ -64,45 +72,26 @@ pub fn backward_share(net: &Network, x: &Tensor, labels: Option<&Tensor>, precis
     Ok(loss.f_detach()?)
 }
 
-/// One Adam update from the accumulated gradients, which it then clears.
+/// One Adam update (the seed's hyperparameters) from the accumulated gradients, which it then clears.
 pub fn apply_update(state: &mut ModelState, learning_rate: f64) -> Result<()> {
+    apply_update_with(state, learning_rate, &AdamOptions::default())
+}
+
+/// One Adam update with `options`.
+pub fn apply_update_with(state: &mut ModelState, learning_rate: f64, options: &AdamOptions) -> Result<()> {
     let params: Vec<&Tensor> = state.net.parameters().into_iter().map(|(_, t)| t).collect();
     if state.optimizer.is_none() {
         state.optimizer = Some(Adam::new(&params)?);
     }
-    state.optimizer.as_mut().expect("created above").step(&params, learning_rate)
+    state.optimizer.as_mut().expect("created above").step(&params, learning_rate, options)
 }
 
-/// Losses of steps taken but not yet read back from the device.
-struct PendingLosses {
-    losses: Vec<Tensor>,
-    sizes: Vec<i64>,
-}
-
-impl PendingLosses {
-    /// Reads them in one transfer and adds them to `progress`; calls `each(step, loss)`.
-    fn flush(&mut self, progress: &mut PartialEpoch, mut each: impl FnMut(i64, f64)) -> Result<()> {
-        if self.losses.is_empty() {
-            return Ok(());
-        }
-        let values: Vec<f64> = Vec::<f64>::try_from(Tensor::f_stack(&self.losses, 0)?.f_to_kind(Kind::Double)?.f_to_device(tch::Device::Cpu)?)?;
-        let first_step = progress.step_losses.len() as i64 + 1;
-        for (i, (&loss, &size)) in values.iter().zip(&self.sizes).enumerate() {
-            let step = first_step + i as i64;
-            if !loss.is_finite() {
-                return Err(Error::Internal(format!(
-                    "training diverged: loss is {loss} at epoch {}, step {step} (lower learningRate)", progress.epoch
-                )));
-            }
-            progress.loss_sum += loss * size as f64;
-            progress.seen += size;
-            progress.step_losses.push(loss as f32);
-            each(step, loss);
-        }
-        self.losses.clear();
-        self.sizes.clear();
-        Ok(())
-    }
+/// What one step did, read back to the host.
+struct StepOutcome {
+    loss: f64,
+    learning_rate: f64,
+    grad_norm: f64,
+    skipped: bool,
 }
 
 /// Continues training `state` for `config.epochs` epochs. On abort the steps
@@ -159,8 +148,8 @@ fn joined_group(state: &mut ModelState, options: &crate::config::DistributedConf
 /// are disjoint and together exactly the single-process batch), computes its
 /// gradients, and one all-reduce over all of them (and the loss) makes every
 /// rank's gradients those of the whole batch, so every rank applies the same
-/// Adam update. Validation is split the same way and reduced. Only rank 0
-/// saves checkpoints.
+/// Adam update (and moving-average update). Validation is split the same way
+/// and reduced. Only rank 0 saves checkpoints.
 pub fn fit_in_group(
     state: &mut ModelState,
     train: Split,
@@ -176,6 +165,9 @@ pub fn fit_in_group(
     let precision = config.precision.resolve(device, crate::precision::Work::Training, "precision")?;
     // Under `auto` validation is a reported likelihood: fp32, whatever trains.
     let val_precision = config.precision.resolve(device, crate::precision::Work::Likelihood, "precision")?;
+    if let (Some(field), None) = (config.needs_validation(), &test) {
+        return Err(Error::config(field, "needs validation data (data.test)"));
+    }
     let data = DeviceData::new(state, train, test, config)?;
     let (rank, world) = group.as_ref().map_or((0, 1), |g| (g.rank(), g.world_size()));
     if let Some(g) = group.as_deref_mut() {
@@ -187,34 +179,71 @@ pub fn fit_in_group(
     if let Some(c) = checkpoint {
         // Fail before hours of training, not at the first save.
         crate::files::check_writable(Path::new(&c.path))?;
+        if let Some(best) = &c.best {
+            crate::files::check_writable(Path::new(best))?;
+        }
     }
-    let run = Run { config, precision, checkpoint, rank, world };
+    let schedule = config.schedule.resolved(last_step_of(state, &data, config))?;
+    // Started after the broadcast: every rank averages the same weights.
+    match (&mut state.ema, config.ema) {
+        (Some(ema), Some(decay)) => ema.decay = decay,
+        (None, Some(decay)) => state.ema = Some(Ema::new(&state.net, decay)?),
+        _ => {}
+    }
+    let run = Run { config, precision, val_precision, checkpoint, rank, world, schedule };
     for _ in 0..config.epochs {
         let epoch = state.history.len() as i64 + 1;
         let started = Instant::now();
-        let (progress, seen_before) = run.train_epoch(state, &data, epoch, group.as_deref_mut(), cancel, started, on_event)?;
+        let (progress, seen_before, stopped) = run.train_epoch(state, &data, epoch, group.as_deref_mut(), cancel, started, on_event)?;
         let train_seconds = started.elapsed().as_secs_f64();
-        let val_loss = match (&data.test, group.as_deref_mut()) {
-            (Some((images, labels)), None) => Some(mean_loss(&state.net, images, labels.as_ref(), config.eval_batch_size, val_precision)?),
-            (Some((images, labels)), Some(g)) => Some(group_mean_loss(state, g, images, labels.as_ref(), config.eval_batch_size, val_precision)?),
-            (None, _) => None,
+        // Stopped inside the epoch: its last validation is the epoch's.
+        let (val_loss, verdict) = match (&data.test, &stopped) {
+            (Some(_), Some(_)) => (progress.validations.last().map(|v| v.val_loss), None),
+            (Some((images, labels)), None) => {
+                let loss = validation_loss(state, images, labels.as_ref(), config, val_precision, group.as_deref_mut())?;
+                let step = state.optimizer.as_ref().map_or(0, |o| o.step);
+                (Some(loss), Some(judge(&mut state.training, config, loss, step)))
+            }
+            (None, _) => (None, None),
         };
+        let stop_reason = stopped.or_else(|| verdict.as_ref().and_then(|v| v.stop.clone()));
         let record = EpochRecord {
             epoch,
-            train_loss: progress.loss_sum / progress.seen as f64,
+            train_loss: progress.loss_sum / progress.seen.max(1) as f64,
             val_loss,
             seconds: started.elapsed().as_secs_f64(),
             images_per_second: (progress.seen - seen_before) as f64 / train_seconds,
             step_losses: progress.step_losses,
             precision,
+            learning_rates: progress.learning_rates,
+            grad_norms: progress.grad_norms,
+            skipped_steps: progress.skipped_steps,
+            validations: progress.validations,
+            val_weights: validation_weights(state),
+            stop_reason: stop_reason.clone(),
+            training: Some(config.summary()),
         };
         state.history.push(record.clone());
         if let Some(c) = checkpoint {
             checkpoint::save(state, Path::new(&c.path))?;
+            if let (Some(best), Some(true)) = (&c.best, verdict.as_ref().map(|v| v.improved)) {
+                checkpoint::save(state, Path::new(best))?;
+            }
         }
         on_event(TrainEvent::Epoch(record));
+        if stop_reason.is_some() {
+            break;
+        }
     }
     Ok(())
+}
+
+/// The optimizer step at which this `fit` will end, if no step is skipped:
+/// where a schedule without a set end ends.
+fn last_step_of(state: &ModelState, data: &DeviceData, config: &TrainConfig) -> i64 {
+    let steps_per_epoch = (data.count + config.batch_size - 1) / config.batch_size;
+    let done_in_epoch = state.partial_epoch.as_ref().map_or(0, |p| p.steps_done);
+    state.optimizer.as_ref().map_or(0, |o| o.step) + config.epochs * steps_per_epoch - done_in_epoch
 }
 
 /// The training (and validation) images and labels on the model's device,
@@ -253,24 +282,27 @@ impl DeviceData {
 struct Run<'a> {
     config: &'a TrainConfig,
     precision: Precision,
+    val_precision: Precision,
     /// Rank 0's checkpoint; `None` elsewhere.
     checkpoint: Option<&'a crate::config::CheckpointConfig>,
     rank: i64,
     world: i64,
+    /// The config's schedule with its end fixed for this `fit`.
+    schedule: Schedule,
 }
 
 impl Run<'_> {
-    /// Saves `state` with `progress` as its unfinished epoch.
-    fn save_partial(&self, state: &mut ModelState, progress: &PartialEpoch) -> Result<()> {
-        let Some(c) = self.checkpoint else { return Ok(()) };
+    /// Saves `state` to `path` with `progress` as its unfinished epoch.
+    fn save_partial(&self, state: &mut ModelState, progress: &PartialEpoch, path: &str) -> Result<()> {
         state.partial_epoch = Some(progress.clone());
-        let saved = checkpoint::save(state, Path::new(&c.path));
+        let saved = checkpoint::save(state, Path::new(path));
         state.partial_epoch = None;
         saved
     }
 
     /// The steps of `epoch` (from where a resumed run stopped): returns the
-    /// epoch's progress and the images it had seen before this call.
+    /// epoch's progress, the images it had seen before this call, and why
+    /// training stopped inside it (early stopping), if it did.
     #[allow(clippy::too_many_arguments)]
     fn train_epoch(
         &self,
@@ -281,55 +313,87 @@ impl Run<'_> {
         cancel: &AtomicBool,
         started: Instant,
         on_event: &mut dyn FnMut(TrainEvent),
-    ) -> Result<(PartialEpoch, i64)> {
+    ) -> Result<(PartialEpoch, i64, Option<String>)> {
         let config = self.config;
         let (n, batch) = (data.count as usize, config.batch_size as usize);
         let steps_per_epoch = n.div_ceil(batch) as i64;
         let checkpoint_every = self.checkpoint.map_or(0, |c| c.every);
         // The order depends only on (seed, epoch): a resumed run sees the same batches.
         let order = Rng::derived(config.seed, epoch as u64).permutation(n);
-        let fresh = PartialEpoch {
-            epoch, steps_done: 0, loss_sum: 0.0, seen: 0, step_losses: Vec::new(), seed: config.seed, batch_size: config.batch_size, train_count: data.count,
-        };
+        let fresh = PartialEpoch::fresh(epoch, config.seed, config.batch_size, data.count);
         let mut progress = match state.partial_epoch.take() {
-            Some(p) if PartialEpoch { steps_done: 0, loss_sum: 0.0, seen: 0, step_losses: Vec::new(), ..p.clone() } == fresh => p,
+            Some(p) if p.continues(&fresh) => p,
             _ => fresh,
         };
         let seen_before = progress.seen;
-        let mut pending = PendingLosses { losses: Vec::new(), sizes: Vec::new() };
-        let mut report = |progress: &mut PartialEpoch, pending: &mut PendingLosses| {
-            let elapsed = started.elapsed().as_secs_f64();
-            pending.flush(progress, |step, loss| {
-                let rate = (progress_seen_estimate(step, batch, n) - seen_before) as f64 / elapsed;
-                on_event(TrainEvent::Step { epoch, step, steps_per_epoch, loss, images_per_second: rate });
-            })
-        };
         for (step, chunk) in order.chunks(batch).enumerate().skip(progress.steps_done as usize) {
             if cancel.load(Ordering::Relaxed) {
-                report(&mut progress, &mut pending)?;
-                self.save_partial(state, &progress)?;
+                if let Some(c) = self.checkpoint {
+                    self.save_partial(state, &progress, &c.path)?;
+                }
                 state.partial_epoch = Some(progress);
                 return Err(Error::Aborted(format!("training stopped in epoch {epoch} after {step} steps")));
             }
-            let loss = self.step(state, data, chunk, epoch, step as i64, group.as_deref_mut())?;
-            pending.losses.push(loss);
-            pending.sizes.push(chunk.len() as i64);
+            let outcome = self.step(state, data, chunk, epoch, step as i64, group.as_deref_mut())?;
             progress.steps_done = step as i64 + 1;
-            let checkpoint_due = checkpoint_every > 0 && progress.steps_done % checkpoint_every == 0 && progress.steps_done < steps_per_epoch;
-            if pending.losses.len() >= LOSS_READ_EVERY || checkpoint_due || progress.steps_done == steps_per_epoch {
-                report(&mut progress, &mut pending)?;
+            progress.learning_rates.push(outcome.learning_rate);
+            progress.grad_norms.push(outcome.grad_norm as f32);
+            if outcome.skipped {
+                progress.skipped_steps += 1;
+            } else {
+                progress.loss_sum += outcome.loss * chunk.len() as f64;
+                progress.seen += chunk.len() as i64;
             }
-            if checkpoint_due {
-                self.save_partial(state, &progress)?;
+            progress.step_losses.push(outcome.loss as f32);
+            let rate = (progress_seen_estimate(progress.steps_done, batch, n) - seen_before) as f64 / started.elapsed().as_secs_f64();
+            on_event(TrainEvent::Step {
+                epoch, step: progress.steps_done, steps_per_epoch, loss: outcome.loss, images_per_second: rate,
+                learning_rate: outcome.learning_rate, grad_norm: outcome.grad_norm, skipped: outcome.skipped,
+            });
+            let last = progress.steps_done == steps_per_epoch;
+            let optimizer_step = state.optimizer.as_ref().map_or(0, |o| o.step);
+            if !outcome.skipped && !last && config.validate_every > 0 && optimizer_step % config.validate_every == 0 {
+                if let Some(stop) = self.validate_inside(state, data, &mut progress, epoch, optimizer_step, group.as_deref_mut(), on_event)? {
+                    return Ok((progress, seen_before, Some(stop)));
+                }
+            }
+            if checkpoint_every > 0 && progress.steps_done % checkpoint_every == 0 && !last {
+                if let Some(c) = self.checkpoint {
+                    self.save_partial(state, &progress, &c.path)?;
+                }
             }
         }
-        Ok((progress, seen_before))
+        Ok((progress, seen_before, None))
+    }
+
+    /// A validation after optimizer step `step`, inside an epoch: recorded,
+    /// the best model kept, and early stopping's reason if it ends the run.
+    #[allow(clippy::too_many_arguments)]
+    fn validate_inside(
+        &self,
+        state: &mut ModelState,
+        data: &DeviceData,
+        progress: &mut PartialEpoch,
+        epoch: i64,
+        step: i64,
+        group: Option<&mut ProcessGroup>,
+        on_event: &mut dyn FnMut(TrainEvent),
+    ) -> Result<Option<String>> {
+        let Some((images, labels)) = &data.test else { return Ok(None) };
+        let val_loss = validation_loss(state, images, labels.as_ref(), self.config, self.val_precision, group)?;
+        progress.validations.push(ValidationRecord { step, val_loss });
+        let verdict = judge(&mut state.training, self.config, val_loss, step);
+        if let (true, Some(best)) = (verdict.improved, self.checkpoint.and_then(|c| c.best.as_ref())) {
+            self.save_partial(state, progress, best)?;
+        }
+        on_event(TrainEvent::Validation { epoch, step, val_loss });
+        Ok(verdict.stop)
     }
 
     /// One step on the images `chunk` of the training set: this rank's
-    /// share's gradients, averaged over the group, then Adam. Returns the
-    /// batch's mean loss, still on the device.
-    fn step(&self, state: &mut ModelState, data: &DeviceData, chunk: &[i64], epoch: i64, step: i64, group: Option<&mut ProcessGroup>) -> Result<Tensor> {
+    /// share's gradients, averaged over the group, checked, clipped, then
+    /// Adam at the schedule's rate and the moving average.
+    fn step(&self, state: &mut ModelState, data: &DeviceData, chunk: &[i64], epoch: i64, step: i64, group: Option<&mut ProcessGroup>) -> Result<StepOutcome> {
         let device = state.net.device();
         let share = share_of(chunk, self.rank, self.world);
         let weight = share.len() as f64 / chunk.len() as f64;
@@ -348,8 +412,25 @@ impl Run<'_> {
             Some(g) => average_gradients(state, g, &loss, weight)?,
             None => loss,
         };
-        apply_update(state, self.config.learning_rate)?;
-        Ok(loss)
+        let norm = stability::gradient_norm(&state.net)?;
+        let both = Tensor::f_stack(&[loss.f_to_kind(Kind::Float)?.f_reshape([1])?, norm.f_reshape([1])?], 0)?;
+        let read = Vec::<f64>::try_from(both.f_reshape([2])?.f_to_kind(Kind::Double)?.f_to_device(tch::Device::Cpu)?)?;
+        let (loss, grad_norm) = (read[0], read[1]);
+        let learning_rate = self.schedule.rate(self.config.learning_rate, state.optimizer.as_ref().map_or(0, |o| o.step) + 1);
+        if !(loss.is_finite() && grad_norm.is_finite()) {
+            stability::discard_gradients(&state.net)?;
+            state.training.skipped.skip(self.config.max_non_finite_steps, epoch, step + 1, loss, grad_norm)?;
+            return Ok(StepOutcome { loss, learning_rate, grad_norm, skipped: true });
+        }
+        state.training.skipped.consecutive = 0;
+        if let Some(max) = self.config.clip_grad_norm {
+            stability::clip_gradients(&state.net, grad_norm, max)?;
+        }
+        apply_update_with(state, learning_rate, &self.config.adam_options())?;
+        if let Some(ema) = state.ema.as_mut() {
+            ema.update(&state.net)?;
+        }
+        Ok(StepOutcome { loss, learning_rate, grad_norm, skipped: false })
     }
 }
 
@@ -389,7 +470,7 @@ fn broadcast_parameters(state: &ModelState, group: &mut ProcessGroup) -> Result<
 
 /// A collective over a few f64 values: on the group's device (the GPU for
 /// NCCL), read back on the CPU.
-fn collective_on_values(group: &mut ProcessGroup, values: &[f64], op: impl FnOnce(&mut ProcessGroup, &mut Tensor) -> Result<()>) -> Result<Vec<f64>> {
+pub(crate) fn collective_on_values(group: &mut ProcessGroup, values: &[f64], op: impl FnOnce(&mut ProcessGroup, &mut Tensor) -> Result<()>) -> Result<Vec<f64>> {
     let mut t = Tensor::f_from_slice(values)?.f_to_device(group.device())?;
     op(group, &mut t)?;
     Ok(Vec::<f64>::try_from(&t.f_to_device(tch::Device::Cpu)?)?)
@@ -444,22 +525,6 @@ fn average_gradients(state: &ModelState, group: &mut ProcessGroup, loss: &Tensor
     unflatten_into(&reduced, &grads)?;
     let total = grads.iter().map(|g| g.numel() as i64).sum::<i64>();
     Ok(reduced.f_narrow(0, total, 1)?.f_reshape([])?)
-}
-
-/// The mean validation loss over all ranks' shares of the test set.
-fn group_mean_loss(state: &ModelState, group: &mut ProcessGroup, images: &Tensor, labels: Option<&Tensor>, batch: i64, precision: Precision) -> Result<f64> {
-    let (rank, world, n) = (group.rank(), group.world_size(), images.size()[0]);
-    let (start, end) = (rank * n / world, (rank + 1) * n / world);
-    let mine = if end > start {
-        let share = images.f_narrow(0, start, end - start)?;
-        let share_labels = labels.map(|l| l.f_narrow(0, start, end - start)).transpose()?;
-        let mean = mean_loss(&state.net, &share, share_labels.as_ref(), batch, precision)?;
-        [mean * share.numel() as f64, share.numel() as f64]
-    } else {
-        [0.0, 0.0]
-    };
-    let sums = collective_on_values(group, &mine, |g, t| g.all_reduce_sum(t))?;
-    Ok(sums[0] / sums[1])
 }
 
 /// Images seen by the end of `step` (1-based) of an epoch of `n` images.

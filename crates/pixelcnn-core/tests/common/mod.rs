@@ -74,7 +74,7 @@ pub fn sample_seeded(
 ) -> pixelcnn_core::sample::SampleOutput {
     let config = pixelcnn_core::config::SampleConfig {
         count, seed: 4, temperature, batch_size: Some(batch_size), method, threads: Some(2),
-        labels: cycled_labels(state.net.config(), count), precision: Default::default(),
+        labels: cycled_labels(state.net.config(), count), precision: Default::default(), ..Default::default()
     };
     pixelcnn_core::sample::sample(state, &config, completion, &std::sync::atomic::AtomicBool::new(false), &mut |_| {}).unwrap()
 }
