@@ -301,23 +301,27 @@ impl ModelConfig {
         self.height * self.width * self.channels
     }
 
+    // The fields of one architecture. Validation (which every network build
+    // and checkpoint load goes through) requires each of its own, so on the
+    // configs these are called on they are set: an unset one is a bug, not a
+    // default to fall back to (the fallbacks these had differed from the presets).
     pub fn residual_blocks(&self) -> i64 {
-        self.residual_blocks.unwrap_or(0)
+        self.residual_blocks.expect("a validated pixelcnn config has residualBlocks")
     }
     pub fn residual_kernel(&self) -> i64 {
-        self.residual_kernel.unwrap_or(1)
+        self.residual_kernel.expect("a validated pixelcnn config has residualKernel")
     }
     pub fn layers(&self) -> i64 {
-        self.layers.unwrap_or(0)
+        self.layers.expect("a validated gated config has layers")
     }
     pub fn kernel(&self) -> i64 {
-        self.kernel.unwrap_or(3)
+        self.kernel.expect("a validated gated config has kernel")
     }
     pub fn input_kernel(&self) -> i64 {
-        self.input_kernel.unwrap_or(3)
+        self.input_kernel.expect("a validated pixelcnn or gated config has inputKernel")
     }
     pub fn output_layers(&self) -> i64 {
-        self.output_layers.unwrap_or(0)
+        self.output_layers.expect("a validated pixelcnn or gated config has outputLayers")
     }
 }
 
