@@ -61,4 +61,21 @@ if [ "$headers_wanted" = 1 ] && [ ! -f "$headers_marker" ] && [ "$(uname -s)" = 
   fi
   exec 9>&-
 fi
+
+# TensorBoard's own reader, which the tests use to read back the event files
+# that `logDir` writes (issue 23). Added beside torch, also to environments
+# installed before it was needed; users who never run the tests can skip it
+# with PIXELCNN_SKIP_TENSORBOARD=1.
+tensorboard_marker="$env_dir/.complete-tensorboard"
+if [ "${PIXELCNN_SKIP_TENSORBOARD:-0}" != 1 ] && [ ! -f "$tensorboard_marker" ] && [ -f "$(dirname "${BASH_SOURCE[0]}")/../crates/pixelcnn-core/build.rs" ]; then
+  exec 9>"$cache_root/.torch-$TORCH_VERSION.lock"
+  flock 9
+  if [ ! -f "$tensorboard_marker" ]; then
+    echo "pixelcnn: installing tensorboard into $env_dir (its event reader checks the logDir files in the tests; once)" >&2
+    "$python_bin" -m pip install --quiet --disable-pip-version-check tensorboard >&2 ||
+      { echo "pixelcnn: could not install tensorboard into $env_dir (the tests of logDir read their event files with it); retry with network access, or set PIXELCNN_SKIP_TENSORBOARD=1 to go without" >&2; exit 1; }
+    touch "$tensorboard_marker"
+  fi
+  exec 9>&-
+fi
 echo "$python_bin"
