@@ -11,7 +11,7 @@ import { type ErrorCode, IoError, PixelCNNError } from '../src/errors'
 import { PixelCNN } from '../src/index'
 import { checkOutputFile, checkOutputFiles, prepareOutputDir, probeWritable } from '../src/output-paths'
 import { type CliRun, runCli, runScript } from './helpers/cli'
-import { idxImages } from './helpers/idx'
+import { writeIdxPair } from './helpers/idx'
 import { removeTempDirs, tempDir } from './helpers/temp'
 
 test.after.always(removeTempDirs)
@@ -192,10 +192,7 @@ test.serial('the demo refuses an output folder it cannot make, or a picture path
 // --- pixelcnn train -------------------------------------------------------------
 
 const cliDir = tempDir('cli')
-const trainImages = path.join(cliDir, 'train-images-idx3-ubyte')
-const testImages = path.join(cliDir, 't10k-images-idx3-ubyte')
-writeFileSync(trainImages, idxImages(96, 28, 28, 1).bytes)
-writeFileSync(testImages, idxImages(32, 28, 28, 2).bytes)
+const { train: trainImages, test: testImages } = writeIdxPair(cliDir, 96, 32)
 const config = path.join(cliDir, 'config.json')
 writeFileSync(config, JSON.stringify({ model: { preset: 'small', filters: 8, residualBlocks: 1 }, batchSize: 8, learningRate: 2e-3 }))
 const train = (out: string, ...more: string[]) => ['train', '--data', `idx:${trainImages},${testImages}`, '--config', config, '--device', 'cpu', '--out', out, ...more]

@@ -94,6 +94,12 @@ export declare function provokeNativeFailure(kind: string): void
  */
 export declare function resolveModelConfig(configJson: string): string
 
+/**
+ * A training config with its recipe's fields filled in, validated: what
+ * `fit` would train with (the CLI reads the batch size a recipe sets).
+ */
+export declare function resolveTrainConfig(configJson: string): string
+
 export interface SampleResult {
   images: Uint8Array
   probabilities: Float32Array

@@ -843,3 +843,4 @@ module.exports.loadModel = nativeBinding.loadModel
 module.exports.matmulGflops = nativeBinding.matmulGflops
 module.exports.provokeNativeFailure = nativeBinding.provokeNativeFailure
 module.exports.resolveModelConfig = nativeBinding.resolveModelConfig
+module.exports.resolveTrainConfig = nativeBinding.resolveTrainConfig

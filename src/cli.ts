@@ -32,6 +32,12 @@ commands:
             [--batch-size 128] [--learning-rate 5e-4] [--seed 0] [--threads N]
             [--device auto|cpu|cuda[:N]] [--precision auto|fp32|bf16] [--config file.json] [--resume]
             [--checkpoint-every 50] [--samples-every N] [--distributed env | --nproc N]
+            [--recipe seed|pixelcnn++-cifar10] [--schedule constant|exponential:DECAY|step:EVERY:FACTOR|
+            cosine:WARMUP[:TOTAL[:MIN]]] [--ema 0.9995] [--clip-grad-norm N] [--weight-decay L]
+            [--validate-every STEPS] [--early-stopping PATIENCE] [--best best.safetensors] [--logdir DIR]
+            --recipe sets the published hyperparameters (flags override it); --logdir writes TensorBoard
+            event files (losses, learning rate, gradient norm, images/s, the --samples-every grids);
+            --best keeps the model with the lowest validation loss
             writes model.curve.png (the training curve) beside the model after every epoch, and
             model.samples-epoch-N.png every N epochs with --samples-every; the folder of --out is
             created if missing and checked (writable, no output path a folder) before training; a
@@ -135,6 +141,8 @@ async function info(args: Args): Promise<void> {
   console.log(`architecture: ${JSON.stringify(model.config)}`)
   console.log(`parameters: ${model.parameterCount.toLocaleString('en')}`)
   console.log(model.history.length ? historyTable(model.history) : 'not trained')
+  const training = model.history[model.history.length - 1]?.training
+  if (training) console.log(`trained with (last epoch): ${Object.entries(training).map(([k, v]) => `${k} ${typeof v === 'object' ? JSON.stringify(v) : v}`).join(', ')}`)
 }
 
 async function importModel(args: Args): Promise<void> {

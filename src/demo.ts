@@ -60,7 +60,7 @@ async function main(): Promise<number> {
     seed: 7,
     onProgress: (e) => {
       if (e.type === 'step') {
-        process.stdout.write(`\repoch ${e.epoch}/${epochs}  step ${e.step}/${e.stepsPerEpoch}  loss ${e.loss.toFixed(4)}  ${e.imagesPerSecond.toFixed(1)} images/s   `)
+        process.stdout.write(`\repoch ${e.epoch}/${epochs}  step ${e.step}/${e.stepsPerEpoch}  loss ${e.loss === null ? "not finite (skipped)" : e.loss.toFixed(4)}  ${e.imagesPerSecond.toFixed(1)} images/s   `)
       } else if (e.type === 'epoch') {
         process.stdout.write(`\repoch ${e.epoch}/${epochs}  train ${e.trainLoss.toFixed(4)}  val ${e.valLoss?.toFixed(4)}  ${e.seconds.toFixed(0)} s  ${e.imagesPerSecond.toFixed(1)} images/s\n`)
       }

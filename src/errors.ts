@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'Distributed'
   | 'LibtorchNotFound'
   | 'Resource'
+  | 'Diverged'
   | 'Internal'
 
 export class PixelCNNError extends Error {
@@ -93,6 +94,16 @@ export class ResourceError extends PixelCNNError {
   }
 }
 
+/**
+ * Training gave up: `maxNonFiniteSteps` steps in a row had a non-finite loss or gradient. The message names
+ * the step; those steps were not taken, and checkpoints saved before are intact.
+ */
+export class TrainingDivergedError extends PixelCNNError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('Diverged', message, options)
+  }
+}
+
 /** libtorch could not be found or loaded. */
 export class LibtorchError extends PixelCNNError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -100,7 +111,7 @@ export class LibtorchError extends PixelCNNError {
   }
 }
 
-const CODES = new Set<string>(['InvalidConfig', 'InvalidData', 'Checkpoint', 'DeviceUnavailable', 'Aborted', 'Busy', 'Io', 'Distributed', 'Resource', 'Internal'])
+const CODES = new Set<string>(['InvalidConfig', 'InvalidData', 'Checkpoint', 'DeviceUnavailable', 'Aborted', 'Busy', 'Io', 'Distributed', 'Resource', 'Diverged', 'Internal'])
 
 /** Turns an error from the native addon into its class, by the `code` the core set on it. */
 export function fromNative(error: unknown): Error {
@@ -119,6 +130,7 @@ export function fromNative(error: unknown): Error {
     case 'Io': return new IoError(message, options)
     case 'Distributed': return new DistributedError(message, options)
     case 'Resource': return new ResourceError(message, options)
+    case 'Diverged': return new TrainingDivergedError(message, options)
     default: return new PixelCNNError('Internal', message, options)
   }
 }

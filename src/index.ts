@@ -23,6 +23,7 @@ export {
   IoError,
   DistributedError,
   ResourceError,
+  TrainingDivergedError,
   LibtorchError,
   type ErrorCode,
 } from './errors'

@@ -10,6 +10,7 @@ import { ConfigError, DataError, native, nativeSync } from './errors'
 import { checkImageBatch, describe, type ImageBatch } from './images'
 import { nativeBinding } from './native'
 import { cancellable, Listener } from './progress'
+import { TrainingLog } from './training-log'
 import { checkSameNetwork, requestedConfig } from './same-network'
 import { checkCallback, checkDevice, checkOptions, checkSignal, splitOptions, toConfigJson } from './options'
 import type {
@@ -144,12 +145,12 @@ export class PixelCNN {
    * error as it is. Promises `onProgress` returns are not waited for.
    */
   async fit(options: FitOptions): Promise<EpochRecord[]> {
-    const [config, { data, onProgress, signal }] = splitOptions(options, ['data', 'onProgress', 'signal'] as const, {
+    const [config, { data, onProgress, signal, logDir }] = splitOptions(options, ['data', 'onProgress', 'signal', 'logDir'] as const, {
       fn: 'model.fit',
       optional: false,
       example: '{ data: { train }, epochs }',
     })
-    const listener = new Listener(checkCallback(onProgress, 'onProgress') as ((e: TrainProgress) => unknown) | undefined)
+    const callback = checkCallback(onProgress, 'onProgress') as ((e: TrainProgress) => unknown) | undefined
     const abort = checkSignal(signal)
     if (typeof data !== 'object' || data === null) {
       throw new DataError(`\`data\` must be { train: ImageBatch, test?: ImageBatch }, got ${describe(data)}`)
@@ -162,6 +163,16 @@ export class PixelCNN {
     if ((config as { distributed?: unknown }).distributed === 'env') (config as { distributed?: unknown }).distributed = distributedFromEnv()
     const json = toConfigJson(config)
     const labelsJson = toConfigJson(labels, 'data')
+    // Opened (and refused when unusable) before training starts; fed every event.
+    const log = logDir === undefined ? undefined : TrainingLog.open(logDir, this.#history)
+    const listener = new Listener<TrainProgress>(
+      log
+        ? (e) => {
+            log.onEvent(e)
+            return callback?.(e)
+          }
+        : callback,
+    )
 
     // Native epoch events may arrive after the promise resolves; the history it
     // returns is authoritative, so missing epoch events are replayed from it.
@@ -189,12 +200,14 @@ export class PixelCNN {
       } catch {
         /* the model is busy elsewhere: keep the last known history */
       }
+      log?.close()
       throw listener.reason(error) // the callback's error, if it failed, is why training stopped
     }
     finished = true
     this.#history = JSON.parse(historyJson) as EpochRecord[]
     for (const record of this.#history.slice(before)) if (!emitted.has(record.epoch)) listener.emit({ type: 'epoch', ...record })
     listener.emit({ type: 'done', history: this.history })
+    log?.close()
     await listener.settled()
     return this.history
   }

@@ -17,8 +17,8 @@ export interface CurveEpoch {
   trainLoss: number
   /** Validation loss after the epoch; `null` when there was none. */
   valLoss: number | null
-  /** The training loss of every step of the epoch, in order. */
-  stepLosses?: number[]
+  /** The training loss of every step of the epoch, in order; `null` (a step skipped as not finite) is left off the curve. */
+  stepLosses?: (number | null)[]
 }
 
 export interface CurveOptions {
@@ -67,7 +67,7 @@ function checkHistory(history: unknown): CurveEpoch[] {
     let stepLosses: number[] | undefined
     if (e.stepLosses !== undefined && e.stepLosses !== null) {
       if (!Array.isArray(e.stepLosses)) throw new ConfigError(`\`${at}.stepLosses\` must be an array of numbers, got ${describe(e.stepLosses)}`)
-      stepLosses = e.stepLosses.map((v: unknown, s) => finite(v, `${at}.stepLosses[${s}]`))
+      stepLosses = e.stepLosses.filter((v: unknown) => v !== null).map((v: unknown, s) => finite(v, `${at}.stepLosses[${s}]`))
     }
     return { epoch, trainLoss, valLoss, stepLosses }
   })
@@ -324,6 +324,7 @@ function smoothedSteps(epochs: CurveEpoch[], smoothing: number): (Point | null)[
       continue
     }
     losses.forEach((loss, s) => {
+      if (loss === null) return // parsed histories have none; a skipped step's loss is not on the curve
       ema = smoothing * ema + (1 - smoothing) * loss
       t++
       steps.push({ x: e.epoch - 1 + (s + 1) / losses.length, y: ema / (1 - smoothing ** t) })

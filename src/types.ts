@@ -140,14 +140,60 @@ export interface EpochRecord {
   valLoss: number | null
   seconds: number
   imagesPerSecond: number
-  /** The training loss of each step of the epoch, in order. */
-  stepLosses?: number[]
+  /** The training loss of each step of the epoch, in order; `null` for a step skipped because it was not finite. */
+  stepLosses?: (number | null)[]
   /** The arithmetic the epoch trained in (`'auto'` resolved; records from earlier versions: `'fp32'`). */
   precision?: 'fp32' | 'bf16'
+  /** The learning rate of each step (the `schedule`'s), in order. */
+  learningRates?: number[]
+  /** The global L2 norm of the gradients of each step, before clipping; `null` where not finite. */
+  gradNorms?: (number | null)[]
+  /** Steps skipped because their loss or gradients were not finite (absent: none). */
+  skippedSteps?: number
+  /** Validations inside the epoch (`validateEvery`): the optimizer's step count and the loss; `valLoss` is the one after the epoch. */
+  validations?: { step: number; valLoss: number }[]
+  /** `'averaged'` when validation used the moving average of the weights (`ema`). */
+  valWeights?: 'averaged' | 'raw'
+  /** Why training ended after this epoch before `epochs` were done (early stopping); the epoch may be shorter. */
+  stopReason?: string
+  /** How the epoch was trained: `recipe` and the hyperparameters (`learningRate`, `batchSize`, `schedule`, `ema`, …). */
+  training?: Record<string, unknown>
 }
 
+/**
+ * The learning rate of each step t = 1, 2, … (the optimizer's step count over every `fit`), for base rate η
+ * (`learningRate`): `constant`: η; `exponential`: η·decay^(t−1) (PixelCNN++: 0.999995); `step`:
+ * η·factor^⌊(t−1)/every⌋; `cosine`: a linear warm-up to η over `warmupSteps`, then a half cosine down to
+ * `minLearningRate` (default 0) at `totalSteps` (default: the last step of this `fit`).
+ */
+export type Schedule =
+  | { type: 'constant' }
+  | { type: 'exponential'; decay: number }
+  | { type: 'step'; every: number; factor: number }
+  | { type: 'cosine'; warmupSteps: number; totalSteps?: number; minLearningRate?: number }
+
+/** The named recipes of `recipe` (`--recipe`). */
+export type Recipe = 'seed' | 'pixelcnn++-cifar10'
+
+/** Which weights evaluation and sampling use: the moving average when the model keeps one (`ema`), or the raw ones. */
+export type Weights = 'averaged' | 'raw'
+
 export type TrainProgress =
-  | { type: 'step'; epoch: number; step: number; stepsPerEpoch: number; loss: number; imagesPerSecond: number }
+  | {
+      type: 'step'
+      epoch: number
+      step: number
+      stepsPerEpoch: number
+      /** `null` when not finite (the step was then skipped). */
+      loss: number | null
+      imagesPerSecond: number
+      learningRate: number
+      /** The global gradient norm before clipping; `null` when not finite. */
+      gradNorm: number | null
+      /** The loss or the gradients were not finite: the step was not taken. */
+      skipped: boolean
+    }
+  | { type: 'validation'; epoch: number; step: number; valLoss: number }
   | ({ type: 'epoch' } & EpochRecord)
   | { type: 'done'; history: EpochRecord[] }
 
@@ -195,7 +241,55 @@ export interface FitOptions {
    * after epochs), and when aborted, atomically (temporary file, fsync,
    * rename). It includes the optimizer state and where training stands inside the epoch.
    */
-  checkpoint?: { path: string; every?: number }
+  checkpoint?: {
+    path: string
+    every?: number
+    /**
+     * Also keep the model with the lowest validation loss so far in this file (another path than `path`),
+     * rewritten atomically whenever a validation improves on it. Needs `data.test`.
+     */
+    best?: string
+  }
+  /** The learning rate of each step. @default { type: 'constant' } */
+  schedule?: Schedule
+  /**
+   * Keep an exponential moving average of the weights, θ̄ ← ema·θ̄ + (1 − ema)·θ after every step (PixelCNN++:
+   * 0.9995), saved in checkpoints (`ema.<name>` tensors). `evaluate`, `logProbs`, `predict`, `sample`, `complete`
+   * and validation then use it (`weights: 'raw'` picks the raw weights). A model that keeps one goes on updating
+   * it in later `fit`s with its decay. In [0, 1). @default none
+   */
+  ema?: number
+  /** Scale the gradients to at most this global L2 norm (the norm before clipping is in `history[].gradNorms`). */
+  clipGradNorm?: number
+  /**
+   * A step whose loss or gradients are not finite is skipped (counted in `skippedSteps`); after this many in a
+   * row `fit` rejects with `TrainingDivergedError`, naming the step, and checkpoints already saved are intact. @default 5
+   */
+  maxNonFiniteSteps?: number
+  /** Adam's β1, β2. @default [0.9, 0.999] */
+  betas?: [number, number]
+  /** Adam's ε. @default 1e-7 (Keras's, as the seed; PyTorch's is 1e-8) */
+  eps?: number
+  /** Decoupled weight decay λ (AdamW): θ ← θ·(1 − lr·λ) each step. @default 0 */
+  weightDecay?: number
+  /** Also validate every this many optimizer steps (0: only after each epoch). Needs `data.test`. @default 0 */
+  validateEvery?: number
+  /**
+   * End training when validation has not improved (by more than `minDelta` nats) for `patience` validations in
+   * a row; `fit` resolves normally and the last record's `stopReason` says why. Needs `data.test`.
+   */
+  earlyStopping?: { patience: number; minDelta?: number }
+  /**
+   * Published hyperparameters in one word: `'seed'` (the Keras PixelCNN: Adam 5e-4, batch 128, 50 epochs) or
+   * `'pixelcnn++-cifar10'` (Adam 1e-3 with β 0.95/0.9995 and ε 1e-8, ×0.999995 per step, EMA 0.9995, batch 16).
+   * Options given explicitly override the recipe's.
+   */
+  recipe?: Recipe
+  /**
+   * Write TensorBoard event files into this folder (created if missing; refused before training when it is a
+   * file or not writable): train loss, learning rate and gradient norm per step, validation loss, images/s.
+   */
+  logDir?: string
   /**
    * Called with `step` events a few times a second, every `epoch`, and `done`. A throw (or a rejected
    * promise) stops training within one step and the call rejects with that error as it is.
@@ -232,6 +326,7 @@ export interface SampleOptions {
   method?: 'fast' | 'reference'
   /** @default every core */ threads?: number
   /** In `'bf16'` probabilities differ from fp32's by rounding (see the README), so images may differ. `'auto'` samples in fp32. @default 'auto' */ precision?: Precision
+  /** The moving average of the weights when the model keeps one (`fit`'s `ema`), or the raw ones. @default 'averaged' */ weights?: Weights
   /** Conditional models: the class of every image, or one per image. */
   labels?: Labels
   /**
@@ -257,6 +352,7 @@ export interface EvalOptions {
   /** Images per forward pass (memory only). @default 256 */ batchSize?: number
   /** Conditional models: the class of every image, or one per image. */
   labels?: Labels
+  /** The moving average of the weights when the model keeps one (`fit`'s `ema`), or the raw ones. @default 'averaged' */ weights?: Weights
 }
 
 export interface Evaluation {

@@ -1,6 +1,8 @@
 /** Builds small, valid IDX files (and broken ones) for the data tests. */
 
 import { createHash } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
+import * as path from 'node:path'
 import { gzipSync } from 'node:zlib'
 
 /** A seeded generator (mulberry32), so generated data is reproducible. */
@@ -47,4 +49,16 @@ export function sha256(bytes: Uint8Array): string {
 
 export function md5(bytes: Uint8Array): string {
   return createHash('md5').update(bytes).digest('hex')
+}
+
+/**
+ * Writes a training and a test IDX images file (28×28, seeded) into `dir`
+ * under MNIST's names, for `--data idx:TRAIN,TEST`; returns their paths.
+ */
+export function writeIdxPair(dir: string, trainCount: number, testCount: number): { train: string; test: string } {
+  const train = path.join(dir, 'train-images-idx3-ubyte')
+  const test = path.join(dir, 't10k-images-idx3-ubyte')
+  writeFileSync(train, idxImages(trainCount, 28, 28, 1).bytes)
+  writeFileSync(test, idxImages(testCount, 28, 28, 2).bytes)
+  return { train, test }
 }

@@ -72,14 +72,13 @@ export async function writeCurve(model: PixelCNN, file: string): Promise<boolean
   if (model.history.length === 0) return false
   const output = model.config.output ?? 'bernoulli'
   const bits = output !== 'bernoulli'
-  const history = bits
-    ? model.history.map((e) => ({
-        ...e,
-        trainLoss: e.trainLoss / Math.LN2,
-        valLoss: e.valLoss === null ? null : e.valLoss / Math.LN2,
-        stepLosses: e.stepLosses?.map((l) => l / Math.LN2),
-      }))
-    : model.history
+  const scale = bits ? 1 / Math.LN2 : 1
+  const history = model.history.map((e) => ({
+    ...e,
+    trainLoss: e.trainLoss * scale,
+    valLoss: e.valLoss === null ? null : e.valLoss * scale,
+    stepLosses: e.stepLosses?.map((l) => (l === null ? null : l * scale)),
+  }))
   const title = `training ${model.config.architecture}${bits ? `, ${output}` : ''}${model.config.classes ? `, ${model.config.classes} classes` : ''}`
   await writeTrainingCurve(history, file, { unit: bits ? 'bits per dimension' : 'nats per pixel', title })
   return true

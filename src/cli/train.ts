@@ -26,6 +26,8 @@ import { watchLauncher } from './launcher'
 import { checkOutputFiles } from '../output-paths'
 import { besideModel, PictureFailures, samplesDue, samplesFile, writeCurve, writeSampleGrid } from './pictures'
 import { bar, formatSeconds, Line } from './progress-bar'
+import { recipeOptions, wholeRunSchedule } from './recipe-flags'
+import { TrainingLog } from '../training-log'
 
 export function historyTable(history: EpochRecord[]): string {
   const rows = history.map((r) => `| ${r.epoch} | ${r.trainLoss.toFixed(4)} | ${r.valLoss === null ? '–' : r.valLoss.toFixed(4)} | ${r.seconds.toFixed(1)} | ${r.imagesPerSecond.toFixed(1)} |`)
@@ -162,9 +164,13 @@ export async function train(args: Args): Promise<void> {
   if (conditional && !data.trainLabels) throw new ConfigError(`the model is conditional on ${model.config.classes} classes but \`--data ${args.data}\` has no labels`)
   line.done(`model: ${model.config.architecture}${conditional ? `, conditional on ${model.config.classes} classes` : ''}, ${model.parameterCount.toLocaleString('en')} parameters, on ${model.device}`)
 
-  const { model: _model, device: _device, resume: _resume, epochs: _epochs, ...fitFromFile } = fromFile
+  const { model: _model, device: _device, resume: _resume, epochs: _epochs, logDir: fileLogDir, ...fitFromFile } = fromFile
+  // One event file for the whole run (the fits below are one epoch each), written by rank 0.
+  const logDir = (args.logdir as string | undefined) ?? fileLogDir
+  const log = primary && logDir !== undefined ? TrainingLog.open(logDir, model.history) : undefined
   const fit = {
     ...fitFromFile,
+    ...recipeOptions(args, fromFile),
     data: conditional ? { train: data.train, test: data.test, trainLabels: data.trainLabels, testLabels: data.testLabels } : { train: data.train, test: data.test },
     batchSize: number(args, 'batch-size') ?? fromFile.batchSize,
     learningRate: number(args, 'learning-rate') ?? fromFile.learningRate,
@@ -172,22 +178,27 @@ export async function train(args: Args): Promise<void> {
     threads: number(args, 'threads') ?? fromFile.threads,
     precision: precision(args) ?? fromFile.precision,
     distributed,
-    checkpoint: { path: out, every: number(args, 'checkpoint-every') ?? 50 },
+    checkpoint: { path: out, every: number(args, 'checkpoint-every') ?? 50, best: (args.best as string | undefined) ?? fromFile.checkpoint?.best },
     signal: controller.signal,
     epochs: 1,
     onProgress: (e: Parameters<NonNullable<TrainOptions['onProgress']>>[0]) => {
+      log?.onEvent(e)
       if (e.type === 'step') {
         const left = ((e.stepsPerEpoch - e.step) * (data.train.count / e.stepsPerEpoch)) / e.imagesPerSecond
-        line.update(`epoch ${e.epoch}/${epochs} ${bar(e.step / e.stepsPerEpoch)} ${e.step}/${e.stepsPerEpoch}  loss ${e.loss.toFixed(4)}  ${e.imagesPerSecond.toFixed(1)} images/s  ETA ${formatSeconds(left)}`)
+        line.update(`epoch ${e.epoch}/${epochs} ${bar(e.step / e.stepsPerEpoch)} ${e.step}/${e.stepsPerEpoch}  loss ${e.loss === null ? "not finite (skipped)" : e.loss.toFixed(4)}  ${e.imagesPerSecond.toFixed(1)} images/s  ETA ${formatSeconds(left)}`)
+      } else if (e.type === 'validation') {
+        line.done(`epoch ${e.epoch}/${epochs}  step ${e.step}  val ${e.valLoss.toFixed(4)}`)
       } else if (e.type === 'epoch') {
-        line.done(`epoch ${e.epoch}/${epochs}  train ${e.trainLoss.toFixed(4)}  val ${e.valLoss === null ? '–' : e.valLoss.toFixed(4)}  ${formatSeconds(e.seconds)}  ${e.imagesPerSecond.toFixed(1)} images/s`)
+        line.done(`epoch ${e.epoch}/${epochs}  train ${e.trainLoss.toFixed(4)}  val ${e.valLoss === null ? '–' : e.valLoss.toFixed(4)}  ${formatSeconds(e.seconds)}  ${e.imagesPerSecond.toFixed(1)} images/s${e.skippedSteps ? `  ${e.skippedSteps} steps skipped (not finite)` : ''}`)
+        if (e.stopReason) line.done(e.stopReason)
       }
     },
   }
+  fit.schedule = wholeRunSchedule(fit, epochs, data.train.count)
   // Redrawn after every epoch; drawn once below only when no epoch was left to run (a finished run resumed).
   let curveDrawn = false
   try {
-    while (model.history.length < epochs) {
+    while (model.history.length < epochs && !model.history[model.history.length - 1]?.stopReason) {
       await model.fit(fit)
       if (!primary) continue
       // The core saved the model (the checkpoint) at the end of the epoch: the pictures come after it.
@@ -196,10 +207,14 @@ export async function train(args: Args): Promise<void> {
       if (samplesDue(done, samplesEvery, epochs)) {
         const file = samplesFile(out, done)
         const what = await pictures.attempt(file, () => writeSampleGrid(model, file, { count: 64, perClass: 8, seed: 0, classNames: data.classNames, precision: fit.precision, signal: controller.signal }))
-        if (what !== undefined) line.done(`wrote ${file}: ${what}`)
+        if (what !== undefined) {
+          line.done(`wrote ${file}: ${what}`)
+          log?.image('samples', readFileSync(file))
+        }
       }
     }
   } catch (error) {
+    log?.close()
     const code = (error as PixelCNNError).code
     if (interrupted && primary && code === 'Aborted') {
       await pictures.attempt(curve, () => writeCurve(model, curve))
@@ -216,6 +231,7 @@ export async function train(args: Args): Promise<void> {
     }
     throw error
   }
+  log?.close()
   if (!primary) return
   if (!curveDrawn && !pictures.has(curve)) await pictures.attempt(curve, () => writeCurve(model, curve))
   console.log(historyTable(model.history))

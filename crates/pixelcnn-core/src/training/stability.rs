@@ -81,7 +81,7 @@ impl SkippedSteps {
         self.total += 1;
         if self.consecutive >= limit {
             return Err(Error::Diverged(format!(
-                "{} steps in a row had a non-finite loss or gradient, the last at epoch {epoch}, step {step} (loss {loss}, gradient norm {norm}); the weights are those before the first of them, and a checkpoint saved before is intact; lower learningRate, set clipGradNorm, or train in fp32",
+                "{} steps in a row had a non-finite loss or gradient, the last at epoch {epoch}, step {step} (loss {loss}, gradient norm {norm}); none of them was taken and checkpoints saved before are intact; lower learningRate, set clipGradNorm, or train in fp32",
                 self.consecutive
             )));
         }
