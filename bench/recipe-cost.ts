@@ -8,7 +8,7 @@
  * computes the global gradient norm (the non-finite guard reads it every
  * step), so "plain" includes it; clipping adds only the scaling.
  *
- * usage: node --import tsx bench/recipe-cost.ts [preset=gated] [rounds=5] [steps=4]
+ * usage: node --import tsx bench/recipe-cost.ts [preset=gated] [rounds=5] [steps=4] [precision=fp32]
  */
 
 import { PixelCNN, type FitOptions } from '../src/index'
@@ -21,6 +21,7 @@ async function main() {
   const preset = (process.argv[2] ?? 'gated') as 'seed' | 'gated'
   const rounds = Number(process.argv[3] ?? 5)
   const steps = Number(process.argv[4] ?? 4)
+  const precision = (process.argv[5] ?? 'fp32') as 'fp32' | 'bf16'
   const train = randomImages(128 * steps, 28, 28, 1)
   const configs: [string, Partial<FitOptions>][] = [
     ['plain', {}],
@@ -31,12 +32,12 @@ async function main() {
   const models = configs.map(() => PixelCNN.create({ preset, device: 'cpu', seed: 0 }))
   const perStep: number[][] = configs.map(() => [])
   console.log(describeMachine())
-  console.log(`${preset} preset, ${models[0].parameterCount.toLocaleString('en')} parameters; ${rounds} rounds of ${steps} steps of 128 per configuration, alternating; precision fp32`)
+  console.log(`${preset} preset, ${models[0].parameterCount.toLocaleString('en')} parameters; ${rounds} rounds of ${steps} steps of 128 per configuration, alternating; precision ${precision}`)
   // One warm-up fit each: the first step faults the allocator's memory in.
-  for (const [i, model] of models.entries()) await model.fit({ data: { train }, epochs: 1, batchSize: 128, precision: 'fp32', ...configs[i][1] })
+  for (const [i, model] of models.entries()) await model.fit({ data: { train }, epochs: 1, batchSize: 128, precision, ...configs[i][1] })
   for (let round = 0; round < rounds; round++) {
     for (const [i, model] of models.entries()) {
-      const [record] = (await model.fit({ data: { train }, epochs: 1, batchSize: 128, precision: 'fp32', ...configs[i][1] })).slice(-1)
+      const [record] = (await model.fit({ data: { train }, epochs: 1, batchSize: 128, precision, ...configs[i][1] })).slice(-1)
       perStep[i].push(128 * steps / record.imagesPerSecond / steps)
     }
   }

@@ -19,6 +19,7 @@
 
 import * as path from 'node:path'
 import { completionGrid } from './completion-grid'
+import { DEMO_RECIPE } from './demo-recipe'
 import { ConfigError, PixelCNNError } from './errors'
 import { loadMnist, PixelCNN, sliceImages, writeImageGrid, writeTrainingCurve } from './index'
 import { checkOutputFiles } from './output-paths'
@@ -53,11 +54,8 @@ async function main(): Promise<number> {
   const model = await PixelCNN.train({
     // The seed network is unconditional: it takes the images without their labels.
     data,
-    model: { preset: 'seed' },
+    ...DEMO_RECIPE,
     epochs,
-    batchSize: 128,
-    learningRate: 1e-3,
-    seed: 7,
     onProgress: (e) => {
       if (e.type === 'step') {
         process.stdout.write(`\repoch ${e.epoch}/${epochs}  step ${e.step}/${e.stepsPerEpoch}  loss ${e.loss === null ? "not finite (skipped)" : e.loss.toFixed(4)}  ${e.imagesPerSecond.toFixed(1)} images/s   `)

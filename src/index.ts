@@ -5,6 +5,7 @@ export { loadCifar10, CIFAR10_CLASSES, type Cifar10Options } from './data/cifar1
 export { loadImageFolder, type ImageFolder, type ImageFolderOptions } from './data/folder'
 export { loadIdx, parseIdx, binarizeImages, type IdxImages } from './data/idx'
 export { resolveCacheDir } from './data/cache'
+export { loadTokens, writeTokens, type TokenGrid, type LoadTokensOptions } from './data/tokens'
 export type { DownloadProgress } from './data/download'
 export type { DownloadDatasetOptions } from './data/sources'
 export { binarize, SEED_THRESHOLD, type Binarization } from './data/binarize'
