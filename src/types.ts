@@ -253,8 +253,8 @@ export interface FitOptions {
   /** The learning rate of each step. @default { type: 'constant' } */
   schedule?: Schedule
   /**
-   * Keep an exponential moving average of the weights, θ̄ ← ema·θ̄ + (1 − ema)·θ after every step (PixelCNN++:
-   * 0.9995), saved in checkpoints (`ema.<name>` tensors). `evaluate`, `logProbs`, `predict`, `sample`, `complete`
+   * Keep an exponential moving average of the weights after every step (PixelCNN++: 0.9995), the weights of step
+   * i weighted by ema^(age), debiased so that the initial random weights take no share (see the README), saved in checkpoints (`ema.<name>` tensors). `evaluate`, `logProbs`, `predict`, `sample`, `complete`
    * and validation then use it (`weights: 'raw'` picks the raw weights). A model that keeps one goes on updating
    * it in later `fit`s with its decay. In [0, 1). @default none
    */

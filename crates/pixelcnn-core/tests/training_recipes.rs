@@ -135,6 +135,37 @@ fn the_average_is_what_validation_evaluation_and_sampling_use_unless_raw_is_aske
     assert_ne!(with(Weights::Averaged), with(Weights::Raw));
 }
 
+/// Every parameter, flattened into one vector.
+fn raw_weights(state: &ModelState) -> Vec<f32> {
+    state.net.parameters().iter().flat_map(|(_, t)| Vec::<f32>::try_from(t.flatten(0, -1)).unwrap()).collect()
+}
+
+#[test]
+fn the_average_leaves_the_initial_weights_out() {
+    // One step per fit (the whole set in one batch): the weights after each step, θ_1, θ_2, θ_3.
+    let _serial = serial();
+    let mut state = model(config(), 7);
+    let d = 0.5f64;
+    let mut steps = Vec::new();
+    for _ in 0..3 {
+        train(&mut state, &TrainConfig { ema: Some(d), batch_size: 96, ..base(1) }).unwrap();
+        steps.push(raw_weights(&state));
+    }
+    // θ̄_3 = (d²·θ_1 + d·θ_2 + θ_3) / (d² + d + 1): no share of the initial draw θ_0.
+    let ema = state.ema.as_ref().unwrap();
+    assert_eq!(ema.updates, 3);
+    let average: Vec<f32> = ema.shadow.iter().flat_map(|t| Vec::<f32>::try_from(t.flatten(0, -1)).unwrap()).collect();
+    let norm = d * d + d + 1.0;
+    let worst = (0..average.len())
+        .map(|i| ((d * d * steps[0][i] as f64 + d * steps[1][i] as f64 + steps[2][i] as f64) / norm - average[i] as f64).abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-6, "the average is off the debiased one by {worst}");
+    // After one step the average is that step's weights exactly.
+    let mut once = model(config(), 7);
+    train(&mut once, &TrainConfig { ema: Some(0.999), batch_size: 96, ..base(1) }).unwrap();
+    assert_eq!(probabilities(&once, Weights::Averaged), probabilities(&once, Weights::Raw));
+}
+
 #[test]
 fn checkpoints_keep_the_average_and_the_runs_decisions() {
     let _serial = serial();
@@ -146,6 +177,7 @@ fn checkpoints_keep_the_average_and_the_runs_decisions() {
     let loaded = checkpoint::load(&path, Device::Cpu).unwrap();
     assert_eq!(ema_tensors(&loaded), ema_tensors(&state));
     assert_eq!(loaded.ema.as_ref().unwrap().decay, 0.8);
+    assert_eq!(loaded.ema.as_ref().unwrap().updates, 6, "one update per step of the epoch");
     assert_eq!(loaded.training, state.training);
     assert!(loaded.training.best_val_loss.is_some());
     assert_eq!(probabilities(&loaded, Weights::Averaged), probabilities(&state, Weights::Averaged));

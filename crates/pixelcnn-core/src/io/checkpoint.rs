@@ -11,7 +11,7 @@
 //! its `architecture` and `classes`),
 //! `history` (the epoch records as JSON), `optimizer` (`{"step": n}` as JSON)
 //! and, when saved mid-epoch, `partial_epoch` (where training stands, JSON);
-//! `ema` (`{"decay": d}`) with the average; `training_state` (skipped steps,
+//! `ema` (`{"decay": d, "updates": t}`) with the average; `training_state` (skipped steps,
 //! the best validation so far and the validations since, JSON) once any is set.
 //!
 //! Files are written through `files::write_atomic` (an exclusively created
@@ -99,7 +99,7 @@ pub fn to_bytes(state: &ModelState) -> Result<Vec<u8>> {
         for ((name, _), t) in params.iter().zip(&ema.shadow) {
             tensors.push((format!("ema.{name}"), view(t)?));
         }
-        metadata.insert("ema".to_string(), serde_json::json!({ "decay": ema.decay }).to_string());
+        metadata.insert("ema".to_string(), serde_json::json!({ "decay": ema.decay, "updates": ema.updates }).to_string());
     }
     if state.training != TrainingState::default() {
         metadata.insert("training_state".to_string(), serde_json::to_string(&state.training).map_err(|e| Error::Internal(e.to_string()))?);
@@ -143,13 +143,16 @@ pub fn from_bytes(bytes: &[u8], path: &Path, device: Device) -> Result<ModelStat
         None => TrainingState::default(),
     };
     let ema_decay = match metadata.get("ema") {
-        Some(e) => Some(
-            serde_json::from_str::<serde_json::Value>(e)
-                .ok()
-                .and_then(|v| v.get("decay").and_then(|d| d.as_f64()))
-                .filter(|d| (0.0..1.0).contains(d))
-                .ok_or_else(|| Error::checkpoint(path, format!("metadata `ema` is malformed: {e:?}")))?,
-        ),
+        Some(e) => {
+            let malformed = || Error::checkpoint(path, format!("metadata `ema` is malformed: {e:?}"));
+            let value = serde_json::from_str::<serde_json::Value>(e).map_err(|_| malformed())?;
+            let decay = value.get("decay").and_then(|d| d.as_f64()).filter(|d| (0.0..1.0).contains(d)).ok_or_else(malformed)?;
+            let updates = match value.get("updates") {
+                None => crate::ema::UPDATES_OF_AN_OLD_AVERAGE,
+                Some(u) => u.as_i64().filter(|u| *u >= 0).ok_or_else(malformed)?,
+            };
+            Some((decay, updates))
+        }
         None => None,
     };
     check_tensors(&file, &config, metadata.contains_key("optimizer"), ema_decay.is_some(), path)?;
@@ -190,9 +193,9 @@ pub fn from_bytes(bytes: &[u8], path: &Path, device: Device) -> Result<ModelStat
         }
         state.optimizer = Some(Adam { step, exp_avg, exp_avg_sq });
     }
-    if let Some(decay) = ema_decay {
+    if let Some((decay, updates)) = ema_decay {
         let shadow = params.iter().map(|(name, t)| read(&format!("ema.{name}"), t)).collect::<Result<Vec<_>>>()?;
-        state.ema = Some(Ema { decay, shadow });
+        state.ema = Some(Ema { decay, shadow, updates });
     }
     drop(params);
     Ok(state)
