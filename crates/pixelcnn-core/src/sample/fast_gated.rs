@@ -15,16 +15,21 @@
 //! horizontal input, channels-last. Entries right of the current pixel hold
 //! stale values from the row above but are never read: every strip ends at
 //! the current pixel.
+//!
+//! Number types (`kinds.rs`): the image and vertical caches and the per-row
+//! convolutions in the row kind; the links leave them in the pixel kind,
+//! which the row caches, strips and the per-pixel chain compute in.
 
 use super::fast_pixelcnn::Pointwise;
 use super::driver::PixelSource;
+use super::kinds::Kinds;
 use super::{BatchInputs, SamplerThreads};
 use crate::error::Result;
 use crate::config::ModelConfig;
 use crate::network::masked_conv::Conv;
 use crate::network::shifted_conv::{gate, ShiftedConv};
 use crate::network::GatedPixelCnn;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 /// A horizontal convolution as a matrix over the strip left of the pixel.
 struct Strip {
@@ -34,8 +39,8 @@ struct Strip {
 }
 
 impl Strip {
-    fn new(conv: &ShiftedConv, kind: Kind) -> Result<Self> {
-        Ok(Strip { width: conv.weight.size()[3], matrix: conv.patch_matrix()?.f_to_kind(kind)?, bias: conv.bias.f_detach()?.f_to_kind(kind)? })
+    fn new(conv: &ShiftedConv, kinds: &Kinds) -> Result<Self> {
+        Ok(Strip { width: conv.weight.size()[3], matrix: kinds.pixel_weight(&conv.patch_matrix()?)?, bias: kinds.pixel_weight(&conv.bias)? })
     }
 
     /// The output (B, Cout) at the pixel whose strip starts at `start` in `row` (B, W+pad, Cin).
@@ -61,12 +66,12 @@ struct RowConv {
 }
 
 impl RowConv {
-    fn vertical(conv: &ShiftedConv, kind: Kind) -> Result<Self> {
-        Ok(RowConv { weight: conv.weight.f_detach()?.f_to_kind(kind)?, bias: conv.bias.f_detach()?.f_to_kind(kind)?, rows: conv.weight.size()[2] })
+    fn vertical(conv: &ShiftedConv, kinds: &Kinds) -> Result<Self> {
+        Ok(RowConv { weight: kinds.row_weight(&conv.weight)?, bias: kinds.row_weight(&conv.bias)?, rows: conv.weight.size()[2] })
     }
 
-    fn link(conv: &Conv, kind: Kind) -> Result<Self> {
-        Ok(RowConv { weight: conv.effective_weight()?.f_detach()?.f_to_kind(kind)?, bias: conv.bias.f_detach()?.f_to_kind(kind)?, rows: 1 })
+    fn link(conv: &Conv, kinds: &Kinds) -> Result<Self> {
+        Ok(RowConv { weight: kinds.row_weight(&conv.effective_weight()?)?, bias: kinds.row_weight(&conv.bias)?, rows: 1 })
     }
 
     /// Over the `rows` rows of a padded cache from `first_row`: (B, Cout, 1, W).
@@ -113,13 +118,14 @@ impl Plan {
         let cfg = &net.config;
         let (h, w, f, channels) = (cfg.height, cfg.width, cfg.filters, cfg.channels);
         let (p0, p) = (cfg.input_kernel() / 2, cfg.kernel() / 2);
-        let kind = inputs.precision.kind();
-        let options = (kind, net.device);
+        let kinds = &Kinds::of(inputs.precision, net.device);
+        let (row_options, pixel_options) = ((kinds.rows, net.device), (kinds.pixels, net.device));
         let labels = inputs.labels.as_ref();
         let count = net.layers.len();
-        let class_rows = |b: &Option<crate::network::class_bias::ClassBias>| -> Result<Option<Tensor>> {
+        // The vertical stack's class bias joins a per-row output; the horizontal one, the links in the pixel kind.
+        let class_rows = |b: &Option<crate::network::class_bias::ClassBias>, kind| -> Result<Option<Tensor>> {
             match (b, labels) {
-                (Some(b), Some(l)) => Ok(Some(b.rows(l)?.f_detach()?.f_to_kind(kind)?.f_view([batch, 2 * f, 1, 1])?)),
+                (Some(b), Some(l)) => Ok(Some(b.rows(l)?.f_detach()?.f_to_kind(kinds.rows)?.f_to_kind(kind)?.f_view([batch, 2 * f, 1, 1])?)),
                 _ => Ok(None),
             }
         };
@@ -130,26 +136,26 @@ impl Plan {
             .map(|(i, l)| {
                 let pair: &[&Conv] = if i + 1 < count { &[&l.skip, &l.residual] } else { &[&l.skip] };
                 Ok(Layer {
-                    v_conv: RowConv::vertical(&l.v_conv, kind)?,
-                    link: RowConv::link(&l.link, kind)?,
-                    h_conv: Strip::new(&l.h_conv, kind)?,
-                    skip_residual: Pointwise::stacked(pair, kind)?,
-                    v_class: class_rows(&l.v_class_bias)?,
-                    h_class: class_rows(&l.h_class_bias)?,
+                    v_conv: RowConv::vertical(&l.v_conv, kinds)?,
+                    link: RowConv::link(&l.link, kinds)?,
+                    h_conv: Strip::new(&l.h_conv, kinds)?,
+                    skip_residual: Pointwise::stacked(pair, kinds)?,
+                    v_class: class_rows(&l.v_class_bias, kinds.rows)?,
+                    h_class: class_rows(&l.h_class_bias, kinds.pixels)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Plan {
             config: cfg.clone(),
-            input_v: RowConv::vertical(&net.input_v, kind)?,
-            input_h: Strip::new(&net.input_h, kind)?,
+            input_v: RowConv::vertical(&net.input_v, kinds)?,
+            input_h: Strip::new(&net.input_h, kinds)?,
             layers,
-            head: net.head.iter().map(|c| Pointwise::new(c, labels, kind)).collect::<Result<Vec<_>>>()?,
-            output: Pointwise::new(&net.output, labels, kind)?,
-            image: Tensor::f_zeros([batch, channels, h + p0, w + 2 * p0], options)?,
-            vertical: (0..count).map(|_| Tensor::f_zeros([batch, f, h + p, w + 2 * p], options)).collect::<std::result::Result<Vec<_>, _>>()?,
-            image_row: Tensor::f_zeros([batch, w + p0, channels], options)?,
-            horizontal: (0..count).map(|_| Tensor::f_zeros([batch, w + p, f], options)).collect::<std::result::Result<Vec<_>, _>>()?,
+            head: net.head.iter().map(|c| Pointwise::new(c, labels, kinds)).collect::<Result<Vec<_>>>()?,
+            output: Pointwise::new(&net.output, labels, kinds)?,
+            image: Tensor::f_zeros([batch, channels, h + p0, w + 2 * p0], row_options)?,
+            vertical: (0..count).map(|_| Tensor::f_zeros([batch, f, h + p, w + 2 * p], row_options)).collect::<std::result::Result<Vec<_>, _>>()?,
+            image_row: Tensor::f_zeros([batch, w + p0, channels], pixel_options)?,
+            horizontal: (0..count).map(|_| Tensor::f_zeros([batch, w + p, f], pixel_options)).collect::<std::result::Result<Vec<_>, _>>()?,
             threads: inputs.threads,
             links: Vec::new(),
         })
@@ -169,8 +175,9 @@ impl PixelSource for Plan {
         self.vertical[0].f_narrow(2, r + p, 1)?.f_narrow(3, p, w)?.f_copy_(&v0)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let a = layer.v_conv.over(&self.vertical[i], r)?; // (B, 2F, 1, W)
-            // The horizontal convolution's bias joins the link once per row.
-            let mut link = layer.link.over(&a, 0)?.f_add(&layer.h_conv.bias.f_view([1, 2 * f, 1, 1])?)?;
+            // The horizontal convolution's bias joins the link once per row, in the pixel kind.
+            let link = layer.link.over(&a, 0)?;
+            let mut link = link.f_to_kind(layer.h_conv.bias.kind())?.f_add(&layer.h_conv.bias.f_view([1, 2 * f, 1, 1])?)?;
             if let Some(bias) = &layer.h_class {
                 link = link.f_add(bias)?;
             }

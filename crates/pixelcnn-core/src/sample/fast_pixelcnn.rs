@@ -21,24 +21,27 @@
 //! A conditional model's class biases are constant over the image: each
 //! layer's bias rows for the batch's labels are gathered once and added to
 //! its bias, so they cost nothing per pixel.
+//!
+//! Number types (`kinds.rs`): the caches and the per-pixel chain in the pixel
+//! kind; the per-row products cast their rows of the cache to the row kind.
 
 use super::driver::PixelSource;
+use super::kinds::Kinds;
 use super::{BatchInputs, SamplerThreads};
 use crate::error::Result;
-use crate::precision::cast;
 use crate::network::masked_conv::Conv;
 use crate::network::PixelCnn;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
-/// The conv's bias for each image of the batch: (Cout,), or (B, Cout) with
-/// the class bias of each image's label added.
-fn batch_bias(conv: &Conv, labels: Option<&Tensor>, kind: Kind) -> Result<Tensor> {
+/// The conv's bias for each image of the batch, for the per-pixel chain:
+/// (Cout,), or (B, Cout) with the class bias of each image's label added.
+fn batch_bias(conv: &Conv, labels: Option<&Tensor>, kinds: &Kinds) -> Result<Tensor> {
     let bias = conv.bias.f_detach()?;
     let bias = match (&conv.class_bias, labels) {
         (Some(cb), Some(l)) => cb.rows(l)?.f_detach()?.f_add(&bias)?,
         _ => bias,
     };
-    cast(&bias, kind)
+    kinds.pixel_weight(&bias)
 }
 
 /// A masked k×k convolution split at its centre row. Its taps in the rows
@@ -50,7 +53,7 @@ struct PatchConv {
     pad: i64,
     kernel: i64,
     /// (pad·k·Cin, Cout): rows ordered (kernel row, kernel col, channel) to
-    /// match a channels-last patch; `None` for a 1×1 kernel.
+    /// match a channels-last patch, in the row kind; `None` for a 1×1 kernel.
     above: Option<Tensor>,
     /// ((pad+1)·Cin, Cout): the centre row from its first tap to the centre.
     current: Tensor,
@@ -59,7 +62,7 @@ struct PatchConv {
 }
 
 impl PatchConv {
-    fn new(conv: &Conv, labels: Option<&Tensor>, kind: Kind) -> Result<Self> {
+    fn new(conv: &Conv, labels: Option<&Tensor>, kinds: &Kinds) -> Result<Self> {
         let (k, pad) = (conv.kernel, conv.kernel / 2);
         let w = conv.effective_weight()?.f_detach()?; // (Cout, Cin, k, k)
         let cout = w.size()[0];
@@ -67,11 +70,11 @@ impl PatchConv {
             None
         } else {
             let rows = w.f_narrow(2, 0, pad)?.f_permute([2, 3, 1, 0])?; // (pad, k, Cin, Cout)
-            Some(rows.f_contiguous()?.f_reshape([-1, cout])?.f_to_kind(kind)?)
+            Some(kinds.row_weight(&rows.f_contiguous()?.f_reshape([-1, cout])?)?)
         };
         let centre = w.f_select(2, pad)?.f_narrow(2, 0, pad + 1)?.f_permute([2, 1, 0])?; // (pad+1, Cin, Cout)
-        let current = centre.f_contiguous()?.f_reshape([-1, cout])?.f_to_kind(kind)?;
-        Ok(PatchConv { pad, kernel: k, above, current, bias: batch_bias(conv, labels, kind)? })
+        let current = kinds.pixel_weight(&centre.f_contiguous()?.f_reshape([-1, cout])?)?;
+        Ok(PatchConv { pad, kernel: k, above, current, bias: batch_bias(conv, labels, kinds)? })
     }
 
     /// A zeroed input cache (B, H+pad, W+2·pad, Cin): pixel (r, c) lives at
@@ -92,10 +95,17 @@ impl PatchConv {
         // Cache rows r … r+pad−1 are image rows r−pad … r−1.
         let patches = cache
             .f_narrow(1, r, self.pad)? // (B, pad, W+2·pad, Cin)
+            .f_to_kind(above.kind())? // a no-op unless the rows compute in bf16
             .f_unfold(2, self.kernel, 1)? // (B, pad, W, Cin, k)
             .f_permute([0, 2, 1, 4, 3])? // (B, W, pad, k, Cin)
             .f_reshape([batch * width, -1])?;
-        Ok(bias.f_reshape([batch * width, cout])?.f_addmm(&patches, above)?.f_view([batch, width, cout])?)
+        let bias = bias.f_reshape([batch * width, cout])?;
+        let sum = if above.kind() == bias.kind() {
+            bias.f_addmm(&patches, above)?
+        } else {
+            bias.f_add(&patches.f_mm(above)?.f_to_kind(bias.kind())?)?
+        };
+        Ok(sum.f_view([batch, width, cout])?)
     }
 
     /// The output at (r, c), (B, Cout), before the activation, from the row's
@@ -114,17 +124,17 @@ pub(super) struct Pointwise {
 }
 
 impl Pointwise {
-    pub(super) fn new(conv: &Conv, labels: Option<&Tensor>, kind: Kind) -> Result<Self> {
+    pub(super) fn new(conv: &Conv, labels: Option<&Tensor>, kinds: &Kinds) -> Result<Self> {
         let w = conv.effective_weight()?.f_detach()?; // (Cout, Cin, 1, 1)
         let cout = w.size()[0];
-        let matrix = w.f_reshape([cout, -1])?.f_t_()?.f_contiguous()?.f_to_kind(kind)?;
-        Ok(Pointwise { matrix, bias: batch_bias(conv, labels, kind)? })
+        let matrix = kinds.pixel_weight(&w.f_reshape([cout, -1])?.f_t_()?.f_contiguous()?)?;
+        Ok(Pointwise { matrix, bias: batch_bias(conv, labels, kinds)? })
     }
 
     /// Several 1×1 convolutions of the same input as one: their outputs side
     /// by side (one product instead of several small ones per pixel).
-    pub(super) fn stacked(convs: &[&Conv], kind: Kind) -> Result<Self> {
-        let parts = convs.iter().map(|c| Pointwise::new(c, None, kind)).collect::<Result<Vec<_>>>()?;
+    pub(super) fn stacked(convs: &[&Conv], kinds: &Kinds) -> Result<Self> {
+        let parts = convs.iter().map(|c| Pointwise::new(c, None, kinds)).collect::<Result<Vec<_>>>()?;
         Ok(Pointwise {
             matrix: Tensor::f_cat(&parts.iter().map(|p| &p.matrix).collect::<Vec<_>>(), 1)?,
             bias: Tensor::f_cat(&parts.iter().map(|p| &p.bias).collect::<Vec<_>>(), 0)?,
@@ -172,17 +182,17 @@ impl Plan {
         let (h, w, f) = (cfg.height, cfg.width, cfg.filters);
         let device = net.device;
         let labels = inputs.labels.as_ref();
-        let kind = inputs.precision.kind();
-        let input = PatchConv::new(&net.input_conv, labels, kind)?;
+        let kinds = &Kinds::of(inputs.precision, device);
+        let input = PatchConv::new(&net.input_conv, labels, kinds)?;
         let image = input.cache(batch, h, w, cfg.channels, device)?;
         let mut blocks = Vec::with_capacity(net.blocks.len());
         for b in &net.blocks {
-            let masked = PatchConv::new(&b.masked_conv, labels, kind)?;
+            let masked = PatchConv::new(&b.masked_conv, labels, kinds)?;
             let cache = masked.cache(batch, h, w, f, device)?;
-            blocks.push(Block { conv1: Pointwise::new(&b.conv1, labels, kind)?, masked, conv2: Pointwise::new(&b.conv2, labels, kind)?, cache });
+            blocks.push(Block { conv1: Pointwise::new(&b.conv1, labels, kinds)?, masked, conv2: Pointwise::new(&b.conv2, labels, kinds)?, cache });
         }
-        let head = net.head.iter().map(|c| Pointwise::new(c, labels, kind)).collect::<Result<Vec<_>>>()?;
-        let output = Pointwise::new(&net.output, labels, kind)?;
+        let head = net.head.iter().map(|c| Pointwise::new(c, labels, kinds)).collect::<Result<Vec<_>>>()?;
+        let output = Pointwise::new(&net.output, labels, kinds)?;
         Ok(Plan { input, image, blocks, head, output, threads: inputs.threads, input_row: None, block_rows: Vec::new() })
     }
 }

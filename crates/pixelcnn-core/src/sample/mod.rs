@@ -15,6 +15,7 @@ mod driver;
 mod fast_gated;
 mod fast_pixelcnn;
 mod fast_pixelcnn_pp;
+mod kinds;
 mod reference;
 
 use crate::config::{ModelConfig, SampleConfig, SampleMethod};
