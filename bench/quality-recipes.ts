@@ -11,7 +11,7 @@
  * training trajectory, so its raw weights should give the plain run's figure:
  * the table shows it. Held-out figures are fp32 evaluations.
  *
- * usage: node --import tsx bench/quality-recipes.ts [EPOCHS=10] [EMA_DECAY=0.999] [LR_DECAY=0.998] [PRECISION=auto]
+ * usage: node --import tsx bench/quality-recipes.ts [EPOCHS=10] [EMA_DECAY=0.999] [LR_DECAY=0.998] [PRECISION=auto] [RUNS=constant,ema,exponential]
  */
 
 import { loadMnist, PixelCNN, type FitOptions } from '../src/index'
@@ -28,11 +28,12 @@ async function main() {
   const data = { train: all.train, test: all.test }
   console.log(describeMachine())
   console.log(`bundled MNIST: ${data.train.count} training / ${data.test.count} test digits; seed preset, Adam 1e-3, batch 128, seed 7, ${epochs} epochs, precision ${precision}`)
-  const runs: [string, Partial<FitOptions>][] = [
-    ['constant learning rate (the demo)', {}],
-    [`ema ${emaDecay}`, { ema: emaDecay }],
-    [`exponential decay ${lrDecay} per step`, { schedule: { type: 'exponential', decay: lrDecay } }],
-  ]
+  const chosen = (process.argv[6] ?? 'constant,ema,exponential').split(',')
+  const runs = ([
+    ['constant', 'constant learning rate (the demo)', {}],
+    ['ema', `ema ${emaDecay}`, { ema: emaDecay }],
+    ['exponential', `exponential decay ${lrDecay} per step`, { schedule: { type: 'exponential', decay: lrDecay } }],
+  ] as [string, string, Partial<FitOptions>][]).filter(([key]) => chosen.includes(key)).map(([, name, options]) => [name, options] as const)
   const rows: string[] = []
   for (const [name, options] of runs) {
     const started = performance.now()

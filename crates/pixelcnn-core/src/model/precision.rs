@@ -15,8 +15,11 @@
 //! training ran 1.2-1.9× fp32 at the same validation loss within 1%, so
 //! training takes bf16 where the device computes it natively; a bf16 forward
 //! pass ran 1.7-1.9× fp32, so `predict` takes it too; bf16 sampling was
-//! slower than fp32 on that CPU (seed 0.86 s against 0.61 s), so sampling
-//! stays fp32 (on CUDA unmeasured: fp32 until a lent GPU says otherwise); and
+//! slower than fp32 on that CPU (seed 0.86 s against 0.61 s), and since the
+//! samplers' per-pixel chain computes in fp32 (`sample/kinds.rs`) it is about
+//! as fast (0.89-1.04× fp32's time on a Xeon with AMX), so sampling stays
+//! fp32, the same images on every CPU (on CUDA unmeasured: fp32 until a lent
+//! GPU says otherwise); and
 //! reported likelihoods (`evaluate`, `logProbs`, validation) stay fp32, so
 //! that numbers compared across machines mean the same.
 
