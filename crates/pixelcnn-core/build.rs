@@ -15,7 +15,7 @@
 //!   build itself never breaks.
 use std::path::{Path, PathBuf};
 
-const SOURCES: &[&str] = &["cxx/cpu_block_cache.cpp", "cxx/cuda_capability.cpp", "cxx/fused_gate.cpp", "cxx/process_group.cpp"];
+const SOURCES: &[&str] = &["cxx/conv_relu.cpp", "cxx/cpu_block_cache.cpp", "cxx/cuda_capability.cpp", "cxx/fused_gate.cpp", "cxx/process_group.cpp"];
 
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");

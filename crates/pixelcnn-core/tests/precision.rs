@@ -22,7 +22,6 @@ use pixelcnn_core::precision::cpu_has_native_bf16;
 use pixelcnn_core::sample::sample;
 use pixelcnn_core::state::ModelState;
 use pixelcnn_core::train::fit;
-use serde_json::{json, Value};
 use std::sync::atomic::AtomicBool;
 use tch::Kind;
 
@@ -39,18 +38,10 @@ fn nets() -> Vec<(&'static str, ModelConfig)> {
     ]
 }
 
-fn labels(config: &ModelConfig, count: i64) -> Option<Value> {
-    config.classes.map(|k| json!((0..count).map(|i| i % k).collect::<Vec<_>>()))
-}
-
 fn probabilities(state: &ModelState, images: &[u8], count: i64, precision: Precision) -> pixelcnn_core::Result<Vec<f32>> {
     let c = state.net.config();
     let batch = ImagesRef { count, height: c.height, width: c.width, channels: 1, data: images };
     predict(state, &batch, &EvalConfig { threads: Some(2), labels: labels(c, count), precision, ..Default::default() })
-}
-
-fn worst_difference(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 /// Allows emulated bf16 where the CPU has none. Set before any bf16 work and

@@ -187,7 +187,7 @@ impl GatedPixelCnn {
         }
         let mut s = skip.expect("validated: at least one layer").f_relu()?;
         for layer in &self.head {
-            s = layer.forward(&s, labels)?.f_relu_()?;
+            s = layer.forward_relu(&s, labels)?;
         }
         self.output.forward(&s, labels)
     }

@@ -18,6 +18,7 @@
 
 use super::channel_groups::Groups;
 use super::class_bias::{self, ClassBias};
+use super::conv_relu;
 use super::params::Params;
 use crate::error::Result;
 use crate::precision::cast;
@@ -141,6 +142,31 @@ impl Conv {
             _ => self.forward_dense(x)?,
         };
         class_bias::apply(&self.class_bias, out, labels)
+    }
+
+    /// relu(forward(x)), with the ReLU fused into the convolution where
+    /// `conv_relu` applies (bf16 inference on the CPU) and no class bias
+    /// comes between them.
+    pub fn forward_relu(&self, x: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
+        if self.class_bias.is_none() && conv_relu::applies(x) {
+            if let Some(y) = self.fused_relu(x)? {
+                return Ok(y);
+            }
+        }
+        Ok(self.forward(x, labels)?.f_relu_()?)
+    }
+
+    /// `forward_relu`'s fused form, with the same split of masked kernels as `forward`.
+    fn fused_relu(&self, x: &Tensor) -> Result<Option<Tensor>> {
+        let (weight, bias) = self.weight_and_bias(x.kind())?;
+        let c = self.kernel / 2;
+        Ok(match self.mask {
+            Mask::A | Mask::B if self.kernel > 1 && split_masked_convolutions() => {
+                let h = x.size()[2];
+                conv_relu::conv_relu(x, &weight.f_narrow(2, 0, c + 1)?, &bias, (c, c))?.map(|y| y.f_narrow(2, 0, h)).transpose()?
+            }
+            _ => conv_relu::conv_relu(x, &weight, &bias, (c, c))?,
+        })
     }
 
     /// One k×k convolution with the masked weight: simple, and the reference.

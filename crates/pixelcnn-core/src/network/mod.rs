@@ -5,6 +5,7 @@
 
 pub mod channel_groups;
 pub mod class_bias;
+pub mod conv_relu;
 pub mod dropout;
 pub mod fused_gate;
 pub mod gated;

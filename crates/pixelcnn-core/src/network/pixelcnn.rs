@@ -116,7 +116,7 @@ impl PixelCnn {
     /// the label), and with three channel groups also on the earlier channels
     /// of pixel i.
     pub fn forward(&self, x: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
-        let mut h = self.input_conv.forward(x, labels)?.f_relu_()?; // (N, F, H, W)
+        let mut h = self.input_conv.forward_relu(x, labels)?; // (N, F, H, W)
         if self.device == Device::Cpu {
             // oneDNN runs these convolutions fastest channels-last. The input has
             // one channel, for which the two layouts look alike, so the residual
@@ -126,13 +126,13 @@ impl PixelCnn {
             h = channels_last(&h)?;
         }
         for b in &self.blocks {
-            let t = b.conv1.forward(&h, labels)?.f_relu_()?; // (N, F, H, W)
-            let t = b.masked_conv.forward(&t, labels)?.f_relu_()?; // (N, F/2, H, W)
-            let t = b.conv2.forward(&t, labels)?.f_relu_()?; // (N, F, H, W)
+            let t = b.conv1.forward_relu(&h, labels)?; // (N, F, H, W)
+            let t = b.masked_conv.forward_relu(&t, labels)?; // (N, F/2, H, W)
+            let t = b.conv2.forward_relu(&t, labels)?; // (N, F, H, W)
             h = h.f_add(&t)?;
         }
         for layer in &self.head {
-            h = layer.forward(&h, labels)?.f_relu_()?;
+            h = layer.forward_relu(&h, labels)?;
         }
         self.output.forward(&h, labels)
     }

@@ -78,3 +78,13 @@ pub fn sample_seeded(
     };
     pixelcnn_core::sample::sample(state, &config, completion, &std::sync::atomic::AtomicBool::new(false), &mut |_| {}).unwrap()
 }
+
+/// Labels 0, 1, …, K−1, 0, … for `count` images of a conditional config (`None` otherwise), as the samplers and `predict` take them.
+pub fn labels(config: &ModelConfig, count: i64) -> Option<serde_json::Value> {
+    config.classes.map(|k| serde_json::json!((0..count).map(|i| i % k).collect::<Vec<_>>()))
+}
+
+/// The largest absolute difference of two equally long slices.
+pub fn worst_difference(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
