@@ -18,6 +18,7 @@ use common::*;
 use pixelcnn_core::config::{EvalConfig, ModelConfig, Precision, SampleConfig, SampleMethod, TrainConfig};
 use pixelcnn_core::evaluate::predict;
 use pixelcnn_core::images::ImagesRef;
+use pixelcnn_core::network::pixelcnn_pp;
 use pixelcnn_core::precision::cpu_has_native_bf16;
 use pixelcnn_core::sample::sample;
 use pixelcnn_core::state::ModelState;
@@ -147,6 +148,9 @@ fn bf16_eight_bit_outputs_stay_within_the_bound_of_fp32() {
         // Colour: channel groups (categorical), and the coupled RGB mixture.
         ModelConfig { output: Output::Categorical, channels: 3, ..ModelConfig { height: 6, width: 5, ..ModelConfig::gated_small() } },
         ModelConfig { output: Output::LogisticMixture, mixtures: Some(3), channels: 3, height: 6, width: 5, ..small },
+        // PixelCNN++ (its sampler mixes per-row and per-position work at three resolutions): RGB mixture, and conditional categorical.
+        ModelConfig { height: 8, width: 8, channels: 3, mixtures: Some(2), filters: 8, resnet_blocks: Some(1), ..pixelcnn_pp::small_preset() },
+        conditional(ModelConfig { height: 8, width: 8, output: Output::Categorical, mixtures: None, filters: 8, resnet_blocks: Some(1), ..pixelcnn_pp::small_preset() }, 3),
     ] {
         let name = format!("{} {:?} ×{}", config.output.name(), config.architecture, config.channels);
         let state = model(config.clone(), 5);

@@ -20,9 +20,14 @@
 //! Every map lives in a cache (B, H+1, W+2, C), channels last, with position
 //! (i, j) at (i+1, j+1): the zero border is the convolutions' padding (one
 //! row on top, a column each side).
+//!
+//! Number types (`kinds.rs`): the caches, the per-position products and the
+//! 1×1 layers in the pixel kind; the whole-row convolutions cast the rows they
+//! read to the row kind and their outputs back.
 
 use super::driver::PixelSource;
 use super::fast_pixelcnn::write;
+use super::kinds::Kinds;
 use super::{BatchInputs, SamplerThreads};
 use crate::error::Result;
 use crate::network::pixelcnn_pp::{Block, PixelCnnPp};
@@ -32,9 +37,11 @@ use tch::{Device, Kind, Tensor};
 
 /// A shifted convolution's weight in the two forms its modes need.
 struct Conv {
-    /// (Cout, Cin, kh, kw): for whole rows.
+    /// (Cout, Cin, kh, kw) and its bias in the row kind: for whole rows.
     weight: Tensor,
-    /// (kh·kw·Cin, Cout), rows ordered (kernel row, kernel col, channel) as a channels-last patch: for one position.
+    row_bias: Tensor,
+    /// (kh·kw·Cin, Cout), rows ordered (kernel row, kernel col, channel) as a
+    /// channels-last patch, and its bias, in the pixel kind: for one position.
     matrix: Tensor,
     bias: Tensor,
     kernel: [i64; 2],
@@ -43,11 +50,19 @@ struct Conv {
 }
 
 impl Conv {
-    fn new(layer: &Layer, kernel: [i64; 2], shift: Shift, stride: i64, kind: Kind) -> Result<Self> {
+    fn new(layer: &Layer, kernel: [i64; 2], shift: Shift, stride: i64, kinds: &Kinds) -> Result<Self> {
         let (w, b) = layer.detached()?;
         let cout = w.size()[0];
         let matrix = w.f_permute([2, 3, 1, 0])?.f_contiguous()?.f_reshape([-1, cout])?;
-        Ok(Conv { weight: cast(&w, kind)?, matrix: cast(&matrix, kind)?, bias: cast(&b, kind)?, kernel, shift, stride })
+        Ok(Conv {
+            weight: kinds.row_weight(&w)?,
+            row_bias: kinds.row_weight(&b)?,
+            matrix: kinds.pixel_weight(&matrix)?,
+            bias: kinds.pixel_weight(&b)?,
+            kernel,
+            shift,
+            stride,
+        })
     }
 
     /// The first cached column output column j reads (cache coordinates).
@@ -75,8 +90,9 @@ impl Conv {
         let first = self.first_column(0);
         let span = self.stride * (width - 1) + kw;
         let rows = input.f_narrow(1, self.stride * i - kh + 2, kh)?.f_narrow(2, first, span)?.f_permute([0, 3, 1, 2])?; // (B, Cin, kh, span)
-        let out = rows.f_conv2d(&self.weight, Some(&self.bias), [1, self.stride], [0, 0], [1, 1], 1)?; // (B, Cout, 1, width)
-        Ok(out.f_squeeze_dim(2)?.f_permute([0, 2, 1])?)
+        let rows = cast(&rows, self.weight.kind())?;
+        let out = rows.f_conv2d(&self.weight, Some(&self.row_bias), [1, self.stride], [0, 0], [1, 1], 1)?; // (B, Cout, 1, width)
+        cast(&out.f_squeeze_dim(2)?.f_permute([0, 2, 1])?, self.bias.kind())
     }
 }
 
@@ -87,10 +103,10 @@ struct Nin {
 }
 
 impl Nin {
-    fn new(layer: &Layer, kind: Kind) -> Result<Self> {
+    fn new(layer: &Layer, kinds: &Kinds) -> Result<Self> {
         let (w, b) = layer.detached()?; // (Cout, Cin, 1, 1)
         let cout = w.size()[0];
-        Ok(Nin { matrix: cast(&w.f_reshape([cout, -1])?.f_t_()?.f_contiguous()?, kind)?, bias: cast(&b, kind)? })
+        Ok(Nin { matrix: kinds.pixel_weight(&w.f_reshape([cout, -1])?.f_t_()?.f_contiguous()?)?, bias: kinds.pixel_weight(&b)? })
     }
 
     /// x: (…, Cin) → (…, Cout).
@@ -102,16 +118,18 @@ impl Nin {
 /// A transposed stride-2 convolution: output (r, c) reads input row r/2
 /// through kernel row r % 2.
 struct Deconv {
-    /// (Cin, Cout, 2, kw).
+    /// (Cin, Cout, 2, kw) and the bias, in the pixel kind (one position) and the row kind (whole rows).
     weight: Tensor,
     bias: Tensor,
+    row_weight: Tensor,
+    row_bias: Tensor,
     shift: Shift,
 }
 
 impl Deconv {
-    fn new(layer: &Layer, shift: Shift, kind: Kind) -> Result<Self> {
+    fn new(layer: &Layer, shift: Shift, kinds: &Kinds) -> Result<Self> {
         let (w, b) = layer.detached()?;
-        Ok(Deconv { weight: cast(&w, kind)?, bias: cast(&b, kind)?, shift })
+        Ok(Deconv { weight: kinds.pixel_weight(&w)?, bias: kinds.pixel_weight(&b)?, row_weight: kinds.row_weight(&w)?, row_bias: kinds.row_weight(&b)?, shift })
     }
 
     /// Down-right form (kernel 2×2): output (r, c) = bias + input(r/2, c/2) · W[:, :, r%2, c%2].
@@ -128,9 +146,10 @@ impl Deconv {
         debug_assert_eq!(self.shift, Shift::Down);
         let inner = width / 2;
         let x = input.f_narrow(1, r / 2 + 1, 1)?.f_narrow(2, 1, inner)?.f_permute([0, 3, 1, 2])?; // (B, Cin, 1, W/2)
-        let w = self.weight.f_narrow(2, r % 2, 1)?; // (Cin, Cout, 1, 3)
-        let out = x.f_conv_transpose2d(&w, Some(&self.bias), [1, 2], [0, 0], [0, 1], 1, [1, 1])?; // (B, Cout, 1, W + 2)
-        Ok(out.f_narrow(3, 1, width)?.f_squeeze_dim(2)?.f_permute([0, 2, 1])?)
+        let x = cast(&x, self.row_weight.kind())?;
+        let w = self.row_weight.f_narrow(2, r % 2, 1)?; // (Cin, Cout, 1, 3)
+        let out = x.f_conv_transpose2d(&w, Some(&self.row_bias), [1, 2], [0, 0], [0, 1], 1, [1, 1])?; // (B, Cout, 1, W + 2)
+        cast(&out.f_narrow(3, 1, width)?.f_squeeze_dim(2)?.f_permute([0, 2, 1])?, self.bias.kind())
     }
 }
 
@@ -147,21 +166,21 @@ struct GatedBlock {
 }
 
 impl GatedBlock {
-    fn new(block: &Block, shift: Shift, shape: [i64; 3], labels: Option<&Tensor>, kind: Kind, device: Device) -> Result<Self> {
+    fn new(block: &Block, shift: Shift, shape: [i64; 3], labels: Option<&Tensor>, kinds: &Kinds, device: Device) -> Result<Self> {
         let kernel = if shift == Shift::Down { [2, 3] } else { [2, 2] };
         let [batch, h, w] = shape;
         let f = block.conv_input.detached()?.0.size()[0];
         let class = match (&block.class_bias, labels) {
-            (Some(b), Some(l)) => Some(cast(&b.rows(l)?.f_detach()?, kind)?),
+            (Some(b), Some(l)) => Some(kinds.pixel_weight(&b.rows(l)?)?),
             _ => None,
         };
         Ok(GatedBlock {
-            conv_input: Conv::new(&block.conv_input, kernel, shift, 1, kind)?,
-            nin_skip: block.nin_skip.as_ref().map(|n| Nin::new(n, kind)).transpose()?,
-            conv_out: Conv::new(&block.conv_out, kernel, shift, 1, kind)?,
+            conv_input: Conv::new(&block.conv_input, kernel, shift, 1, kinds)?,
+            nin_skip: block.nin_skip.as_ref().map(|n| Nin::new(n, kinds)).transpose()?,
+            conv_out: Conv::new(&block.conv_out, kernel, shift, 1, kinds)?,
             class,
-            input: cache(batch, h, w, 2 * f, kind, device)?,
-            hidden: cache(batch, h, w, 2 * f, kind, device)?,
+            input: cache(batch, h, w, 2 * f, kinds.pixels, device)?,
+            hidden: cache(batch, h, w, 2 * f, kinds.pixels, device)?,
         })
     }
 
@@ -267,11 +286,12 @@ impl Plan {
     pub(super) fn new(net: &PixelCnnPp, inputs: &BatchInputs, batch: i64) -> Result<Self> {
         let cfg = &net.config;
         let (h, w, f, c) = (cfg.height, cfg.width, cfg.filters, cfg.channels);
-        let kind = inputs.precision.kind();
         let device = net.device;
+        let kinds = &Kinds::of(inputs.precision, device);
+        let kind = kinds.pixels;
         let labels = inputs.labels.as_ref();
         let level = |l: i64| [batch, h >> l, w >> l];
-        let blocks = |stage: &[Block], shift: Shift, l: i64| stage.iter().map(|b| GatedBlock::new(b, shift, level(l), labels, kind, device)).collect::<Result<Vec<_>>>();
+        let blocks = |stage: &[Block], shift: Shift, l: i64| stage.iter().map(|b| GatedBlock::new(b, shift, level(l), labels, kinds, device)).collect::<Result<Vec<_>>>();
         let up_u = net.up.iter().enumerate().map(|(l, s)| blocks(&s.u, Shift::Down, l as i64)).collect::<Result<Vec<_>>>()?;
         let up_ul = net.up.iter().enumerate().map(|(l, s)| blocks(&s.ul, Shift::DownRight, l as i64)).collect::<Result<Vec<_>>>()?;
         let down_u = net.down.iter().enumerate().map(|(s, st)| blocks(&st.u, Shift::Down, 2 - s as i64)).collect::<Result<Vec<_>>>()?;
@@ -289,20 +309,20 @@ impl Plan {
         let ones = Tensor::f_ones([1, 1, 1, 1], (Kind::Float, device))?;
         image.f_narrow(1, 1, h)?.f_narrow(2, 1, w)?.f_copy_(&cast(&Tensor::f_cat(&[blank, ones], 3)?, kind)?)?;
         let pixel_link = match &net.pixel_link {
-            Some((weight, mask)) => Some(cast(&weight.f_mul(mask)?.f_detach()?.f_flatten(1, 3)?.f_t_()?.f_contiguous()?, kind)?),
+            Some((weight, mask)) => Some(kinds.pixel_weight(&weight.f_mul(mask)?.f_flatten(1, 3)?.f_t_()?.f_contiguous()?)?),
             None => None,
         };
         Ok(Plan {
             width: w,
             blocks: r,
             image,
-            u_init: Conv::new(&net.u_init, [2, 3], Shift::Down, 1, kind)?,
-            ul_init: [Conv::new(&net.ul_init[0], [1, 3], Shift::Down, 1, kind)?, Conv::new(&net.ul_init[1], [2, 1], Shift::DownRight, 1, kind)?],
-            downsize_u: net.downsize_u.iter().map(|l| Conv::new(l, [2, 3], Shift::Down, 2, kind)).collect::<Result<Vec<_>>>()?,
-            downsize_ul: net.downsize_ul.iter().map(|l| Conv::new(l, [2, 2], Shift::DownRight, 2, kind)).collect::<Result<Vec<_>>>()?,
-            upsize_u: net.upsize_u.iter().map(|l| Deconv::new(l, Shift::Down, kind)).collect::<Result<Vec<_>>>()?,
-            upsize_ul: net.upsize_ul.iter().map(|l| Deconv::new(l, Shift::DownRight, kind)).collect::<Result<Vec<_>>>()?,
-            nin_out: Nin::new(&net.nin_out, kind)?,
+            u_init: Conv::new(&net.u_init, [2, 3], Shift::Down, 1, kinds)?,
+            ul_init: [Conv::new(&net.ul_init[0], [1, 3], Shift::Down, 1, kinds)?, Conv::new(&net.ul_init[1], [2, 1], Shift::DownRight, 1, kinds)?],
+            downsize_u: net.downsize_u.iter().map(|l| Conv::new(l, [2, 3], Shift::Down, 2, kinds)).collect::<Result<Vec<_>>>()?,
+            downsize_ul: net.downsize_ul.iter().map(|l| Conv::new(l, [2, 2], Shift::DownRight, 2, kinds)).collect::<Result<Vec<_>>>()?,
+            upsize_u: net.upsize_u.iter().map(|l| Deconv::new(l, Shift::Down, kinds)).collect::<Result<Vec<_>>>()?,
+            upsize_ul: net.upsize_ul.iter().map(|l| Deconv::new(l, Shift::DownRight, kinds)).collect::<Result<Vec<_>>>()?,
+            nin_out: Nin::new(&net.nin_out, kinds)?,
             pixel_link,
             up_u,
             up_ul,

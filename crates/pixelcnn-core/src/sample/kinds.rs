@@ -7,7 +7,7 @@
 //! fp32 on weights rounded to bf16. At the per-pixel sizes a bf16 product
 //! costs oneDNN about 18 µs more per call than fp32's whole product takes
 //! (81×128 by 128×128: 37 against 19 µs on a Xeon with AMX), which made bf16
-//! sampling 1.4× slower than fp32 (BENCHMARKS.md). The per-pixel activations
+//! sampling 1.4× slower than fp32, and PixelCNN++'s 1.6× (BENCHMARKS.md). The per-pixel activations
 //! then keep fp32's precision: such a sampler is closer to fp32 than a pure
 //! bf16 one, and its probabilities are checked against fp32's within the
 //! same bound (tests/precision.rs).
