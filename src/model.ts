@@ -189,25 +189,28 @@ export class PixelCNN {
       : undefined
     let historyJson: string
     try {
-      historyJson = await cancellable(abort, listener, 'training', (token) =>
-        this.#native.fit(train, (test as ImageBatch | undefined) ?? null, json, labelsJson, token, onEvent),
-      )
-    } catch (error) {
-      finished = true
-      // Steps already taken are kept; so is the record of completed epochs.
       try {
-        this.#history = JSON.parse(this.#native.historyJson()) as EpochRecord[]
-      } catch {
-        /* the model is busy elsewhere: keep the last known history */
+        historyJson = await cancellable(abort, listener, 'training', (token) =>
+          this.#native.fit(train, (test as ImageBatch | undefined) ?? null, json, labelsJson, token, onEvent),
+        )
+      } catch (error) {
+        finished = true
+        // Steps already taken are kept; so is the record of completed epochs.
+        try {
+          this.#history = JSON.parse(this.#native.historyJson()) as EpochRecord[]
+        } catch {
+          /* the model is busy elsewhere: keep the last known history */
+        }
+        throw listener.reason(error) // the callback's error, if it failed, is why training stopped
       }
+      finished = true
+      this.#history = JSON.parse(historyJson) as EpochRecord[]
+      for (const record of this.#history.slice(before)) if (!emitted.has(record.epoch)) listener.emit({ type: 'epoch', ...record })
+      listener.emit({ type: 'done', history: this.history })
+    } finally {
+      // The listener calls the log synchronously: every event it will get has been written.
       log?.close()
-      throw listener.reason(error) // the callback's error, if it failed, is why training stopped
     }
-    finished = true
-    this.#history = JSON.parse(historyJson) as EpochRecord[]
-    for (const record of this.#history.slice(before)) if (!emitted.has(record.epoch)) listener.emit({ type: 'epoch', ...record })
-    listener.emit({ type: 'done', history: this.history })
-    log?.close()
     await listener.settled()
     return this.history
   }

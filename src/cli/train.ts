@@ -214,7 +214,6 @@ export async function train(args: Args): Promise<void> {
       }
     }
   } catch (error) {
-    log?.close()
     const code = (error as PixelCNNError).code
     if (interrupted && primary && code === 'Aborted') {
       await pictures.attempt(curve, () => writeCurve(model, curve))
@@ -230,8 +229,9 @@ export async function train(args: Args): Promise<void> {
       return
     }
     throw error
+  } finally {
+    log?.close()
   }
-  log?.close()
   if (!primary) return
   if (!curveDrawn && !pictures.has(curve)) await pictures.attempt(curve, () => writeCurve(model, curve))
   console.log(historyTable(model.history))

@@ -4,7 +4,11 @@
 //!
 //! usage: predict_ab [preset] [pairs] [count] [bf16|fp32]   (libtorch on the loader path)
 
-use pixelcnn_core::config::{EvalConfig, ModelConfig, Precision};
+#[path = "common/mod.rs"]
+mod common;
+use common::{median, model_config};
+
+use pixelcnn_core::config::{EvalConfig, Precision};
 use pixelcnn_core::evaluate::predict;
 use pixelcnn_core::images::ImagesRef;
 use pixelcnn_core::network::conv_relu;
@@ -19,7 +23,7 @@ fn main() -> pixelcnn_core::Result<()> {
     let count: i64 = args.get(3).map_or(81, |s| s.parse().unwrap());
     let precision = if args.get(4).is_some_and(|p| p == "fp32") { Precision::Fp32 } else { Precision::Bf16 };
     pixelcnn_core::device::set_threads(None);
-    let config = ModelConfig::preset(preset).expect("preset");
+    let config = model_config(preset)?;
     let (h, w) = (config.height, config.width);
     let state = ModelState::new(config, Device::Cpu, 0)?;
     // Seeded binary images with about 30% ones.
@@ -44,10 +48,6 @@ fn main() -> pixelcnn_core::Result<()> {
             fused.push(b);
         }
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[v.len() / 2]
-    };
     let (a, b) = (median(&mut composed), median(&mut fused));
     println!("{preset}, {precision:?} predict of {count}: composed {a:.4}s, fused {b:.4}s (median of {pairs}): {:.2}× faster; probabilities differ by at most {worst:.2e}", a / b);
     Ok(())

@@ -4,7 +4,11 @@
 //!
 //! usage: sample_ab [preset] [pairs] [count] [only: fp32|bf16, for a profiler]   (libtorch on the loader path)
 
-use pixelcnn_core::config::{ModelConfig, Precision, SampleConfig};
+#[path = "common/mod.rs"]
+mod common;
+use common::{median, model_config};
+
+use pixelcnn_core::config::{Precision, SampleConfig};
 use pixelcnn_core::sample::sample;
 use pixelcnn_core::state::ModelState;
 use std::sync::atomic::AtomicBool;
@@ -18,11 +22,7 @@ fn main() -> pixelcnn_core::Result<()> {
     let count: i64 = args.get(3).map_or(81, |s| s.parse().unwrap());
     let only = args.get(4).map(String::as_str);
     pixelcnn_core::device::set_threads(None);
-    // A preset's name, or a model config as JSON (the CIFAR-shaped bench's, say).
-    let config = match preset.starts_with('{') {
-        true => ModelConfig::from_json(&serde_json::from_str(preset).expect("JSON"))?,
-        false => ModelConfig::preset(preset).expect("preset"),
-    };
+    let config = model_config(preset)?;
     let state = ModelState::new(config, Device::Cpu, 0)?;
     let cancel = AtomicBool::new(false);
     let run = |precision| -> pixelcnn_core::Result<f64> {
@@ -41,10 +41,6 @@ fn main() -> pixelcnn_core::Result<()> {
             bf16.push(b);
         }
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[v.len() / 2]
-    };
     let (a, b) = (median(&mut fp32), median(&mut bf16));
     println!("{}, {count} images: fp32 {a:.3}s, bf16 {b:.3}s (median of {pairs}); bf16 takes {:.2}× fp32's time", if preset.starts_with('{') { "that config" } else { preset }, b / a);
     Ok(())

@@ -6,7 +6,11 @@
 //!
 //! usage: step_ab [preset] [pairs] [batch] [split|gate]   (libtorch on the loader path)
 
-use pixelcnn_core::config::{ModelConfig, Precision};
+#[path = "common/mod.rs"]
+mod common;
+use common::{median, model_config};
+
+use pixelcnn_core::config::Precision;
 use pixelcnn_core::network::fused_gate;
 use pixelcnn_core::state::ModelState;
 use pixelcnn_core::train::{apply_update, backward_share, compute_gradients};
@@ -22,11 +26,7 @@ fn main() -> pixelcnn_core::Result<()> {
     let (first, second) = if gate { ("composed gate", "fused gate") } else { ("whole batch", "split batch") };
     pixelcnn_core::device::set_threads(None);
     tch::manual_seed(0);
-    // A preset's name, or a model config as JSON (the CIFAR-shaped bench's, say).
-    let config = match preset.starts_with('{') {
-        true => ModelConfig::from_json(&serde_json::from_str(preset).expect("JSON"))?,
-        false => ModelConfig::preset(preset).expect("preset"),
-    };
+    let config = model_config(preset)?;
     let shape = [batch, config.channels, config.height, config.width];
     let x = match config.output {
         pixelcnn_core::config::Output::Bernoulli => Tensor::rand(shape, (Kind::Float, Device::Cpu)).lt(0.3).to_kind(Kind::Float),
@@ -55,10 +55,6 @@ fn main() -> pixelcnn_core::Result<()> {
             println!("{first} {:.3}s, {second} {:.3}s ({parts} parts)", (t1 - t0).as_secs_f64(), (t2 - t1).as_secs_f64());
         }
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[v.len() / 2]
-    };
     let (w, s) = (median(&mut whole), median(&mut split));
     println!("{preset} batch {batch}: median {first} {w:.3}s, {second} {s:.3}s, ratio {:.3}", w / s);
     Ok(())

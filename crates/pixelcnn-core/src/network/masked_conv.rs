@@ -137,10 +137,7 @@ impl Conv {
 
     /// x: (N, in, H, W) → (N, out, H, W), plus the class bias of `labels` (N,).
     pub fn forward(&self, x: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
-        let out = match self.mask {
-            Mask::A | Mask::B if self.kernel > 1 && split_masked_convolutions() => self.forward_split(x)?,
-            _ => self.forward_dense(x)?,
-        };
+        let out = if self.splits() { self.forward_split(x)? } else { self.forward_dense(x)? };
         class_bias::apply(&self.class_bias, out, labels)
     }
 
@@ -149,30 +146,32 @@ impl Conv {
     /// comes between them.
     pub fn forward_relu(&self, x: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
         if self.class_bias.is_none() && conv_relu::applies(x) {
-            if let Some(y) = self.fused_relu(x)? {
-                return Ok(y);
+            let split = self.splits();
+            let (weight, bias, pad) = self.prepared(x, split)?;
+            if let Some(y) = conv_relu::conv_relu(x, &weight, &bias, (pad, pad))? {
+                return keep_rows(y, x, split);
             }
         }
         Ok(self.forward(x, labels)?.f_relu_()?)
     }
 
-    /// `forward_relu`'s fused form, with the same split of masked kernels as `forward`.
-    fn fused_relu(&self, x: &Tensor) -> Result<Option<Tensor>> {
-        let (weight, bias) = self.weight_and_bias(x.kind())?;
+    /// Whether `forward` runs the split form (`forward_split`).
+    fn splits(&self) -> bool {
+        matches!(self.mask, Mask::A | Mask::B) && self.kernel > 1 && split_masked_convolutions()
+    }
+
+    /// The weight and bias in x's type and the padding of the split form
+    /// (`forward_split`: the kernel rows below the centre dropped) or the dense one.
+    fn prepared(&self, x: &Tensor, split: bool) -> Result<(Tensor, Tensor, i64)> {
         let c = self.kernel / 2;
-        Ok(match self.mask {
-            Mask::A | Mask::B if self.kernel > 1 && split_masked_convolutions() => {
-                let h = x.size()[2];
-                conv_relu::conv_relu(x, &weight.f_narrow(2, 0, c + 1)?, &bias, (c, c))?.map(|y| y.f_narrow(2, 0, h)).transpose()?
-            }
-            _ => conv_relu::conv_relu(x, &weight, &bias, (c, c))?,
-        })
+        let (weight, bias) = self.weight_and_bias(x.kind())?;
+        let weight = if split { weight.f_narrow(2, 0, c + 1)? } else { weight }; // (out, in, c+1, k) when split
+        Ok((weight, bias, c))
     }
 
     /// One k×k convolution with the masked weight: simple, and the reference.
     pub fn forward_dense(&self, x: &Tensor) -> Result<Tensor> {
-        let pad = self.kernel / 2;
-        let (weight, bias) = self.weight_and_bias(x.kind())?;
+        let (weight, bias, pad) = self.prepared(x, false)?;
         Ok(x.f_conv2d(&weight, Some(&bias), [1, 1], [pad, pad], [1, 1], 1)?)
     }
 
@@ -183,15 +182,17 @@ impl Conv {
     /// since splitting them off into a second convolution measured slower.
     /// On this project's 2-core CPU it trains about 10% faster and infers
     /// about 1.5× faster than the dense form (BENCHMARKS.md).
-    /// With padding (c, c) the output has H + c rows and row r reads input
-    /// rows r−c … r, so the first H rows are the answer.
     pub fn forward_split(&self, x: &Tensor) -> Result<Tensor> {
-        let c = self.kernel / 2;
-        let h = x.size()[2];
-        let (weight, bias) = self.weight_and_bias(x.kind())?;
-        let weight = weight.f_narrow(2, 0, c + 1)?; // (out, in, c+1, k)
-        Ok(x.f_conv2d(&weight, Some(&bias), [1, 1], [c, c], [1, 1], 1)?.f_narrow(2, 0, h)?)
+        let (weight, bias, pad) = self.prepared(x, true)?;
+        keep_rows(x.f_conv2d(&weight, Some(&bias), [1, 1], [pad, pad], [1, 1], 1)?, x, true)
     }
+}
+
+/// The split form's output has H + c rows (padding (c, c)) and its row r
+/// reads input rows r−c … r, so the first H rows are the answer; the dense
+/// form's output is the answer as it is.
+fn keep_rows(y: Tensor, x: &Tensor, split: bool) -> Result<Tensor> {
+    Ok(if split { y.f_narrow(2, 0, x.size()[2])? } else { y })
 }
 
 /// Whether masked convolutions skip their all-zero rows (`forward_split`, the

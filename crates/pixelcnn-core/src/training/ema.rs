@@ -47,9 +47,7 @@ impl Ema {
     /// d_t for the update that makes the count `t`.
     fn decay_at(&self, t: i64) -> f64 {
         let d = self.decay;
-        // powi's exponent is i32; beyond 2^31 updates d^t is 0 for every d < 1 anyway.
-        let power = |n: i64| if n > i32::MAX as i64 { 0.0 } else { d.powi(n as i32) };
-        d * (1.0 - power(t - 1)) / (1.0 - power(t))
+        d * (1.0 - d.powf((t - 1) as f64)) / (1.0 - d.powf(t as f64))
     }
 
     /// One step of the average towards the network's weights.
