@@ -29,7 +29,7 @@ fn main() -> pixelcnn_core::Result<()> {
     // Seeded binary images with about 30% ones.
     let mut x = 0x2545f491u32;
     let data: Vec<u8> = (0..count * h * w).map(|_| { x ^= x << 13; x ^= x >> 17; x ^= x << 5; u8::from(x % 10 < 3) }).collect();
-    let images = ImagesRef { count, height: h, width: w, channels: 1, data: &data };
+    let images = ImagesRef { count, height: h, width: w, channels: 1, data: pixelcnn_core::images::Values::Bytes(&data) };
     let eval = EvalConfig { precision, ..Default::default() };
     let run = |fused: bool| -> pixelcnn_core::Result<(f64, Vec<f32>)> {
         conv_relu::set_enabled(fused);

@@ -56,7 +56,7 @@ pub fn through_fit(state: &mut ModelState, repeats: usize) -> pixelcnn_core::Res
     let cancel = std::sync::atomic::AtomicBool::new(false);
     for _ in 0..=repeats {
         let t0 = Instant::now();
-        let train = Split { images: ImagesRef { count: 128, height: 28, width: 28, channels: 1, data: &data }, labels: None };
+        let train = Split { images: ImagesRef { count: 128, height: 28, width: 28, channels: 1, data: pixelcnn_core::images::Values::Bytes(&data) }, labels: None };
         fit(state, train, None, &config, &cancel, &mut |_| {})?;
         println!("fit {:.3}s", t0.elapsed().as_secs_f64());
     }

@@ -13,7 +13,7 @@ fn seed_preset_has_the_seeds_532673_parameters() {
 
 fn logits(state: &pixelcnn_core::state::ModelState, image: &[u8]) -> Vec<f32> {
     let c = state.net.config();
-    let batch = ImagesRef { count: 1, height: c.height, width: c.width, channels: 1, data: image };
+    let batch = ImagesRef { count: 1, height: c.height, width: c.width, channels: 1, data: pixelcnn_core::images::Values::Bytes(image) };
     let x = batch.to_device(c, state.net.device(), "image").unwrap().to_kind(Kind::Float);
     let out: Tensor = tch::no_grad(|| state.net.forward(&x, None, Default::default()).unwrap()).reshape([-1]);
     Vec::<f32>::try_from(&out).unwrap()

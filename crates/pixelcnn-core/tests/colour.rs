@@ -55,7 +55,7 @@ fn images(config: &ModelConfig, count: usize, seed: u64) -> Vec<u8> {
 }
 
 fn batch<'a>(config: &ModelConfig, data: &'a [u8], count: i64) -> ImagesRef<'a> {
-    ImagesRef { count, height: config.height, width: config.width, channels: 3, data }
+    ImagesRef { count, height: config.height, width: config.width, channels: 3, data: pixelcnn_core::images::Values::Bytes(data) }
 }
 
 
@@ -251,7 +251,7 @@ fn fast_sampling_and_completion_make_exactly_the_reference_samplers_colour_image
         let given = images(&config, 2, 6);
         let row = (config.width * 3) as usize;
         let known: Vec<u8> = (0..2 * subs).map(|i| (i % subs < 2 * row || i % 3 == 1) as u8).collect();
-        let done = Completion { images: &given, known: &known };
+        let done = Completion { images: pixelcnn_core::images::Values::Bytes(&given), known: &known };
         let fast = sample_seeded(&state, 2, 2, 1.0, SampleMethod::Fast, Some(&done));
         let reference = sample_seeded(&state, 2, 1, 1.0, SampleMethod::Reference, Some(&done));
         assert_eq!(fast.images, reference.images, "{config:?}: completion differs");
@@ -313,7 +313,7 @@ fn bad_colour_configs_and_images_name_what_is_wrong() {
     let config = colour(small_gated(), Output::Categorical);
     let state = model(config.clone(), 1);
     let gray = vec![7u8; (config.height * config.width) as usize];
-    let one_channel = ImagesRef { count: 1, height: config.height, width: config.width, channels: 1, data: &gray };
+    let one_channel = ImagesRef { count: 1, height: config.height, width: config.width, channels: 1, data: pixelcnn_core::images::Values::Bytes(&gray) };
     match log_probs(&state, &one_channel, &EvalConfig::default()) {
         Err(Error::InvalidData(message)) => assert!(message.contains("×1") && message.contains("×3"), "{message}"),
         other => panic!("expected a data error, got {other:?}"),

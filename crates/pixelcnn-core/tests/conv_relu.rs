@@ -26,7 +26,7 @@ fn fused_and_composed_relus_give_the_same_probabilities() {
         let state = model(config.clone(), 2);
         randomize_class_biases(&state);
         let data = random_images(6, 9, 8, 0.3, 4);
-        let images = ImagesRef { count: 6, height: 9, width: 8, channels: 1, data: &data };
+        let images = ImagesRef { count: 6, height: 9, width: 8, channels: 1, data: pixelcnn_core::images::Values::Bytes(&data) };
         let eval = EvalConfig { precision: Precision::Bf16, threads: Some(2), labels: labels(&config, 6), ..Default::default() };
         conv_relu::set_enabled(false);
         let composed = predict(&state, &images, &eval).unwrap();

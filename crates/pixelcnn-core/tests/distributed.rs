@@ -196,7 +196,7 @@ fn train_small(config: ModelConfig, precision: Precision, group: Option<&mut Pro
     };
     fit_in_group(&mut state, split(&train, 97, 8, 8), Some(split(&test, 32, 8, 8)), &train_config, group, &std::sync::atomic::AtomicBool::new(false), &mut |_| {}).unwrap();
     let losses = state.history.iter().flat_map(|e| e.validations.iter().map(|v| v.val_loss).chain([e.train_loss, e.val_loss.unwrap()])).collect();
-    let probe = ImagesRef { count: 4, height: 8, width: 8, channels: 1, data: &test[..4 * 64] };
+    let probe = ImagesRef { count: 4, height: 8, width: 8, channels: 1, data: pixelcnn_core::images::Values::Bytes(&test[..4 * 64]) };
     (losses, predict(&state, &probe, &EvalConfig { threads: Some(1), precision, ..Default::default() }).unwrap())
 }
 

@@ -91,7 +91,7 @@ fn the_seeds_architecture_has_a_blind_spot() {
 
 fn probabilities(state: &ModelState, images: &[u8], count: i64, labels: Option<Value>) -> pixelcnn_core::Result<Vec<f32>> {
     let c = state.net.config();
-    let batch = ImagesRef { count, height: c.height, width: c.width, channels: 1, data: images };
+    let batch = ImagesRef { count, height: c.height, width: c.width, channels: 1, data: pixelcnn_core::images::Values::Bytes(images) };
     predict(state, &batch, &EvalConfig { threads: Some(2), labels, ..Default::default() })
 }
 
@@ -253,12 +253,12 @@ fn the_seeds_family_initialises_and_trains_exactly_as_before() {
     // The fixture's run: 8 seeded images, batch 4, one epoch, learning rate 1e-2, seed 1, one thread.
     let mut rng = pixelcnn_core::rng::Rng::new(5);
     let train: Vec<u8> = (0..8 * 30).map(|_| (rng.uniform_f32() < 0.4) as u8).collect();
-    let images = ImagesRef { count: 8, height: 6, width: 5, channels: 1, data: &train };
+    let images = ImagesRef { count: 8, height: 6, width: 5, channels: 1, data: pixelcnn_core::images::Values::Bytes(&train) };
     let run = TrainConfig { epochs: 1, batch_size: 4, learning_rate: 1e-2, seed: 1, threads: Some(1), eval_batch_size: 8, checkpoint: None, precision: Default::default(), distributed: None, ..Default::default() };
     fit(&mut now, Split { images: ImagesRef { ..images }, labels: None }, Some(Split { images, labels: None }), &run, &std::sync::atomic::AtomicBool::new(false), &mut |_| {}).unwrap();
     let expected: Value = serde_json::from_str(&std::fs::read_to_string(fixtures.join("v1-pixelcnn.expected.json")).unwrap()).unwrap();
     let want: Vec<f64> = expected["probabilities"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
-    let got = predict(&now, &ImagesRef { count: 2, height: 6, width: 5, channels: 1, data: &train[..60] }, &EvalConfig { threads: Some(1), batch_size: Some(8), ..Default::default() }).unwrap();
+    let got = predict(&now, &ImagesRef { count: 2, height: 6, width: 5, channels: 1, data: pixelcnn_core::images::Values::Bytes(&train[..60]) }, &EvalConfig { threads: Some(1), batch_size: Some(8), ..Default::default() }).unwrap();
     // The fixture holds f32 values printed in their shortest form, computed on
     // an AVX2 CPU: there they are reproduced exactly. MKL and oneDNN pick
     // their kernels by instruction set, and on an AVX-512 CPU (measured on a

@@ -114,7 +114,7 @@ fn one_nccl_rank_trains_like_one_process_on_the_gpu() {
     }
     let train = striped(64, 8, 8, 1);
     let probe_data = striped(4, 8, 8, 2);
-    let probe = ImagesRef { count: 4, height: 8, width: 8, channels: 1, data: &probe_data };
+    let probe = ImagesRef { count: 4, height: 8, width: 8, channels: 1, data: pixelcnn_core::images::Values::Bytes(&probe_data) };
     let run = |config: &TrainConfig| {
         let mut state = ModelState::new(net(), Device::Cuda(0), 3).unwrap();
         fit(&mut state, split(&train, 64, 8, 8), None, config, &AtomicBool::new(false), &mut |_| {}).unwrap();

@@ -63,7 +63,7 @@ fn eval_config(config: &ModelConfig, count: i64) -> EvalConfig {
 }
 
 fn batch<'a>(config: &ModelConfig, data: &'a [u8], count: i64) -> ImagesRef<'a> {
-    ImagesRef { count, height: config.height, width: config.width, channels: 1, data }
+    ImagesRef { count, height: config.height, width: config.width, channels: 1, data: pixelcnn_core::images::Values::Bytes(data) }
 }
 
 #[test]
@@ -194,7 +194,7 @@ fn fast_sampling_and_completion_make_exactly_the_reference_samplers_8_bit_images
         let pixels = (config.height * config.width) as usize;
         let images = bytes(2, config.height, config.width, 6);
         let known: Vec<u8> = (0..2 * pixels).map(|i| (i % pixels < 2 * config.width as usize) as u8).collect();
-        let done = Completion { images: &images, known: &known };
+        let done = Completion { images: pixelcnn_core::images::Values::Bytes(&images), known: &known };
         let fast = sample_seeded(&state, 2, 2, 1.0, SampleMethod::Fast, Some(&done));
         let reference = sample_seeded(&state, 2, 1, 1.0, SampleMethod::Reference, Some(&done));
         assert_eq!(fast.images, reference.images, "completion differs");

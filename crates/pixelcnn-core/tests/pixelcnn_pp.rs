@@ -162,7 +162,7 @@ fn training_lowers_the_loss_and_repeats_exactly() {
     let images: Vec<u8> = (0..48 * 64).map(|i| ((i * 37 + (i / 64) * 11) % 256) as u8).collect();
     let run = || {
         let mut state = model(config.clone(), 4);
-        let train = pixelcnn_core::train::Split { images: pixelcnn_core::images::ImagesRef { count: 48, height: 8, width: 8, channels: 1, data: &images }, labels: None };
+        let train = pixelcnn_core::train::Split { images: pixelcnn_core::images::ImagesRef { count: 48, height: 8, width: 8, channels: 1, data: pixelcnn_core::images::Values::Bytes(&images) }, labels: None };
         let cfg = pixelcnn_core::config::TrainConfig {
             epochs: 3, batch_size: 16, learning_rate: 2e-3, seed: 1, threads: Some(2), eval_batch_size: 64,
             checkpoint: None, precision: Precision::Fp32, distributed: None, ..Default::default()
@@ -215,7 +215,7 @@ fn the_fast_sampler_makes_the_reference_samplers_images() {
         let (count, size) = (2, (config.height * config.width * config.channels) as usize);
         let images: Vec<u8> = (0..count * size).map(|i| if config.output.is_bernoulli() { (i % 3 == 0) as u8 } else { (i * 37 % 256) as u8 }).collect();
         let known: Vec<u8> = (0..count * size).map(|i| ((i % size) < size / 2) as u8).collect();
-        let completion = pixelcnn_core::sample::Completion { images: &images, known: &known };
+        let completion = pixelcnn_core::sample::Completion { images: pixelcnn_core::images::Values::Bytes(&images), known: &known };
         let [fast, reference] = sample_both(&state, count as i64, 2, 1.0, Some(&completion));
         assert_eq!(fast.images, reference.images, "{config:?}: completions differ");
         for n in 0..count {

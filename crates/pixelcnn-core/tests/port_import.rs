@@ -28,7 +28,7 @@ const SIZE: ImportOptions = ImportOptions { height: 8, width: 8, device: Device:
 fn nll_per_image(state: &ModelState, name: &str, channels: i64) -> Vec<f64> {
     let data = std::fs::read(fixture(&format!("{name}.images.bin"))).unwrap();
     let count = data.len() as i64 / (64 * channels);
-    let images = ImagesRef { count, height: 8, width: 8, channels, data: &data };
+    let images = ImagesRef { count, height: 8, width: 8, channels, data: pixelcnn_core::images::Values::Bytes(&data) };
     let per_sub_pixel = log_probs(state, &images, &EvalConfig { precision: Precision::Fp32, ..Default::default() }).unwrap();
     per_sub_pixel.chunks((64 * channels) as usize).map(|image| -image.iter().map(|&v| v as f64).sum::<f64>()).collect()
 }

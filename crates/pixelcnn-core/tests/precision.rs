@@ -41,7 +41,7 @@ fn nets() -> Vec<(&'static str, ModelConfig)> {
 
 fn probabilities(state: &ModelState, images: &[u8], count: i64, precision: Precision) -> pixelcnn_core::Result<Vec<f32>> {
     let c = state.net.config();
-    let batch = ImagesRef { count, height: c.height, width: c.width, channels: 1, data: images };
+    let batch = ImagesRef { count, height: c.height, width: c.width, channels: 1, data: pixelcnn_core::images::Values::Bytes(images) };
     predict(state, &batch, &EvalConfig { threads: Some(2), labels: labels(c, count), precision, ..Default::default() })
 }
 
@@ -156,7 +156,7 @@ fn bf16_eight_bit_outputs_stay_within_the_bound_of_fp32() {
         let state = model(config.clone(), 5);
         randomize_class_biases(&state);
         let probabilities = |images: &[u8], count: i64, precision| {
-            let batch = ImagesRef { count, height: config.height, width: config.width, channels: config.channels, data: images };
+            let batch = ImagesRef { count, height: config.height, width: config.width, channels: config.channels, data: pixelcnn_core::images::Values::Bytes(images) };
             let eval = EvalConfig { threads: Some(2), labels: labels(&config, count), precision, ..Default::default() };
             log_probs(&state, &batch, &eval).unwrap().iter().map(|l| l.exp()).collect::<Vec<f32>>()
         };

@@ -17,7 +17,7 @@ fn bf16_runs_only_where_the_cpu_computes_it() {
     }
     let state = model(ModelConfig { height: 6, width: 6, ..ModelConfig::gated_small() }, 1);
     let images = random_images(2, 6, 6, 0.4, 3);
-    let batch = ImagesRef { count: 2, height: 6, width: 6, channels: 1, data: &images };
+    let batch = ImagesRef { count: 2, height: 6, width: 6, channels: 1, data: pixelcnn_core::images::Values::Bytes(&images) };
     match predict(&state, &batch, &EvalConfig { threads: Some(2), precision: Precision::Bf16, ..Default::default() }) {
         Ok(p) => assert!(cpu_has_native_bf16() && p.len() == 72),
         Err(Error::DeviceUnavailable(message)) => {

@@ -112,7 +112,7 @@ fn completion_matches_reference(config: ModelConfig) {
             known[n * pixels + i] = (i < 4 * config.width as usize || i == pixels - 5) as u8;
         }
     }
-    let done = Completion { images: &images, known: &known };
+    let done = Completion { images: pixelcnn_core::images::Values::Bytes(&images), known: &known };
     let fast = run(&state, 3, 3, 1.0, SampleMethod::Fast, Some(&done));
     let reference = run(&state, 3, 2, 1.0, SampleMethod::Reference, Some(&done));
     assert_same(&fast, &reference, "completion");
@@ -157,7 +157,7 @@ fn batches_split_across_threads_give_the_same_images() {
         let pixels = (config.height * config.width) as usize;
         let images = random_images(17, config.height, config.width, 0.5, 3);
         let known: Vec<u8> = (0..images.len()).map(|i| (i % pixels < 3 * config.width as usize) as u8).collect();
-        let done = Completion { images: &images, known: &known };
+        let done = Completion { images: pixelcnn_core::images::Values::Bytes(&images), known: &known };
         let split = run(&state, 17, 17, 1.0, SampleMethod::Fast, Some(&done));
         let one_by_one = run(&state, 17, 1, 1.0, SampleMethod::Fast, Some(&done));
         assert_same(&split, &one_by_one, "split completion against one image at a time");

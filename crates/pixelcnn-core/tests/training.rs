@@ -31,7 +31,7 @@ fn config() -> ModelConfig {
 }
 
 fn batch(data: &[u8], count: i64) -> ImagesRef<'_> {
-    ImagesRef { count, height: 8, width: 8, channels: 1, data }
+    ImagesRef { count, height: 8, width: 8, channels: 1, data: pixelcnn_core::images::Values::Bytes(data) }
 }
 
 fn probabilities(state: &ModelState, images: &[u8], count: i64) -> Vec<f32> {

@@ -60,7 +60,7 @@ fn train(state: &mut ModelState, config: &TrainConfig) -> pixelcnn_core::Result<
 
 fn probabilities(state: &ModelState, weights: Weights) -> Vec<f32> {
     let images = striped(4, 8, 8, 3);
-    let batch = ImagesRef { count: 4, height: 8, width: 8, channels: 1, data: &images };
+    let batch = ImagesRef { count: 4, height: 8, width: 8, channels: 1, data: pixelcnn_core::images::Values::Bytes(&images) };
     predict(state, &batch, &EvalConfig { threads: Some(2), weights, ..Default::default() }).unwrap()
 }
 

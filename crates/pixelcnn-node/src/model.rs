@@ -10,7 +10,7 @@ use crate::cancel::CancelToken;
 use crate::errors::{guard, guard_sync, parse_json, Coded, CodedResult};
 use crate::images::{ImageBatch, OwnedImages};
 use crate::progress::{Progress, ProgressCallback};
-use napi::bindgen_prelude::{AsyncTask, Float32Array, Float64Array, Uint8Array};
+use napi::bindgen_prelude::{AsyncTask, Float32Array, Float64Array, Int32Array, Uint8Array};
 use napi::{Env, Task};
 use napi_derive::napi;
 use pixelcnn_core::config::{DataLabels, EvalConfig, ModelConfig, SampleConfig, TrainConfig};
@@ -250,7 +250,10 @@ pub fn load_model(path: String, device: String) -> AsyncTask<LoadTask> {
 
 #[napi(object)]
 pub struct SampleResult {
-    pub images: Uint8Array,
+    /// Pixel models' images; absent for token grids.
+    pub images: Option<Uint8Array>,
+    /// Token grids' tokens; absent for pixel models.
+    pub tokens: Option<Int32Array>,
     pub probabilities: Float32Array,
 }
 
@@ -364,7 +367,7 @@ impl Task for SampleTask {
             if let Some((images, _)) = completion {
                 images.as_ref().check(state.net.config(), "images")?;
             }
-            let completion = completion.map(|(images, known)| Completion { images: &images.data, known });
+            let completion = completion.map(|(images, known)| Completion { images: images.data.as_values(), known });
             sample(&state, &self.config, completion.as_ref(), &self.cancel, &mut |p| {
                 progress.send(p.rows_done == p.rows_total, || json!({ "type": "rows", "rowsDone": p.rows_done, "rowsTotal": p.rows_total }))
             })
@@ -372,7 +375,14 @@ impl Task for SampleTask {
     }
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<SampleResult> {
-        settle(&env, output).map(|o| SampleResult { images: Uint8Array::new(o.images), probabilities: Float32Array::new(o.probabilities) })
+        settle(&env, output).map(|o| {
+            let tokens = !o.tokens.is_empty();
+            SampleResult {
+                images: (!tokens).then(|| Uint8Array::new(o.images)),
+                tokens: tokens.then(|| Int32Array::new(o.tokens)),
+                probabilities: Float32Array::new(o.probabilities),
+            }
+        })
     }
 }
 

@@ -41,7 +41,8 @@ pub enum Output {
     /// Binary images: one logit per sub-pixel, p(x = 1) = σ(logit).
     #[default]
     Bernoulli,
-    /// 8-bit images: 256 logits per sub-pixel, a softmax over the levels.
+    /// 8-bit images: 256 logits per sub-pixel, a softmax over the levels;
+    /// token grids: one logit per token of the vocabulary.
     Categorical,
     /// 8-bit images: PixelCNN++'s discretized mixture of logistics
     /// (Salimans et al. 2017), `mixtures` components per pixel.
@@ -119,6 +120,15 @@ pub struct ModelConfig {
     /// published codes train it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight_norm: Option<bool>,
+    /// Token grids: each position holds one of this many tokens (2 … 65536),
+    /// read through a learned embedding and predicted by a categorical over
+    /// them; `None`: the values are pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocabulary: Option<i64>,
+    /// Token grids: the width of each token's learned embedding (`from_json`'s
+    /// default: `filters`, as the gated priors of VQ-VAE codes use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<i64>,
 }
 
 /// The named starting points of `create({ preset })`.
@@ -197,10 +207,26 @@ impl ModelConfig {
         if other_output && !fields.contains_key("mixtures") {
             merged.remove("mixtures");
         }
+        // A token grid's only output is the categorical over its vocabulary:
+        // asking for a vocabulary picks it, and drops a preset's other one.
+        // A token grid has one channel: a colour preset's three go with its pixels.
+        let tokens = fields.contains_key("vocabulary");
+        if tokens && !fields.contains_key("channels") {
+            merged.insert("channels".into(), Value::from(1));
+        }
+        if tokens && !fields.contains_key("output") {
+            merged.insert("output".into(), Value::String(Output::Categorical.name().into()));
+            if !fields.contains_key("mixtures") {
+                merged.remove("mixtures");
+            }
+        }
         merged.extend(fields);
         let mut config: ModelConfig = from_value(&Value::Object(merged), "model")?;
         if config.output == Output::LogisticMixture && config.mixtures.is_none() {
             config.mixtures = Some(DEFAULT_MIXTURES);
+        }
+        if config.vocabulary.is_some() && config.embedding.is_none() {
+            config.embedding = Some(config.filters);
         }
         config.validate()?;
         Ok(config)
@@ -251,6 +277,7 @@ impl ModelConfig {
             Architecture::Gated => crate::network::gated::validate(self)?,
             Architecture::PixelcnnPp => crate::network::pixelcnn_pp::validate(self)?,
         }
+        self.validate_tokens()?;
         let groups = self.channel_groups().0;
         // PixelCNN++ reads a pixel's earlier channels only at its output (`pixel_link`).
         if groups > 1 && self.architecture != Architecture::PixelcnnPp {
@@ -267,14 +294,56 @@ impl ModelConfig {
         Ok(())
     }
 
+    fn validate_tokens(&self) -> Result<()> {
+        let Some(v) = self.vocabulary else {
+            return match self.embedding {
+                Some(e) => Err(Error::config("model.embedding", format!("applies only to token grids (set model.vocabulary), got {e}"))),
+                None => Ok(()),
+            };
+        };
+        check_range("model.vocabulary", v, 2, 65_536)?;
+        if self.channels != 1 {
+            return Err(Error::config("model.channels", format!("must be 1 for a token grid (model.vocabulary is set), got {}", self.channels)));
+        }
+        if self.output != Output::Categorical {
+            return Err(Error::config("model.output", format!("must be 'categorical' for a token grid (model.vocabulary is set), got '{}'", self.output.name())));
+        }
+        match self.embedding {
+            Some(e) => check_range("model.embedding", e, 1, 4096),
+            None => Err(Error::config("model.embedding", "is required for a token grid (model.vocabulary is set)")),
+        }
+    }
+
+    /// Whether the values are tokens of a vocabulary rather than pixels.
+    pub fn is_tokens(&self) -> bool {
+        self.vocabulary.is_some()
+    }
+
+    /// The values a sub-pixel or token can take: the vocabulary, or 256 levels.
+    pub fn levels(&self) -> i64 {
+        self.vocabulary.unwrap_or(256)
+    }
+
+    /// Channels of the network's input per position: the embedding's width
+    /// for tokens, one per sub-pixel for pixels.
+    pub fn input_channels(&self) -> i64 {
+        self.embedding.filter(|_| self.is_tokens()).unwrap_or(self.channels)
+    }
+
+    /// The network's input channels per value written (`input_channels() / channels`).
+    pub fn input_width(&self) -> i64 {
+        self.input_channels() / self.channels
+    }
+
     /// Output channels of the network: one logit per sub-pixel (Bernoulli),
-    /// 256 (categorical, level k of channel c at c·256 + k), or for a mixture
+    /// 256 (categorical, level k of channel c at c·256 + k; a token grid:
+    /// one per token), or for a mixture
     /// of K logistics K component logits, then per channel K means and K
     /// log-scales, and for colour 3K coupling coefficients (see output.rs).
     pub fn output_channels(&self) -> i64 {
         match self.output {
             Output::Bernoulli => self.channels,
-            Output::Categorical => self.channels * 256,
+            Output::Categorical => self.channels * self.levels(),
             Output::LogisticMixture => self.mixtures() * (1 + 2 * self.channels + if self.channels == 3 { 3 } else { 0 }),
         }
     }

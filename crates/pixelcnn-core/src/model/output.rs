@@ -185,6 +185,8 @@ fn mixture_running_log_probs(config: &ModelConfig, out: &Tensor, x: &Tensor) -> 
 pub struct PixelOutputs {
     logits: Tensor,
     mixture: Option<MixtureParts>,
+    /// Values per sub-pixel of a categorical: 256, or a token grid's vocabulary.
+    levels: i64,
 }
 
 pub fn pixel_outputs(config: &ModelConfig, logits: &Tensor) -> Result<PixelOutputs> {
@@ -193,16 +195,18 @@ pub fn pixel_outputs(config: &ModelConfig, logits: &Tensor) -> Result<PixelOutpu
         Output::LogisticMixture => Some(mixture_parts(config, &logits)?),
         _ => None,
     };
-    Ok(PixelOutputs { logits, mixture })
+    Ok(PixelOutputs { logits, mixture, levels: config.levels() })
 }
 
-/// The tempered probabilities (B, 256) of the levels of sub-pixel `ch`
+/// The tempered probabilities (B, L) of the L levels (256, or a token
+/// grid's vocabulary) of sub-pixel `ch`
 /// given the values of the pixel's earlier channels in `pixel` (B, C)
 /// (0–255; later entries are not read): the 8-bit outputs' sampling distribution.
 fn level_probabilities(outputs: &PixelOutputs, ch: i64, pixel: &Tensor, inverse_temperature: f64) -> Result<Tensor> {
     let Some(parts) = &outputs.mixture else {
-        // Categorical: level k of channel c at c·256 + k.
-        return Ok(outputs.logits.f_narrow(1, ch * LEVELS, LEVELS)?.f_log_softmax(1, Kind::Float)?.f_mul_scalar(inverse_temperature)?.f_softmax(1, Kind::Float)?);
+        // Categorical: level k of channel c at c·L + k.
+        let levels = outputs.levels;
+        return Ok(outputs.logits.f_narrow(1, ch * levels, levels)?.f_log_softmax(1, Kind::Float)?.f_mul_scalar(inverse_temperature)?.f_softmax(1, Kind::Float)?);
     };
     let probs = mixture_level_probabilities(parts, ch, pixel)?;
     if inverse_temperature == 1.0 {
@@ -247,7 +251,7 @@ fn mixture_level_probabilities(parts: &MixtureParts, ch: i64, pixel: &Tensor) ->
 /// Logits (N, C·L, H, W) → (N, C, L, H, W) log-probabilities of the levels.
 fn level_log_probs(config: &ModelConfig, logits: &Tensor) -> Result<Tensor> {
     let s = logits.size();
-    Ok(logits.f_view([s[0], config.channels, LEVELS, s[2], s[3]])?.f_log_softmax(2, Kind::Float)?)
+    Ok(logits.f_view([s[0], config.channels, config.levels(), s[2], s[3]])?.f_log_softmax(2, Kind::Float)?)
 }
 
 /// −log p(x_i | x_<i) in nats from the network's logits (N, outC, H, W) and
@@ -281,7 +285,7 @@ pub fn nll(config: &ModelConfig, logits: &Tensor, x: &Tensor, reduction: Reducti
 /// `pixel` (B, C) the values of the pixel so far (the mixture reads the
 /// earlier channels), `u` (B,) uniforms. Returns the drawn values (B,) in
 /// float, and the tempered probabilities: (B,) p(x = 1) for Bernoulli,
-/// (B, 256) for the 8-bit outputs.
+/// (B, L) for the others (L = `config.levels()`).
 pub fn draw(config: &ModelConfig, outputs: &PixelOutputs, ch: i64, pixel: &Tensor, u: &Tensor, inverse_temperature: f64) -> Result<(Tensor, Tensor)> {
     match config.output {
         Output::Bernoulli => {
@@ -289,10 +293,10 @@ pub fn draw(config: &ModelConfig, outputs: &PixelOutputs, ch: i64, pixel: &Tenso
             Ok((u.f_lt_tensor(&p)?.f_to_kind(Kind::Float)?, p))
         }
         Output::Categorical | Output::LogisticMixture => {
-            let probs = level_probabilities(outputs, ch, pixel, inverse_temperature)?; // (B, 256)
+            let probs = level_probabilities(outputs, ch, pixel, inverse_temperature)?; // (B, L)
             let below = probs.f_cumsum(1, Kind::Float)?.f_le_tensor(&u.f_unsqueeze(1)?)?; // F(k) ≤ u
-            // Rounding can leave F(255) a hair below 1: clamp so that u near 1 still draws 255.
-            let value = below.f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?.f_clamp_max(LEVELS as f64 - 1.0)?;
+            // Rounding can leave F(L − 1) a hair below 1: clamp so that u near 1 still draws the last level.
+            let value = below.f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?.f_clamp_max(outputs.levels as f64 - 1.0)?;
             Ok((value, probs))
         }
     }

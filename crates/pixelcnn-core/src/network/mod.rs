@@ -14,6 +14,7 @@ pub mod params;
 pub mod pixelcnn;
 pub mod pixelcnn_pp;
 pub mod shifted_conv;
+pub mod token_embedding;
 pub mod weight_norm;
 
 use crate::config::{Architecture, ModelConfig, Precision};
@@ -29,6 +30,8 @@ pub use pixelcnn_pp::PixelCnnPp;
 /// (`params.rs`).
 pub struct Network {
     net: Architectures,
+    /// Token grids: how tokens enter (`token_embedding.rs`).
+    embedding: Option<token_embedding::TokenEmbedding>,
     parameters: Vec<(String, Tensor)>,
 }
 
@@ -56,8 +59,9 @@ impl Network {
         config.validate()?;
         crate::memory::check_model(&config, device)?;
         let mut params = Params::on(device);
+        let embedding = token_embedding::TokenEmbedding::new(&config, &mut params, seed)?;
         let net = Architectures::build(config, &mut params, seed)?;
-        Ok(Network { net, parameters: params.into_list() })
+        Ok(Network { net, embedding, parameters: params.into_list() })
     }
 
     /// The architecture's own network (for its incremental sampler).
@@ -88,7 +92,8 @@ impl Network {
     pub fn parameter_shapes(config: &ModelConfig) -> Vec<(String, Vec<i64>)> {
         let mut params = Params::shapes_only();
         // Shape-only building allocates and computes nothing, so nothing can fail but a bug.
-        match Architectures::build(config.clone(), &mut params, 0) {
+        let built = token_embedding::TokenEmbedding::new(config, &mut params, 0).and_then(|_| Architectures::build(config.clone(), &mut params, 0));
+        match built {
             Ok(_) => params.into_shapes(),
             Err(_) => Vec::new(),
         }
@@ -103,8 +108,13 @@ impl Network {
         self.parameters().iter().map(|(_, t)| t.numel() as i64).sum()
     }
 
+    /// A token grid's embedding (V, E), for the samplers' caches.
+    pub fn embedding(&self) -> Option<&Tensor> {
+        self.embedding.as_ref().map(|e| &e.weight)
+    }
+
     /// x: (N, C, H, W) pixel values in float (0/1, or 0–255 for an 8-bit
-    /// model), labels: (N,) int64 for a conditional model → logits
+    /// model; a token grid: its tokens, C = 1), labels: (N,) int64 for a conditional model → logits
     /// (N, outC, H, W) (`ModelConfig::output_channels`), where the logits at
     /// pixel i depend only on the pixels before i in raster order.
     ///
@@ -117,7 +127,19 @@ impl Network {
     /// `forward` with a training step's noise (`noise`: the architecture's
     /// dropout, if it has any; `None`: evaluation).
     pub fn forward_training(&self, x: &Tensor, labels: Option<&Tensor>, precision: Precision, noise: Option<&dropout::Noise>) -> Result<Tensor> {
-        let x = crate::precision::cast(&crate::output::network_input(self.config(), x)?, precision.kind())?;
+        let input = match &self.embedding {
+            Some(e) => e.map(x)?,
+            None => crate::output::network_input(self.config(), x)?,
+        };
+        self.forward_from_input(&input, labels, precision, noise)
+    }
+
+    /// The forward pass from what the first layer reads, (N, Cin, H, W) in
+    /// fp32 (`ModelConfig::input_channels`): scaled pixel values, or a token
+    /// grid's embedding rows. Its gradient is how tests see which positions
+    /// each output reads when the values are tokens.
+    pub fn forward_from_input(&self, input: &Tensor, labels: Option<&Tensor>, precision: Precision, noise: Option<&dropout::Noise>) -> Result<Tensor> {
+        let x = crate::precision::cast(input, precision.kind())?;
         let logits = match &self.net {
             Architectures::PixelCnn(n) => n.forward(&x, labels)?,
             Architectures::Gated(n) => n.forward(&x, labels)?,

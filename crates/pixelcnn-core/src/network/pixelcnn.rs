@@ -43,6 +43,8 @@ pub fn preset() -> ModelConfig {
         resnet_blocks: None,
         dropout: None,
         weight_norm: None,
+        vocabulary: None,
+        embedding: None,
     }
 }
 
@@ -94,7 +96,7 @@ impl PixelCnn {
         let rng = &mut rng;
         let (f, k, g) = (config.filters, config.classes, config.channel_groups());
         let pointwise = Mask::pointwise(g);
-        let input_conv = Conv::new(params, "input_conv", config.channels, f, config.input_kernel(), Mask::A, g, k, rng)?;
+        let input_conv = Conv::new(params, "input_conv", config.input_channels(), f, config.input_kernel(), Mask::A, g, k, rng)?;
         let blocks = (0..config.residual_blocks())
             .map(|i| {
                 Ok(ResidualBlock {

@@ -67,6 +67,8 @@ pub fn preset() -> ModelConfig {
         // Both published codes train with weight normalisation, and the
         // port's state dicts then import name for name.
         weight_norm: Some(true),
+        vocabulary: None,
+        embedding: None,
     }
 }
 
@@ -159,10 +161,11 @@ impl PixelCnnPp {
         let rng = &mut rng;
         let (f, c, norm) = (config.filters, config.channels, config.weight_norm == Some(true));
         let r = config.resnet_blocks.unwrap_or(1);
-        let u_init = Layer::conv(params, "u_init", c + 1, f, [2, 3], Shift::Down, 1, norm, rng)?;
+        let cin = config.input_channels();
+        let u_init = Layer::conv(params, "u_init", cin + 1, f, [2, 3], Shift::Down, 1, norm, rng)?;
         let ul_init = [
-            Layer::conv(params, "ul_init.0", c + 1, f, [1, 3], Shift::Down, 1, norm, rng)?,
-            Layer::conv(params, "ul_init.1", c + 1, f, [2, 1], Shift::DownRight, 1, norm, rng)?,
+            Layer::conv(params, "ul_init.0", cin + 1, f, [1, 3], Shift::Down, 1, norm, rng)?,
+            Layer::conv(params, "ul_init.1", cin + 1, f, [2, 1], Shift::DownRight, 1, norm, rng)?,
         ];
         let stage = |params: &mut Params, rng: &mut Rng, name: String, blocks: i64, skips: (i64, i64)| -> Result<Stage> {
             let mut u = Vec::new();

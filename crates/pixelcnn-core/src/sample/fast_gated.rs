@@ -116,7 +116,7 @@ pub(super) struct Plan {
 impl Plan {
     pub(super) fn new(net: &GatedPixelCnn, inputs: &BatchInputs, batch: i64) -> Result<Self> {
         let cfg = &net.config;
-        let (h, w, f, channels) = (cfg.height, cfg.width, cfg.filters, cfg.channels);
+        let (h, w, f, channels) = (cfg.height, cfg.width, cfg.filters, cfg.input_channels());
         let (p0, p) = (cfg.input_kernel() / 2, cfg.kernel() / 2);
         let kinds = &Kinds::of(inputs.precision, net.device);
         let (row_options, pixel_options) = ((kinds.rows, net.device), (kinds.pixels, net.device));
@@ -227,8 +227,9 @@ impl PixelSource for Plan {
 
     fn set_value(&mut self, r: i64, c: i64, ch: i64, _raw: &Tensor, input: &Tensor) -> Result<()> {
         let p0 = self.config.input_kernel() / 2;
-        self.image.f_select(1, ch)?.f_select(1, r + p0)?.f_select(1, c + p0)?.f_copy_(input)?;
-        self.image_row.f_select(1, c + p0)?.f_select(1, ch)?.f_copy_(input)?;
+        let k = input.size()[1];
+        self.image.f_narrow(1, ch * k, k)?.f_select(2, r + p0)?.f_select(2, c + p0)?.f_copy_(input)?;
+        self.image_row.f_select(1, c + p0)?.f_narrow(1, ch * k, k)?.f_copy_(input)?;
         Ok(())
     }
 }

@@ -165,7 +165,7 @@ pub(super) fn write(cache: &Tensor, r: i64, c: i64, pad: i64, value: &Tensor) ->
 /// the network, so it can run on another thread.
 pub(super) struct Plan {
     input: PatchConv,
-    /// (B, H+p, W+2p, C): the image as the network reads it.
+    /// (B, H+p, W+2p, Cin): the image as the network reads it.
     image: Tensor,
     blocks: Vec<Block>,
     head: Vec<Pointwise>,
@@ -184,7 +184,7 @@ impl Plan {
         let labels = inputs.labels.as_ref();
         let kinds = &Kinds::of(inputs.precision, device);
         let input = PatchConv::new(&net.input_conv, labels, kinds)?;
-        let image = input.cache(batch, h, w, cfg.channels, device)?;
+        let image = input.cache(batch, h, w, cfg.input_channels(), device)?;
         let mut blocks = Vec::with_capacity(net.blocks.len());
         for b in &net.blocks {
             let masked = PatchConv::new(&b.masked_conv, labels, kinds)?;
@@ -227,7 +227,8 @@ impl PixelSource for Plan {
 
     fn set_value(&mut self, r: i64, c: i64, ch: i64, _raw: &Tensor, input: &Tensor) -> Result<()> {
         let pad = self.input.pad;
-        self.image.f_select(1, r + pad)?.f_select(1, c + pad)?.f_select(1, ch)?.f_copy_(input)?;
+        let k = input.size()[1];
+        self.image.f_select(1, r + pad)?.f_select(1, c + pad)?.f_narrow(1, ch * k, k)?.f_copy_(input)?;
         Ok(())
     }
 }

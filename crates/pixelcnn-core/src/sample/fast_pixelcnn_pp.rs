@@ -303,9 +303,10 @@ impl Plan {
         let skips_u = (0..3 * r + 3).map(|e| map(skip_level(e))).collect::<Result<Vec<_>>>()?;
         let skips_ul = (0..3 * r + 3).map(|e| map(skip_level(e))).collect::<Result<Vec<_>>>()?;
         let down_u_out = down_u.iter().enumerate().map(|(s, st)| st.iter().map(|_| map(2 - s as i64)).collect::<Result<Vec<_>>>()).collect::<Result<Vec<_>>>()?;
-        let image = cache(batch, h, w, c + 1, kind, device)?;
+        let image = cache(batch, h, w, cfg.input_channels() + 1, kind, device)?;
         // Every position reads as the reference's unsampled image (values 0) with its channel of ones.
-        let blank = crate::output::network_input(cfg, &Tensor::f_zeros([1, 1, 1, c], (Kind::Float, device))?)?;
+        let zeros = Tensor::f_zeros([1, c], (Kind::Float, device))?;
+        let blank = crate::network::token_embedding::value_input(cfg, inputs.embedding.as_ref(), &zeros)?.f_reshape([1, 1, 1, cfg.input_channels()])?;
         let ones = Tensor::f_ones([1, 1, 1, 1], (Kind::Float, device))?;
         image.f_narrow(1, 1, h)?.f_narrow(2, 1, w)?.f_copy_(&cast(&Tensor::f_cat(&[blank, ones], 3)?, kind)?)?;
         let pixel_link = match &net.pixel_link {
@@ -485,7 +486,8 @@ impl PixelSource for Plan {
     }
 
     fn set_value(&mut self, r: i64, c: i64, ch: i64, _raw: &Tensor, input: &Tensor) -> Result<()> {
-        self.image.f_select(1, r + 1)?.f_select(1, c + 1)?.f_select(1, ch)?.f_copy_(input)?;
+        let k = input.size()[1];
+        self.image.f_select(1, r + 1)?.f_select(1, c + 1)?.f_narrow(1, ch * k, k)?.f_copy_(input)?;
         Ok(())
     }
 }

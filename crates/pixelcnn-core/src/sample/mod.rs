@@ -30,16 +30,18 @@ use crate::state::ModelState;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tch::{Device, Kind, Tensor};
 
-/// Images to complete: `images` holds the known values, `known` is 1 where a
-/// pixel is given and 0 where it is to be sampled (both N×H×W×C bytes).
+/// Images (or token grids) to complete: `images` holds the known values,
+/// `known` is 1 where a value is given and 0 where it is to be sampled (both N×H×W×C).
 pub struct Completion<'a> {
-    pub images: &'a [u8],
+    pub images: crate::images::Values<'a>,
     pub known: &'a [u8],
 }
 
 pub struct SampleOutput {
-    /// N×H×W×C, values 0/1.
+    /// Pixel models: N×H×W×C bytes (0/1, or 0–255); empty for token grids.
     pub images: Vec<u8>,
+    /// Token grids: N×H×W tokens; empty for pixel models.
+    pub tokens: Vec<i32>,
     /// Binary models: p(x = 1) at each pixel when it was drawn (for known
     /// pixels too); 8-bit outputs: the probability of the value it has. N×H×W×C.
     pub probabilities: Vec<f32>,
@@ -61,6 +63,9 @@ pub(crate) struct BatchInputs {
     pub inv_temperature: f64,
     /// (B,) int64 classes, for conditional models.
     pub labels: Option<Tensor>,
+    /// Token grids: a detached copy of the embedding (V, E), through which
+    /// each drawn token enters the samplers' caches.
+    pub embedding: Option<Tensor>,
     pub precision: crate::config::Precision,
     pub threads: SamplerThreads,
 }
@@ -108,7 +113,7 @@ impl<'a> PixelDraws<'a> {
     /// (raster order) from the network's outputs there, `logits` (B, outC),
     /// possibly bf16 (the probabilities and draws are fp32, `output::draw`);
     /// a known sub-pixel keeps its value. Each value goes to `write` (channel,
-    /// value (B,), the value as the network reads it (B,)) for the sampler's
+    /// value (B,), the value as the network reads it (B, k)) for the sampler's
     /// caches before the next channel is drawn.
     pub fn pass(
         &mut self,
@@ -128,7 +133,7 @@ impl<'a> PixelDraws<'a> {
             self.pixel.f_select(1, ch)?.f_copy_(&value)?;
             self.pixels.f_select(1, pos)?.f_copy_(&value)?;
             self.probs.f_select(1, pos)?.f_copy_(&output::reported_probability(config, &probs, &value)?)?;
-            write(ch, &value, &output::network_input(config, &value)?)?;
+            write(ch, &value, &crate::network::token_embedding::value_input(config, inputs.embedding.as_ref(), &value)?)?;
         }
         Ok(())
     }
@@ -174,25 +179,25 @@ pub fn sample(
         let expected = config.count as usize * pixels;
         if done.images.len() != expected || done.known.len() != expected {
             return Err(Error::InvalidData(format!(
-                "complete: images have {} bytes and known has {}, but {} images of {}×{}×{} need {expected} each",
+                "complete: images have {} values and known has {}, but {} images of {}×{}×{} need {expected} each",
                 done.images.len(), done.known.len(), config.count, c.height, c.width, c.channels
             )));
         }
         if let Some(i) = done.known.iter().position(|&v| v > 1) {
             return Err(Error::InvalidData(format!("complete: byte {i} of known is {}, not 0 or 1", done.known[i])));
         }
-        if c.output.is_bernoulli() {
-            if let Some(i) = done.images.iter().position(|&v| v > 1) {
-                return Err(Error::InvalidData(format!("complete: byte {i} of images is {} but a binary model takes only 0 and 1", done.images[i])));
-            }
-        }
+        done.images.check(c, "complete: images")?;
     }
     crate::memory::check_sampling(c, config.count, batch_size, net.device())?;
-    let mut out = SampleOutput { images: Vec::new(), probabilities: Vec::new() };
+    let mut out = SampleOutput { images: Vec::new(), tokens: Vec::new(), probabilities: Vec::new() };
     // Reserved fallibly: a failure here is an error, not the process aborting.
     let total = config.count as usize * pixels;
     let reserve_failed = |_| Error::Resource(format!("`count`: the results of {} images could not be allocated ({}); lower `count`", config.count, crate::memory::human_bytes(total as u64 * 5)));
-    out.images.try_reserve_exact(total).map_err(reserve_failed)?;
+    if c.is_tokens() {
+        out.tokens.try_reserve_exact(total).map_err(reserve_failed)?;
+    } else {
+        out.images.try_reserve_exact(total).map_err(reserve_failed)?;
+    }
     out.probabilities.try_reserve_exact(total).map_err(reserve_failed)?;
     let rows_total = ((config.count + batch_size - 1) / batch_size) * c.height;
     let mut rows_done = 0;
@@ -213,13 +218,18 @@ pub fn sample(
         } else {
             let mut inputs = batch_inputs(config, completion, start, len, pixels, net.device(), threads)?;
             inputs.labels = labels::batch(all_labels.as_deref(), start, len, net.device())?;
+            inputs.embedding = detached_embedding(net)?;
             vec![tch::no_grad(|| match config.method {
                 SampleMethod::Fast => driver::run(&mut *fast_plan(net, &inputs, len)?, c, &inputs, len, &mut on_row),
                 SampleMethod::Reference => driver::run(&mut reference::Reference::new(net, &inputs, len)?, c, &inputs, len, &mut on_row),
             })?]
         };
         for (images, probs) in results {
-            append_to_vec(&mut out.images, &images.f_to_kind(Kind::Uint8)?)?;
+            if c.is_tokens() {
+                append_to_vec(&mut out.tokens, &images.f_to_kind(Kind::Int)?)?;
+            } else {
+                append_to_vec(&mut out.images, &images.f_to_kind(Kind::Uint8)?)?;
+            }
             append_to_vec(&mut out.probabilities, &probs)?;
         }
         start += len;
@@ -279,6 +289,7 @@ fn sample_in_parts(
         let n = part_len.min(start + len - part_start);
         let mut inputs = batch_inputs(config, completion, part_start, n, pixels, net.device(), one)?;
         inputs.labels = labels::batch(all_labels, part_start, n, net.device())?;
+        inputs.embedding = detached_embedding(net)?;
         // Built here: the plans own detached copies of the weights, so the threads never touch the network.
         jobs.push((tch::no_grad(|| fast_plan(net, &inputs, n))?, inputs, n));
         part_start += n;
@@ -332,7 +343,7 @@ fn batch_inputs(
     let range = start as usize * pixels..(start + len) as usize * pixels;
     let (known_values, known_mask) = match completion {
         Some(done) => (
-            done.images[range.clone()].iter().map(|&v| v as f32).collect(),
+            done.images.floats(range.clone()),
             done.known[range].iter().map(|&v| v as f32).collect(),
         ),
         None => (vec![0.0; uniforms.len()], vec![0.0; uniforms.len()]),
@@ -343,8 +354,14 @@ fn batch_inputs(
         known_mask: to_tensor(&known_mask)?,
         inv_temperature: 1.0 / config.temperature,
         labels: None,
+        embedding: None,
         precision: config.precision,
         threads,
     })
+}
+
+/// A copy of a token grid's embedding that a sampling thread may own.
+fn detached_embedding(net: &Network) -> Result<Option<Tensor>> {
+    Ok(net.embedding().map(|e| e.f_detach()).transpose()?)
 }
 

@@ -18,7 +18,7 @@ pub fn striped(count: usize, h: i64, w: i64, seed: u64) -> Vec<u8> {
 
 /// A training split of `count` single-channel h×w images, without labels.
 pub fn split(data: &[u8], count: i64, h: i64, w: i64) -> pixelcnn_core::train::Split<'_> {
-    let images = pixelcnn_core::images::ImagesRef { count, height: h, width: w, channels: 1, data };
+    let images = pixelcnn_core::images::ImagesRef { count, height: h, width: w, channels: 1, data: pixelcnn_core::images::Values::Bytes(data) };
     pixelcnn_core::train::Split { images, labels: None }
 }
 
