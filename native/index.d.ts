@@ -47,12 +47,14 @@ export interface AutoPrecision {
   sampling: string
 }
 
+/** Pixels in `data` (bytes), or a token grid's tokens in `tokens`: exactly one of the two. */
 export interface ImageBatch {
   count: number
   height: number
   width: number
   channels: number
-  data: Uint8Array
+  data?: Uint8Array
+  tokens?: Int32Array
 }
 
 /**
@@ -101,6 +103,9 @@ export declare function resolveModelConfig(configJson: string): string
 export declare function resolveTrainConfig(configJson: string): string
 
 export interface SampleResult {
-  images: Uint8Array
+  /** Pixel models' images; absent for token grids. */
+  images?: Uint8Array
+  /** Token grids' tokens; absent for pixel models. */
+  tokens?: Int32Array
   probabilities: Float32Array
 }

@@ -21,6 +21,8 @@ import { LIBTORCH_VERSION } from './libtorch'
 import { PixelCNN } from './model'
 import { checkOutputFile } from './output-paths'
 import type { Device } from './types'
+import type { Grid } from './grids'
+import type { ImageBatch } from './images'
 
 const HELP = `usage: pixelcnn <command> [options]
 
@@ -28,6 +30,7 @@ commands:
   train     --data SOURCE --out model.safetensors [--preset seed|small|gated|gated-small|pixelcnn++|pixelcnn++-small]
             [--architecture pixelcnn|gated|pixelcnn++] [--output bernoulli|categorical|logistic-mixture [--mixtures 10]]
             [--dropout 0.5 (pixelcnn++)] [--conditional | --classes K] [--epochs 50]
+            [--vocabulary V [--embedding E]] (with --data tokens:…: a prior over V discrete codes)
             [--channels 1|3 (folder:DIR read as grayscale or RGB; the model takes its shape from the data)]
             [--batch-size 128] [--learning-rate 5e-4] [--seed 0] [--threads N]
             [--device auto|cpu|cuda[:N]] [--precision auto|fp32|bf16] [--config file.json] [--resume]
@@ -47,6 +50,7 @@ commands:
             MASTER_PORT as torchrun sets them); --nproc N: N such ranks on this machine (127.0.0.1),
             --threads cores/N each; --batch-size stays the global batch; only rank 0 writes and prints
   sample    --model m.safetensors --out samples.png [--count 81] [--seed 0] [--temperature 1]
+            a token model writes its token grids to --out samples.npy (numpy.load reads them)
             conditional models: [--label K (count images of class K) | --per-class 8 (one row per class)]
   complete  --model m.safetensors [--data SOURCE] [--rows 14] [--count 8] [--repeats 5] --out completions.png
   eval      --model m.safetensors --data SOURCE
@@ -58,23 +62,24 @@ commands:
   setup     installs torch==2.11.0 (the libtorch this addon needs) into ~/.cache/pixelcnn, once
 
 SOURCE: mnist | mnist-bundled | fashion-mnist | fashion-mnist:system | idx:IMAGES[,TEST_IMAGES[,LABELS,TEST_LABELS]] | folder:DIR | cifar10
+        | tokens:TRAIN.npy[,TEST.npy] (token grids (N, H, W) of int16/int32/int64, as numpy.save writes them)
 Conditional models take their labels from the data source (--conditional: as many classes as it has).
 8-bit models (--output categorical or logistic-mixture) read it as 8 bits per channel (grayscale, or RGB for cifar10 and
 folder:DIR with --channels 3); binary ones binarized as the seed does (per channel for colour).
 Ctrl-C during train saves every step taken to --out and stops; --resume continues exactly.`
 
 /** Categorical models read data sources as 8-bit grayscale, binary ones binarized. */
-function thresholdFor(model: PixelCNN): 'none' | undefined {
+function thresholdFor(model: PixelCNN<Grid>): 'none' | undefined {
   return (model.config.output ?? 'bernoulli') !== 'bernoulli' ? 'none' : undefined
 }
 
 /** A folder source is read with the model's channels: RGB for a colour model. */
-function channelsOf(model: PixelCNN): 1 | 3 {
+function channelsOf(model: PixelCNN<Grid>): 1 | 3 {
   return model.config.channels === 3 ? 3 : 1
 }
 
 /** Labels for a conditional model's data, and nothing for an unconditional one. */
-function labelsFor(model: PixelCNN, labels: Uint8Array | undefined, what: string): { labels?: Uint8Array } {
+function labelsFor(model: PixelCNN<Grid>, labels: Uint8Array | undefined, what: string): { labels?: Uint8Array } {
   if (model.config.classes === undefined) return {}
   if (!labels) throw new ConfigError(`the model is conditional on ${model.config.classes} classes but ${what} has no labels`)
   return { labels }
@@ -85,7 +90,10 @@ async function sample(args: Args): Promise<void> {
   // Checked (its folder made if missing) before the sampling, not after it.
   const out = required(args, 'out')
   await checkOutputFile(out, '`--out`')
-  const model = await PixelCNN.load(file, { device: args.device as Device | undefined })
+  const model = await PixelCNN.load<Grid>(file, { device: args.device as Device | undefined })
+  if (model.config.vocabulary !== undefined && !/\.npy$/i.test(out)) {
+    throw new ConfigError(`\`--out\`: a token model's samples are token grids, written as .npy (numpy.load reads them), not pictures: got ${JSON.stringify(out)}`)
+  }
   const label = number(args, 'label')
   if (model.config.classes === undefined && (label !== undefined || args['per-class'] !== undefined)) {
     throw new ConfigError('`--label` and `--per-class` need a conditional model (trained with --conditional or --classes)')
@@ -110,6 +118,7 @@ async function complete(args: Args): Promise<void> {
   const out = required(args, 'out')
   await checkOutputFile(out, '`--out`')
   const model = await PixelCNN.load(file, { device: args.device as Device | undefined })
+  if (model.config.vocabulary !== undefined) throw new ConfigError('`complete` draws a picture of completed images; for a token model use model.complete() from the API')
   const data = await loadDataSource((args.data as string | undefined) ?? 'mnist-bundled', undefined, undefined, thresholdFor(model), channelsOf(model))
   const source = data.test ?? data.train
   const sourceLabels = data.test ? data.testLabels : data.trainLabels
@@ -117,7 +126,7 @@ async function complete(args: Args): Promise<void> {
   const repeats = number(args, 'repeats') ?? 5
   const rows = number(args, 'rows') ?? Math.floor(model.config.height / 2)
   const { labels } = labelsFor(model, sourceLabels, `\`--data ${args.data ?? 'mnist-bundled'}\``)
-  const grid = await completionGrid(model, sliceImages(source, 0, count), {
+  const grid = await completionGrid(model, sliceImages(source as ImageBatch, 0, count), {
     rows, repeats, seed: number(args, 'seed'), temperature: number(args, 'temperature'), labels: labels?.slice(0, count), precision: precision(args),
   })
   await writeImageGrid(grid, out, { columns: repeats + 2, scale: number(args, 'scale') })
@@ -125,13 +134,14 @@ async function complete(args: Args): Promise<void> {
 }
 
 async function evaluate(args: Args): Promise<void> {
-  const model = await PixelCNN.load(required(args, 'model'), { device: args.device as Device | undefined })
-  const data = await loadDataSource(required(args, 'data'), undefined, undefined, thresholdFor(model), channelsOf(model))
+  const model = await PixelCNN.load<Grid>(required(args, 'model'), { device: args.device as Device | undefined })
+  const data = await loadDataSource(required(args, 'data'), undefined, undefined, thresholdFor(model), channelsOf(model), model.config.vocabulary)
   const images = data.test ?? data.train
   const options = labelsFor(model, data.test ? data.testLabels : data.trainLabels, `\`--data ${args.data}\``)
   const { natsPerImage, bitsPerDim } = await model.evaluate(images, { ...options, precision: precision(args), threads: number(args, 'threads') })
-  console.log(`${data.description}, ${data.test ? 'test' : 'training'} split, ${images.count} images`)
-  console.log(`${natsPerImage.toFixed(3)} nats per image, ${bitsPerDim.toFixed(5)} bits per dimension`)
+  const tokens = model.config.vocabulary !== undefined
+  console.log(`${data.description}, ${data.test ? 'test' : 'training'} split, ${images.count} ${tokens ? 'grids' : 'images'}`)
+  console.log(tokens ? `${natsPerImage.toFixed(3)} nats per grid, ${bitsPerDim.toFixed(5)} bits per token` : `${natsPerImage.toFixed(3)} nats per image, ${bitsPerDim.toFixed(5)} bits per dimension`)
 }
 
 async function info(args: Args): Promise<void> {

@@ -13,6 +13,7 @@ export type { Dataset } from './data/dataset'
 export { writeImageGrid, renderImageGrid, type GridOptions } from './image-grid'
 export { writeTrainingCurve, renderTrainingCurve, type CurveEpoch, type CurveOptions } from './training-curve'
 export { sliceImages, type ImageBatch } from './images'
+export { isTokenGrid, type Grid } from './grids'
 export {
   PixelCNNError,
   ConfigError,

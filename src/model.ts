@@ -7,7 +7,9 @@
 import { existsSync } from 'node:fs'
 import { distributedFromEnv } from './distributed'
 import { ConfigError, DataError, native, nativeSync } from './errors'
-import { checkImageBatch, describe, type ImageBatch } from './images'
+import { describe, type ImageBatch } from './images'
+import { fromNative, isTokenGrid, toNativeBatch, valuesPerItem, type Grid, type NativeBatch } from './grids'
+import type { TokenGrid } from './data/tokens'
 import { nativeBinding } from './native'
 import { cancellable, Listener } from './progress'
 import { TrainingLog } from './training-log'
@@ -28,12 +30,18 @@ import type {
   TrainOptions,
   TrainProgress,
 } from './types'
-import type { NativeModel } from '../native/index'
+import type { NativeModel, SampleResult } from '../native/index'
 
 /** Passed by the factories: `new PixelCNN()` from JavaScript has no native model to wrap. */
 const FACTORY = Symbol('PixelCNN factory')
 
-export class PixelCNN {
+/**
+ * `Data` is what the model reads and writes: `ImageBatch` for pixel models,
+ * `TokenGrid` for models with a `vocabulary` (`create` with a vocabulary
+ * gives `PixelCNN<TokenGrid>`; for a loaded one say `PixelCNN.load<TokenGrid>(…)`;
+ * passing the other kind is a `DataError` either way).
+ */
+export class PixelCNN<Data extends Grid = ImageBatch> {
   #native: NativeModel
   #history: EpochRecord[]
   readonly config: ModelConfig
@@ -49,7 +57,9 @@ export class PixelCNN {
   }
 
   /** An untrained model. `options` may be left out (every default). */
-  static create(options: CreateOptions = {}): PixelCNN {
+  static create(options: CreateOptions & { vocabulary: number }): PixelCNN<TokenGrid>
+  static create(options?: CreateOptions): PixelCNN<ImageBatch>
+  static create(options: CreateOptions = {}): PixelCNN<Grid> {
     const [model, { device, seed }] = splitOptions(options, ['device', 'seed'] as const, { fn: 'PixelCNN.create' })
     const s = seed ?? 0
     if (typeof s !== 'number') throw new ConfigError(`\`seed\` must be a non-negative integer, got ${describe(s)}`)
@@ -63,7 +73,7 @@ export class PixelCNN {
    * network than the checkpoint's is a `ConfigError` (leave `model` out to resume).
    * Errors thrown by `onProgress` reject the call as they are (see `fit`).
    */
-  static async train(options: TrainOptions): Promise<PixelCNN> {
+  static async train<D extends Grid = ImageBatch>(options: TrainOptions): Promise<PixelCNN<D>> {
     const [fit, { model, device, resume }] = splitOptions(options, ['model', 'device', 'resume'] as const, {
       fn: 'PixelCNN.train',
       optional: false,
@@ -80,25 +90,25 @@ export class PixelCNN {
       const requested = model === undefined ? undefined : requestedConfig({ ...shape, ...(model as object) })
       // `epochs` is the run's total: a resumed run trains only what is left,
       // finishing an interrupted epoch with the batches it would have seen.
-      const resumed = await PixelCNN.load(checkpoint as string, { device: device as Device })
+      const resumed = await PixelCNN.load<D>(checkpoint as string, { device: device as Device })
       if (requested) checkSameNetwork(requested, resumed.config, checkpoint as string, '`model`')
       const left = ((fit.epochs as number | undefined) ?? 1) - resumed.history.length
-      if (left > 0) await resumed.fit({ ...(fit as unknown as FitOptions), epochs: left })
+      if (left > 0) await resumed.fit({ ...(fit as unknown as FitOptions<D>), epochs: left })
       return resumed
     }
-    const created = PixelCNN.create({ ...shape, ...(model as object), device: device as Device, seed: (fit.seed as number) ?? 0 })
-    await created.fit(fit as unknown as FitOptions)
+    const created = PixelCNN.create({ ...shape, ...(model as object), device: device as Device, seed: (fit.seed as number) ?? 0 }) as unknown as PixelCNN<D>
+    await created.fit(fit as unknown as FitOptions<D>)
     return created
   }
 
   /** Loads a `.safetensors` checkpoint written by `save`. `options` may be left out (`device: 'auto'`). */
-  static async load(path: string, options: { device?: Device } = {}): Promise<PixelCNN> {
+  static async load<D extends Grid = ImageBatch>(path: string, options: { device?: Device } = {}): Promise<PixelCNN<D>> {
     if (typeof path !== 'string' || path === '') throw new ConfigError(`\`path\` must be a file path, got ${describe(path)}`)
     const [rest, { device }] = splitOptions(options, ['device'] as const, { fn: 'PixelCNN.load' })
     const unknown = Object.keys(rest)[0]
     if (unknown !== undefined) throw new ConfigError(`\`${unknown}\` is not a known option of PixelCNN.load (known: device)`)
     const loaded = await native(() => nativeBinding().loadModel(path, checkDevice(device)))
-    return new PixelCNN(FACTORY, loaded, JSON.parse(nativeSync(() => loaded.historyJson())) as EpochRecord[])
+    return new PixelCNN<D>(FACTORY, loaded, JSON.parse(nativeSync(() => loaded.historyJson())) as EpochRecord[])
   }
 
   /**
@@ -110,7 +120,7 @@ export class PixelCNN {
    * which a state dict does not record. The result is a `pixelcnn++` model
    * with a logistic-mixture output that samples, evaluates and saves like any other.
    */
-  static async importPixelCnnPp(path: string, options: { height?: number; width?: number; device?: Device } = {}): Promise<PixelCNN> {
+  static async importPixelCnnPp(path: string, options: { height?: number; width?: number; device?: Device } = {}): Promise<PixelCNN<ImageBatch>> {
     if (typeof path !== 'string' || path === '') throw new ConfigError(`\`path\` must be a file path, got ${describe(path)}`)
     const [rest, { height = 32, width = 32, device }] = splitOptions(options, ['height', 'width', 'device'] as const, { fn: 'PixelCNN.importPixelCnnPp' })
     const unknown = Object.keys(rest)[0]
@@ -121,7 +131,7 @@ export class PixelCNN {
     }
     const [h, w] = [size('height', height), size('width', width)]
     const imported = await native(() => nativeBinding().importPixelcnnPp(path, h, w, checkDevice(device)))
-    return new PixelCNN(FACTORY, imported, [])
+    return new PixelCNN<ImageBatch>(FACTORY, imported, [])
   }
 
   get parameterCount(): number {
@@ -144,7 +154,7 @@ export class PixelCNN {
    * within one step, the steps taken are kept, and the call rejects with that
    * error as it is. Promises `onProgress` returns are not waited for.
    */
-  async fit(options: FitOptions): Promise<EpochRecord[]> {
+  async fit(options: FitOptions<Data>): Promise<EpochRecord[]> {
     const [config, { data, onProgress, signal, logDir }] = splitOptions(options, ['data', 'onProgress', 'signal', 'logDir'] as const, {
       fn: 'model.fit',
       optional: false,
@@ -153,13 +163,13 @@ export class PixelCNN {
     const callback = checkCallback(onProgress, 'onProgress') as ((e: TrainProgress) => unknown) | undefined
     const abort = checkSignal(signal)
     if (typeof data !== 'object' || data === null) {
-      throw new DataError(`\`data\` must be { train: ImageBatch, test?: ImageBatch }, got ${describe(data)}`)
+      throw new DataError(`\`data\` must be { train, test? } (image batches, or token grids for a model with a vocabulary), got ${describe(data)}`)
     }
-    // The images go to the core as bytes; everything else in `data` (the
-    // labels, or an unknown key) as JSON, which the core checks.
-    const { train, test, ...labels } = data as { train: unknown; test?: unknown }
-    checkImageBatch(train, 'data.train')
-    if (test !== undefined) checkImageBatch(test, 'data.test')
+    // The images (or tokens) go to the core as typed arrays; everything else
+    // in `data` (the labels, or an unknown key) as JSON, which the core checks.
+    const { train: trainData, test: testData, ...labels } = data as { train: unknown; test?: unknown }
+    const train = toNativeBatch(trainData, this.config, 'data.train')
+    const test = testData === undefined ? undefined : toNativeBatch(testData, this.config, 'data.test')
     if ((config as { distributed?: unknown }).distributed === 'env') (config as { distributed?: unknown }).distributed = distributedFromEnv()
     const json = toConfigJson(config)
     const labelsJson = toConfigJson(labels, 'data')
@@ -191,7 +201,7 @@ export class PixelCNN {
     try {
       try {
         historyJson = await cancellable(abort, listener, 'training', (token) =>
-          this.#native.fit(train, (test as ImageBatch | undefined) ?? null, json, labelsJson, token, onEvent),
+          this.#native.fit(train, test ?? null, json, labelsJson, token, onEvent),
         )
       } catch (error) {
         finished = true
@@ -216,10 +226,10 @@ export class PixelCNN {
   }
 
   /** p(x_i = 1 | x_<i) for every pixel of binary (`'bernoulli'`) models: N×H×W×C floats. Conditional models need `labels`. */
-  async predict(images: ImageBatch, options: EvalOptions = {}): Promise<Float32Array> {
-    checkImageBatch(images, 'images')
+  async predict(images: Data, options: EvalOptions = {}): Promise<Float32Array> {
+    const batch = toNativeBatch(images, this.config, 'images')
     const json = toConfigJson(checkOptions(options, { fn: 'model.predict' }))
-    return native(() => this.#native.predict(images, json))
+    return native(() => this.#native.predict(batch, json))
   }
 
   /**
@@ -227,20 +237,24 @@ export class PixelCNN {
    * output distribution: N×H×W×C floats, summing over an image to −(its nats).
    * For a binary model, `predict` gives p(x_i = 1) instead.
    */
-  async logProbs(images: ImageBatch, options: EvalOptions = {}): Promise<Float32Array> {
-    checkImageBatch(images, 'images')
+  async logProbs(images: Data, options: EvalOptions = {}): Promise<Float32Array> {
+    const batch = toNativeBatch(images, this.config, 'images')
     const json = toConfigJson(checkOptions(options, { fn: 'model.logProbs' }))
-    return native(() => this.#native.logProbs(images, json))
+    return native(() => this.#native.logProbs(batch, json))
   }
 
-  /** Negative log-likelihoods: per image in nats, and bits per dimension. Conditional models need `labels`. */
-  async evaluate(images: ImageBatch, options: EvalOptions = {}): Promise<Evaluation> {
-    checkImageBatch(images, 'images')
+  /**
+   * Negative log-likelihoods: per image (or token grid) in nats, and bits per
+   * dimension (for token grids also as `bitsPerToken`, the same number).
+   * Conditional models need `labels`.
+   */
+  async evaluate(images: Data, options: EvalOptions = {}): Promise<Evaluation> {
+    const batch = toNativeBatch(images, this.config, 'images')
     const json = toConfigJson(checkOptions(options, { fn: 'model.evaluate' }))
-    const perImageNats = await native(() => this.#native.natsPerImage(images, json))
+    const perImageNats = await native(() => this.#native.natsPerImage(batch, json))
     const natsPerImage = perImageNats.reduce((a, b) => a + b, 0) / perImageNats.length
-    const dims = this.config.height * this.config.width * this.config.channels
-    return { natsPerImage, bitsPerDim: natsPerImage / (dims * Math.LN2), perImageNats }
+    const bitsPerDim = natsPerImage / (valuesPerItem(this.config) * Math.LN2)
+    return { natsPerImage, bitsPerDim, perImageNats, ...(this.config.vocabulary !== undefined ? { bitsPerToken: bitsPerDim } : {}) }
   }
 
   /**
@@ -248,23 +262,23 @@ export class PixelCNN {
    * rejects while sampling runs), sampling stops within one row and the call
    * rejects with that error as it is. Promises `onProgress` returns are not waited for.
    */
-  async sample(options: SampleOptions = {}): Promise<ImageBatch> {
+  async sample(options: SampleOptions = {}): Promise<Data> {
     const [config, { onProgress, signal }] = splitOptions(options, ['onProgress', 'signal'] as const, { fn: 'model.sample' })
     const result = await this.#sample(config, null, null, onProgress, signal)
-    return this.#batch(result.length / this.#pixels(), result)
+    return fromNative(this.config, result.probabilities.length / valuesPerItem(this.config), result) as Data
   }
 
   /** Keeps the known pixels of `images` and samples the rest in raster order. `onProgress` errors as for `sample`. */
-  async complete(images: ImageBatch, options: CompleteOptions): Promise<ImageBatch> {
-    checkImageBatch(images, 'images')
+  async complete(images: Data, options: CompleteOptions): Promise<Data> {
+    const batch = toNativeBatch(images, this.config, 'images')
     const [config, { known, onProgress, signal }] = splitOptions(options, ['known', 'onProgress', 'signal'] as const, {
       fn: 'model.complete',
       optional: false,
       example: '{ known: { rows: k } }',
     })
-    const mask = this.#knownMask(images, known)
-    const result = await this.#sample(config, images, mask, onProgress, signal)
-    return this.#batch(images.count, result)
+    const mask = this.#knownMask(batch, known)
+    const result = await this.#sample(config, batch, mask, onProgress, signal)
+    return fromNative(this.config, batch.count, result) as Data
   }
 
   /** Writes a `.safetensors` checkpoint (weights, config, optimizer state, history) atomically. */
@@ -273,24 +287,16 @@ export class PixelCNN {
     return native(() => this.#native.save(path))
   }
 
-  #pixels(): number {
-    return this.config.height * this.config.width * this.config.channels
-  }
-
-  #batch(count: number, data: Uint8Array): ImageBatch {
-    return { count, height: this.config.height, width: this.config.width, channels: this.config.channels, data }
-  }
-
-  async #sample(config: Record<string, unknown>, images: ImageBatch | null, known: Uint8Array | null, onProgress: unknown, signal: unknown): Promise<Uint8Array> {
+  async #sample(config: Record<string, unknown>, images: NativeBatch | null, known: Uint8Array | null, onProgress: unknown, signal: unknown): Promise<SampleResult> {
     const listener = new Listener(checkCallback(onProgress, 'onProgress') as ((e: SampleProgress) => unknown) | undefined)
     const abort = checkSignal(signal)
     const json = toConfigJson(config)
     const started = performance.now()
     let finished = false
     const onEvent = listener.active ? (text: string) => { if (!finished) listener.emit(JSON.parse(text) as SampleProgress) } : undefined
-    let result: Uint8Array
+    let result: SampleResult
     try {
-      result = (await cancellable(abort, listener, 'sampling', (token) => this.#native.sample(json, images, known, token, onEvent))).images
+      result = await cancellable(abort, listener, 'sampling', (token) => this.#native.sample(json, images, known, token, onEvent))
     } catch (error) {
       finished = true
       throw listener.reason(error) // the callback's error, if it failed, is why sampling stopped
@@ -301,7 +307,7 @@ export class PixelCNN {
     return result
   }
 
-  #knownMask(images: ImageBatch, known: unknown): Uint8Array {
+  #knownMask(images: NativeBatch, known: unknown): Uint8Array {
     const { height, width, channels } = this.config
     const perImage = height * width * channels
     if (known instanceof Uint8Array) {
@@ -333,6 +339,7 @@ export class PixelCNN {
  */
 function imageShapeOf(train: unknown): Partial<Pick<ModelOptions, 'height' | 'width' | 'channels'>> {
   if (typeof train !== 'object' || train === null) return {}
+  if (isTokenGrid(train)) return Number.isInteger(train.height) && Number.isInteger(train.width) ? { height: train.height, width: train.width } : {}
   const { height, width, channels } = train as Record<string, unknown>
   const dims = [height, width, channels]
   return dims.every((d) => typeof d === 'number' && Number.isInteger(d) && d > 0) ? { height: height as number, width: width as number, channels: channels as number } : {}

@@ -22,6 +22,7 @@
  */
 
 import type { ImageBatch } from './images'
+import type { TokenGrid } from './data/tokens'
 
 /** `'auto'` picks CUDA when libtorch sees a GPU, else the CPU. Asking for CUDA where there is none is a `DeviceError`. */
 export type Device = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`
@@ -83,6 +84,15 @@ export interface ModelOptions {
    * a state dict of the PyTorch port imports name for name. @default true
    */
   weightNorm?: boolean
+  /**
+   * A model of token grids (priors over discrete codes such as a VQ-VAE's): every position holds one of
+   * `vocabulary` tokens (2–65,536), read through a learned embedding and predicted by a categorical over
+   * the vocabulary. Data are `TokenGrid`s; `channels` is 1 and `output` `'categorical'` (both picked when
+   * left out). @default pixels
+   */
+  vocabulary?: number
+  /** Token grids: the width of each token's learned embedding (1–4096). @default filters */
+  embedding?: number
 }
 
 /** The resolved network shape, as stored in checkpoints; fields of the other architecture are absent. */
@@ -108,6 +118,10 @@ export interface ModelConfig {
   resnetBlocks?: number
   dropout?: number
   weightNorm?: boolean
+  /** Token grids only. */
+  vocabulary?: number
+  /** Token grids only. */
+  embedding?: number
 }
 
 /** Class labels: one class for every image, or one per image. */
@@ -215,12 +229,12 @@ export interface DistributedOptions {
   timeoutSeconds?: number
 }
 
-export interface FitOptions {
+export interface FitOptions<Data extends ImageBatch | TokenGrid = ImageBatch> {
   /**
    * Labels are required for (and only for) a conditional model: a `Dataset` from the loaders fits a conditional
    * model as it is; for an unconditional one pass `{ train, test }` (labels given to it are a `ConfigError`).
    */
-  data: { train: ImageBatch; test?: ImageBatch; trainLabels?: ArrayLike<number>; testLabels?: ArrayLike<number> }
+  data: { train: Data; test?: Data; trainLabels?: ArrayLike<number>; testLabels?: ArrayLike<number> }
   /** @default 1 */ epochs?: number
   /** @default 128 */ batchSize?: number
   /** Adam's step size. @default 5e-4 */ learningRate?: number
@@ -299,7 +313,7 @@ export interface FitOptions {
   signal?: AbortSignal
 }
 
-export interface TrainOptions extends FitOptions {
+export interface TrainOptions extends FitOptions<ImageBatch | TokenGrid> {
   /**
    * The network to create. When resuming (`resume: true` and an existing checkpoint), it must resolve to the
    * checkpoint's network (same resolved config, image shape included), else a `ConfigError` names both
@@ -360,6 +374,8 @@ export interface Evaluation {
   natsPerImage: number
   /** natsPerImage / (H·W·C · ln 2). */
   bitsPerDim: number
+  /** Token grids: natsPerImage / (H·W · ln 2), bits per token (equal to `bitsPerDim`). */
+  bitsPerToken?: number
   /** −log p(x) of each image, in nats. */
   perImageNats: Float64Array
 }

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import * as path from 'node:path'
-import type { ImageBatch, PixelCNN } from '../../src/index'
+import type { ImageBatch, PixelCNN, TokenGrid } from '../../src/index'
 
 /**
  * The probabilities that the plain PyTorch module in bench/pytorch computes
@@ -9,12 +9,13 @@ import type { ImageBatch, PixelCNN } from '../../src/index'
  * name, or `undefined` where no PyTorch is configured (`npm test` sets
  * PIXELCNN_PYTHON). `dir` holds the exchange files.
  */
-export function pytorchProbabilities(file: string, images: ImageBatch, dir: string, labels?: Uint8Array, what: 'probabilities' | 'logProbs' = 'probabilities'): Float32Array | undefined {
+export function pytorchProbabilities(file: string, images: ImageBatch | TokenGrid, dir: string, labels?: Uint8Array, what: 'probabilities' | 'logProbs' = 'probabilities'): Float32Array | undefined {
   const python = process.env.PIXELCNN_PYTHON
   if (!python) return undefined
   const imagesFile = path.join(dir, 'images.bin')
   const out = path.join(dir, 'probs.f32')
-  writeFileSync(imagesFile, images.data)
+  // Token grids go as little-endian int32 (every platform Node runs on is little-endian).
+  writeFileSync(imagesFile, images.data instanceof Uint8Array ? images.data : Int32Array.from(images.data))
   const args = [path.join(__dirname, '..', '..', 'bench', 'pytorch', 'check_checkpoint.py'), ...(what === 'logProbs' ? ['--log-probs'] : []), file, imagesFile, String(images.count), out]
   if (labels) {
     writeFileSync(path.join(dir, 'labels.bin'), labels)
@@ -37,7 +38,7 @@ export function largestDifference(a: ArrayLike<number>, b: ArrayLike<number>, { 
  * module and returns the largest difference between its log-probabilities of
  * `probe` and the library's; `undefined` where no PyTorch is configured.
  */
-export async function logProbGapToPytorch(model: PixelCNN, name: string, probe: ImageBatch, dir: string, labels?: Uint8Array): Promise<number | undefined> {
+export async function logProbGapToPytorch<D extends ImageBatch | TokenGrid>(model: PixelCNN<D>, name: string, probe: D, dir: string, labels?: Uint8Array): Promise<number | undefined> {
   const file = path.join(dir, `${name}.safetensors`)
   await model.save(file)
   const theirs = pytorchProbabilities(file, probe, dir, labels, 'logProbs')

@@ -6,7 +6,8 @@ predict().
 usage: check_checkpoint.py [--log-probs] MODEL.safetensors IMAGES.bin COUNT OUT.f32 [LABELS.bin]
 
 IMAGES.bin: COUNT x H x W x C uint8 pixel values (0/1, or 0-255 for an 8-bit
-model: categorical or logistic-mixture). LABELS.bin: COUNT raw uint8 class labels (required for a
+model: categorical or logistic-mixture); for a token-grid model (config
+`vocabulary`) COUNT x H x W little-endian int32 tokens. LABELS.bin: COUNT raw uint8 class labels (required for a
 conditional model, refused otherwise). OUT.f32: COUNT x H x W x C little-endian
 float32, sigmoid probabilities, or with --log-probs log p(x_i | x_<i) of each
 sub-pixel's value (every output kind; for colour, each channel's value given
@@ -33,9 +34,10 @@ def main():
     model = load_checkpoint(path).eval()
 
     h, w, c = model.height, model.width, model.channels
-    pixels = np.fromfile(images_path, dtype=np.uint8)
+    tokens = getattr(model, "vocabulary", None) is not None
+    pixels = np.fromfile(images_path, dtype="<i4" if tokens else np.uint8)
     if pixels.size != count * h * w * c:
-        sys.exit(f"{images_path}: {pixels.size} bytes, expected {count}x{h}x{w}x{c}")
+        sys.exit(f"{images_path}: {pixels.size} values, expected {count}x{h}x{w}x{c}")
     x = torch.from_numpy(pixels.astype(np.float32).reshape(count, h, w, c)).permute(0, 3, 1, 2)
 
     labels = None

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from pixelcnn_torch import channel_groups, check_labels, network_input, output_channels
+from pixelcnn_torch import channel_groups, check_labels, model_input, output_channels, token_embedding
 
 
 # ---------------------------------------------------------------------------
@@ -218,7 +218,7 @@ class PixelCNNPP(nn.Module):
     def __init__(self, height=32, width=32, channels=3, output="bernoulli", mixtures=None, classes=None,
                  filters=160, resnetBlocks=5, dropout=None, weightNorm=True, architecture="pixelcnn++",
                  inputKernel=None, outputLayers=None, residualBlocks=None, residualKernel=None,
-                 layers=None, kernel=None):
+                 layers=None, kernel=None, vocabulary=None, embedding=None):
         super().__init__()
         if architecture != "pixelcnn++":
             raise ValueError(f"PixelCNNPP cannot build architecture {architecture!r}")
@@ -228,11 +228,13 @@ class PixelCNNPP(nn.Module):
         self.output_kind, self.mixtures = output, mixtures
         self.groups = channel_groups(channels, output)
         c, f, r, wn = channels, filters, resnetBlocks, weightNorm
-        out = output_channels(output, channels, mixtures)
+        out = output_channels(output, channels, mixtures, vocabulary)
+        self.vocabulary, self.embedding = vocabulary, token_embedding(vocabulary, embedding)
+        cin = embedding if vocabulary else c  # what the first layers read
 
-        self.u_init = DownShiftedConv2d(c + 1, f, wn, (2, 3), shift_output_down=True)
-        self.ul_init = nn.ModuleList([DownShiftedConv2d(c + 1, f, wn, (1, 3), shift_output_down=True),
-                                      DownRightShiftedConv2d(c + 1, f, wn, (2, 1), shift_output_right=True)])
+        self.u_init = DownShiftedConv2d(cin + 1, f, wn, (2, 3), shift_output_down=True)
+        self.ul_init = nn.ModuleList([DownShiftedConv2d(cin + 1, f, wn, (1, 3), shift_output_down=True),
+                                      DownRightShiftedConv2d(cin + 1, f, wn, (2, 1), shift_output_right=True)])
         self.up_layers = nn.ModuleList(Layer(r, f, 0, 1, wn, classes) for _ in range(3))
         self.down_layers = nn.ModuleList(Layer(n, f, 1, 2, wn, classes) for n in (r, r + 1, r + 1))
         self.downsize_u_stream = nn.ModuleList(strided(DownShiftedConv2d, wn, f) for _ in range(2))
@@ -251,7 +253,7 @@ class PixelCNNPP(nn.Module):
 
     def forward(self, x, labels=None):  # (N, C, H, W) pixel values, labels (N,) -> logits (N, outC, H, W)
         labels = check_labels(self.classes, labels, x)
-        x_in = network_input(self.output_kind, x)
+        x_in = model_input(self, x)
         x = torch.cat([x_in, torch.ones_like(x_in[:, :1])], dim=1)
 
         u_list = [self.u_init(x)]

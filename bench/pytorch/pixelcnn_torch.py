@@ -160,15 +160,18 @@ class PixelCNN(nn.Module):
 
     def __init__(self, height=28, width=28, channels=1, filters=128, residualBlocks=5,
                  inputKernel=7, residualKernel=3, outputLayers=2, classes=None,
-                 architecture="pixelcnn", layers=None, kernel=None, output="bernoulli", mixtures=None):
+                 architecture="pixelcnn", layers=None, kernel=None, output="bernoulli", mixtures=None,
+                 vocabulary=None, embedding=None):
         super().__init__()
         if architecture not in (None, "pixelcnn"):
             raise ValueError(f"PixelCNN cannot build architecture {architecture!r}")
         self.height, self.width, self.channels, self.classes = height, width, channels, classes
         self.output_kind, self.mixtures = output, mixtures
         self.groups = g = channel_groups(channels, output)
-        out = output_channels(output, channels, mixtures)
-        self.input_conv = conditional_conv(MaskedConv2d(channels, filters, inputKernel, "A", g), classes, filters)
+        out = output_channels(output, channels, mixtures, vocabulary)
+        self.vocabulary, self.embedding = vocabulary, token_embedding(vocabulary, embedding)
+        cin = embedding if vocabulary else channels
+        self.input_conv = conditional_conv(MaskedConv2d(cin, filters, inputKernel, "A", g), classes, filters)
         self.blocks = nn.ModuleList(ResidualBlock(filters, residualKernel, classes, g) for _ in range(residualBlocks))
         self.head = nn.ModuleList(conditional_conv(pointwise_conv(filters, filters, g), classes, filters)
                                   for _ in range(outputLayers))
@@ -176,7 +179,7 @@ class PixelCNN(nn.Module):
 
     def forward(self, x, labels=None):  # (N, C, H, W) pixel values, labels (N,) -> logits (N, outC, H, W)
         labels = check_labels(self.classes, labels, x)
-        x = network_input(self.output_kind, x)
+        x = model_input(self, x)
         h = torch.relu(add_class_bias(self.input_conv(x), self.input_conv.class_bias, labels))
         for block in self.blocks:
             h = block(h, labels)
@@ -286,7 +289,8 @@ class GatedPixelCNN(nn.Module):
 
     def __init__(self, height=28, width=28, channels=1, filters=64, layers=6, inputKernel=7,
                  kernel=3, outputLayers=2, classes=None, architecture="gated",
-                 residualBlocks=None, residualKernel=None, output="bernoulli", mixtures=None):
+                 residualBlocks=None, residualKernel=None, output="bernoulli", mixtures=None,
+                 vocabulary=None, embedding=None):
         super().__init__()
         if architecture != "gated":
             raise ValueError(f"GatedPixelCNN cannot build architecture {architecture!r}")
@@ -295,7 +299,9 @@ class GatedPixelCNN(nn.Module):
         self.height, self.width, self.channels, self.classes = height, width, channels, classes
         self.output_kind, self.mixtures = output, mixtures
         self.groups = g = channel_groups(channels, output)
-        out = output_channels(output, channels, mixtures)
+        out = output_channels(output, channels, mixtures, vocabulary)
+        self.vocabulary, self.embedding = vocabulary, token_embedding(vocabulary, embedding)
+        channels = embedding if vocabulary else channels  # what the first layers read
         p0 = inputKernel // 2
         # v[r, c] <- input rows r-p0 .. r-1 (strictly above), cols c-p0 .. c+p0.
         self.input_v = nn.Conv2d(channels, filters, (p0, inputKernel), padding=(p0, p0))
@@ -315,7 +321,7 @@ class GatedPixelCNN(nn.Module):
 
     def forward(self, x, labels=None):  # (N, C, H, W) pixel values, labels (N,) -> logits (N, outC, H, W)
         labels = check_labels(self.classes, labels, x)
-        x = network_input(self.output_kind, x)
+        x = model_input(self, x)
         height, width = x.shape[2], x.shape[3]
         v = first_rows(self.input_v(x), height)
         h = first_columns(self.input_h(x), width)
@@ -332,15 +338,15 @@ class GatedPixelCNN(nn.Module):
 # output distributions
 
 
-def output_channels(output, channels, mixtures=None):
+def output_channels(output, channels, mixtures=None, vocabulary=None):
     """One logit per sub-pixel (bernoulli), 256 (categorical: level k of
-    channel c at c*256 + k), or for a mixture of K logistics K component
+    channel c at c*256 + k; a token grid: one per token of the vocabulary), or for a mixture of K logistics K component
     logits, then C*K means and C*K log-scales (channel by channel) and, for
     colour, 3*K coupling coefficients: K*(1 + 2C), K*10 for C = 3."""
     if output == "bernoulli":
         return channels
     if output == "categorical":
-        return channels * 256
+        return channels * (vocabulary or 256)
     if output == "logistic-mixture":
         return mixtures * (1 + 2 * channels + (3 if channels == 3 else 0))
     raise ValueError(f"unknown output {output!r}")
@@ -349,6 +355,20 @@ def output_channels(output, channels, mixtures=None):
 def network_input(output, x):
     """Binary values as they are; 8-bit values scaled to [-1, 1]."""
     return x if output == "bernoulli" else x * (2.0 / 255.0) - 1.0
+
+
+def token_embedding(vocabulary, embedding):
+    """Token grids (config `vocabulary`): each token's learned row, an
+    nn.Embedding (V, E) named `embedding`, as the library stores it."""
+    return None if vocabulary is None else nn.Embedding(vocabulary, embedding)
+
+
+def model_input(model, x):
+    """What the first layer reads from x (N, C, H, W): pixels scaled as
+    `network_input`, or a token grid's embedding rows (N, E, H, W)."""
+    if model.embedding is None:
+        return network_input(model.output_kind, x)
+    return model.embedding(x[:, 0].long()).permute(0, 3, 1, 2)
 
 
 def log_probs(model, x, labels=None):
@@ -364,7 +384,7 @@ def log_probs(model, x, labels=None):
         # be the reference for the library's cancellation-free float32 form.
         return mixture_log_prob(logits.double(), x.double() * (2.0 / 255.0) - 1.0, model.mixtures).float()
     n, _, h, w = logits.shape
-    levels = torch.log_softmax(logits.view(n, model.channels, 256, h, w), dim=2)
+    levels = torch.log_softmax(logits.view(n, model.channels, model.vocabulary or 256, h, w), dim=2)
     return levels.gather(2, x.long().unsqueeze(2)).squeeze(2)
 
 

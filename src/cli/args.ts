@@ -18,6 +18,8 @@ export const OPTIONS = {
   precision: { type: 'string' },
   output: { type: 'string' },
   mixtures: { type: 'string' },
+  vocabulary: { type: 'string' },
+  embedding: { type: 'string' },
   dropout: { type: 'string' },
   channels: { type: 'string' },
   config: { type: 'string' },

@@ -6,7 +6,9 @@
  * - `idx:TRAIN_IMAGES[,TEST_IMAGES[,TRAIN_LABELS,TEST_LABELS]]` (local IDX files, gzip or not);
  * - `folder:DIR` (PNG/JPEG files, labels from sub-folders; 10% held out),
  *   grayscale or, with `channels: 3`, RGB;
- * - `cifar10` (50,000 / 10,000 32×32 RGB images, downloaded and cached).
+ * - `cifar10` (50,000 / 10,000 32×32 RGB images, downloaded and cached);
+ * - `tokens:TRAIN.npy[,TEST.npy]`: token grids (N, H, W) as `numpy.save`
+ *   writes them, for a model with a `vocabulary` (a prior over discrete codes).
  * Binarized as the seed does, or kept 8-bit with `threshold: 'none'` (for
  * the 8-bit outputs).
  */
@@ -18,12 +20,14 @@ import { loadImageFolder } from '../data/folder'
 import { loadMnist } from '../data/mnist'
 import { CIFAR10_CLASSES, loadCifar10 } from '../data/cifar10'
 import type { ImageBatch } from '../images'
+import { loadTokens, type TokenGrid } from '../data/tokens'
 import type { DownloadProgress } from '../data/download'
 import type { Binarization } from '../data/binarize'
 
 export interface LoadedData {
-  train: ImageBatch
-  test?: ImageBatch
+  /** Images, or token grids for `tokens:`. */
+  train: ImageBatch | TokenGrid
+  test?: ImageBatch | TokenGrid
   /** One class per image, where the source has labels. */
   trainLabels?: Uint8Array
   testLabels?: Uint8Array
@@ -46,7 +50,7 @@ function pickImages(images: ImageBatch, indices: number[]): ImageBatch {
  * is RGB and the MNIST-like sources are grayscale whatever it says, and a
  * mismatch is reported by the model against the images.
  */
-export async function loadDataSource(spec: string, onProgress?: (p: DownloadProgress) => void, signal?: AbortSignal, threshold?: Binarization, channels?: 1 | 3): Promise<LoadedData> {
+export async function loadDataSource(spec: string, onProgress?: (p: DownloadProgress) => void, signal?: AbortSignal, threshold?: Binarization, channels?: 1 | 3, vocabulary?: number): Promise<LoadedData> {
   const [kind, ...rest] = spec.split(':')
   const arg = rest.join(':')
   const eightBit = threshold === 'none' ? (channels === 3 ? ', 8-bit RGB' : ', 8-bit grayscale') : ''
@@ -106,9 +110,16 @@ export async function loadDataSource(spec: string, onProgress?: (p: DownloadProg
         description: `CIFAR-10 (50,000 / 10,000, ${binary ? 'binarized RGB' : '8-bit RGB'})`,
       }
     }
+    case 'tokens': {
+      const [trainPath, testPath, extra] = arg.split(',')
+      if (!trainPath || extra !== undefined) throw new ConfigError(`\`--data tokens:\` takes TRAIN.npy[,TEST.npy], got ${JSON.stringify(spec)}`)
+      const train = await loadTokens(trainPath, { vocabulary })
+      const test = testPath ? await loadTokens(testPath, { vocabulary }) : undefined
+      return { train, test, description: `token grids ${trainPath}${testPath ? ` / ${testPath}` : ''} (${train.height}×${train.width})` }
+    }
     default:
       throw new ConfigError(
-        `\`--data\` must be mnist, mnist-bundled, fashion-mnist, fashion-mnist:system, idx:FILE[,FILE], folder:DIR or cifar10, got ${JSON.stringify(spec)}`,
+        `\`--data\` must be mnist, mnist-bundled, fashion-mnist, fashion-mnist:system, idx:FILE[,FILE], folder:DIR, cifar10 or tokens:FILE.npy[,FILE.npy], got ${JSON.stringify(spec)}`,
       )
   }
 }

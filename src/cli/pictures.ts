@@ -7,6 +7,8 @@
 import { IoError, type PixelCNNError } from '../errors'
 import { writeImageGrid } from '../image-grid'
 import type { ImageBatch } from '../images'
+import { writeTokens, type TokenGrid } from '../data/tokens'
+import type { Grid } from '../grids'
 import type { PixelCNN } from '../model'
 import { writeTrainingCurve } from '../training-curve'
 import type { Precision, SampleProgress } from '../types'
@@ -16,9 +18,9 @@ export function besideModel(modelPath: string, suffix: string): string {
   return modelPath.replace(/\.safetensors$/i, '') + suffix
 }
 
-/** The sample grid `--samples-every` writes after epoch `epoch`: `model.samples-epoch-N.png`. */
-export function samplesFile(modelPath: string, epoch: number): string {
-  return besideModel(modelPath, `.samples-epoch-${epoch}.png`)
+/** The samples `--samples-every` writes after epoch `epoch`: `model.samples-epoch-N.png`, or `.npy` for a token model. */
+export function samplesFile(modelPath: string, epoch: number, tokens = false): string {
+  return besideModel(modelPath, `.samples-epoch-${epoch}.${tokens ? 'npy' : 'png'}`)
 }
 
 /** Whether a grid is drawn after `done` of `epochs` epochs: every `every` epochs, and after the last. */
@@ -41,11 +43,16 @@ export interface GridRequest {
   signal?: AbortSignal
 }
 
-/** Samples and writes a grid; returns what it drew, for the log line. */
-export async function writeSampleGrid(model: PixelCNN, file: string, request: GridRequest, scale?: number): Promise<string> {
+/**
+ * Samples and writes a grid; returns what it drew, for the log line. A token
+ * model's samples are written as a `.npy` file of tokens (N, H, W) instead:
+ * tokens are codes, not pixels.
+ */
+export async function writeSampleGrid(model: PixelCNN<Grid>, file: string, request: GridRequest, scale?: number): Promise<string> {
   const classes = model.config.classes
   const common = { seed: request.seed, temperature: request.temperature, precision: request.precision, onProgress: request.onProgress, signal: request.signal }
-  let images: ImageBatch
+  const tokens = model.config.vocabulary !== undefined
+  let images: Grid
   let columns: number | undefined
   let rowLabels: string[] | undefined
   let what: string
@@ -59,7 +66,11 @@ export async function writeSampleGrid(model: PixelCNN, file: string, request: Gr
     rowLabels = Array.from({ length: classes }, (_, k) => request.classNames?.[k] ?? String(k))
     what = `${request.perClass} images of each of ${classes} classes, one row per class`
   }
-  await writeImageGrid(images, file, { columns, scale, rowLabels })
+  if (tokens) {
+    await writeTokens(file, images as TokenGrid)
+    return what.replace(/images/g, 'token grids')
+  }
+  await writeImageGrid(images as ImageBatch, file, { columns, scale, rowLabels })
   return what
 }
 
@@ -68,7 +79,7 @@ export async function writeSampleGrid(model: PixelCNN, file: string, request: Gr
  * epoch): nats per pixel for binary models, bits per dimension (the unit of
  * published 8-bit results) for 8-bit ones.
  */
-export async function writeCurve(model: PixelCNN, file: string): Promise<boolean> {
+export async function writeCurve(model: PixelCNN<Grid>, file: string): Promise<boolean> {
   if (model.history.length === 0) return false
   const output = model.config.output ?? 'bernoulli'
   const bits = output !== 'bernoulli'

@@ -5,6 +5,7 @@
  * field of `--config`'s file, which overrides the recipe.
  */
 
+import type { Grid } from '../grids'
 import { ConfigError, nativeSync } from '../errors'
 import { nativeBinding } from '../native'
 import { toConfigJson } from '../options'
@@ -71,7 +72,7 @@ export function recipeOptions(args: Args, fromFile: Partial<TrainOptions>): Part
  * `epochs` × the steps of an epoch at the batch size `fit` will use (the
  * recipe's, when it sets one).
  */
-export function wholeRunSchedule(fit: Partial<FitOptions>, epochs: number, trainCount: number): Schedule | undefined {
+export function wholeRunSchedule(fit: Partial<FitOptions<Grid>>, epochs: number, trainCount: number): Schedule | undefined {
   const schedule = fit.schedule
   const { data: _data, onProgress: _onProgress, signal: _signal, logDir: _logDir, ...config } = fit
   const resolved = JSON.parse(nativeSync(() => nativeBinding().resolveTrainConfig(toConfigJson(config)))) as { batchSize: number; schedule: Schedule }

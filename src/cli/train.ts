@@ -22,6 +22,7 @@ import { type Args, number, precision, required } from './args'
 import { loadDataSource } from './data-source'
 import { libtorchInfo } from '../info'
 import type { ImageBatch } from '../images'
+import { isTokenGrid, type Grid } from '../grids'
 import { watchLauncher } from './launcher'
 import { checkOutputFiles } from '../output-paths'
 import { besideModel, PictureFailures, samplesDue, samplesFile, writeCurve, writeSampleGrid } from './pictures'
@@ -35,9 +36,17 @@ export function historyTable(history: EpochRecord[]): string {
 }
 
 /** The model options of the command line over those of `--config`. */
-function modelOptions(args: Args, fromFile: Partial<TrainOptions>, images: ImageBatch, labels: Uint8Array | undefined): ModelOptions {
-  // Shaped like the training images (CIFAR-10: 32×32×3) unless the config file says otherwise.
-  const options: ModelOptions = { height: images.height, width: images.width, channels: images.channels, ...fromFile.model }
+function modelOptions(args: Args, fromFile: Partial<TrainOptions>, images: Grid, labels: Uint8Array | undefined): ModelOptions {
+  // Shaped like the training images (CIFAR-10: 32×32×3) or token grids unless the config file says otherwise.
+  const shape = isTokenGrid(images) ? { height: images.height, width: images.width } : { height: images.height, width: images.width, channels: (images as ImageBatch).channels }
+  const options: ModelOptions = { ...shape, ...fromFile.model }
+  const vocabulary = number(args, 'vocabulary')
+  if (vocabulary !== undefined) options.vocabulary = vocabulary
+  const embedding = number(args, 'embedding')
+  if (embedding !== undefined) options.embedding = embedding
+  if (isTokenGrid(images) && options.vocabulary === undefined) {
+    throw new ConfigError('`--data tokens:` needs `--vocabulary V` (the number of codes, e.g. the VQ-VAE codebook size: tokens are 0 … V − 1)')
+  }
   if (args.preset) options.preset = args.preset as ModelOptions['preset']
   if (args.architecture) options.architecture = args.architecture as Architecture
   if (args.output) options.output = args.output as Output
@@ -57,7 +66,7 @@ function modelOptions(args: Args, fromFile: Partial<TrainOptions>, images: Image
 
 /** Whether the command line or config file says anything about the network (a resumed run must then match it). */
 function modelFlagsGiven(args: Args, fromFile: Partial<TrainOptions>): boolean {
-  return (['preset', 'architecture', 'output', 'mixtures', 'dropout', 'classes', 'conditional'] as const).some((k) => args[k] !== undefined) || fromFile.model !== undefined
+  return (['preset', 'architecture', 'output', 'mixtures', 'dropout', 'classes', 'conditional', 'vocabulary', 'embedding'] as const).some((k) => args[k] !== undefined) || fromFile.model !== undefined
 }
 
 /**
@@ -101,10 +110,10 @@ function distributedOptions(args: Args, fromFile: Partial<TrainOptions>): Distri
  * neither the model nor a picture the run will write is a folder. Only rank 0
  * writes, so only rank 0 checks.
  */
-async function checkTrainOutputs(out: string, curve: string, epochs: number, samplesEvery: number | undefined): Promise<void> {
+async function checkTrainOutputs(out: string, curve: string, epochs: number, samplesEvery: number | undefined, tokens: boolean): Promise<void> {
   const files = [{ file: out, what: '`--out`' }, { file: curve, what: 'the training curve' }]
   for (let done = 1; done <= epochs; done++) {
-    if (samplesDue(done, samplesEvery, epochs)) files.push({ file: samplesFile(out, done), what: '`--samples-every`: the sample grid' })
+    if (samplesDue(done, samplesEvery, epochs)) files.push({ file: samplesFile(out, done, tokens), what: '`--samples-every`: the samples' })
   }
   await checkOutputFiles(files)
 }
@@ -123,7 +132,9 @@ export async function train(args: Args): Promise<void> {
   const samplesEvery = number(args, 'samples-every')
   if (samplesEvery !== undefined && !(Number.isInteger(samplesEvery) && samplesEvery >= 1)) throw new ConfigError(`\`--samples-every\` must be a positive integer, got ${samplesEvery}`)
   const curve = besideModel(out, '.curve.png')
-  if (primary) await checkTrainOutputs(out, curve, epochs, samplesEvery)
+  // Token models' samples are `.npy` files of tokens, not pictures.
+  const tokenRun = String(args.data ?? '').startsWith('tokens:')
+  if (primary) await checkTrainOutputs(out, curve, epochs, samplesEvery, tokenRun)
   const pictures = new PictureFailures(line)
   const controller = new AbortController()
   let interrupted = false
@@ -148,21 +159,24 @@ export async function train(args: Args): Promise<void> {
   const family = String(args.preset ?? args.architecture ?? fromFile.model?.preset ?? fromFile.model?.architecture ?? '')
   const presetOutput: Output = family.startsWith('pixelcnn++') ? 'logistic-mixture' : 'bernoulli'
   const output = resumed?.config.output ?? (args.output as Output | undefined) ?? fromFile.model?.output ?? presetOutput
-  const data = await loadDataSource(required(args, 'data'), (p) => line.update(`downloading ${p.file} ${bar(p.totalBytes ? p.bytes / p.totalBytes : 0)} ${(p.bytes / 2 ** 20).toFixed(1)} MiB`), controller.signal, output !== 'bernoulli' ? 'none' : undefined, channelsFlag(args, resumed?.config.channels))
-  line.done(`data: ${data.description}: ${data.train.count} training${data.test ? ` and ${data.test.count} validation` : ''} images`)
+  const vocabulary = resumed?.config.vocabulary ?? number(args, 'vocabulary') ?? fromFile.model?.vocabulary
+  const data = await loadDataSource(required(args, 'data'), (p) => line.update(`downloading ${p.file} ${bar(p.totalBytes ? p.bytes / p.totalBytes : 0)} ${(p.bytes / 2 ** 20).toFixed(1)} MiB`), controller.signal, output !== 'bernoulli' ? 'none' : undefined, channelsFlag(args, resumed?.config.channels), vocabulary)
+  const noun = isTokenGrid(data.train) ? 'grids' : 'images'
+  line.done(`data: ${data.description}: ${data.train.count} training${data.test ? ` and ${data.test.count} validation` : ''} ${noun}`)
   const seed = number(args, 'seed') ?? fromFile.seed
 
   if (resumed && modelFlagsGiven(args, fromFile)) {
     const requested = requestedConfig(modelOptions(args, fromFile, data.train, data.trainLabels))
-    checkSameNetwork(requested, resumed.config, out, 'the model flags (--preset, --architecture, --output, --mixtures, --dropout, --classes, --conditional, the config file\'s `model`)')
+    checkSameNetwork(requested, resumed.config, out, 'the model flags (--preset, --architecture, --output, --mixtures, --dropout, --classes, --conditional, --vocabulary, --embedding, the config file\'s `model`)')
   }
-  const model = resumed
-    ? resumed
-    : PixelCNN.create({ ...modelOptions(args, fromFile, data.train, data.trainLabels), device, seed: seed ?? 0 })
+  const model: PixelCNN<Grid> = resumed
+    ? (resumed as PixelCNN<Grid>)
+    : (PixelCNN.create({ ...modelOptions(args, fromFile, data.train, data.trainLabels), device, seed: seed ?? 0 }) as PixelCNN<Grid>)
   if (resuming) line.done(`resuming from ${out} (${model.history.length} epochs done)`)
   const conditional = model.config.classes !== undefined
   if (conditional && !data.trainLabels) throw new ConfigError(`the model is conditional on ${model.config.classes} classes but \`--data ${args.data}\` has no labels`)
-  line.done(`model: ${model.config.architecture}${conditional ? `, conditional on ${model.config.classes} classes` : ''}, ${model.parameterCount.toLocaleString('en')} parameters, on ${model.device}`)
+  const tokens = model.config.vocabulary !== undefined ? `, token grids of ${model.config.vocabulary} tokens (embedding ${model.config.embedding})` : ''
+  line.done(`model: ${model.config.architecture}${tokens}${conditional ? `, conditional on ${model.config.classes} classes` : ''}, ${model.parameterCount.toLocaleString('en')} parameters, on ${model.device}`)
 
   const { model: _model, device: _device, resume: _resume, epochs: _epochs, logDir: fileLogDir, ...fitFromFile } = fromFile
   // One event file for the whole run (the fits below are one epoch each), written by rank 0.
@@ -205,7 +219,7 @@ export async function train(args: Args): Promise<void> {
       curveDrawn = (await pictures.attempt(curve, () => writeCurve(model, curve))) ?? false
       const done = model.history.length
       if (samplesDue(done, samplesEvery, epochs)) {
-        const file = samplesFile(out, done)
+        const file = samplesFile(out, done, model.config.vocabulary !== undefined)
         const what = await pictures.attempt(file, () => writeSampleGrid(model, file, { count: 64, perClass: 8, seed: 0, classNames: data.classNames, precision: fit.precision, signal: controller.signal }))
         if (what !== undefined) {
           line.done(`wrote ${file}: ${what}`)
