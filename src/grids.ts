@@ -8,19 +8,13 @@ import { DataError } from './errors'
 import { checkImageBatch, describe, type ImageBatch } from './images'
 import { checkTokenGrid, type TokenGrid } from './data/tokens'
 import type { ModelConfig } from './types'
+import type { ImageBatch as NativeBatch } from '../native/index'
 
 /** An `ImageBatch` (pixel models) or a `TokenGrid` (models with a `vocabulary`). */
 export type Grid = ImageBatch | TokenGrid
 
-/** The batch as the native core takes it. */
-export interface NativeBatch {
-  count: number
-  height: number
-  width: number
-  channels: number
-  data?: Uint8Array
-  tokens?: Int32Array
-}
+/** The batch as the native core takes it: bytes in `data`, or 32-bit tokens in `tokens`. */
+export type { ImageBatch as NativeBatch } from '../native/index'
 
 /** Whether `batch` is a `TokenGrid` (its values are 16- or 32-bit integers) rather than an `ImageBatch`. */
 export function isTokenGrid(batch: unknown): batch is TokenGrid {
