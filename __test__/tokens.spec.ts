@@ -4,6 +4,7 @@ import * as path from 'node:path'
 import { ConfigError, DataError, loadTokens, PixelCNN, writeTokens, type ImageBatch, type TokenGrid } from '../src/index'
 import { removeTempDirs, tempDir } from './helpers/temp'
 import { logProbGapToPytorch } from './support/pytorch'
+import { runCli } from './helpers/cli'
 
 test.after.always(removeTempDirs)
 const dir = tempDir('token-models')
@@ -150,4 +151,32 @@ print(json.dumps({"shape": list(s.shape), "dtype": str(s.dtype), "min": int(s.mi
   t.is(report.dtype, 'int32')
   t.true(report.min >= 0 && report.max < 32)
   t.true(report.lawful > 0.8, `share of steps the chain allows: ${report.lawful}`)
+})
+
+test('the CLI trains a prior on .npy token grids, evaluates it in bits per token and samples tokens to .npy', async (t) => {
+  const train = path.join(dir, 'cli-train.npy')
+  const held = path.join(dir, 'cli-test.npy')
+  await writeTokens(train, markovGrids(200, 6, 6, 32, 3))
+  await writeTokens(held, markovGrids(40, 6, 6, 32, 4))
+  const out = path.join(dir, 'cli-prior.safetensors')
+  const data = `tokens:${train},${held}`
+  const missing = await runCli(['train', '--data', data, '--out', out, '--preset', 'gated-small', '--epochs', '1'])
+  t.is(missing.code, 1)
+  t.regex(missing.stderr, /--vocabulary/)
+  const trained = await runCli(['train', '--data', data, '--out', out, '--preset', 'gated-small', '--vocabulary', '32', '--embedding', '8', '--epochs', '2', '--batch-size', '32', '--samples-every', '2', '--threads', '2'])
+  t.is(trained.code, 0, trained.stderr)
+  t.regex(trained.stderr, /token grids of 32 tokens \(embedding 8\)/)
+  const perEpoch = await loadTokens(out.replace(/\.safetensors$/, '.samples-epoch-2.npy'), { vocabulary: 32 })
+  t.deepEqual([perEpoch.count, perEpoch.height, perEpoch.width], [64, 6, 6])
+  const evaluated = await runCli(['eval', '--model', out, '--data', data])
+  t.is(evaluated.code, 0, evaluated.stderr)
+  t.regex(evaluated.stdout, /40 grids\n[\d.]+ nats per grid, [\d.]+ bits per token/)
+  const samples = path.join(dir, 'cli-samples.npy')
+  const sampled = await runCli(['sample', '--model', out, '--out', samples, '--count', '5'])
+  t.is(sampled.code, 0, sampled.stderr)
+  const grid = await loadTokens(samples, { vocabulary: 32 })
+  t.deepEqual([grid.count, grid.height, grid.width], [5, 6, 6])
+  const picture = await runCli(['sample', '--model', out, '--out', path.join(dir, 'cli-samples.png')])
+  t.is(picture.code, 1)
+  t.regex(picture.stderr, /\.npy/)
 })

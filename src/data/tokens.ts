@@ -41,7 +41,7 @@ function checkToken(value: number, i: number, shape: number[], file: string, voc
 
 /**
  * Reads a `.npy` file of shape (N, H, W) and dtype int16, int32 or int64 (either
- * byte order) into a `TokenGrid`. Anything else — another dtype, another
+ * byte order; also int8 and uint8–uint32, as `writeTokens` writes uint16) into a `TokenGrid`. Anything else — another dtype, another
  * number of dimensions, a negative token, or one at or above `vocabulary` —
  * is a `DataError` naming the file and what was wrong.
  */
@@ -51,8 +51,8 @@ export async function loadTokens(file: string, options: LoadTokensOptions = {}):
     throw new DataError(`loadTokens: \`vocabulary\` must be a whole number from 2 to 65536, got ${JSON.stringify(vocabulary)}`)
   }
   const array = parseNpy(await readRegularFile(file, 'the token file', MAX_NPY_BYTES), file)
-  if (array.type !== 'i2' && array.type !== 'i4' && array.type !== 'i8') {
-    throw new DataError(`${file}: tokens must be int16, int32 or int64 (numpy.save of an integer array), got dtype '${array.descr}'`)
+  if (array.type === 'f4' || array.type === 'f8') {
+    throw new DataError(`${file}: tokens must be integers (int16, int32, int64, or unsigned: numpy.save of an integer array), got dtype '${array.descr}'`)
   }
   if (array.shape.length !== 3 || array.shape.some((d) => d < 1)) {
     throw new DataError(`${file}: token grids must have shape (count, height, width), each at least 1, got (${array.shape.join(', ')})`)
