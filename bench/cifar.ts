@@ -2,7 +2,8 @@
  * A CIFAR-shaped model (32×32×3, Gated PixelCNN, 10-component logistic
  * mixture) through the Node API, measured like bench/pytorch/bench_cifar.py
  * measures the same network in PyTorch eager: random 8-bit RGB images,
- * warm-up, medians. Prints a JSON object on its last line; bench/run.ts runs
+ * warm-up, medians. With PIXELCNN_BENCH_SHAPE=prior, the prior-shaped model
+ * instead (a 32×32 grid of 512 tokens, gated: `PRIOR_BENCH_MODEL`), on random tokens. Prints a JSON object on its last line; bench/run.ts runs
  * it in its own process.
  *
  * Training: each repetition is one `fit` of PIXELCNN_BENCH_TRAIN_STEPS
@@ -12,9 +13,11 @@
  */
 
 import { mulberry32 } from '../src/data/binarize'
-import { type ImageBatch, PixelCNN } from '../src/index'
+import { type Grid, type ImageBatch, PixelCNN, type TokenGrid } from '../src/index'
 import { median, timeIt } from './timing'
-import { CIFAR_BENCH_MODEL } from './cifar-model'
+import { CIFAR_BENCH_MODEL, PRIOR_BENCH_MODEL } from './cifar-model'
+
+const PRIOR = process.env.PIXELCNN_BENCH_SHAPE === 'prior'
 
 const BATCH = 32
 const SAMPLES = 64
@@ -31,15 +34,22 @@ function randomRgb(count: number, seed: number): ImageBatch {
   return { count, height: 32, width: 32, channels: 3, data }
 }
 
+function randomTokens(count: number, seed: number): TokenGrid {
+  const random = mulberry32(seed)
+  return { count, height: 32, width: 32, data: Int32Array.from({ length: count * 32 * 32 }, () => Math.floor(random() * 512)) }
+}
+
+const randomData: (count: number, seed: number) => Grid = PRIOR ? randomTokens : randomRgb
+
 async function main() {
   const threads = process.env.PIXELCNN_BENCH_THREADS ? Number(process.env.PIXELCNN_BENCH_THREADS) : undefined
-  const model = PixelCNN.create({ ...CIFAR_BENCH_MODEL, device: 'cpu', seed: 0 })
-  const train = { train: randomRgb(BATCH * TRAIN_STEPS, 1) }
-  await model.fit({ data: { train: randomRgb(BATCH, 2) }, epochs: 1, batchSize: BATCH, threads })
+  const model = PixelCNN.create({ ...(PRIOR ? PRIOR_BENCH_MODEL : CIFAR_BENCH_MODEL), device: 'cpu', seed: 0 }) as PixelCNN<Grid>
+  const train = { train: randomData(BATCH * TRAIN_STEPS, 1) }
+  await model.fit({ data: { train: randomData(BATCH, 2) }, epochs: 1, batchSize: BATCH, threads })
   const trainTimes: number[] = []
   for (let i = 0; i < REPEATS; i++) trainTimes.push(await timeIt(() => model.fit({ data: train, epochs: 1, batchSize: BATCH, threads })))
 
-  const images = randomRgb(SAMPLES, 3)
+  const images = randomData(SAMPLES, 3)
   await model.logProbs(images, { threads })
   const forwardTimes: number[] = []
   for (let i = 0; i < REPEATS; i++) forwardTimes.push(await timeIt(() => model.logProbs(images, { threads })))

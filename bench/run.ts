@@ -13,7 +13,8 @@
  * For a fair view the gated table also runs PyTorch with the same settings
  * (through GLIBC_TUNABLES) and this library with glibc's defaults.
  *
- * Then a CIFAR-shaped model (32×32×3, gated, logistic mixture) against the same network in PyTorch eager.
+ * Then a CIFAR-shaped model (32×32×3, gated, logistic mixture) against the same network in PyTorch eager, and
+ * the prior-shaped one (issue 25: a 32×32 grid of 512 tokens, gated, through an embedding) likewise.
  *
  * Then PixelCNN++ (issue 22): `pixelcnn++-small` and the full `pixelcnn++` preset at 32×32×3, training batch 16 with
  * dropout, against the same network in PyTorch eager, torch.compile and (on a CPU with native bf16) autocast bf16
@@ -29,7 +30,7 @@
  * pytorch-tuned-malloc, pixelcnn-default-malloc, pixelcnn-bf16, pixelcnn-gated-bf16, cifar, and in the PixelCNN++
  * table pixelcnn-pp-small, pixelcnn-pp-small-bf16, pytorch-pp-small-eager, pytorch-pp-small-bf16,
  * pytorch-pp-small-compile, pytorch-pp-small-compile+bf16 and the same with `full` for the full preset), or a whole
- * table: `seed`, `gated`, `cifar`, `pixelcnn-pp`.
+ * table: `seed`, `gated`, `cifar`, `prior`, `pixelcnn-pp`.
  * PIXELCNN_BENCH_ONLY: comma-separated tables to run, the others left out (e.g. `pixelcnn-pp`: that table alone).
  *
  * Each table is followed by the precision comparison (issue 12): PyTorch eager,
@@ -45,7 +46,7 @@ const root = path.join(__dirname, '..')
 const skip = new Set((process.env.PIXELCNN_BENCH_SKIP ?? '').split(',').filter(Boolean))
 const only = new Set((process.env.PIXELCNN_BENCH_ONLY ?? '').split(',').filter(Boolean))
 /** Whether a whole table runs: not skipped, and named by PIXELCNN_BENCH_ONLY when that is set. */
-const table = (name: 'seed' | 'gated' | 'cifar' | 'pixelcnn-pp') => !skip.has(name) && (only.size === 0 || only.has(name))
+const table = (name: 'seed' | 'gated' | 'cifar' | 'prior' | 'pixelcnn-pp') => !skip.has(name) && (only.size === 0 || only.has(name))
 const threads = Number(process.env.PIXELCNN_BENCH_THREADS ?? require('node:os').availableParallelism())
 
 /** Runs a competitor and parses the JSON object on its last line of output. */
@@ -76,6 +77,7 @@ function main() {
   if (table('seed')) seed(python)
   gated(python)
   cifar(python)
+  cifar(python, 'prior')
   pixelcnnPp(python)
 }
 
@@ -207,17 +209,22 @@ function gated(python: string) {
  * 13): training against the same network in PyTorch eager, and the fast
  * sampler against the reference loop for 64 images.
  */
-function cifar(python: string) {
-  if (!table('cifar')) return
-  const ours = run('pixelcnn cifar-shaped', process.execPath, ['--import', 'tsx', 'bench/cifar.ts'], { PIXELCNN_BENCH_THREADS: String(threads) })
-  const torch = run('pytorch cifar-shaped', python, ['bench/pytorch/bench_cifar.py', '--threads', String(threads)])
-  if (!ours || 'error' in ours) throw new Error('the pixelcnn cifar-shaped run failed')
+/** The CIFAR-shaped model, or with `shape` 'prior' the prior-shaped one (issue 25: a 32×32 grid of 512 tokens, gated). */
+function cifar(python: string, shape: 'cifar' | 'prior' = 'cifar') {
+  if (!table(shape)) return
+  const name = shape === 'prior' ? 'prior-shaped' : 'cifar-shaped'
+  const ours = run(`pixelcnn ${name}`, process.execPath, ['--import', 'tsx', 'bench/cifar.ts'], { PIXELCNN_BENCH_THREADS: String(threads), PIXELCNN_BENCH_SHAPE: shape })
+  const torch = run(`pytorch ${name}`, python, ['bench/pytorch/bench_cifar.py', '--threads', String(threads), '--shape', shape])
+  if (!ours || 'error' in ours) throw new Error(`the pixelcnn ${name} run failed`)
   const train = num(ours.trainImagesPerSecond)
   const forward = num(ours.forwardSeconds64)
   const fast = num(ours.sampleFast64Seconds)
   const reference = num(ours.sampleReference64Seconds)
-  console.log(`\nCIFAR-shaped model (32×32×3, gated, 64 filters, 6 layers, logistic mixture of 10: ${Number(ours.parameterCount).toLocaleString('en')} parameters), training batch ${ours.batchSize}, 64 images for the forward pass and sampling\n`)
-  console.log('| competitor | training images/s | forward, batch 64 (s) | sampling 64 images (s) | peak RSS (MiB) |')
+  const what = shape === 'prior'
+    ? 'Prior-shaped model (a 32×32 grid of 512 tokens, gated, 64 filters, 6 layers, embedding 64, categorical over the tokens'
+    : 'CIFAR-shaped model (32×32×3, gated, 64 filters, 6 layers, logistic mixture of 10'
+  console.log(`\n${what}: ${Number(ours.parameterCount).toLocaleString('en')} parameters), training batch ${ours.batchSize}, 64 ${shape === 'prior' ? 'grids' : 'images'} for the forward pass and sampling\n`)
+  console.log(`| competitor | training ${shape === 'prior' ? 'grids' : 'images'}/s | forward, batch 64 (s) | sampling 64 (s) | peak RSS (MiB) |`)
   console.log('|---|---:|---:|---:|---:|')
   console.log(`| pixelcnn, fast sampler | ${fmt(train)} | ${fmt(forward, 3)} | ${fmt(fast)} | ${fmt(num(ours.peakRssMiB))} |`)
   console.log(`| pixelcnn, reference sampler | – | – | ${fmt(reference)} [extrapolated from ${ours.referenceExtrapolatedFromRows} of 32 rows] | – |`)

@@ -23,19 +23,23 @@ export declare class NativeModel {
   get parameterCount(): number
   /** The epoch records as JSON; a `Busy` error while another call runs. */
   historyJson(): string
-  /** `labels_json`: `{ trainLabels?, testLabels? }`, each an array of classes. */
-  fit(train: ImageBatch, test: ImageBatch | undefined | null, configJson: string, labelsJson: string, cancel: CancelToken, onProgress?: ((event: string) => void) | undefined | null): Promise<string>
+  /**
+   * `labels_json`: `{ trainLabels?, testLabels? }`, each an array of classes;
+   * or, for a model with `conditionSize`, `train_conditions` and `test_conditions` (N×D each).
+   */
+  fit(train: ImageBatch, test: ImageBatch | undefined | null, configJson: string, labelsJson: string, trainConditions: Float32Array | undefined | null, testConditions: Float32Array | undefined | null, cancel: CancelToken, onProgress?: ((event: string) => void) | undefined | null): Promise<string>
   /** p(x_i = 1 | x_<i) per pixel. `options_json`: `{ threads?, batchSize?, labels?, precision? }`. */
-  predict(images: ImageBatch, optionsJson: string): Promise<Float32Array>
+  predict(images: ImageBatch, optionsJson: string, conditions?: Float32Array | undefined | null): Promise<Float32Array>
   /** log p(x_i | x_<i) per sub-pixel, for every output. Options as for `predict`. */
-  logProbs(images: ImageBatch, optionsJson: string): Promise<Float32Array>
+  logProbs(images: ImageBatch, optionsJson: string, conditions?: Float32Array | undefined | null): Promise<Float32Array>
   /** −log p(x) in nats for each image. `options_json` as for `predict`. */
-  natsPerImage(images: ImageBatch, optionsJson: string): Promise<Float64Array>
+  natsPerImage(images: ImageBatch, optionsJson: string, conditions?: Float32Array | undefined | null): Promise<Float64Array>
   /**
    * `options_json`: `{ count, seed, temperature, batchSize, method, threads, labels }`.
-   * With `images` and `known`, completes those images instead.
+   * With `images` and `known`, completes those images instead. `conditions`:
+   * N×D condition vectors, for a model with `conditionSize`.
    */
-  sample(optionsJson: string, images: ImageBatch | undefined | null, known: Uint8Array | undefined | null, cancel: CancelToken, onProgress?: ((event: string) => void) | undefined | null): Promise<SampleResult>
+  sample(optionsJson: string, images: ImageBatch | undefined | null, known: Uint8Array | undefined | null, conditions: Float32Array | undefined | null, cancel: CancelToken, onProgress?: ((event: string) => void) | undefined | null): Promise<SampleResult>
   save(path: string): Promise<void>
 }
 

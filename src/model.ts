@@ -167,9 +167,10 @@ export class PixelCNN<Data extends Grid = ImageBatch> {
     }
     // The images (or tokens) go to the core as typed arrays; everything else
     // in `data` (the labels, or an unknown key) as JSON, which the core checks.
-    const { train: trainData, test: testData, ...labels } = data as { train: unknown; test?: unknown }
+    const { train: trainData, test: testData, trainConditions, testConditions, ...labels } = data as { train: unknown; test?: unknown; trainConditions?: unknown; testConditions?: unknown }
     const train = toNativeBatch(trainData, this.config, 'data.train')
     const test = testData === undefined ? undefined : toNativeBatch(testData, this.config, 'data.test')
+    const conditions = [conditionVectors(trainConditions, 'data.trainConditions'), conditionVectors(testConditions, 'data.testConditions')] as const
     if ((config as { distributed?: unknown }).distributed === 'env') (config as { distributed?: unknown }).distributed = distributedFromEnv()
     const json = toConfigJson(config)
     const labelsJson = toConfigJson(labels, 'data')
@@ -201,7 +202,7 @@ export class PixelCNN<Data extends Grid = ImageBatch> {
     try {
       try {
         historyJson = await cancellable(abort, listener, 'training', (token) =>
-          this.#native.fit(train, test ?? null, json, labelsJson, token, onEvent),
+          this.#native.fit(train, test ?? null, json, labelsJson, conditions[0], conditions[1], token, onEvent),
         )
       } catch (error) {
         finished = true
@@ -228,8 +229,8 @@ export class PixelCNN<Data extends Grid = ImageBatch> {
   /** p(x_i = 1 | x_<i) for every pixel of binary (`'bernoulli'`) models: N×H×W×C floats. Conditional models need `labels`. */
   async predict(images: Data, options: EvalOptions = {}): Promise<Float32Array> {
     const batch = toNativeBatch(images, this.config, 'images')
-    const json = toConfigJson(checkOptions(options, { fn: 'model.predict' }))
-    return native(() => this.#native.predict(batch, json))
+    const [json, conditions] = evalOptions(options, 'model.predict')
+    return native(() => this.#native.predict(batch, json, conditions))
   }
 
   /**
@@ -239,8 +240,8 @@ export class PixelCNN<Data extends Grid = ImageBatch> {
    */
   async logProbs(images: Data, options: EvalOptions = {}): Promise<Float32Array> {
     const batch = toNativeBatch(images, this.config, 'images')
-    const json = toConfigJson(checkOptions(options, { fn: 'model.logProbs' }))
-    return native(() => this.#native.logProbs(batch, json))
+    const [json, conditions] = evalOptions(options, 'model.logProbs')
+    return native(() => this.#native.logProbs(batch, json, conditions))
   }
 
   /**
@@ -250,8 +251,8 @@ export class PixelCNN<Data extends Grid = ImageBatch> {
    */
   async evaluate(images: Data, options: EvalOptions = {}): Promise<Evaluation> {
     const batch = toNativeBatch(images, this.config, 'images')
-    const json = toConfigJson(checkOptions(options, { fn: 'model.evaluate' }))
-    const perImageNats = await native(() => this.#native.natsPerImage(batch, json))
+    const [json, conditions] = evalOptions(options, 'model.evaluate')
+    const perImageNats = await native(() => this.#native.natsPerImage(batch, json, conditions))
     const natsPerImage = perImageNats.reduce((a, b) => a + b, 0) / perImageNats.length
     const bitsPerDim = natsPerImage / (valuesPerItem(this.config) * Math.LN2)
     return { natsPerImage, bitsPerDim, perImageNats, ...(this.config.vocabulary !== undefined ? { bitsPerToken: bitsPerDim } : {}) }
@@ -263,21 +264,21 @@ export class PixelCNN<Data extends Grid = ImageBatch> {
    * rejects with that error as it is. Promises `onProgress` returns are not waited for.
    */
   async sample(options: SampleOptions = {}): Promise<Data> {
-    const [config, { onProgress, signal }] = splitOptions(options, ['onProgress', 'signal'] as const, { fn: 'model.sample' })
-    const result = await this.#sample(config, null, null, onProgress, signal)
+    const [config, { onProgress, signal, conditions }] = splitOptions(options, ['onProgress', 'signal', 'conditions'] as const, { fn: 'model.sample' })
+    const result = await this.#sample(config, null, null, conditionVectors(conditions, 'conditions'), onProgress, signal)
     return fromNative(this.config, result.probabilities.length / valuesPerItem(this.config), result) as Data
   }
 
   /** Keeps the known pixels of `images` and samples the rest in raster order. `onProgress` errors as for `sample`. */
   async complete(images: Data, options: CompleteOptions): Promise<Data> {
     const batch = toNativeBatch(images, this.config, 'images')
-    const [config, { known, onProgress, signal }] = splitOptions(options, ['known', 'onProgress', 'signal'] as const, {
+    const [config, { known, onProgress, signal, conditions }] = splitOptions(options, ['known', 'onProgress', 'signal', 'conditions'] as const, {
       fn: 'model.complete',
       optional: false,
       example: '{ known: { rows: k } }',
     })
     const mask = this.#knownMask(batch, known)
-    const result = await this.#sample(config, batch, mask, onProgress, signal)
+    const result = await this.#sample(config, batch, mask, conditionVectors(conditions, 'conditions'), onProgress, signal)
     return fromNative(this.config, batch.count, result) as Data
   }
 
@@ -287,7 +288,7 @@ export class PixelCNN<Data extends Grid = ImageBatch> {
     return native(() => this.#native.save(path))
   }
 
-  async #sample(config: Record<string, unknown>, images: NativeBatch | null, known: Uint8Array | null, onProgress: unknown, signal: unknown): Promise<SampleResult> {
+  async #sample(config: Record<string, unknown>, images: NativeBatch | null, known: Uint8Array | null, conditions: Float32Array | null, onProgress: unknown, signal: unknown): Promise<SampleResult> {
     const listener = new Listener(checkCallback(onProgress, 'onProgress') as ((e: SampleProgress) => unknown) | undefined)
     const abort = checkSignal(signal)
     const json = toConfigJson(config)
@@ -296,7 +297,7 @@ export class PixelCNN<Data extends Grid = ImageBatch> {
     const onEvent = listener.active ? (text: string) => { if (!finished) listener.emit(JSON.parse(text) as SampleProgress) } : undefined
     let result: SampleResult
     try {
-      result = await cancellable(abort, listener, 'sampling', (token) => this.#native.sample(json, images, known, token, onEvent))
+      result = await cancellable(abort, listener, 'sampling', (token) => this.#native.sample(json, images, known, conditions, token, onEvent))
     } catch (error) {
       finished = true
       throw listener.reason(error) // the callback's error, if it failed, is why sampling stopped
@@ -330,6 +331,24 @@ export class PixelCNN<Data extends Grid = ImageBatch> {
     }
     throw new ConfigError(`\`known\` must be { rows: k } or a Uint8Array mask, got ${describe(known)}`)
   }
+}
+
+/**
+ * Condition vectors as the core takes them (a Float32Array, N×D; any array of
+ * numbers is copied into one), or `null` when not given. Their count and
+ * values are checked by the core against the model's `conditionSize`.
+ */
+function conditionVectors(value: unknown, field: string): Float32Array | null {
+  if (value === undefined || value === null) return null
+  if (value instanceof Float32Array) return value
+  if (Array.isArray(value) || value instanceof Float64Array) return Float32Array.from(value as ArrayLike<number>)
+  throw new DataError(`\`${field}\` must be a Float32Array of N×conditionSize values, got ${describe(value)}`)
+}
+
+/** `evaluate`'s, `logProbs`' and `predict`'s options: the JSON for the core and the condition vectors beside it. */
+function evalOptions(options: EvalOptions, fn: string): [string, Float32Array | null] {
+  const [rest, { conditions }] = splitOptions(options, ['conditions'] as const, { fn })
+  return [toConfigJson(rest), conditionVectors(conditions, 'conditions')]
 }
 
 /**

@@ -93,6 +93,13 @@ export interface ModelOptions {
   vocabulary?: number
   /** Token grids: the width of each token's learned embedding (1–4096). @default filters */
   embedding?: number
+  /**
+   * Conditional on a real vector of this many values per image (an embedding, a code, a descriptor): a learned
+   * (D, C) projection of it is added in every layer where a class bias is (classes are the one-hot case).
+   * `fit` then takes `data.trainConditions` (and `testConditions`), the others `conditions`: Float32Array N×D.
+   * Exclusive with `classes`. @default unconditional
+   */
+  conditionSize?: number
 }
 
 /** The resolved network shape, as stored in checkpoints; fields of the other architecture are absent. */
@@ -122,6 +129,7 @@ export interface ModelConfig {
   vocabulary?: number
   /** Token grids only. */
   embedding?: number
+  conditionSize?: number
 }
 
 /** Class labels: one class for every image, or one per image. */
@@ -234,7 +242,7 @@ export interface FitOptions<Data extends ImageBatch | TokenGrid = ImageBatch> {
    * Labels are required for (and only for) a conditional model: a `Dataset` from the loaders fits a conditional
    * model as it is; for an unconditional one pass `{ train, test }` (labels given to it are a `ConfigError`).
    */
-  data: { train: Data; test?: Data; trainLabels?: ArrayLike<number>; testLabels?: ArrayLike<number> }
+  data: { train: Data; test?: Data; trainLabels?: ArrayLike<number>; testLabels?: ArrayLike<number>; trainConditions?: Float32Array; testConditions?: Float32Array }
   /** @default 1 */ epochs?: number
   /** @default 128 */ batchSize?: number
   /** Adam's step size. @default 5e-4 */ learningRate?: number
@@ -343,6 +351,8 @@ export interface SampleOptions {
   /** The moving average of the weights when the model keeps one (`fit`'s `ema`), or the raw ones. @default 'averaged' */ weights?: Weights
   /** Conditional models: the class of every image, or one per image. */
   labels?: Labels
+  /** Models with `conditionSize: D`: one condition vector per image, N×D values. */
+  conditions?: Float32Array
   /**
    * Called with `rows` events (rows of pixels done) a few times a second, then `done`. A throw (or a
    * rejected promise) stops sampling within one row and the call rejects with that error as it is.
@@ -366,6 +376,8 @@ export interface EvalOptions {
   /** Images per forward pass (memory only). @default 256 */ batchSize?: number
   /** Conditional models: the class of every image, or one per image. */
   labels?: Labels
+  /** Models with `conditionSize: D`: one condition vector per image, N×D values. */
+  conditions?: Float32Array
   /** The moving average of the weights when the model keeps one (`fit`'s `ema`), or the raw ones. @default 'averaged' */ weights?: Weights
 }
 

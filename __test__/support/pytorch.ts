@@ -9,7 +9,7 @@ import type { ImageBatch, PixelCNN, TokenGrid } from '../../src/index'
  * name, or `undefined` where no PyTorch is configured (`npm test` sets
  * PIXELCNN_PYTHON). `dir` holds the exchange files.
  */
-export function pytorchProbabilities(file: string, images: ImageBatch | TokenGrid, dir: string, labels?: Uint8Array, what: 'probabilities' | 'logProbs' = 'probabilities'): Float32Array | undefined {
+export function pytorchProbabilities(file: string, images: ImageBatch | TokenGrid, dir: string, labels?: Uint8Array | Float32Array, what: 'probabilities' | 'logProbs' = 'probabilities'): Float32Array | undefined {
   const python = process.env.PIXELCNN_PYTHON
   if (!python) return undefined
   const imagesFile = path.join(dir, 'images.bin')
@@ -38,10 +38,12 @@ export function largestDifference(a: ArrayLike<number>, b: ArrayLike<number>, { 
  * module and returns the largest difference between its log-probabilities of
  * `probe` and the library's; `undefined` where no PyTorch is configured.
  */
-export async function logProbGapToPytorch<D extends ImageBatch | TokenGrid>(model: PixelCNN<D>, name: string, probe: D, dir: string, labels?: Uint8Array): Promise<number | undefined> {
+/** `labels`: classes, or for a model with `conditionSize` its condition vectors (N×D). */
+export async function logProbGapToPytorch<D extends ImageBatch | TokenGrid>(model: PixelCNN<D>, name: string, probe: D, dir: string, labels?: Uint8Array | Float32Array): Promise<number | undefined> {
   const file = path.join(dir, `${name}.safetensors`)
   await model.save(file)
   const theirs = pytorchProbabilities(file, probe, dir, labels, 'logProbs')
   if (!theirs) return undefined
-  return largestDifference(await model.logProbs(probe, { labels }), theirs)
+  const given = labels instanceof Float32Array ? { conditions: labels } : { labels }
+  return largestDifference(await model.logProbs(probe, given), theirs)
 }

@@ -5,7 +5,11 @@ batch 32, Adam; warm-up, then the median of several steps. The loss is the
 float32 mixture likelihood of pixelcnn_torch (the published formula). Prints a
 JSON object on its last line.
 
-usage: bench_cifar.py [--threads N] [--device cpu|cuda] [--repeats N]"""
+With --shape prior, the prior-shaped network of bench/cifar.ts instead: the
+same gated stacks over a 32x32 grid of 512 tokens read through an embedding
+of 64, a categorical over the tokens, on random tokens.
+
+usage: bench_cifar.py [--threads N] [--device cpu|cuda] [--repeats N] [--shape cifar|prior]"""
 
 import argparse
 import json
@@ -14,11 +18,21 @@ import resource
 import torch
 
 from bench import timed
-from pixelcnn_torch import GatedPixelCNN, mixture_log_prob, network_input
+from pixelcnn_torch import GatedPixelCNN, log_probs, mixture_log_prob, network_input
 
 MODEL = dict(height=32, width=32, channels=3, filters=64, layers=6, inputKernel=7, kernel=3,
              outputLayers=2, output="logistic-mixture", mixtures=10)
+PRIOR_MODEL = dict(height=32, width=32, channels=1, filters=64, layers=6, inputKernel=7, kernel=3,
+                   outputLayers=2, output="categorical", vocabulary=512, embedding=64)
 BATCH = 32
+
+
+def mixture_nll(model, xs):
+    return -mixture_log_prob(model(xs), network_input("logistic-mixture", xs), 10)
+
+
+def token_nll(model, xs):
+    return -log_probs(model, xs)
 
 
 def main():
@@ -26,26 +40,29 @@ def main():
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--shape", choices=("cifar", "prior"), default="cifar")
     args = parser.parse_args()
+    prior = args.shape == "prior"
+    spec, nll = (PRIOR_MODEL, token_nll) if prior else (MODEL, mixture_nll)
+    channels, levels = (1, 512) if prior else (3, 256)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     gen = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
-    x = torch.randint(0, 256, (BATCH, 3, 32, 32), generator=gen).float().to(device)
-    x64 = torch.randint(0, 256, (64, 3, 32, 32), generator=gen).float().to(device)
+    x = torch.randint(0, levels, (BATCH, channels, 32, 32), generator=gen).float().to(device)
+    x64 = torch.randint(0, levels, (64, channels, 32, 32), generator=gen).float().to(device)
 
     result = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device), "batchSize": BATCH}
     best = None
     for name, fmt in (("contiguous", torch.contiguous_format), ("channels_last", torch.channels_last)):
-        model = GatedPixelCNN(**MODEL).to(device).to(memory_format=fmt)
+        model = GatedPixelCNN(**spec).to(device).to(memory_format=fmt)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         xs = x.to(memory_format=fmt)
 
         def step():
             opt.zero_grad(set_to_none=True)
-            out = model(xs)
-            loss = -mixture_log_prob(out, network_input("logistic-mixture", xs), 10).mean()
+            loss = nll(model, xs).mean()
             loss.backward()
             opt.step()
 
@@ -59,7 +76,7 @@ def main():
     result["parameterCount"] = sum(p.numel() for p in model.parameters())
     inputs = x64.to(memory_format=fmt)
     with torch.no_grad():
-        result["forwardSeconds64"] = timed(lambda: mixture_log_prob(model(inputs), network_input("logistic-mixture", inputs), 10), device, args.repeats)
+        result["forwardSeconds64"] = timed(lambda: nll(model, inputs), device, args.repeats)
     result["peakRssMiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 

@@ -8,7 +8,8 @@ usage: check_checkpoint.py [--log-probs] MODEL.safetensors IMAGES.bin COUNT OUT.
 IMAGES.bin: COUNT x H x W x C uint8 pixel values (0/1, or 0-255 for an 8-bit
 model: categorical or logistic-mixture); for a token-grid model (config
 `vocabulary`) COUNT x H x W little-endian int32 tokens. LABELS.bin: COUNT raw uint8 class labels (required for a
-conditional model, refused otherwise). OUT.f32: COUNT x H x W x C little-endian
+conditional model, refused otherwise); for a model with `conditionSize` D,
+COUNT x D little-endian float32 condition vectors instead. OUT.f32: COUNT x H x W x C little-endian
 float32, sigmoid probabilities, or with --log-probs log p(x_i | x_<i) of each
 sub-pixel's value (every output kind; for colour, each channel's value given
 the earlier pixels and the pixel's earlier channels, so a pixel's C values sum
@@ -41,12 +42,18 @@ def main():
     x = torch.from_numpy(pixels.astype(np.float32).reshape(count, h, w, c)).permute(0, 3, 1, 2)
 
     labels = None
-    if labels_path is not None:
+    vectors = getattr(model, "condition_size", None)
+    if labels_path is not None and vectors is not None:
+        raw = np.fromfile(labels_path, dtype="<f4")
+        if raw.size != count * vectors:
+            sys.exit(f"{labels_path}: {raw.size} values, expected {count}x{vectors} conditions")
+        labels = torch.from_numpy(raw.reshape(count, vectors))
+    elif labels_path is not None:
         raw = np.fromfile(labels_path, dtype=np.uint8)
         if raw.size != count:
             sys.exit(f"{labels_path}: {raw.size} bytes, expected {count} labels")
         labels = torch.from_numpy(raw.astype(np.int64))
-    if (labels is None) != (model.classes is None):
+    if (labels is None) != (model.classes is None and vectors is None):
         sys.exit(f"the model has classes={model.classes}: "
                  + ("pass LABELS.bin" if labels is None else "it takes no labels"))
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from pixelcnn_torch import channel_groups, check_labels, model_input, output_channels, token_embedding
+from pixelcnn_torch import add_class_bias, channel_groups, check_labels, model_input, output_channels, token_embedding
 
 
 # ---------------------------------------------------------------------------
@@ -188,7 +188,7 @@ class GatedResnet(nn.Module):
             c = c + self.nin_skip(concat_elu(a))
         c2 = self.conv_out(concat_elu(c))
         if labels is not None:
-            c2 = c2 + self.class_bias[labels][:, :, None, None]
+            c2 = add_class_bias(c2, self.class_bias, labels)
         f = x.shape[1]
         return x + c2[:, :f] * torch.sigmoid(c2[:, f:])
 
@@ -218,13 +218,14 @@ class PixelCNNPP(nn.Module):
     def __init__(self, height=32, width=32, channels=3, output="bernoulli", mixtures=None, classes=None,
                  filters=160, resnetBlocks=5, dropout=None, weightNorm=True, architecture="pixelcnn++",
                  inputKernel=None, outputLayers=None, residualBlocks=None, residualKernel=None,
-                 layers=None, kernel=None, vocabulary=None, embedding=None):
+                 layers=None, kernel=None, vocabulary=None, embedding=None, conditionSize=None):
         super().__init__()
         if architecture != "pixelcnn++":
             raise ValueError(f"PixelCNNPP cannot build architecture {architecture!r}")
         if height % 4 or width % 4:
             raise ValueError("height and width must be multiples of 4 (two stride-2 stages)")
         self.height, self.width, self.channels, self.classes = height, width, channels, classes
+        self.condition_size, classes = conditionSize, classes or conditionSize  # a class is a one-hot condition
         self.output_kind, self.mixtures = output, mixtures
         self.groups = channel_groups(channels, output)
         c, f, r, wn = channels, filters, resnetBlocks, weightNorm
@@ -252,7 +253,7 @@ class PixelCNNPP(nn.Module):
                                  persistent=False)
 
     def forward(self, x, labels=None):  # (N, C, H, W) pixel values, labels (N,) -> logits (N, outC, H, W)
-        labels = check_labels(self.classes, labels, x)
+        labels = check_labels(self.classes, labels, x, self.condition_size)
         x_in = model_input(self, x)
         x = torch.cat([x_in, torch.ones_like(x_in[:, :1])], dim=1)
 

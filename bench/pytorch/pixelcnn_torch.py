@@ -37,14 +37,25 @@ import torch.nn.functional as F
 
 def add_class_bias(t, class_bias, labels):
     """t (N, C, H, W) plus row labels[n] of class_bias (K, C) for image n, the
-    same at every pixel. A no-op for an unconditional layer (class_bias None)."""
+    same at every pixel; for condition vectors (float (N, D), config
+    `conditionSize`) their product with it instead, of which a class is the
+    one-hot case. A no-op for an unconditional layer (class_bias None)."""
     if class_bias is None:
         return t
-    return t + class_bias[labels][:, :, None, None]
+    rows = class_bias[labels] if labels.dtype == torch.long else labels @ class_bias
+    return t + rows[:, :, None, None]
 
 
-def check_labels(classes, labels, x):
-    """labels as int64 on x's device (an index tensor, never a uint8 mask)."""
+def check_labels(classes, labels, x, condition_size=None):
+    """labels as int64 on x's device (an index tensor, never a uint8 mask);
+    for a model with `conditionSize` D, condition vectors (N, D) as float32."""
+    if condition_size is not None:
+        if labels is None:
+            raise ValueError(f"this model is conditional on vectors of {condition_size}: pass them")
+        labels = torch.as_tensor(labels, dtype=torch.float32, device=x.device)
+        if labels.shape != (x.shape[0], condition_size):
+            raise ValueError(f"expected conditions of shape ({x.shape[0]}, {condition_size}), got {tuple(labels.shape)}")
+        return labels
     if classes is None:
         if labels is not None:
             raise ValueError("this model is unconditional: do not pass labels")
@@ -161,11 +172,12 @@ class PixelCNN(nn.Module):
     def __init__(self, height=28, width=28, channels=1, filters=128, residualBlocks=5,
                  inputKernel=7, residualKernel=3, outputLayers=2, classes=None,
                  architecture="pixelcnn", layers=None, kernel=None, output="bernoulli", mixtures=None,
-                 vocabulary=None, embedding=None):
+                 vocabulary=None, embedding=None, conditionSize=None):
         super().__init__()
         if architecture not in (None, "pixelcnn"):
             raise ValueError(f"PixelCNN cannot build architecture {architecture!r}")
         self.height, self.width, self.channels, self.classes = height, width, channels, classes
+        self.condition_size, classes = conditionSize, classes or conditionSize  # a class is a one-hot condition
         self.output_kind, self.mixtures = output, mixtures
         self.groups = g = channel_groups(channels, output)
         out = output_channels(output, channels, mixtures, vocabulary)
@@ -178,7 +190,7 @@ class PixelCNN(nn.Module):
         self.output = conditional_conv(pointwise_conv(filters, out, g), classes, out)
 
     def forward(self, x, labels=None):  # (N, C, H, W) pixel values, labels (N,) -> logits (N, outC, H, W)
-        labels = check_labels(self.classes, labels, x)
+        labels = check_labels(self.classes, labels, x, self.condition_size)
         x = model_input(self, x)
         h = torch.relu(add_class_bias(self.input_conv(x), self.input_conv.class_bias, labels))
         for block in self.blocks:
@@ -290,13 +302,14 @@ class GatedPixelCNN(nn.Module):
     def __init__(self, height=28, width=28, channels=1, filters=64, layers=6, inputKernel=7,
                  kernel=3, outputLayers=2, classes=None, architecture="gated",
                  residualBlocks=None, residualKernel=None, output="bernoulli", mixtures=None,
-                 vocabulary=None, embedding=None):
+                 vocabulary=None, embedding=None, conditionSize=None):
         super().__init__()
         if architecture != "gated":
             raise ValueError(f"GatedPixelCNN cannot build architecture {architecture!r}")
         if inputKernel < 3 or inputKernel % 2 == 0 or kernel < 1 or kernel % 2 == 0:
             raise ValueError("inputKernel must be odd and >= 3, kernel odd")
         self.height, self.width, self.channels, self.classes = height, width, channels, classes
+        self.condition_size, classes = conditionSize, classes or conditionSize  # a class is a one-hot condition
         self.output_kind, self.mixtures = output, mixtures
         self.groups = g = channel_groups(channels, output)
         out = output_channels(output, channels, mixtures, vocabulary)
@@ -320,7 +333,7 @@ class GatedPixelCNN(nn.Module):
         self.output = conditional_conv(pointwise_conv(filters, out, g), classes, out)
 
     def forward(self, x, labels=None):  # (N, C, H, W) pixel values, labels (N,) -> logits (N, outC, H, W)
-        labels = check_labels(self.classes, labels, x)
+        labels = check_labels(self.classes, labels, x, self.condition_size)
         x = model_input(self, x)
         height, width = x.shape[2], x.shape[3]
         v = first_rows(self.input_v(x), height)

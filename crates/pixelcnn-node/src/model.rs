@@ -119,8 +119,10 @@ impl NativeModel {
         Ok(history_json(&state))
     }
 
-    /// `labels_json`: `{ trainLabels?, testLabels? }`, each an array of classes.
+    /// `labels_json`: `{ trainLabels?, testLabels? }`, each an array of classes;
+    /// or, for a model with `conditionSize`, `train_conditions` and `test_conditions` (N×D each).
     #[napi(ts_return_type = "Promise<string>")]
+    #[allow(clippy::too_many_arguments)]
     pub fn fit(
         &self,
         env: Env,
@@ -128,14 +130,16 @@ impl NativeModel {
         test: Option<ImageBatch>,
         config_json: String,
         labels_json: String,
+        train_conditions: Option<Float32Array>,
+        test_conditions: Option<Float32Array>,
         cancel: &CancelToken,
         #[napi(ts_arg_type = "((event: string) => void) | undefined | null")] on_progress: Option<ProgressCallback>,
     ) -> napi::Result<AsyncTask<FitTask>> {
         let prepared = (|| -> CodedResult<FitTask> {
             let config = guard(|| TrainConfig::from_json(&parse_json(&config_json, "config")?))?;
             let labels = guard(|| DataLabels::from_json(&parse_json(&labels_json, "data")?))?;
-            let train_labels = guard(|| labels::from_json(labels.train_labels.as_ref(), "data.trainLabels"))?;
-            let test_labels = guard(|| labels::from_json(labels.test_labels.as_ref(), "data.testLabels"))?;
+            let train_labels = guard(|| with_vectors(labels::from_json(labels.train_labels.as_ref(), "data.trainLabels")?, train_conditions, "data.trainLabels"))?;
+            let test_labels = guard(|| with_vectors(labels::from_json(labels.test_labels.as_ref(), "data.testLabels")?, test_conditions, "data.testLabels"))?;
             Ok(FitTask {
                 train: guard(|| OwnedImages::from_js(&train, "data.train"))?,
                 test: test.as_ref().map(|t| guard(|| OwnedImages::from_js(t, "data.test"))).transpose()?,
@@ -152,23 +156,23 @@ impl NativeModel {
 
     /// p(x_i = 1 | x_<i) per pixel. `options_json`: `{ threads?, batchSize?, labels?, precision? }`.
     #[napi(ts_return_type = "Promise<Float32Array>")]
-    pub fn predict(&self, env: Env, images: ImageBatch, options_json: String) -> napi::Result<AsyncTask<PredictTask>> {
-        self.per_sub_pixel(env, images, options_json, "predict", evaluate::predict)
+    pub fn predict(&self, env: Env, images: ImageBatch, options_json: String, conditions: Option<Float32Array>) -> napi::Result<AsyncTask<PredictTask>> {
+        self.per_sub_pixel(env, images, options_json, conditions, "predict", evaluate::predict)
     }
 
     /// log p(x_i | x_<i) per sub-pixel, for every output. Options as for `predict`.
     #[napi(ts_return_type = "Promise<Float32Array>")]
-    pub fn log_probs(&self, env: Env, images: ImageBatch, options_json: String) -> napi::Result<AsyncTask<PredictTask>> {
-        self.per_sub_pixel(env, images, options_json, "logProbs", evaluate::log_probs)
+    pub fn log_probs(&self, env: Env, images: ImageBatch, options_json: String, conditions: Option<Float32Array>) -> napi::Result<AsyncTask<PredictTask>> {
+        self.per_sub_pixel(env, images, options_json, conditions, "logProbs", evaluate::log_probs)
     }
 
     /// −log p(x) in nats for each image. `options_json` as for `predict`.
     #[napi(ts_return_type = "Promise<Float64Array>")]
-    pub fn nats_per_image(&self, env: Env, images: ImageBatch, options_json: String) -> napi::Result<AsyncTask<EvaluateTask>> {
+    pub fn nats_per_image(&self, env: Env, images: ImageBatch, options_json: String, conditions: Option<Float32Array>) -> napi::Result<AsyncTask<EvaluateTask>> {
         let prepared = (|| -> CodedResult<EvaluateTask> {
             Ok(EvaluateTask {
                 images: guard(|| OwnedImages::from_js(&images, "images"))?,
-                config: guard(|| EvalConfig::from_json(&parse_json(&options_json, "options")?))?,
+                config: guard(|| eval_config(&options_json, conditions))?,
                 claim: self.claim("evaluate")?,
             })
         })();
@@ -176,14 +180,17 @@ impl NativeModel {
     }
 
     /// `options_json`: `{ count, seed, temperature, batchSize, method, threads, labels }`.
-    /// With `images` and `known`, completes those images instead.
+    /// With `images` and `known`, completes those images instead. `conditions`:
+    /// N×D condition vectors, for a model with `conditionSize`.
     #[napi(ts_return_type = "Promise<SampleResult>")]
+    #[allow(clippy::too_many_arguments)]
     pub fn sample(
         &self,
         env: Env,
         options_json: String,
         images: Option<ImageBatch>,
         known: Option<Uint8Array>,
+        conditions: Option<Float32Array>,
         cancel: &CancelToken,
         #[napi(ts_arg_type = "((event: string) => void) | undefined | null")] on_progress: Option<ProgressCallback>,
     ) -> napi::Result<AsyncTask<SampleTask>> {
@@ -194,7 +201,8 @@ impl NativeModel {
                 _ => return Err(Error::InvalidData("complete needs both images and known".into()).into()),
             };
             let count = completion.as_ref().map(|(images, _)| images.count);
-            let config = guard(|| SampleConfig::from_json(&parse_json(&options_json, "options")?, count))?;
+            let mut config = guard(|| SampleConfig::from_json(&parse_json(&options_json, "options")?, count))?;
+            config.conditions = conditions.map(|c| c.to_vec());
             Ok(SampleTask { claim: self.claim("sample")?, config, completion, cancel: cancel.flag.clone(), progress: Progress::new(on_progress) })
         })();
         prepared.map(AsyncTask::new).map_err(|e| e.into_napi(&env))
@@ -208,16 +216,32 @@ impl NativeModel {
 }
 
 impl NativeModel {
-    fn per_sub_pixel(&self, env: Env, images: ImageBatch, options_json: String, what: &str, compute: PerSubPixel) -> napi::Result<AsyncTask<PredictTask>> {
+    fn per_sub_pixel(&self, env: Env, images: ImageBatch, options_json: String, conditions: Option<Float32Array>, what: &str, compute: PerSubPixel) -> napi::Result<AsyncTask<PredictTask>> {
         let prepared = (|| -> CodedResult<PredictTask> {
             Ok(PredictTask {
                 images: guard(|| OwnedImages::from_js(&images, "images"))?,
-                config: guard(|| EvalConfig::from_json(&parse_json(&options_json, "options")?))?,
+                config: guard(|| eval_config(&options_json, conditions))?,
                 claim: self.claim(what)?,
                 compute,
             })
         })();
         prepared.map(AsyncTask::new).map_err(|e| e.into_napi(&env))
+    }
+}
+
+/// Evaluation options from JSON, with the condition vectors that travel beside it.
+fn eval_config(options_json: &str, conditions: Option<Float32Array>) -> pixelcnn_core::Result<EvalConfig> {
+    let mut config = EvalConfig::from_json(&parse_json(options_json, "options")?)?;
+    config.conditions = conditions.map(|c| c.to_vec());
+    Ok(config)
+}
+
+/// A split's labels from JSON, or its condition vectors: at most one of the two (`field` names the labels).
+fn with_vectors(labels: Option<labels::Labels>, vectors: Option<Float32Array>, field: &str) -> pixelcnn_core::Result<Option<labels::Labels>> {
+    match (labels, vectors) {
+        (Some(_), Some(_)) => Err(Error::config(field, format!("and {} exclude each other: give the one the model takes", labels::vectors_field(field)))),
+        (None, Some(v)) => Ok(Some(labels::Labels::Vectors(v.to_vec()))),
+        (labels, None) => Ok(labels),
     }
 }
 

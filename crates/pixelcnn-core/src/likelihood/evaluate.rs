@@ -50,8 +50,8 @@ fn inputs(state: &ModelState, images: &ImagesRef, config: &EvalConfig, work: Wor
     let net = &state.net;
     let precision = config.precision.resolve(net.device(), work, "precision")?;
     let x = images.to_device(net.config(), net.device(), "images")?;
-    let y = labels::resolve(config.labels.as_ref(), net.config(), images.count, "labels")?;
-    Ok((x, labels::batch(y.as_deref(), 0, images.count, net.device())?, precision))
+    let y = labels::resolve(config.labels.as_ref(), config.conditions.as_deref(), net.config(), images.count, "labels")?;
+    Ok((x, labels::batch(y.as_ref(), 0, images.count, net.device())?, precision))
 }
 
 /// p(x_i = 1 | x_<i) for every pixel, N×H×W×C like the input (binary models).

@@ -129,6 +129,11 @@ pub struct ModelConfig {
     /// default: `filters`, as the gated priors of VQ-VAE codes use).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedding: Option<i64>,
+    /// Conditional on a real vector of this size per image: a learned (D, C)
+    /// projection of it enters every layer where a class bias enters (a
+    /// class is the one-hot case); exclusive with `classes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition_size: Option<i64>,
 }
 
 /// The named starting points of `create({ preset })`.
@@ -241,6 +246,12 @@ impl ModelConfig {
         if let Some(k) = self.classes {
             field("classes", (2..=100_000).contains(&k), format!("must be between 2 and 100000 (leave it out for an unconditional model), got {k}"))?;
         }
+        if let Some(d) = self.condition_size {
+            check_range("model.conditionSize", d, 1, 65_536)?;
+            if self.classes.is_some() {
+                return Err(Error::config("model.conditionSize", "and model.classes exclude each other: a class is the one-hot vector of conditionSize = classes"));
+            }
+        }
         match (self.output, self.mixtures) {
             (Output::LogisticMixture, Some(k)) => check_range("model.mixtures", k, 1, 256)?,
             (Output::LogisticMixture, None) => return Err(Error::config("model.mixtures", "is required for output 'logistic-mixture'")),
@@ -312,6 +323,12 @@ impl ModelConfig {
             Some(e) => check_range("model.embedding", e, 1, 4096),
             None => Err(Error::config("model.embedding", "is required for a token grid (model.vocabulary is set)")),
         }
+    }
+
+    /// The rows of every layer's conditioning weight: one per class, or one per
+    /// component of the condition vector; `None`: unconditional.
+    pub fn condition_rows(&self) -> Option<i64> {
+        self.classes.or(self.condition_size)
     }
 
     /// Whether the values are tokens of a vocabulary rather than pixels.
@@ -707,6 +724,10 @@ pub struct SampleConfig {
     /// One class for every image, or one per image (conditional models only).
     #[serde(default)]
     pub labels: Option<Value>,
+    /// Models with `conditionSize: D`: N×D condition values, one vector per
+    /// image (given beside the JSON, as a typed array).
+    #[serde(skip)]
+    pub conditions: Option<Vec<f32>>,
     #[serde(default = "default_auto")]
     pub precision: Precision,
     /// The moving average of the weights (when the model keeps one) or the raw ones.
@@ -763,6 +784,9 @@ pub struct EvalConfig {
     /// One class per image, or one for all (conditional models only).
     #[serde(default)]
     pub labels: Option<Value>,
+    /// Models with `conditionSize: D`: N×D condition values (beside the JSON).
+    #[serde(skip)]
+    pub conditions: Option<Vec<f32>>,
     #[serde(default = "default_auto")]
     pub precision: Precision,
     /// The moving average of the weights (when the model keeps one) or the raw ones.

@@ -1,5 +1,7 @@
-//! Class labels of a conditional model: one integer in 0..classes per image,
-//! given as one value for every image or as a list with one per image.
+//! What a conditional model is conditioned on: class labels (one integer in
+//! 0..classes per image, given as one value for every image or as a list with
+//! one per image), or for a model with `conditionSize: D` a real vector of D
+//! values per image (N×D, row-major).
 
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
@@ -14,6 +16,34 @@ pub enum Labels {
     All(i64),
     /// One class per image.
     Each(Vec<i64>),
+    /// One condition vector per image, N×D values.
+    Vectors(Vec<f32>),
+}
+
+/// Checked conditions, one per image: what `batch` slices.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Conditions {
+    Classes(Vec<i64>),
+    /// N×`size` values.
+    Vectors { values: Vec<f32>, size: i64 },
+}
+
+/// The argument that holds condition vectors where `field` holds labels:
+/// `labels` → `conditions`, `data.trainLabels` → `data.trainConditions`.
+pub fn vectors_field(field: &str) -> String {
+    field.replace("labels", "conditions").replace("Labels", "Conditions")
+}
+
+/// Condition vectors of a model with `conditionSize`: N×D finite values.
+fn check_vectors(values: Vec<f32>, size: i64, count: i64, field: &str) -> Result<Conditions> {
+    let field = vectors_field(field);
+    if values.len() as i64 != count * size {
+        return Err(Error::config(&field, format!("has {} values but {count} images × conditionSize {size} = {}", values.len(), count * size)));
+    }
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(Error::config(format!("{field}[{i}]"), format!("is {} (image {}, component {}): conditions must be finite", values[i], i as i64 / size, i as i64 % size)));
+    }
+    Ok(Conditions::Vectors { values, size })
 }
 
 fn integer(v: &Value, at: &str) -> Result<i64> {
@@ -34,10 +64,21 @@ pub fn from_json(value: Option<&Value>, field: &str) -> Result<Option<Labels>> {
     }
 }
 
-/// Checks labels against the model and the image count: present exactly
-/// when the model is conditional, one per image, each in 0..classes.
-/// Returns one label per image, or `None` for an unconditional model.
-pub fn check(labels: Option<Labels>, config: &ModelConfig, count: i64, field: &str) -> Result<Option<Vec<i64>>> {
+/// Checks labels (or condition vectors) against the model and the image
+/// count: present exactly when the model is conditional, of its kind, one per
+/// image, each class in 0..classes. Returns them, or `None` for an
+/// unconditional model.
+pub fn check(labels: Option<Labels>, config: &ModelConfig, count: i64, field: &str) -> Result<Option<Conditions>> {
+    if let Some(size) = config.condition_size {
+        return match labels {
+            Some(Labels::Vectors(values)) => check_vectors(values, size, count, field).map(Some),
+            Some(_) => Err(Error::config(field, format!("was given but the model is conditional on vectors of {size} (give {} instead)", vectors_field(field)))),
+            None => Err(Error::config(vectors_field(field), format!("is required: the model is conditional on a vector of {size} values per image"))),
+        };
+    }
+    if let Some(Labels::Vectors(_)) = labels {
+        return Err(Error::config(vectors_field(field), "was given but the model takes no condition vectors (create it with `conditionSize` for that)"));
+    }
     let Some(classes) = config.classes else {
         return match labels {
             None => Ok(None),
@@ -54,26 +95,41 @@ pub fn check(labels: Option<Labels>, config: &ModelConfig, count: i64, field: &s
             Err(Error::config(at, format!("is {k} but the model has {classes} classes (0 to {})", classes - 1)))
         }
     };
-    match labels {
-        Labels::All(k) => Ok(Some(vec![in_range(k, field.to_string())?; count as usize])),
+    let classes = match labels {
+        Labels::All(k) => vec![in_range(k, field.to_string())?; count as usize],
         Labels::Each(list) => {
             if list.len() as i64 != count {
                 return Err(Error::config(field, format!("has {} labels but there are {count} images (give one per image)", list.len())));
             }
-            list.iter().enumerate().map(|(i, &k)| in_range(k, format!("{field}[{i}]"))).collect::<Result<Vec<_>>>().map(Some)
+            list.iter().enumerate().map(|(i, &k)| in_range(k, format!("{field}[{i}]"))).collect::<Result<Vec<_>>>()?
         }
-    }
+        Labels::Vectors(_) => unreachable!("refused above"),
+    };
+    Ok(Some(Conditions::Classes(classes)))
 }
 
-/// `from_json` then `check`.
-pub fn resolve(value: Option<&Value>, config: &ModelConfig, count: i64, field: &str) -> Result<Option<Vec<i64>>> {
-    check(from_json(value, field)?, config, count, field)
+/// `from_json` (or `vectors`, condition vectors given beside the JSON) then `check`.
+pub fn resolve(value: Option<&Value>, vectors: Option<&[f32]>, config: &ModelConfig, count: i64, field: &str) -> Result<Option<Conditions>> {
+    let labels = from_json(value, field)?;
+    let given = match (labels, vectors) {
+        (Some(_), Some(_)) => return Err(Error::config(field, format!("and {} exclude each other: give the one the model takes", vectors_field(field)))),
+        (Some(l), None) => Some(l),
+        (None, Some(v)) => Some(Labels::Vectors(v.to_vec())),
+        (None, None) => None,
+    };
+    check(given, config, count, field)
 }
 
-/// `labels[start..start+len]` as an int64 tensor on `device`, or `None`.
-pub fn batch(labels: Option<&[i64]>, start: i64, len: i64, device: Device) -> Result<Option<Tensor>> {
-    match labels {
-        Some(all) => Ok(Some(Tensor::f_from_slice(&all[start as usize..(start + len) as usize])?.f_to_device(device)?)),
-        None => Ok(None),
-    }
+/// Images start … start+len − 1's conditions on `device`: (len,) int64
+/// classes or (len, D) float vectors (`ClassBias::rows` takes either), or `None`.
+pub fn batch(conditions: Option<&Conditions>, start: i64, len: i64, device: Device) -> Result<Option<Tensor>> {
+    let range = start as usize..(start + len) as usize;
+    Ok(match conditions {
+        Some(Conditions::Classes(all)) => Some(Tensor::f_from_slice(&all[range])?.f_to_device(device)?),
+        Some(Conditions::Vectors { values, size }) => {
+            let d = *size as usize;
+            Some(Tensor::f_from_slice(&values[range.start * d..range.end * d])?.f_reshape([len, *size])?.f_to_device(device)?)
+        }
+        None => None,
+    })
 }

@@ -1,6 +1,10 @@
-//! How a class label enters a layer: a learned bias per class and output
-//! channel, added to the layer's pre-activation. With one-hot labels h this is
-//! the paper's V^T h term; indexing a row is the same thing without the matrix product.
+//! How a condition enters a layer: a learned (K, C) weight V whose product
+//! Vᵀh with the image's condition h is added to the layer's pre-activation,
+//! the same at every position (the Gated PixelCNN paper's global conditioning).
+//! For a class label h is one-hot and Vᵀh is row `label` of V, which is how
+//! it is computed; a condition vector (`conditionSize`) is multiplied through.
+//! Class models and vector models so share their parameters' names and
+//! shapes, and a class checkpoint is the vector model of its one-hot labels.
 
 use super::params::Params;
 use crate::error::Result;
@@ -17,9 +21,14 @@ impl ClassBias {
         Ok(ClassBias { weight: params.zeros(name, &[classes, channels])? })
     }
 
-    /// The rows of `labels` (B,): (B, channels).
+    /// Vᵀh for each image: `labels` (B,) int64 classes pick rows, (B, K)
+    /// float condition vectors multiply them: (B, channels).
     pub fn rows(&self, labels: &Tensor) -> Result<Tensor> {
-        Ok(self.weight.f_index_select(0, labels)?)
+        if labels.kind() == tch::Kind::Int64 {
+            Ok(self.weight.f_index_select(0, labels)?)
+        } else {
+            Ok(labels.f_to_kind(self.weight.kind())?.f_matmul(&self.weight)?)
+        }
     }
 
     /// `x` (B, C, H, W) plus each image's class bias.

@@ -45,6 +45,7 @@ pub fn preset() -> ModelConfig {
         weight_norm: None,
         vocabulary: None,
         embedding: None,
+        condition_size: None,
     }
 }
 
@@ -94,7 +95,7 @@ impl PixelCnn {
     pub fn new(config: ModelConfig, params: &mut Params, seed: u64) -> Result<Self> {
         let mut rng = Rng::derived(seed, 0x1417);
         let rng = &mut rng;
-        let (f, k, g) = (config.filters, config.classes, config.channel_groups());
+        let (f, k, g) = (config.filters, config.condition_rows(), config.channel_groups());
         let pointwise = Mask::pointwise(g);
         let input_conv = Conv::new(params, "input_conv", config.input_channels(), f, config.input_kernel(), Mask::A, g, k, rng)?;
         let blocks = (0..config.residual_blocks())

@@ -69,6 +69,7 @@ pub fn preset() -> ModelConfig {
         weight_norm: Some(true),
         vocabulary: None,
         embedding: None,
+        condition_size: None,
     }
 }
 
@@ -114,7 +115,7 @@ impl Block {
         let conv_input = Layer::conv(params, &format!("{name}.conv_input"), 2 * f, f, kernel, shift, 1, norm, rng)?;
         let nin_skip = (skips > 0).then(|| Layer::nin(params, &format!("{name}.nin_skip"), 2 * skips * f, f, norm, rng)).transpose()?;
         let conv_out = Layer::conv(params, &format!("{name}.conv_out"), 2 * f, 2 * f, kernel, shift, 1, norm, rng)?;
-        let class_bias = config.classes.map(|k| ClassBias::new(params, format!("{name}.class_bias"), k, 2 * f)).transpose()?;
+        let class_bias = config.condition_rows().map(|k| ClassBias::new(params, format!("{name}.class_bias"), k, 2 * f)).transpose()?;
         Ok(Block { conv_input, nin_skip, conv_out, class_bias })
     }
 

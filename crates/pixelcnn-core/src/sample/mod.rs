@@ -159,7 +159,7 @@ pub fn sample(
     let threads = SamplerThreads { rows: config.threads, pixels: config.threads.or(small_cpu_batches.then_some(1)) };
     threads.for_pixels();
     let c = net.config();
-    let all_labels = labels::resolve(config.labels.as_ref(), c, config.count, "labels")?;
+    let all_labels = labels::resolve(config.labels.as_ref(), config.conditions.as_deref(), c, config.count, "labels")?;
     // Every batch below reads the precision that runs, not `auto`; the labels,
     // resolved above, are not copied.
     let precision = config.precision.resolve(net.device(), crate::precision::Work::Sampling, "precision")?;
@@ -171,6 +171,7 @@ pub fn sample(
         method,
         threads: config.threads,
         labels: None,
+        conditions: None,
         precision,
         weights: config.weights,
     };
@@ -214,10 +215,10 @@ pub fn sample(
         };
         let parts = parallel_parts(net.device(), config, len);
         let results = if parts > 1 {
-            sample_in_parts(net, config, completion, all_labels.as_deref(), start, len, parts, pixels, cancel, &mut on_row)?
+            sample_in_parts(net, config, completion, all_labels.as_ref(), start, len, parts, pixels, cancel, &mut on_row)?
         } else {
             let mut inputs = batch_inputs(config, completion, start, len, pixels, net.device(), threads)?;
-            inputs.labels = labels::batch(all_labels.as_deref(), start, len, net.device())?;
+            inputs.labels = labels::batch(all_labels.as_ref(), start, len, net.device())?;
             inputs.embedding = detached_embedding(net)?;
             vec![tch::no_grad(|| match config.method {
                 SampleMethod::Fast => driver::run(&mut *fast_plan(net, &inputs, len)?, c, &inputs, len, &mut on_row),
@@ -273,7 +274,7 @@ fn sample_in_parts(
     net: &Network,
     config: &SampleConfig,
     completion: Option<&Completion>,
-    all_labels: Option<&[i64]>,
+    all_labels: Option<&labels::Conditions>,
     start: i64,
     len: i64,
     parts: i64,

@@ -266,11 +266,11 @@ impl DeviceData {
         let count = train.images.count;
         let train_images = train.images.to_device(net_config, device, "data.train")?;
         let train_labels = labels::check(train.labels, net_config, count, "data.trainLabels")?;
-        let train_labels = labels::batch(train_labels.as_deref(), 0, count, device)?;
+        let train_labels = labels::batch(train_labels.as_ref(), 0, count, device)?;
         let test = match test {
             Some(t) => {
                 let y = labels::check(t.labels, net_config, t.images.count, "data.testLabels")?;
-                Some((t.images.to_device(net_config, device, "data.test")?, labels::batch(y.as_deref(), 0, t.images.count, device)?))
+                Some((t.images.to_device(net_config, device, "data.test")?, labels::batch(y.as_ref(), 0, t.images.count, device)?))
             }
             None => None,
         };

@@ -1,4 +1,5 @@
 #![allow(dead_code)]
+pub mod tokens;
 use pixelcnn_core::config::ModelConfig;
 use pixelcnn_core::rng::Rng;
 use pixelcnn_core::state::ModelState;
