@@ -347,7 +347,10 @@ function conditionVectors(value: unknown, field: string): Float32Array | null {
 
 /** `evaluate`'s, `logProbs`' and `predict`'s options: the JSON for the core and the condition vectors beside it. */
 function evalOptions(options: EvalOptions, fn: string): [string, Float32Array | null] {
-  const [rest, { conditions }] = splitOptions(options, ['conditions'] as const, { fn })
+  // The options object itself goes to JSON when it holds no vectors, so that errors name paths from it.
+  const checked = checkOptions(options, { fn }) as Record<string, unknown>
+  if (!('conditions' in checked)) return [toConfigJson(checked), null]
+  const { conditions, ...rest } = checked
   return [toConfigJson(rest), conditionVectors(conditions, 'conditions')]
 }
 
