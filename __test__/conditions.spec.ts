@@ -1,5 +1,9 @@
 import test from 'ava'
-import { ConfigError, DataError, PixelCNN, type ImageBatch, type TokenGrid } from '../src/index'
+import { writeFileSync } from 'node:fs'
+import * as path from 'node:path'
+import { ConfigError, DataError, loadConditions, loadTokens, PixelCNN, writeTokens, type ImageBatch, type TokenGrid } from '../src/index'
+import { encodeNpy } from '../src/data/npy'
+import { runCli } from './helpers/cli'
 import { removeTempDirs, tempDir } from './helpers/temp'
 import { logProbGapToPytorch } from './support/pytorch'
 
@@ -75,4 +79,38 @@ test('vector-conditional checkpoints load by name into the PyTorch modules withi
     t.log(`${name}: largest log-probability difference to PyTorch ${worst.toExponential(2)}`)
     t.true(worst < 1e-5, `${name}: ${worst}`)
   }
+})
+
+test('the CLI trains with --conditions from .npy files, evaluates and samples one image per vector', async (t) => {
+  const { images, conditions } = patterns(64)
+  const grids: TokenGrid = { count: 64, height: 8, width: 8, data: Int32Array.from(images.data) }
+  const files = { train: path.join(dir, 'cli-grids.npy'), conditions: path.join(dir, 'cli-conditions.npy'), out: path.join(dir, 'cli-conditional.safetensors') }
+  await writeTokens(files.train, grids)
+  writeFileSync(files.conditions, encodeNpy(conditions, [64, 4]))
+  const data = `tokens:${files.train}`
+  const trained = await runCli(['train', '--data', data, '--vocabulary', '2', '--conditions', files.conditions, '--out', files.out, '--preset', 'gated-small', '--epochs', '2', '--batch-size', '16', '--threads', '2'])
+  t.is(trained.code, 0, trained.stderr)
+  const model = await PixelCNN.load<TokenGrid>(files.out)
+  t.is(model.config.conditionSize, 4, 'conditionSize from the file')
+  const evaluated = await runCli(['eval', '--model', files.out, '--data', data, '--conditions', files.conditions])
+  t.is(evaluated.code, 0, evaluated.stderr)
+  t.regex(evaluated.stdout, /bits per token/)
+  const missing = await runCli(['eval', '--model', files.out, '--data', data])
+  t.is(missing.code, 1)
+  t.regex(missing.stderr, /--conditions FILE\.npy/)
+  const four = path.join(dir, 'cli-four.npy')
+  writeFileSync(four, encodeNpy(conditions.subarray(0, 16), [4, 4]))
+  const samples = path.join(dir, 'cli-conditional-samples.npy')
+  const sampled = await runCli(['sample', '--model', files.out, '--conditions', four, '--out', samples])
+  t.is(sampled.code, 0, sampled.stderr)
+  t.is((await loadTokens(samples, { vocabulary: 2 })).count, 4, 'one grid per vector')
+  const wrongSize = path.join(dir, 'cli-wrong.npy')
+  writeFileSync(wrongSize, encodeNpy(new Float32Array(6), [2, 3]))
+  const refused = await runCli(['sample', '--model', files.out, '--conditions', wrongSize, '--out', samples])
+  t.is(refused.code, 1)
+  t.regex(refused.stderr, /vectors of 3, the model takes 4/)
+  const loaded = await loadConditions(four)
+  t.deepEqual([loaded.count, loaded.size], [4, 4])
+  writeFileSync(wrongSize, encodeNpy(Float32Array.from([0, NaN]), [1, 2]))
+  await t.throwsAsync(loadConditions(wrongSize), { instanceOf: DataError, message: /vector 0, component 1 is NaN/ })
 })

@@ -18,6 +18,8 @@ import { median, timeIt } from './timing'
 import { CIFAR_BENCH_MODEL, PRIOR_BENCH_MODEL } from './cifar-model'
 
 const PRIOR = process.env.PIXELCNN_BENCH_SHAPE === 'prior'
+/** Every call's precision (PIXELCNN_BENCH_PRECISION): the prior table runs fp32 and bf16 side by side; unset, `'auto'`. */
+const precision = (process.env.PIXELCNN_BENCH_PRECISION ?? 'auto') as 'auto' | 'fp32' | 'bf16'
 
 const BATCH = 32
 const SAMPLES = 64
@@ -45,25 +47,25 @@ async function main() {
   const threads = process.env.PIXELCNN_BENCH_THREADS ? Number(process.env.PIXELCNN_BENCH_THREADS) : undefined
   const model = PixelCNN.create({ ...(PRIOR ? PRIOR_BENCH_MODEL : CIFAR_BENCH_MODEL), device: 'cpu', seed: 0 }) as PixelCNN<Grid>
   const train = { train: randomData(BATCH * TRAIN_STEPS, 1) }
-  await model.fit({ data: { train: randomData(BATCH, 2) }, epochs: 1, batchSize: BATCH, threads })
+  await model.fit({ data: { train: randomData(BATCH, 2) }, epochs: 1, batchSize: BATCH, threads, precision })
   const trainTimes: number[] = []
-  for (let i = 0; i < REPEATS; i++) trainTimes.push(await timeIt(() => model.fit({ data: train, epochs: 1, batchSize: BATCH, threads })))
+  for (let i = 0; i < REPEATS; i++) trainTimes.push(await timeIt(() => model.fit({ data: train, epochs: 1, batchSize: BATCH, threads, precision })))
 
   const images = randomData(SAMPLES, 3)
-  await model.logProbs(images, { threads })
+  await model.logProbs(images, { threads, precision })
   const forwardTimes: number[] = []
-  for (let i = 0; i < REPEATS; i++) forwardTimes.push(await timeIt(() => model.logProbs(images, { threads })))
+  for (let i = 0; i < REPEATS; i++) forwardTimes.push(await timeIt(() => model.logProbs(images, { threads, precision })))
 
-  await model.sample({ count: SAMPLES, seed: 0, threads })
+  await model.sample({ count: SAMPLES, seed: 0, threads, precision })
   const fastTimes: number[] = []
-  for (let i = 0; i < REPEATS; i++) fastTimes.push(await timeIt(() => model.sample({ count: SAMPLES, seed: i, threads })))
+  for (let i = 0; i < REPEATS; i++) fastTimes.push(await timeIt(() => model.sample({ count: SAMPLES, seed: i, threads, precision })))
 
   const controller = new AbortController()
   const started = performance.now()
   let rowSeconds = 0
   await model
     .sample({
-      count: SAMPLES, method: 'reference', threads, signal: controller.signal,
+      count: SAMPLES, method: 'reference', threads, precision, signal: controller.signal,
       onProgress: (e) => {
         if (e.type === 'rows' && e.rowsDone >= REFERENCE_ROWS) {
           rowSeconds = (performance.now() - started) / 1000 / e.rowsDone
@@ -75,6 +77,7 @@ async function main() {
 
   console.log(JSON.stringify({
     parameterCount: model.parameterCount,
+    precision: model.history[model.history.length - 1]?.precision,
     batchSize: BATCH,
     trainImagesPerSecond: (BATCH * TRAIN_STEPS) / median(trainTimes),
     forwardSeconds64: median(forwardTimes),

@@ -41,6 +41,7 @@ import { execFileSync } from 'node:child_process'
 import * as path from 'node:path'
 import { describeMachine } from './machine'
 import { pixelcnnPpTable } from './pixelcnn-pp-table'
+import { libtorchInfo } from '../src/index'
 
 const root = path.join(__dirname, '..')
 const skip = new Set((process.env.PIXELCNN_BENCH_SKIP ?? '').split(',').filter(Boolean))
@@ -77,7 +78,7 @@ function main() {
   if (table('seed')) seed(python)
   gated(python)
   cifar(python)
-  cifar(python, 'prior')
+  prior(python)
   pixelcnnPp(python)
 }
 
@@ -209,22 +210,49 @@ function gated(python: string) {
  * 13): training against the same network in PyTorch eager, and the fast
  * sampler against the reference loop for 64 images.
  */
-/** The CIFAR-shaped model, or with `shape` 'prior' the prior-shaped one (issue 25: a 32×32 grid of 512 tokens, gated). */
-function cifar(python: string, shape: 'cifar' | 'prior' = 'cifar') {
-  if (!table(shape)) return
-  const name = shape === 'prior' ? 'prior-shaped' : 'cifar-shaped'
-  const ours = run(`pixelcnn ${name}`, process.execPath, ['--import', 'tsx', 'bench/cifar.ts'], { PIXELCNN_BENCH_THREADS: String(threads), PIXELCNN_BENCH_SHAPE: shape })
-  const torch = run(`pytorch ${name}`, python, ['bench/pytorch/bench_cifar.py', '--threads', String(threads), '--shape', shape])
-  if (!ours || 'error' in ours) throw new Error(`the pixelcnn ${name} run failed`)
+/**
+ * The prior-shaped model (issue 25: a 32×32 grid of 512 tokens, gated, through an embedding): training grids/s
+ * against the same network in PyTorch eager, in fp32 and (where the CPU computes bf16 natively) bf16 against
+ * autocast bf16, and the fast sampler against the reference loop.
+ */
+function prior(python: string) {
+  if (!table('prior')) return
+  const bf16 = libtorchInfo().cpuBf16Native
+  const rows: string[] = []
+  let fp32: Record<string, unknown> | null = null
+  for (const precision of bf16 ? ['fp32', 'bf16'] : ['fp32']) {
+    const ours = run(`pixelcnn prior-shaped ${precision}`, process.execPath, ['--import', 'tsx', 'bench/cifar.ts'], { PIXELCNN_BENCH_THREADS: String(threads), PIXELCNN_BENCH_SHAPE: 'prior', PIXELCNN_BENCH_PRECISION: precision })
+    const torch = run(`pytorch prior-shaped ${precision}`, python, ['bench/pytorch/bench_cifar.py', '--threads', String(threads), '--shape', 'prior', ...(precision === 'bf16' ? ['--bf16'] : [])])
+    if (!ours || 'error' in ours) throw new Error(`the pixelcnn prior-shaped ${precision} run failed`)
+    if (precision === 'fp32') fp32 = ours
+    const [train, forward] = [num(ours.trainImagesPerSecond), num(ours.forwardSeconds64)]
+    rows.push(`| pixelcnn, ${precision} | ${fmt(train)} | ${fmt(forward, 3)} | ${fmt(num(ours.sampleFast64Seconds))} | ${fmt(num(ours.peakRssMiB))} |`)
+    if (torch && !('error' in torch)) {
+      const [theirTrain, theirForward] = [num(torch.trainImagesPerSecond), num(torch.forwardSeconds64)]
+      rows.push(`| PyTorch ${torch.torch} eager${precision === 'bf16' ? ' + autocast bf16' : ''} [${torch.memoryFormat}] | ${fmt(theirTrain)} (ours ${fmt(train && theirTrain ? train / theirTrain : undefined)}×) | ${fmt(theirForward, 3)} (ours ${fmt(forward && theirForward ? theirForward / forward : undefined)}×) | – | ${fmt(num(torch.peakRssMiB))} |`)
+    }
+  }
+  if (!fp32) return
+  const [forward, fast, reference] = [num(fp32.forwardSeconds64), num(fp32.sampleFast64Seconds), num(fp32.sampleReference64Seconds)]
+  console.log(`\nPrior-shaped model (a 32×32 grid of 512 tokens, gated, 64 filters, 6 layers, embedding 64, categorical over the tokens: ${Number(fp32.parameterCount).toLocaleString('en')} parameters), training batch ${fp32.batchSize}, 64 grids for the forward pass and sampling, each row in its precision\n`)
+  console.log('| competitor | training grids/s | forward, batch 64 (s) | sampling 64 grids (s) | peak RSS (MiB) |')
+  console.log('|---|---:|---:|---:|---:|')
+  for (const row of rows) console.log(row)
+  console.log(`| pixelcnn, reference sampler, fp32 | – | – | ${fmt(reference)} [extrapolated from ${fp32.referenceExtrapolatedFromRows} of 32 rows] | – |`)
+  console.log(`fast sampler (fp32): ${fmt(fast && forward ? fast / forward : undefined)} forward passes of time for 64 grids; ${fmt(reference && fast ? reference / fast : undefined)}× the reference loop`)
+}
+
+function cifar(python: string) {
+  if (!table('cifar')) return
+  const ours = run('pixelcnn cifar-shaped', process.execPath, ['--import', 'tsx', 'bench/cifar.ts'], { PIXELCNN_BENCH_THREADS: String(threads) })
+  const torch = run('pytorch cifar-shaped', python, ['bench/pytorch/bench_cifar.py', '--threads', String(threads)])
+  if (!ours || 'error' in ours) throw new Error('the pixelcnn cifar-shaped run failed')
   const train = num(ours.trainImagesPerSecond)
   const forward = num(ours.forwardSeconds64)
   const fast = num(ours.sampleFast64Seconds)
   const reference = num(ours.sampleReference64Seconds)
-  const what = shape === 'prior'
-    ? 'Prior-shaped model (a 32×32 grid of 512 tokens, gated, 64 filters, 6 layers, embedding 64, categorical over the tokens'
-    : 'CIFAR-shaped model (32×32×3, gated, 64 filters, 6 layers, logistic mixture of 10'
-  console.log(`\n${what}: ${Number(ours.parameterCount).toLocaleString('en')} parameters), training batch ${ours.batchSize}, 64 ${shape === 'prior' ? 'grids' : 'images'} for the forward pass and sampling\n`)
-  console.log(`| competitor | training ${shape === 'prior' ? 'grids' : 'images'}/s | forward, batch 64 (s) | sampling 64 (s) | peak RSS (MiB) |`)
+  console.log(`\nCIFAR-shaped model (32×32×3, gated, 64 filters, 6 layers, logistic mixture of 10: ${Number(ours.parameterCount).toLocaleString('en')} parameters), training batch ${ours.batchSize}, 64 images for the forward pass and sampling\n`)
+  console.log('| competitor | training images/s | forward, batch 64 (s) | sampling 64 images (s) | peak RSS (MiB) |')
   console.log('|---|---:|---:|---:|---:|')
   console.log(`| pixelcnn, fast sampler | ${fmt(train)} | ${fmt(forward, 3)} | ${fmt(fast)} | ${fmt(num(ours.peakRssMiB))} |`)
   console.log(`| pixelcnn, reference sampler | – | – | ${fmt(reference)} [extrapolated from ${ours.referenceExtrapolatedFromRows} of 32 rows] | – |`)

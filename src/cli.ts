@@ -22,6 +22,7 @@ import { PixelCNN } from './model'
 import { checkOutputFile } from './output-paths'
 import type { Device } from './types'
 import type { Grid } from './grids'
+import { loadConditions, type ConditionVectors } from './data/conditions'
 import type { ImageBatch } from './images'
 
 const HELP = `usage: pixelcnn <command> [options]
@@ -31,6 +32,7 @@ commands:
             [--architecture pixelcnn|gated|pixelcnn++] [--output bernoulli|categorical|logistic-mixture [--mixtures 10]]
             [--dropout 0.5 (pixelcnn++)] [--conditional | --classes K] [--epochs 50]
             [--vocabulary V [--embedding E]] (with --data tokens:…: a prior over V discrete codes)
+            [--conditions TRAIN.npy[,TEST.npy]] (one condition vector per image, (N, D) float: conditionSize D)
             [--channels 1|3 (folder:DIR read as grayscale or RGB; the model takes its shape from the data)]
             [--batch-size 128] [--learning-rate 5e-4] [--seed 0] [--threads N]
             [--device auto|cpu|cuda[:N]] [--precision auto|fp32|bf16] [--config file.json] [--resume]
@@ -51,6 +53,7 @@ commands:
             --threads cores/N each; --batch-size stays the global batch; only rank 0 writes and prints
   sample    --model m.safetensors --out samples.png [--count 81] [--seed 0] [--temperature 1]
             a token model writes its token grids to --out samples.npy (numpy.load reads them)
+            a vector-conditional model: --conditions FILE.npy, one image per vector (eval takes it too)
             conditional models: [--label K (count images of class K) | --per-class 8 (one row per class)]
   complete  --model m.safetensors [--data SOURCE] [--rows 14] [--count 8] [--repeats 5] --out completions.png
   eval      --model m.safetensors --data SOURCE
@@ -85,6 +88,19 @@ function labelsFor(model: PixelCNN<Grid>, labels: Uint8Array | undefined, what: 
   return { labels }
 }
 
+/** `--conditions FILE.npy` for a vector-conditional model (required there, refused elsewhere). */
+async function conditionsFor(model: PixelCNN<Grid>, file: string | undefined): Promise<ConditionVectors | undefined> {
+  const size = model.config.conditionSize
+  if (size === undefined) {
+    if (file !== undefined) throw new ConfigError('`--conditions` needs a model conditional on vectors (trained with --conditions)')
+    return undefined
+  }
+  if (file === undefined) throw new ConfigError(`the model is conditional on vectors of ${size}: give them with \`--conditions FILE.npy\` (N, ${size})`)
+  const vectors = await loadConditions(file)
+  if (vectors.size !== size) throw new ConfigError(`\`--conditions\`: ${file} has vectors of ${vectors.size}, the model takes ${size}`)
+  return vectors
+}
+
 async function sample(args: Args): Promise<void> {
   const file = required(args, 'model')
   // Checked (its folder made if missing) before the sampling, not after it.
@@ -95,13 +111,19 @@ async function sample(args: Args): Promise<void> {
     throw new ConfigError(`\`--out\`: a token model's samples are token grids, written as .npy (numpy.load reads them), not pictures: got ${JSON.stringify(out)}`)
   }
   const label = number(args, 'label')
+  const vectors = await conditionsFor(model, args.conditions as string | undefined)
+  const count = vectors ? vectors.count : number(args, 'count') ?? 81
+  if (vectors && number(args, 'count') !== undefined && number(args, 'count') !== vectors.count) {
+    throw new ConfigError(`\`--count\` is ${number(args, 'count')} but \`--conditions\` holds ${vectors.count} vectors: one image is drawn per vector`)
+  }
   if (model.config.classes === undefined && (label !== undefined || args['per-class'] !== undefined)) {
     throw new ConfigError('`--label` and `--per-class` need a conditional model (trained with --conditional or --classes)')
   }
   const line = new Line()
   const started = performance.now()
   const what = await writeSampleGrid(model, out, {
-    count: number(args, 'count') ?? 81,
+    count,
+    conditions: vectors?.data,
     label,
     perClass: number(args, 'per-class') ?? 8,
     seed: number(args, 'seed'),
@@ -138,7 +160,8 @@ async function evaluate(args: Args): Promise<void> {
   const data = await loadDataSource(required(args, 'data'), undefined, undefined, thresholdFor(model), channelsOf(model), model.config.vocabulary)
   const images = data.test ?? data.train
   const options = labelsFor(model, data.test ? data.testLabels : data.trainLabels, `\`--data ${args.data}\``)
-  const { natsPerImage, bitsPerDim } = await model.evaluate(images, { ...options, precision: precision(args), threads: number(args, 'threads') })
+  const vectors = await conditionsFor(model, args.conditions as string | undefined)
+  const { natsPerImage, bitsPerDim } = await model.evaluate(images, { ...options, conditions: vectors?.data, precision: precision(args), threads: number(args, 'threads') })
   const tokens = model.config.vocabulary !== undefined
   console.log(`${data.description}, ${data.test ? 'test' : 'training'} split, ${images.count} ${tokens ? 'grids' : 'images'}`)
   console.log(tokens ? `${natsPerImage.toFixed(3)} nats per grid, ${bitsPerDim.toFixed(5)} bits per token` : `${natsPerImage.toFixed(3)} nats per image, ${bitsPerDim.toFixed(5)} bits per dimension`)

@@ -9,7 +9,10 @@ With --shape prior, the prior-shaped network of bench/cifar.ts instead: the
 same gated stacks over a 32x32 grid of 512 tokens read through an embedding
 of 64, a categorical over the tokens, on random tokens.
 
-usage: bench_cifar.py [--threads N] [--device cpu|cuda] [--repeats N] [--shape cifar|prior]"""
+With --bf16, the forward pass and the loss under torch.autocast to bfloat16
+(PyTorch's mixed-precision recipe), training and the forward pass alike.
+
+usage: bench_cifar.py [--threads N] [--device cpu|cuda] [--repeats N] [--shape cifar|prior] [--bf16]"""
 
 import argparse
 import json
@@ -41,6 +44,7 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--shape", choices=("cifar", "prior"), default="cifar")
+    parser.add_argument("--bf16", action="store_true")
     args = parser.parse_args()
     prior = args.shape == "prior"
     spec, nll = (PRIOR_MODEL, token_nll) if prior else (MODEL, mixture_nll)
@@ -62,7 +66,8 @@ def main():
 
         def step():
             opt.zero_grad(set_to_none=True)
-            loss = nll(model, xs).mean()
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+                loss = nll(model, xs).float().mean()
             loss.backward()
             opt.step()
 
@@ -76,7 +81,12 @@ def main():
     result["parameterCount"] = sum(p.numel() for p in model.parameters())
     inputs = x64.to(memory_format=fmt)
     with torch.no_grad():
-        result["forwardSeconds64"] = timed(lambda: nll(model, inputs), device, args.repeats)
+        def forward():
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+                return nll(model, inputs)
+
+        result["forwardSeconds64"] = timed(forward, device, args.repeats)
+    result["bf16"] = args.bf16
     result["peakRssMiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 

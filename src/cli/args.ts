@@ -19,6 +19,7 @@ export const OPTIONS = {
   output: { type: 'string' },
   mixtures: { type: 'string' },
   vocabulary: { type: 'string' },
+  conditions: { type: 'string' },
   embedding: { type: 'string' },
   dropout: { type: 'string' },
   channels: { type: 'string' },

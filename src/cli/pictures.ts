@@ -41,6 +41,8 @@ export interface GridRequest {
   classNames?: string[]
   onProgress?: (event: SampleProgress) => void
   signal?: AbortSignal
+  /** Vector-conditional models: one condition vector per image (`count` of them). */
+  conditions?: Float32Array
 }
 
 /**
@@ -50,7 +52,7 @@ export interface GridRequest {
  */
 export async function writeSampleGrid(model: PixelCNN<Grid>, file: string, request: GridRequest, scale?: number): Promise<string> {
   const classes = model.config.classes
-  const common = { seed: request.seed, temperature: request.temperature, precision: request.precision, onProgress: request.onProgress, signal: request.signal }
+  const common = { seed: request.seed, temperature: request.temperature, precision: request.precision, onProgress: request.onProgress, signal: request.signal, conditions: request.conditions }
   const tokens = model.config.vocabulary !== undefined
   let images: Grid
   let columns: number | undefined

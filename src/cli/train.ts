@@ -23,6 +23,7 @@ import { loadDataSource } from './data-source'
 import { libtorchInfo } from '../info'
 import type { ImageBatch } from '../images'
 import { isTokenGrid, type Grid } from '../grids'
+import { loadConditions, type ConditionVectors } from '../data/conditions'
 import { watchLauncher } from './launcher'
 import { checkOutputFiles } from '../output-paths'
 import { besideModel, PictureFailures, samplesDue, samplesFile, writeCurve, writeSampleGrid } from './pictures'
@@ -36,7 +37,7 @@ export function historyTable(history: EpochRecord[]): string {
 }
 
 /** The model options of the command line over those of `--config`. */
-function modelOptions(args: Args, fromFile: Partial<TrainOptions>, images: Grid, labels: Uint8Array | undefined): ModelOptions {
+function modelOptions(args: Args, fromFile: Partial<TrainOptions>, images: Grid, labels: Uint8Array | undefined, conditions?: ConditionVectors): ModelOptions {
   // Shaped like the training images (CIFAR-10: 32×32×3) or token grids unless the config file says otherwise.
   const shape = isTokenGrid(images) ? { height: images.height, width: images.width } : { height: images.height, width: images.width, channels: (images as ImageBatch).channels }
   const options: ModelOptions = { ...shape, ...fromFile.model }
@@ -54,6 +55,8 @@ function modelOptions(args: Args, fromFile: Partial<TrainOptions>, images: Grid,
   if (mixtures !== undefined) options.mixtures = mixtures
   const dropout = number(args, 'dropout')
   if (dropout !== undefined) options.dropout = dropout
+  // `--conditions`: conditional on vectors of the file's size.
+  if (conditions) options.conditionSize = conditions.size
   const classes = number(args, 'classes')
   if (classes !== undefined) options.classes = classes
   else if (args.conditional) {
@@ -66,7 +69,7 @@ function modelOptions(args: Args, fromFile: Partial<TrainOptions>, images: Grid,
 
 /** Whether the command line or config file says anything about the network (a resumed run must then match it). */
 function modelFlagsGiven(args: Args, fromFile: Partial<TrainOptions>): boolean {
-  return (['preset', 'architecture', 'output', 'mixtures', 'dropout', 'classes', 'conditional', 'vocabulary', 'embedding'] as const).some((k) => args[k] !== undefined) || fromFile.model !== undefined
+  return (['preset', 'architecture', 'output', 'mixtures', 'dropout', 'classes', 'conditional', 'vocabulary', 'embedding', 'conditions'] as const).some((k) => args[k] !== undefined) || fromFile.model !== undefined
 }
 
 /**
@@ -118,6 +121,24 @@ async function checkTrainOutputs(out: string, curve: string, epochs: number, sam
   await checkOutputFiles(files)
 }
 
+/**
+ * `--conditions TRAIN.npy[,TEST.npy]`: one condition vector per training (and
+ * validation) image, (N, D) arrays as `numpy.save` writes them, as many as the
+ * data source's splits have images.
+ */
+async function trainConditions(spec: string | undefined, trainCount: number, testCount: number | undefined): Promise<[ConditionVectors, ConditionVectors | undefined] | undefined> {
+  if (spec === undefined) return undefined
+  const [trainPath, testPath, extra] = spec.split(',')
+  if (!trainPath || extra !== undefined) throw new ConfigError(`\`--conditions\` takes TRAIN.npy[,TEST.npy], got ${JSON.stringify(spec)}`)
+  const train = await loadConditions(trainPath)
+  if (train.count !== trainCount) throw new ConfigError(`\`--conditions\`: ${trainPath} holds ${train.count} vectors but the training split has ${trainCount} images`)
+  if (testCount !== undefined && !testPath) throw new ConfigError('`--conditions`: the data source has a validation split: give its vectors too (TRAIN.npy,TEST.npy)')
+  const test = testPath ? await loadConditions(testPath) : undefined
+  if (test && test.count !== testCount) throw new ConfigError(`\`--conditions\`: ${testPath} holds ${test.count} vectors but the validation split has ${testCount ?? 0} images`)
+  if (test && test.size !== train.size) throw new ConfigError(`\`--conditions\`: ${testPath} has vectors of ${test.size}, ${trainPath} of ${train.size}`)
+  return [train, test]
+}
+
 /** Prints nothing: the progress output of ranks other than 0. */
 const SILENT = { update(): void {}, done(): void {} }
 
@@ -164,17 +185,19 @@ export async function train(args: Args): Promise<void> {
   const noun = isTokenGrid(data.train) ? 'grids' : 'images'
   line.done(`data: ${data.description}: ${data.train.count} training${data.test ? ` and ${data.test.count} validation` : ''} ${noun}`)
   const seed = number(args, 'seed') ?? fromFile.seed
+  const conditions = await trainConditions(args.conditions as string | undefined, data.train.count, data.test?.count)
 
   if (resumed && modelFlagsGiven(args, fromFile)) {
-    const requested = requestedConfig(modelOptions(args, fromFile, data.train, data.trainLabels))
+    const requested = requestedConfig(modelOptions(args, fromFile, data.train, data.trainLabels, conditions?.[0]))
     checkSameNetwork(requested, resumed.config, out, 'the model flags (--preset, --architecture, --output, --mixtures, --dropout, --classes, --conditional, --vocabulary, --embedding, the config file\'s `model`)')
   }
   const model: PixelCNN<Grid> = resumed
     ? (resumed as PixelCNN<Grid>)
-    : (PixelCNN.create({ ...modelOptions(args, fromFile, data.train, data.trainLabels), device, seed: seed ?? 0 }) as PixelCNN<Grid>)
+    : (PixelCNN.create({ ...modelOptions(args, fromFile, data.train, data.trainLabels, conditions?.[0]), device, seed: seed ?? 0 }) as PixelCNN<Grid>)
   if (resuming) line.done(`resuming from ${out} (${model.history.length} epochs done)`)
   const conditional = model.config.classes !== undefined
   if (conditional && !data.trainLabels) throw new ConfigError(`the model is conditional on ${model.config.classes} classes but \`--data ${args.data}\` has no labels`)
+  if (model.config.conditionSize !== undefined && !conditions) throw new ConfigError(`the model is conditional on vectors of ${model.config.conditionSize}: give them with \`--conditions TRAIN.npy[,TEST.npy]\``)
   const tokens = model.config.vocabulary !== undefined ? `, token grids of ${model.config.vocabulary} tokens (embedding ${model.config.embedding})` : ''
   line.done(`model: ${model.config.architecture}${tokens}${conditional ? `, conditional on ${model.config.classes} classes` : ''}, ${model.parameterCount.toLocaleString('en')} parameters, on ${model.device}`)
 
@@ -185,7 +208,12 @@ export async function train(args: Args): Promise<void> {
   const fit = {
     ...fitFromFile,
     ...recipeOptions(args, fromFile),
-    data: conditional ? { train: data.train, test: data.test, trainLabels: data.trainLabels, testLabels: data.testLabels } : { train: data.train, test: data.test },
+    data: {
+      train: data.train,
+      test: data.test,
+      ...(conditional ? { trainLabels: data.trainLabels, testLabels: data.testLabels } : {}),
+      ...(conditions ? { trainConditions: conditions[0].data, testConditions: conditions[1]?.data } : {}),
+    },
     batchSize: number(args, 'batch-size') ?? fromFile.batchSize,
     learningRate: number(args, 'learning-rate') ?? fromFile.learningRate,
     seed,
@@ -220,7 +248,10 @@ export async function train(args: Args): Promise<void> {
       const done = model.history.length
       if (samplesDue(done, samplesEvery, epochs)) {
         const file = samplesFile(out, done, model.config.vocabulary !== undefined)
-        const what = await pictures.attempt(file, () => writeSampleGrid(model, file, { count: 64, perClass: 8, seed: 0, classNames: data.classNames, precision: fit.precision, signal: controller.signal }))
+        // A vector-conditional model draws one sample for each of the first 64 training vectors.
+        const sampleConditions = conditions && conditions[0].data.subarray(0, Math.min(64, conditions[0].count) * conditions[0].size)
+        const count = sampleConditions ? sampleConditions.length / conditions[0].size : 64
+        const what = await pictures.attempt(file, () => writeSampleGrid(model, file, { count, perClass: 8, seed: 0, classNames: data.classNames, precision: fit.precision, signal: controller.signal, conditions: sampleConditions }))
         if (what !== undefined) {
           line.done(`wrote ${file}: ${what}`)
           log?.image('samples', readFileSync(file))
