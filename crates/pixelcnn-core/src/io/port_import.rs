@@ -149,6 +149,7 @@ fn infer_config(named: &HashMap<String, Tensor>, options: &ImportOptions, path: 
         vocabulary: None,
         embedding: None,
         condition_size: None,
+        condition_map: None,
         // The port trains with dropout 0.5 (Dropout2d); it applies only to further training here.
         dropout: Some(0.5),
         ..pixelcnn_pp::preset()

@@ -134,6 +134,57 @@ pub struct ModelConfig {
     /// class is the one-hot case); exclusive with `classes`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition_size: Option<i64>,
+    /// Conditional on a map per image (`network/class_bias.rs`): resized to
+    /// each layer's resolution and added through a learned 1×1 convolution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition_map: Option<ConditionMap>,
+}
+
+/// The shape of a model's condition maps: `channels` real values per
+/// position, or with `vocabulary` one token per position read through an
+/// embedding of `embedding` values (as VQ-VAE-2's bottom prior reads the top codes).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConditionMap {
+    pub channels: i64,
+    pub height: i64,
+    pub width: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocabulary: Option<i64>,
+    /// Token maps: the embedding's width (`from_json`'s default: the model's `filters`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<i64>,
+}
+
+impl ConditionMap {
+    /// Values per position as the layers read them: the channels, or a token map's embedding width.
+    pub fn features(&self) -> i64 {
+        if self.vocabulary.is_some() { self.embedding.unwrap_or(self.channels) } else { self.channels }
+    }
+
+    /// Values per image as given: channels × height × width.
+    pub fn values(&self) -> i64 {
+        self.channels * self.height * self.width
+    }
+
+    fn validate(&self) -> Result<()> {
+        check_range("model.conditionMap.channels", self.channels, 1, 4096)?;
+        check_range("model.conditionMap.height", self.height, 1, 1024)?;
+        check_range("model.conditionMap.width", self.width, 1, 1024)?;
+        match (self.vocabulary, self.embedding) {
+            (Some(v), Some(e)) => {
+                check_range("model.conditionMap.vocabulary", v, 2, 65_536)?;
+                check_range("model.conditionMap.embedding", e, 1, 4096)?;
+                if self.channels != 1 {
+                    return Err(Error::config("model.conditionMap.channels", format!("must be 1 for a token map (conditionMap.vocabulary is set), got {}", self.channels)));
+                }
+                Ok(())
+            }
+            (Some(_), None) => Err(Error::config("model.conditionMap.embedding", "is required for a token map")),
+            (None, Some(e)) => Err(Error::config("model.conditionMap.embedding", format!("applies only to token maps (set conditionMap.vocabulary), got {e}"))),
+            (None, None) => Ok(()),
+        }
+    }
 }
 
 /// The named starting points of `create({ preset })`.
@@ -233,6 +284,9 @@ impl ModelConfig {
         if config.vocabulary.is_some() && config.embedding.is_none() {
             config.embedding = Some(config.filters);
         }
+        if let Some(map) = config.condition_map.as_mut().filter(|m| m.vocabulary.is_some() && m.embedding.is_none()) {
+            map.embedding = Some(config.filters);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -245,6 +299,12 @@ impl ModelConfig {
         field("channels", self.channels == 1 || self.channels == 3, format!("must be 1 (grayscale or binary) or 3 (RGB), got {}", self.channels))?;
         if let Some(k) = self.classes {
             field("classes", (2..=100_000).contains(&k), format!("must be between 2 and 100000 (leave it out for an unconditional model), got {k}"))?;
+        }
+        if let Some(map) = &self.condition_map {
+            map.validate()?;
+            if self.classes.is_some() {
+                return Err(Error::config("model.conditionMap", "and model.classes exclude each other: with a map, give the class as a one-hot vector (conditionSize = classes)"));
+            }
         }
         if let Some(d) = self.condition_size {
             check_range("model.conditionSize", d, 1, 65_536)?;
@@ -323,6 +383,13 @@ impl ModelConfig {
             Some(e) => check_range("model.embedding", e, 1, 4096),
             None => Err(Error::config("model.embedding", "is required for a token grid (model.vocabulary is set)")),
         }
+    }
+
+    /// Values per image of the condition vectors given with the data: the
+    /// vector (`conditionSize`) followed by the map (`conditionMap`), either optional.
+    pub fn condition_values(&self) -> Option<i64> {
+        let (d, m) = (self.condition_size.unwrap_or(0), self.condition_map.as_ref().map_or(0, |m| m.values()));
+        (d + m > 0).then_some(d + m)
     }
 
     /// The rows of every layer's conditioning weight: one per class, or one per

@@ -34,14 +34,29 @@ pub fn vectors_field(field: &str) -> String {
     field.replace("labels", "conditions").replace("Labels", "Conditions")
 }
 
-/// Condition vectors of a model with `conditionSize`: N×D finite values.
-fn check_vectors(values: Vec<f32>, size: i64, count: i64, field: &str) -> Result<Conditions> {
+/// Condition values of a model with `conditionSize` D and/or `conditionMap`
+/// (M = C×H×W values): N×(D + M) finite values, each image's vector then its
+/// map; a token map's values whole tokens of its vocabulary.
+fn check_vectors(values: Vec<f32>, config: &ModelConfig, count: i64, field: &str) -> Result<Conditions> {
     let field = vectors_field(field);
+    let d = config.condition_size.unwrap_or(0);
+    let size = config.condition_values().unwrap_or(0);
     if values.len() as i64 != count * size {
-        return Err(Error::config(&field, format!("has {} values but {count} images × conditionSize {size} = {}", values.len(), count * size)));
+        let what = match (&config.condition_map, d) {
+            (Some(m), 0) => format!("a map of {}×{}×{}", m.channels, m.height, m.width),
+            (Some(m), d) => format!("(conditionSize {d} + a map of {}×{}×{})", m.channels, m.height, m.width),
+            (None, d) => format!("conditionSize {d}"),
+        };
+        return Err(Error::config(&field, format!("has {} values but {count} images × {what} = {}", values.len(), count * size)));
     }
     if let Some(i) = values.iter().position(|v| !v.is_finite()) {
         return Err(Error::config(format!("{field}[{i}]"), format!("is {} (image {}, component {}): conditions must be finite", values[i], i as i64 / size, i as i64 % size)));
+    }
+    if let Some(v) = config.condition_map.as_ref().and_then(|m| m.vocabulary) {
+        let token = |x: f32| x.fract() == 0.0 && x >= 0.0 && (x as i64) < v;
+        if let Some(i) = (0..values.len()).find(|&i| i as i64 % size >= d && !token(values[i])) {
+            return Err(Error::config(format!("{field}[{i}]"), format!("is {} (image {}, map position {}): a token map takes whole tokens 0 … {}", values[i], i as i64 / size, i as i64 % size - d, v - 1)));
+        }
     }
     Ok(Conditions::Vectors { values, size })
 }
@@ -69,15 +84,15 @@ pub fn from_json(value: Option<&Value>, field: &str) -> Result<Option<Labels>> {
 /// image, each class in 0..classes. Returns them, or `None` for an
 /// unconditional model.
 pub fn check(labels: Option<Labels>, config: &ModelConfig, count: i64, field: &str) -> Result<Option<Conditions>> {
-    if let Some(size) = config.condition_size {
+    if let Some(size) = config.condition_values() {
         return match labels {
-            Some(Labels::Vectors(values)) => check_vectors(values, size, count, field).map(Some),
-            Some(_) => Err(Error::config(field, format!("was given but the model is conditional on vectors of {size} (give {} instead)", vectors_field(field)))),
-            None => Err(Error::config(vectors_field(field), format!("is required: the model is conditional on a vector of {size} values per image"))),
+            Some(Labels::Vectors(values)) => check_vectors(values, config, count, field).map(Some),
+            Some(_) => Err(Error::config(field, format!("was given but the model is conditional on vectors and maps of {size} values (give {} instead)", vectors_field(field)))),
+            None => Err(Error::config(vectors_field(field), format!("is required: the model is conditional on {size} values per image (its vector, then its map)"))),
         };
     }
     if let Some(Labels::Vectors(_)) = labels {
-        return Err(Error::config(vectors_field(field), "was given but the model takes no condition vectors (create it with `conditionSize` for that)"));
+        return Err(Error::config(vectors_field(field), "was given but the model takes no condition vectors (create it with `conditionSize` or `conditionMap` for that)"));
     }
     let Some(classes) = config.classes else {
         return match labels {

@@ -119,7 +119,7 @@ impl GatedPixelCnn {
     pub fn new(config: ModelConfig, params: &mut Params, seed: u64) -> Result<Self> {
         let mut rng = Rng::derived(seed, 0x6a7e);
         let rng = &mut rng;
-        let (f, c, classes) = (config.filters, config.input_channels(), config.condition_rows());
+        let (f, c, classes) = (config.filters, config.input_channels(), super::class_bias::Conditioning::of(&config));
         let [(kv0, pv0), (kh0, ph0), (kv, pv), (kh, ph)] = geometry(&config);
         let (first_centre, centre) = centre_masks(&config);
         let pointwise = Mask::pointwise(config.channel_groups());

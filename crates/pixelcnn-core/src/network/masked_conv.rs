@@ -17,7 +17,7 @@
 //! channel pair instead of per tap.
 
 use super::channel_groups::Groups;
-use super::class_bias::{self, ClassBias};
+use super::class_bias::{self, ClassBias, Conditioning};
 use super::conv_relu;
 use super::params::Params;
 use crate::error::Result;
@@ -108,12 +108,12 @@ pub struct Conv {
 impl Conv {
     /// Glorot-uniform weights and zero biases, as Keras initialises the seed.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(params: &mut Params, name: &str, cin: i64, cout: i64, kernel: i64, mask: Mask, groups: Groups, classes: Option<i64>, rng: &mut Rng) -> Result<Self> {
+    pub fn new(params: &mut Params, name: &str, cin: i64, cout: i64, kernel: i64, mask: Mask, groups: Groups, conditioning: Option<Conditioning>, rng: &mut Rng) -> Result<Self> {
         let weight = params.add(format!("{name}.weight"), &[cout, cin, kernel, kernel], |device| {
             glorot(cout, cin, kernel, kernel, device, rng, |o, i, r, c| mask.keeps_channel(groups, kernel, (o, cout), (i, cin), r, c))
         })?;
         let bias = params.zeros(format!("{name}.bias"), &[cout])?;
-        let class_bias = classes.map(|k| ClassBias::new(params, format!("{name}.class_bias"), k, cout)).transpose()?;
+        let class_bias = conditioning.map(|k| ClassBias::new(params, format!("{name}.class_bias"), k, cout)).transpose()?;
         let mask_tensor = match mask {
             Mask::None => None,
             _ if !params.allocating() => None,

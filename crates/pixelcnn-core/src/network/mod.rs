@@ -32,6 +32,8 @@ pub struct Network {
     net: Architectures,
     /// Token grids: how tokens enter (`token_embedding.rs`).
     embedding: Option<token_embedding::TokenEmbedding>,
+    /// A token condition map's embedding.
+    map_embedding: Option<token_embedding::TokenEmbedding>,
     parameters: Vec<(String, Tensor)>,
 }
 
@@ -60,8 +62,9 @@ impl Network {
         crate::memory::check_model(&config, device)?;
         let mut params = Params::on(device);
         let embedding = token_embedding::TokenEmbedding::new(&config, &mut params, seed)?;
+        let map_embedding = token_embedding::TokenEmbedding::for_map(&config, &mut params, seed)?;
         let net = Architectures::build(config, &mut params, seed)?;
-        Ok(Network { net, embedding, parameters: params.into_list() })
+        Ok(Network { net, embedding, map_embedding, parameters: params.into_list() })
     }
 
     /// The architecture's own network (for its incremental sampler).
@@ -92,7 +95,9 @@ impl Network {
     pub fn parameter_shapes(config: &ModelConfig) -> Vec<(String, Vec<i64>)> {
         let mut params = Params::shapes_only();
         // Shape-only building allocates and computes nothing, so nothing can fail but a bug.
-        let built = token_embedding::TokenEmbedding::new(config, &mut params, 0).and_then(|_| Architectures::build(config.clone(), &mut params, 0));
+        let built = token_embedding::TokenEmbedding::new(config, &mut params, 0)
+            .and_then(|_| token_embedding::TokenEmbedding::for_map(config, &mut params, 0))
+            .and_then(|_| Architectures::build(config.clone(), &mut params, 0));
         match built {
             Ok(_) => params.into_shapes(),
             Err(_) => Vec::new(),
@@ -106,6 +111,21 @@ impl Network {
 
     pub fn parameter_count(&self) -> i64 {
         self.parameters().iter().map(|(_, t)| t.numel() as i64).sum()
+    }
+
+    /// The batch's conditioning tensor as the layers read it: as given, but
+    /// for a token condition map with the map's tokens replaced by their
+    /// embedding rows (global part, then E×H_m×W_m features; `class_bias.rs`).
+    pub fn condition_features(&self, labels: Option<&Tensor>) -> Result<Option<Tensor>> {
+        let (Some(labels), Some(embedding), Some(map)) = (labels, &self.map_embedding, self.config().condition_map.as_ref()) else {
+            return Ok(labels.map(|l| l.shallow_clone()));
+        };
+        let global = self.config().condition_size.unwrap_or(0);
+        let n = labels.size()[0];
+        let tokens = labels.f_narrow(1, global, map.height * map.width)?.f_reshape([n, map.height, map.width])?;
+        let rows = token_embedding::rows(&embedding.weight, &tokens)?; // (N, H_m, W_m, E)
+        let features = rows.f_permute([0, 3, 1, 2])?.f_reshape([n, -1])?;
+        Ok(Some(Tensor::f_cat(&[labels.f_narrow(1, 0, global)?.f_to_kind(features.kind())?, features], 1)?))
     }
 
     /// A token grid's embedding (V, E), for the samplers' caches.
@@ -140,6 +160,8 @@ impl Network {
     /// each output reads when the values are tokens.
     pub fn forward_from_input(&self, input: &Tensor, labels: Option<&Tensor>, precision: Precision, noise: Option<&dropout::Noise>) -> Result<Tensor> {
         let x = crate::precision::cast(input, precision.kind())?;
+        let labels = self.condition_features(labels)?;
+        let labels = labels.as_ref();
         let logits = match &self.net {
             Architectures::PixelCnn(n) => n.forward(&x, labels)?,
             Architectures::Gated(n) => n.forward(&x, labels)?,

@@ -46,6 +46,7 @@ pub fn preset() -> ModelConfig {
         vocabulary: None,
         embedding: None,
         condition_size: None,
+        condition_map: None,
     }
 }
 
@@ -95,7 +96,7 @@ impl PixelCnn {
     pub fn new(config: ModelConfig, params: &mut Params, seed: u64) -> Result<Self> {
         let mut rng = Rng::derived(seed, 0x1417);
         let rng = &mut rng;
-        let (f, k, g) = (config.filters, config.condition_rows(), config.channel_groups());
+        let (f, k, g) = (config.filters, super::class_bias::Conditioning::of(&config), config.channel_groups());
         let pointwise = Mask::pointwise(g);
         let input_conv = Conv::new(params, "input_conv", config.input_channels(), f, config.input_kernel(), Mask::A, g, k, rng)?;
         let blocks = (0..config.residual_blocks())

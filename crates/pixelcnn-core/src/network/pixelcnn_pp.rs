@@ -70,6 +70,7 @@ pub fn preset() -> ModelConfig {
         vocabulary: None,
         embedding: None,
         condition_size: None,
+        condition_map: None,
     }
 }
 
@@ -115,7 +116,7 @@ impl Block {
         let conv_input = Layer::conv(params, &format!("{name}.conv_input"), 2 * f, f, kernel, shift, 1, norm, rng)?;
         let nin_skip = (skips > 0).then(|| Layer::nin(params, &format!("{name}.nin_skip"), 2 * skips * f, f, norm, rng)).transpose()?;
         let conv_out = Layer::conv(params, &format!("{name}.conv_out"), 2 * f, 2 * f, kernel, shift, 1, norm, rng)?;
-        let class_bias = config.condition_rows().map(|k| ClassBias::new(params, format!("{name}.class_bias"), k, 2 * f)).transpose()?;
+        let class_bias = super::class_bias::Conditioning::of(config).map(|k| ClassBias::new(params, format!("{name}.class_bias"), k, 2 * f)).transpose()?;
         Ok(Block { conv_input, nin_skip, conv_out, class_bias })
     }
 

@@ -112,6 +112,6 @@ pub fn gate(x: &Tensor) -> Result<Tensor> {
 }
 
 /// A class bias over 2F gate channels, `<layer>.v_class_bias` / `.h_class_bias`.
-pub fn gate_bias(params: &mut Params, name: String, classes: Option<i64>, channels: i64) -> Result<Option<ClassBias>> {
-    classes.map(|k| ClassBias::new(params, name, k, channels)).transpose()
+pub fn gate_bias(params: &mut Params, name: String, conditioning: Option<super::class_bias::Conditioning>, channels: i64) -> Result<Option<ClassBias>> {
+    conditioning.map(|k| ClassBias::new(params, name, k, channels)).transpose()
 }

@@ -27,12 +27,22 @@ impl TokenEmbedding {
     /// same seed without it.
     pub fn new(config: &ModelConfig, params: &mut Params, seed: u64) -> Result<Option<Self>> {
         let (Some(v), Some(e)) = (config.vocabulary, config.embedding.filter(|_| config.is_tokens())) else { return Ok(None) };
-        let weight = params.add("embedding.weight".into(), &[v, e], |device| {
-            let mut rng = Rng::derived(seed, 0xe3b);
+        Self::register(params, "embedding.weight", v, e, Rng::derived(seed, 0xe3b)).map(Some)
+    }
+
+    /// A token condition map's embedding, `condition_map.embedding.weight`; `None` for other models.
+    pub fn for_map(config: &ModelConfig, params: &mut Params, seed: u64) -> Result<Option<Self>> {
+        let Some(map) = config.condition_map.as_ref() else { return Ok(None) };
+        let (Some(v), Some(e)) = (map.vocabulary, map.embedding) else { return Ok(None) };
+        Self::register(params, "condition_map.embedding.weight", v, e, Rng::derived(seed, 0x3a9)).map(Some)
+    }
+
+    fn register(params: &mut Params, name: &str, v: i64, e: i64, mut rng: Rng) -> Result<Self> {
+        let weight = params.add(name.into(), &[v, e], |device| {
             let values: Vec<f32> = (0..v * e).map(|_| standard_normal(&mut rng)).collect();
             Ok(Tensor::f_from_slice(&values)?.f_reshape([v, e])?.f_to_device(device)?)
         })?;
-        Ok(Some(TokenEmbedding { weight }))
+        Ok(TokenEmbedding { weight })
     }
 
     /// Tokens (N, 1, H, W) in any numeric kind → their rows (N, E, H, W) in fp32.

@@ -123,11 +123,17 @@ impl Plan {
         let labels = inputs.labels.as_ref();
         let count = net.layers.len();
         // The vertical stack's class bias joins a per-row output; the horizontal one, the links in the pixel kind.
+        // Each is (B, 2F, 1, 1), or with a condition map (B, 2F, H, W): read at row r (`at_row`).
         let class_rows = |b: &Option<crate::network::class_bias::ClassBias>, kind| -> Result<Option<Tensor>> {
-            match (b, labels) {
-                (Some(b), Some(l)) => Ok(Some(b.rows(l)?.f_detach()?.f_to_kind(kinds.rows)?.f_to_kind(kind)?.f_view([batch, 2 * f, 1, 1])?)),
-                _ => Ok(None),
-            }
+            let (Some(b), Some(l)) = (b, labels) else { return Ok(None) };
+            let rows = b.rows(l)?.map(|r| r.f_view([batch, 2 * f, 1, 1])).transpose()?;
+            let map = b.map_term(l, h, w)?;
+            let total = match (rows, map) {
+                (Some(rows), Some(map)) => map.f_add(&rows)?,
+                (Some(t), None) | (None, Some(t)) => t,
+                (None, None) => return Ok(None),
+            };
+            Ok(Some(total.f_detach()?.f_to_kind(kinds.rows)?.f_to_kind(kind)?))
         };
         let layers = net
             .layers
@@ -150,8 +156,8 @@ impl Plan {
             input_v: RowConv::vertical(&net.input_v, kinds)?,
             input_h: Strip::new(&net.input_h, kinds)?,
             layers,
-            head: net.head.iter().map(|c| Pointwise::new(c, labels, kinds)).collect::<Result<Vec<_>>>()?,
-            output: Pointwise::new(&net.output, labels, kinds)?,
+            head: net.head.iter().map(|c| Pointwise::new(c, labels, (h, w), kinds)).collect::<Result<Vec<_>>>()?,
+            output: Pointwise::new(&net.output, labels, (h, w), kinds)?,
             image: Tensor::f_zeros([batch, channels, h + p0, w + 2 * p0], row_options)?,
             vertical: (0..count).map(|_| Tensor::f_zeros([batch, f, h + p, w + 2 * p], row_options)).collect::<std::result::Result<Vec<_>, _>>()?,
             image_row: Tensor::f_zeros([batch, w + p0, channels], pixel_options)?,
@@ -179,12 +185,12 @@ impl PixelSource for Plan {
             let link = layer.link.over(&a, 0)?;
             let mut link = link.f_to_kind(layer.h_conv.bias.kind())?.f_add(&layer.h_conv.bias.f_view([1, 2 * f, 1, 1])?)?;
             if let Some(bias) = &layer.h_class {
-                link = link.f_add(bias)?;
+                link = link.f_add(&at_row(bias, r)?)?;
             }
             links.push(link.f_squeeze_dim(2)?.f_permute([0, 2, 1])?.f_contiguous()?);
             if i + 1 < layers {
                 let a = match &layer.v_class {
-                    Some(bias) => a.f_add(bias)?,
+                    Some(bias) => a.f_add(&at_row(bias, r)?)?,
                     None => a,
                 };
                 self.vertical[i + 1].f_narrow(2, r + p, 1)?.f_narrow(3, p, w)?.f_copy_(&gate(&a)?)?;
@@ -198,7 +204,7 @@ impl PixelSource for Plan {
     /// With three channel groups the first horizontal strip also reads the
     /// pixel itself (its drawn channels, through the centre mask), and each
     /// pass recomputes the pixel's chain.
-    fn logits_at(&mut self, _r: i64, c: i64) -> Result<Tensor> {
+    fn logits_at(&mut self, r: i64, c: i64) -> Result<Tensor> {
         let f = self.config.filters;
         let p = self.config.kernel() / 2;
         let layers = self.layers.len();
@@ -208,7 +214,7 @@ impl PixelSource for Plan {
             write_column(&self.horizontal[i], c + p, &x)?;
             let b = layer.h_conv.onto(&self.links[i].f_select(1, c)?, &self.horizontal[i], c)?; // (B, 2F)
             let g = gate(&b)?; // (B, F)
-            let sr = layer.skip_residual.at(&g)?; // (B, 2F), or (B, F) for the last layer
+            let sr = layer.skip_residual.at(&g, r, c)?; // (B, 2F), or (B, F) for the last layer
             let s = sr.f_narrow(1, 0, f)?;
             skip = Some(match skip {
                 Some(mut total) => total.f_add_(&s)?,
@@ -220,9 +226,9 @@ impl PixelSource for Plan {
         }
         let mut s = skip.expect("validated: at least one layer").f_relu_()?;
         for layer in &self.head {
-            s = layer.at(&s)?.f_relu_()?;
+            s = layer.at(&s, r, c)?.f_relu_()?;
         }
-        self.output.at(&s) // (B, outC)
+        self.output.at(&s, r, c) // (B, outC)
     }
 
     fn set_value(&mut self, r: i64, c: i64, ch: i64, _raw: &Tensor, input: &Tensor) -> Result<()> {
@@ -232,6 +238,11 @@ impl PixelSource for Plan {
         self.image_row.f_select(1, c + p0)?.f_narrow(1, ch * k, k)?.f_copy_(input)?;
         Ok(())
     }
+}
+
+/// A per-row term (B, C, 1, 1) as it is, or row r (B, C, 1, W) of a per-pixel one (B, C, H, W).
+fn at_row(term: &Tensor, r: i64) -> Result<Tensor> {
+    Ok(if term.size()[2] == 1 { term.shallow_clone() } else { term.f_narrow(2, r, 1)? })
 }
 
 /// Writes `value` (B, C) at position `at` of a channels-last row cache (B, W', C).

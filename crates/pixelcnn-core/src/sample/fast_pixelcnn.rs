@@ -20,7 +20,9 @@
 //!
 //! A conditional model's class biases are constant over the image: each
 //! layer's bias rows for the batch's labels are gathered once and added to
-//! its bias, so they cost nothing per pixel.
+//! its bias, so they cost nothing per pixel. A condition map's term differs
+//! per pixel: each layer's is computed once for the whole image and read at
+//! the row (masked layers) or the pixel (1×1 layers).
 //!
 //! Number types (`kinds.rs`): the caches and the per-pixel chain in the pixel
 //! kind; the per-row products cast their rows of the cache to the row kind.
@@ -34,14 +36,30 @@ use crate::network::PixelCnn;
 use tch::Tensor;
 
 /// The conv's bias for each image of the batch, for the per-pixel chain:
-/// (Cout,), or (B, Cout) with the class bias of each image's label added.
-fn batch_bias(conv: &Conv, labels: Option<&Tensor>, kinds: &Kinds) -> Result<Tensor> {
+/// (Cout,), or (B, Cout) with the class bias of each image's label added;
+/// and with a condition map its term at every pixel of an image of `size`,
+/// channels-last (B, H, W, Cout).
+fn batch_bias(conv: &Conv, labels: Option<&Tensor>, size: (i64, i64), kinds: &Kinds) -> Result<(Tensor, Option<Tensor>)> {
     let bias = conv.bias.f_detach()?;
-    let bias = match (&conv.class_bias, labels) {
-        (Some(cb), Some(l)) => cb.rows(l)?.f_detach()?.f_add(&bias)?,
-        _ => bias,
+    let (bias, map) = match (&conv.class_bias, labels) {
+        (Some(cb), Some(l)) => {
+            let bias = match cb.rows(l)? {
+                Some(rows) => rows.f_detach()?.f_add(&bias)?,
+                None => bias,
+            };
+            (bias, map_term(cb, l, size, kinds)?)
+        }
+        _ => (bias, None),
     };
-    kinds.pixel_weight(&bias)
+    Ok((kinds.pixel_weight(&bias)?, map))
+}
+
+/// A layer's condition-map term at `size`, channels-last (B, H, W, C) in the pixel kind; `None` without a map.
+pub(super) fn map_term(cb: &crate::network::class_bias::ClassBias, labels: &Tensor, size: (i64, i64), kinds: &Kinds) -> Result<Option<Tensor>> {
+    match cb.map_term(labels, size.0, size.1)? {
+        Some(t) => Ok(Some(kinds.pixel_weight(&t.f_permute([0, 2, 3, 1])?.f_contiguous()?)?)),
+        None => Ok(None),
+    }
 }
 
 /// A masked k×k convolution split at its centre row. Its taps in the rows
@@ -59,10 +77,12 @@ struct PatchConv {
     current: Tensor,
     /// (Cout,), or (B, Cout) with each image's class bias.
     bias: Tensor,
+    /// (B, H, W, Cout): the condition map's term, for a model with one.
+    map: Option<Tensor>,
 }
 
 impl PatchConv {
-    fn new(conv: &Conv, labels: Option<&Tensor>, kinds: &Kinds) -> Result<Self> {
+    fn new(conv: &Conv, labels: Option<&Tensor>, size: (i64, i64), kinds: &Kinds) -> Result<Self> {
         let (k, pad) = (conv.kernel, conv.kernel / 2);
         let w = conv.effective_weight()?.f_detach()?; // (Cout, Cin, k, k)
         let cout = w.size()[0];
@@ -74,7 +94,8 @@ impl PatchConv {
         };
         let centre = w.f_select(2, pad)?.f_narrow(2, 0, pad + 1)?.f_permute([2, 1, 0])?; // (pad+1, Cin, Cout)
         let current = kinds.pixel_weight(&centre.f_contiguous()?.f_reshape([-1, cout])?)?;
-        Ok(PatchConv { pad, kernel: k, above, current, bias: batch_bias(conv, labels, kinds)? })
+        let (bias, map) = batch_bias(conv, labels, size, kinds)?;
+        Ok(PatchConv { pad, kernel: k, above, current, bias, map })
     }
 
     /// A zeroed input cache (B, H+pad, W+2·pad, Cin): pixel (r, c) lives at
@@ -90,6 +111,10 @@ impl PatchConv {
         let bias = match self.bias.dim() {
             1 => self.bias.f_view([1, 1, cout])?.f_expand([batch, width, cout], false)?,
             _ => self.bias.f_unsqueeze(1)?.f_expand([batch, width, cout], false)?,
+        };
+        let bias = match &self.map {
+            Some(map) => bias.f_add(&map.f_select(1, r)?)?,
+            None => bias,
         };
         let Some(above) = &self.above else { return Ok(bias.f_contiguous()?) };
         // Cache rows r … r+pad−1 are image rows r−pad … r−1.
@@ -121,28 +146,38 @@ impl PatchConv {
 pub(super) struct Pointwise {
     matrix: Tensor,
     bias: Tensor,
+    /// (B, H, W, Cout): the condition map's term, for a model with one.
+    map: Option<Tensor>,
 }
 
 impl Pointwise {
-    pub(super) fn new(conv: &Conv, labels: Option<&Tensor>, kinds: &Kinds) -> Result<Self> {
+    /// `size`: the image's height and width (where a condition map's term is read).
+    pub(super) fn new(conv: &Conv, labels: Option<&Tensor>, size: (i64, i64), kinds: &Kinds) -> Result<Self> {
         let w = conv.effective_weight()?.f_detach()?; // (Cout, Cin, 1, 1)
         let cout = w.size()[0];
         let matrix = kinds.pixel_weight(&w.f_reshape([cout, -1])?.f_t_()?.f_contiguous()?)?;
-        Ok(Pointwise { matrix, bias: batch_bias(conv, labels, kinds)? })
+        let (bias, map) = batch_bias(conv, labels, size, kinds)?;
+        Ok(Pointwise { matrix, bias, map })
     }
 
     /// Several 1×1 convolutions of the same input as one: their outputs side
     /// by side (one product instead of several small ones per pixel).
     pub(super) fn stacked(convs: &[&Conv], kinds: &Kinds) -> Result<Self> {
-        let parts = convs.iter().map(|c| Pointwise::new(c, None, kinds)).collect::<Result<Vec<_>>>()?;
+        let parts = convs.iter().map(|c| Pointwise::new(c, None, (0, 0), kinds)).collect::<Result<Vec<_>>>()?;
         Ok(Pointwise {
             matrix: Tensor::f_cat(&parts.iter().map(|p| &p.matrix).collect::<Vec<_>>(), 1)?,
             bias: Tensor::f_cat(&parts.iter().map(|p| &p.bias).collect::<Vec<_>>(), 0)?,
+            map: None,
         })
     }
 
-    pub(super) fn at(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.bias.f_addmm(x, &self.matrix)?)
+    /// The output at pixel (r, c) for its input `x` (B, Cin) there.
+    pub(super) fn at(&self, x: &Tensor, r: i64, c: i64) -> Result<Tensor> {
+        let out = self.bias.f_addmm(x, &self.matrix)?;
+        Ok(match &self.map {
+            Some(map) => out.f_add(&map.f_select(1, r)?.f_select(1, c)?)?,
+            None => out,
+        })
     }
 }
 
@@ -183,16 +218,17 @@ impl Plan {
         let device = net.device;
         let labels = inputs.labels.as_ref();
         let kinds = &Kinds::of(inputs.precision, device);
-        let input = PatchConv::new(&net.input_conv, labels, kinds)?;
+        let size = (h, w);
+        let input = PatchConv::new(&net.input_conv, labels, size, kinds)?;
         let image = input.cache(batch, h, w, cfg.input_channels(), device)?;
         let mut blocks = Vec::with_capacity(net.blocks.len());
         for b in &net.blocks {
-            let masked = PatchConv::new(&b.masked_conv, labels, kinds)?;
+            let masked = PatchConv::new(&b.masked_conv, labels, size, kinds)?;
             let cache = masked.cache(batch, h, w, f, device)?;
-            blocks.push(Block { conv1: Pointwise::new(&b.conv1, labels, kinds)?, masked, conv2: Pointwise::new(&b.conv2, labels, kinds)?, cache });
+            blocks.push(Block { conv1: Pointwise::new(&b.conv1, labels, size, kinds)?, masked, conv2: Pointwise::new(&b.conv2, labels, size, kinds)?, cache });
         }
-        let head = net.head.iter().map(|c| Pointwise::new(c, labels, kinds)).collect::<Result<Vec<_>>>()?;
-        let output = Pointwise::new(&net.output, labels, kinds)?;
+        let head = net.head.iter().map(|c| Pointwise::new(c, labels, size, kinds)).collect::<Result<Vec<_>>>()?;
+        let output = Pointwise::new(&net.output, labels, size, kinds)?;
         Ok(Plan { input, image, blocks, head, output, threads: inputs.threads, input_row: None, block_rows: Vec::new() })
     }
 }
@@ -213,16 +249,16 @@ impl PixelSource for Plan {
         let input_row = self.input_row.as_ref().expect("begin_row comes first");
         let mut x = self.input.at(&self.image, input_row, r, c)?.f_relu_()?; // (B, F)
         for (b, block_row) in self.blocks.iter().zip(&self.block_rows) {
-            let t = b.conv1.at(&x)?.f_relu_()?; // (B, F)
+            let t = b.conv1.at(&x, r, c)?.f_relu_()?; // (B, F)
             write(&b.cache, r, c, b.masked.pad, &t)?;
             let t = b.masked.at(&b.cache, block_row, r, c)?.f_relu_()?; // (B, F/2)
-            let t = b.conv2.at(&t)?.f_relu_()?; // (B, F)
+            let t = b.conv2.at(&t, r, c)?.f_relu_()?; // (B, F)
             x = x.f_add_(&t)?;
         }
         for layer in &self.head {
-            x = layer.at(&x)?.f_relu_()?;
+            x = layer.at(&x, r, c)?.f_relu_()?;
         }
-        self.output.at(&x) // (B, outC)
+        self.output.at(&x, r, c) // (B, outC)
     }
 
     fn set_value(&mut self, r: i64, c: i64, ch: i64, _raw: &Tensor, input: &Tensor) -> Result<()> {

@@ -161,6 +161,8 @@ struct GatedBlock {
     conv_out: Conv,
     /// (B, 2F): each image's class bias.
     class: Option<Tensor>,
+    /// (B, h, w, 2F): the condition map's term at the block's resolution.
+    map: Option<Tensor>,
     input: Tensor,
     hidden: Tensor,
 }
@@ -170,24 +172,33 @@ impl GatedBlock {
         let kernel = if shift == Shift::Down { [2, 3] } else { [2, 2] };
         let [batch, h, w] = shape;
         let f = block.conv_input.detached()?.0.size()[0];
-        let class = match (&block.class_bias, labels) {
-            (Some(b), Some(l)) => Some(kinds.pixel_weight(&b.rows(l)?)?),
-            _ => None,
+        let (class, map) = match (&block.class_bias, labels) {
+            (Some(b), Some(l)) => (b.rows(l)?.map(|r| kinds.pixel_weight(&r)).transpose()?, super::fast_pixelcnn::map_term(b, l, (h, w), kinds)?),
+            _ => (None, None),
         };
         Ok(GatedBlock {
             conv_input: Conv::new(&block.conv_input, kernel, shift, 1, kinds)?,
             nin_skip: block.nin_skip.as_ref().map(|n| Nin::new(n, kinds)).transpose()?,
             conv_out: Conv::new(&block.conv_out, kernel, shift, 1, kinds)?,
             class,
+            map,
             input: cache(batch, h, w, 2 * f, kinds.pixels, device)?,
             hidden: cache(batch, h, w, 2 * f, kinds.pixels, device)?,
         })
     }
 
-    /// x + gate(c2): the gated residual's last step on (…, 2F).
-    fn gated(&self, x: &Tensor, mut c2: Tensor, per_row: bool) -> Result<Tensor> {
+    /// x + gate(c2): the gated residual's last step on (…, 2F), at pixel
+    /// (i, j) or (`j`: `None`) along row i.
+    fn gated(&self, x: &Tensor, mut c2: Tensor, i: i64, j: Option<i64>) -> Result<Tensor> {
         if let Some(class) = &self.class {
-            c2 = c2.f_add(&if per_row { class.f_unsqueeze(1)? } else { class.shallow_clone() })?;
+            c2 = c2.f_add(&if j.is_none() { class.f_unsqueeze(1)? } else { class.shallow_clone() })?;
+        }
+        if let Some(map) = &self.map {
+            let row = map.f_select(1, i)?; // (B, w, 2F)
+            c2 = c2.f_add(&match j {
+                Some(j) => row.f_select(1, j)?,
+                None => row,
+            })?;
         }
         let halves = c2.f_chunk(2, -1)?;
         Ok(x.f_add(&halves[0].f_mul(&halves[1].f_sigmoid()?)?)?)
@@ -202,7 +213,7 @@ impl GatedBlock {
         }
         write(&self.hidden, i, j, 1, &concat_elu_last(&t)?)?;
         let c2 = self.conv_out.at(&self.hidden, i, j)?;
-        self.gated(x, c2, false)
+        self.gated(x, c2, i, Some(j))
     }
 
     /// The block's outputs along row i, (B, W, F).
@@ -215,7 +226,7 @@ impl GatedBlock {
         }
         write_row(&self.hidden, i, &concat_elu_last(&t)?)?;
         let c2 = self.conv_out.row(&self.hidden, i, width)?;
-        self.gated(x, c2, true)
+        self.gated(x, c2, i, None)
     }
 }
 

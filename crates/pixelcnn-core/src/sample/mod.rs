@@ -70,6 +70,22 @@ pub(crate) struct BatchInputs {
     pub threads: SamplerThreads,
 }
 
+impl BatchInputs {
+    /// The same inputs, sharing their tensors.
+    fn shallow(&self) -> BatchInputs {
+        BatchInputs {
+            uniforms: self.uniforms.shallow_clone(),
+            known_values: self.known_values.shallow_clone(),
+            known_mask: self.known_mask.shallow_clone(),
+            inv_temperature: self.inv_temperature,
+            labels: self.labels.as_ref().map(|l| l.shallow_clone()),
+            embedding: self.embedding.as_ref().map(|e| e.shallow_clone()),
+            precision: self.precision,
+            threads: self.threads,
+        }
+    }
+}
+
 /// libtorch threads for the two kinds of work of the fast samplers: the
 /// products done once per row over the whole row (large: every core helps)
 /// and the chain of small per-pixel products (small batches: one thread, see
@@ -241,6 +257,9 @@ pub fn sample(
 /// The incremental sampler of `net`'s architecture for one batch: it owns
 /// detached copies of the weights, so it can run on another thread.
 fn fast_plan(net: &Network, inputs: &BatchInputs, batch: i64) -> Result<Box<dyn driver::PixelSource + Send>> {
+    // The plans read the conditioning as the layers do (a token map embedded); the reference passes it raw to forward.
+    let features = BatchInputs { labels: net.condition_features(inputs.labels.as_ref())?.map(|l| l.f_detach()).transpose()?, ..inputs.shallow() };
+    let inputs = &features;
     Ok(match net.architecture() {
         Architectures::PixelCnn(n) => Box::new(fast_pixelcnn::Plan::new(n, inputs, batch)?),
         Architectures::Gated(n) => Box::new(fast_gated::Plan::new(n, inputs, batch)?),
