@@ -5,7 +5,8 @@ import { ConfigError, DataError, loadConditions, loadTokens, PixelCNN, writeToke
 import { encodeNpy } from '../src/data/npy'
 import { runCli } from './helpers/cli'
 import { removeTempDirs, tempDir } from './helpers/temp'
-import { logProbGapToPytorch } from './support/pytorch'
+import { largestDifference, logProbGapToPytorch, pytorchProbabilities } from './support/pytorch'
+import { packConditions } from '../src/conditions'
 
 test.after.always(removeTempDirs)
 const dir = tempDir('conditions')
@@ -113,4 +114,67 @@ test('the CLI trains with --conditions from .npy files, evaluates and samples on
   t.deepEqual([loaded.count, loaded.size], [4, 4])
   writeFileSync(wrongSize, encodeNpy(Float32Array.from([0, NaN]), [1, 2]))
   await t.throwsAsync(loadConditions(wrongSize), { instanceOf: DataError, message: /vector 0, component 1 is NaN/ })
+})
+
+/** 8×8 grids of 16 tokens made of constant 2×2 blocks, with the 4×4 grid of the blocks' tokens as a token map. */
+function blockyGrids(count: number, seed: number): { grids: TokenGrid; maps: Int32Array } {
+  let state = seed
+  const next = () => (state = (state * 1103515245 + 12345) % 2 ** 31) >> 16
+  const data = new Int32Array(count * 64)
+  const maps = new Int32Array(count * 16)
+  for (let n = 0; n < count; n++) {
+    for (let b = 0; b < 16; b++) maps[n * 16 + b] = next() % 16
+    for (let i = 0; i < 64; i++) data[n * 64 + i] = maps[n * 16 + Math.floor(i / 16) * 4 + Math.floor((i % 8) / 2)]
+  }
+  return { grids: { count, height: 8, width: 8, data }, maps }
+}
+
+test('a model conditional on a token map (the coarser codes) trains with trainMaps, evaluates and samples with maps', async (t) => {
+  const model = PixelCNN.create({ preset: 'gated-small', height: 8, width: 8, vocabulary: 16, filters: 32, layers: 2, conditionMap: { channels: 1, height: 4, width: 4, vocabulary: 16 }, seed: 1 })
+  t.deepEqual(model.config.conditionMap, { channels: 1, height: 4, width: 4, vocabulary: 16, embedding: 32 })
+  const train = blockyGrids(600, 1)
+  await model.fit({ data: { train: train.grids, trainMaps: train.maps }, epochs: 4, batchSize: 32, learningRate: 3e-3, threads: 2 })
+  const probe = blockyGrids(32, 2)
+  const informed = await model.evaluate(probe.grids, { maps: probe.maps })
+  const other = await model.evaluate(probe.grids, { maps: blockyGrids(32, 3).maps })
+  t.log(`nats per grid: with its own coarse map ${informed.natsPerImage.toFixed(2)}, with another grid's ${other.natsPerImage.toFixed(2)}`)
+  t.true(informed.natsPerImage < 5 && other.natsPerImage > informed.natsPerImage + 20)
+  // Sampled from a map, the grid is that map upsampled.
+  const samples = await model.sample({ maps: probe.maps.subarray(0, 4 * 16), seed: 2 })
+  t.is(samples.count, 4, 'one grid per map')
+  const agree = samples.data.filter((v, i) => v === probe.grids.data[i]).length
+  t.log(`sampled from 4 coarse maps: ${agree} of 256 tokens are the map's`)
+  t.true(agree > 0.9 * 256)
+  t.deepEqual(await model.sample({ maps: probe.maps.subarray(0, 64), seed: 2, method: 'reference' }), samples, 'fast == reference')
+  await t.throwsAsync(model.evaluate(probe.grids), { instanceOf: DataError, message: /`maps` is required/ })
+  await t.throwsAsync(model.evaluate(probe.grids, { maps: probe.maps.subarray(0, 40) }), { instanceOf: DataError, message: /40 values but 32 images/ })
+  const bad = probe.maps.slice()
+  bad[5] = 16
+  await t.throwsAsync(model.evaluate(probe.grids, { maps: bad }), { instanceOf: ConfigError, message: /conditions\[5\].*whole tokens 0 … 15/ })
+  t.throws(() => PixelCNN.create({ preset: 'gated-small', classes: 3, conditionMap: { channels: 1, height: 4, width: 4 } }), { instanceOf: ConfigError, message: /model\.conditionMap/ })
+})
+
+test('map-conditional checkpoints load by name into the PyTorch modules within 1e-5: real and token maps, every architecture', async (t) => {
+  const { grids, maps } = blockyGrids(4, 5)
+  const real = Float32Array.from({ length: 4 * 4 * 4 * 2 }, (_, i) => Math.sin(i))
+  const cases = [
+    ['gated, token map', { preset: 'gated-small', height: 8, width: 8, vocabulary: 16, filters: 8, layers: 2, conditionMap: { channels: 1, height: 4, width: 4, vocabulary: 16, embedding: 3 } }, { maps }],
+    ['seed family, real map and vector', { preset: 'small', height: 8, width: 8, vocabulary: 16, filters: 8, residualBlocks: 1, conditionSize: 2, conditionMap: { channels: 2, height: 4, width: 4 } }, { maps: real, conditions: Float32Array.from([1, 0, 0, 1, 1, 1, 0, 0]) }],
+    ['pixelcnn++, real map', { preset: 'pixelcnn++-small', height: 8, width: 8, vocabulary: 16, filters: 4, resnetBlocks: 1, conditionMap: { channels: 2, height: 4, width: 4 } }, { maps: real }],
+  ] as const
+  for (const [name, shape, given] of cases) {
+    const model = PixelCNN.create({ ...shape, seed: 3 })
+    await model.fit({ data: { train: grids, trainMaps: given.maps, trainConditions: 'conditions' in given ? given.conditions : undefined }, epochs: 1, batchSize: 2, threads: 2 }) // moves the projections off zero
+    const file = path.join(dir, `${name.replace(/[ ,]+/g, '-')}.safetensors`)
+    await model.save(file)
+    const packed = packConditions(model.config, 4, { vectors: 'conditions' in given ? given.conditions : undefined, maps: given.maps }, { vectors: 'conditions', maps: 'maps' })!
+    const theirs = pytorchProbabilities(file, grids, dir, packed, 'logProbs')
+    if (!theirs) {
+      t.log('PIXELCNN_PYTHON is not set (npm test sets it): skipped')
+      continue
+    }
+    const worst = largestDifference(await model.logProbs(grids, given), theirs)
+    t.log(`${name}: largest log-probability difference to PyTorch ${worst.toExponential(2)}`)
+    t.true(worst < 1e-5, `${name}: ${worst}`)
+  }
 })

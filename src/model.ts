@@ -9,6 +9,7 @@ import { distributedFromEnv } from './distributed'
 import { ConfigError, DataError, native, nativeSync } from './errors'
 import { describe, type ImageBatch } from './images'
 import { fromNative, isTokenGrid, toNativeBatch, valuesPerItem, type Grid, type NativeBatch } from './grids'
+import { mapCount, packConditions } from './conditions'
 import type { TokenGrid } from './data/tokens'
 import { nativeBinding } from './native'
 import { cancellable, Listener } from './progress'
@@ -167,10 +168,13 @@ export class PixelCNN<Data extends Grid = ImageBatch> {
     }
     // The images (or tokens) go to the core as typed arrays; everything else
     // in `data` (the labels, or an unknown key) as JSON, which the core checks.
-    const { train: trainData, test: testData, trainConditions, testConditions, ...labels } = data as { train: unknown; test?: unknown; trainConditions?: unknown; testConditions?: unknown }
+    const { train: trainData, test: testData, trainConditions, testConditions, trainMaps, testMaps, ...labels } = data as Record<string, unknown>
     const train = toNativeBatch(trainData, this.config, 'data.train')
     const test = testData === undefined ? undefined : toNativeBatch(testData, this.config, 'data.test')
-    const conditions = [conditionVectors(trainConditions, 'data.trainConditions'), conditionVectors(testConditions, 'data.testConditions')] as const
+    const conditions = [
+      packConditions(this.config, train.count, { vectors: trainConditions, maps: trainMaps }, { vectors: 'data.trainConditions', maps: 'data.trainMaps' }),
+      test ? packConditions(this.config, test.count, { vectors: testConditions, maps: testMaps }, { vectors: 'data.testConditions', maps: 'data.testMaps' }) : null,
+    ] as const
     if ((config as { distributed?: unknown }).distributed === 'env') (config as { distributed?: unknown }).distributed = distributedFromEnv()
     const json = toConfigJson(config)
     const labelsJson = toConfigJson(labels, 'data')
@@ -229,7 +233,7 @@ export class PixelCNN<Data extends Grid = ImageBatch> {
   /** p(x_i = 1 | x_<i) for every pixel of binary (`'bernoulli'`) models: N×H×W×C floats. Conditional models need `labels`. */
   async predict(images: Data, options: EvalOptions = {}): Promise<Float32Array> {
     const batch = toNativeBatch(images, this.config, 'images')
-    const [json, conditions] = evalOptions(options, 'model.predict')
+    const [json, conditions] = evalOptions(this.config, batch.count, options, 'model.predict')
     return native(() => this.#native.predict(batch, json, conditions))
   }
 
@@ -240,7 +244,7 @@ export class PixelCNN<Data extends Grid = ImageBatch> {
    */
   async logProbs(images: Data, options: EvalOptions = {}): Promise<Float32Array> {
     const batch = toNativeBatch(images, this.config, 'images')
-    const [json, conditions] = evalOptions(options, 'model.logProbs')
+    const [json, conditions] = evalOptions(this.config, batch.count, options, 'model.logProbs')
     return native(() => this.#native.logProbs(batch, json, conditions))
   }
 
@@ -251,7 +255,7 @@ export class PixelCNN<Data extends Grid = ImageBatch> {
    */
   async evaluate(images: Data, options: EvalOptions = {}): Promise<Evaluation> {
     const batch = toNativeBatch(images, this.config, 'images')
-    const [json, conditions] = evalOptions(options, 'model.evaluate')
+    const [json, conditions] = evalOptions(this.config, batch.count, options, 'model.evaluate')
     const perImageNats = await native(() => this.#native.natsPerImage(batch, json, conditions))
     const natsPerImage = perImageNats.reduce((a, b) => a + b, 0) / perImageNats.length
     const bitsPerDim = natsPerImage / (valuesPerItem(this.config) * Math.LN2)
@@ -264,21 +268,26 @@ export class PixelCNN<Data extends Grid = ImageBatch> {
    * rejects with that error as it is. Promises `onProgress` returns are not waited for.
    */
   async sample(options: SampleOptions = {}): Promise<Data> {
-    const [config, { onProgress, signal, conditions }] = splitOptions(options, ['onProgress', 'signal', 'conditions'] as const, { fn: 'model.sample' })
-    const result = await this.#sample(config, null, null, conditionVectors(conditions, 'conditions'), onProgress, signal)
+    const [config, { onProgress, signal, conditions, maps }] = splitOptions(options, ['onProgress', 'signal', 'conditions', 'maps'] as const, { fn: 'model.sample' })
+    // With maps, one image per map unless `count` says otherwise (the core then names the mismatch).
+    if (config.count === undefined && mapCount(this.config, maps) !== undefined) config.count = mapCount(this.config, maps)
+    const count = typeof config.count === 'number' ? config.count : 1
+    const packed = packConditions(this.config, count, { vectors: conditions, maps }, { vectors: 'conditions', maps: 'maps' })
+    const result = await this.#sample(config, null, null, packed, onProgress, signal)
     return fromNative(this.config, result.probabilities.length / valuesPerItem(this.config), result) as Data
   }
 
   /** Keeps the known pixels of `images` and samples the rest in raster order. `onProgress` errors as for `sample`. */
   async complete(images: Data, options: CompleteOptions): Promise<Data> {
     const batch = toNativeBatch(images, this.config, 'images')
-    const [config, { known, onProgress, signal, conditions }] = splitOptions(options, ['known', 'onProgress', 'signal', 'conditions'] as const, {
+    const [config, { known, onProgress, signal, conditions, maps }] = splitOptions(options, ['known', 'onProgress', 'signal', 'conditions', 'maps'] as const, {
       fn: 'model.complete',
       optional: false,
       example: '{ known: { rows: k } }',
     })
     const mask = this.#knownMask(batch, known)
-    const result = await this.#sample(config, batch, mask, conditionVectors(conditions, 'conditions'), onProgress, signal)
+    const packed = packConditions(this.config, batch.count, { vectors: conditions, maps }, { vectors: 'conditions', maps: 'maps' })
+    const result = await this.#sample(config, batch, mask, packed, onProgress, signal)
     return fromNative(this.config, batch.count, result) as Data
   }
 
@@ -333,25 +342,13 @@ export class PixelCNN<Data extends Grid = ImageBatch> {
   }
 }
 
-/**
- * Condition vectors as the core takes them (a Float32Array, N×D; any array of
- * numbers is copied into one), or `null` when not given. Their count and
- * values are checked by the core against the model's `conditionSize`.
- */
-function conditionVectors(value: unknown, field: string): Float32Array | null {
-  if (value === undefined || value === null) return null
-  if (value instanceof Float32Array) return value
-  if (Array.isArray(value) || value instanceof Float64Array) return Float32Array.from(value as ArrayLike<number>)
-  throw new DataError(`\`${field}\` must be a Float32Array of N×conditionSize values, got ${describe(value)}`)
-}
-
-/** `evaluate`'s, `logProbs`' and `predict`'s options: the JSON for the core and the condition vectors beside it. */
-function evalOptions(options: EvalOptions, fn: string): [string, Float32Array | null] {
-  // The options object itself goes to JSON when it holds no vectors, so that errors name paths from it.
+/** `evaluate`'s, `logProbs`' and `predict`'s options: the JSON for the core and the conditioning beside it. */
+function evalOptions(config: ModelConfig, count: number, options: EvalOptions, fn: string): [string, Float32Array | null] {
+  // The options object itself goes to JSON when it holds no vectors or maps, so that errors name paths from it.
   const checked = checkOptions(options, { fn }) as Record<string, unknown>
-  if (!('conditions' in checked)) return [toConfigJson(checked), null]
-  const { conditions, ...rest } = checked
-  return [toConfigJson(rest), conditionVectors(conditions, 'conditions')]
+  const { conditions, maps, ...rest } = checked
+  const packed = packConditions(config, count, { vectors: conditions, maps }, { vectors: 'conditions', maps: 'maps' })
+  return [toConfigJson('conditions' in checked || 'maps' in checked ? rest : checked), packed]
 }
 
 /**

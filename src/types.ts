@@ -100,6 +100,25 @@ export interface ModelOptions {
    * Exclusive with `classes`. @default unconditional
    */
   conditionSize?: number
+  /**
+   * Conditional on a map per image (a low-resolution image, the coarser level's codes of VQ-VAE-2): resized to each
+   * layer's resolution and added through a learned 1×1 convolution where a class bias is. `fit` then takes
+   * `data.trainMaps` (and `testMaps`), the others `maps`: N×height×width×channels values, channels-last like images;
+   * with `vocabulary` a token map (channels 1) read through an embedding (`embedding`, default `filters`). Combines
+   * with `conditionSize`; not with `classes` (give a class as a one-hot vector). @default none
+   */
+  conditionMap?: ConditionMap
+}
+
+/** The shape of a model's condition maps. */
+export interface ConditionMap {
+  channels: number
+  height: number
+  width: number
+  /** A token map: one token per position, 0 … vocabulary − 1. */
+  vocabulary?: number
+  /** A token map: the width of each token's learned embedding. @default the model's filters */
+  embedding?: number
 }
 
 /** The resolved network shape, as stored in checkpoints; fields of the other architecture are absent. */
@@ -130,7 +149,11 @@ export interface ModelConfig {
   /** Token grids only. */
   embedding?: number
   conditionSize?: number
+  conditionMap?: ConditionMap
 }
+
+/** Condition maps' values: real values, or a token map's tokens. */
+export type MapValues = Float32Array | Int32Array | Uint16Array
 
 /** Class labels: one class for every image, or one per image. */
 export type Labels = number | ArrayLike<number>
@@ -242,7 +265,7 @@ export interface FitOptions<Data extends ImageBatch | TokenGrid = ImageBatch> {
    * Labels are required for (and only for) a conditional model: a `Dataset` from the loaders fits a conditional
    * model as it is; for an unconditional one pass `{ train, test }` (labels given to it are a `ConfigError`).
    */
-  data: { train: Data; test?: Data; trainLabels?: ArrayLike<number>; testLabels?: ArrayLike<number>; trainConditions?: Float32Array; testConditions?: Float32Array }
+  data: { train: Data; test?: Data; trainLabels?: ArrayLike<number>; testLabels?: ArrayLike<number>; trainConditions?: Float32Array; testConditions?: Float32Array; trainMaps?: MapValues; testMaps?: MapValues }
   /** @default 1 */ epochs?: number
   /** @default 128 */ batchSize?: number
   /** Adam's step size. @default 5e-4 */ learningRate?: number
@@ -353,6 +376,8 @@ export interface SampleOptions {
   labels?: Labels
   /** Models with `conditionSize: D`: one condition vector per image, N×D values. */
   conditions?: Float32Array
+  /** Models with a `conditionMap`: one map per image, N×height×width×channels values (tokens for a token map). */
+  maps?: MapValues
   /**
    * Called with `rows` events (rows of pixels done) a few times a second, then `done`. A throw (or a
    * rejected promise) stops sampling within one row and the call rejects with that error as it is.
@@ -378,6 +403,8 @@ export interface EvalOptions {
   labels?: Labels
   /** Models with `conditionSize: D`: one condition vector per image, N×D values. */
   conditions?: Float32Array
+  /** Models with a `conditionMap`: one map per image, N×height×width×channels values (tokens for a token map). */
+  maps?: MapValues
   /** The moving average of the weights when the model keeps one (`fit`'s `ema`), or the raw ones. @default 'averaged' */ weights?: Weights
 }
 

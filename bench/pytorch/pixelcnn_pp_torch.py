@@ -22,7 +22,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from pixelcnn_torch import add_class_bias, channel_groups, check_labels, model_input, output_channels, token_embedding
+from pixelcnn_torch import (add_class_bias, channel_groups, check_labels, condition_map_input, map_conv_module, model_input,
+                            output_channels, setup_conditioning, token_embedding)
 
 
 # ---------------------------------------------------------------------------
@@ -173,22 +174,21 @@ class GatedResnet(nn.Module):
     """x + a * sigmoid(b), (a, b) = conv_out(concat_elu(conv_input(concat_elu(x))
     [+ nin_skip(concat_elu(skip input))])) [+ class_bias[labels]], split in halves."""
 
-    def __init__(self, f, conv_op, skip, wn, classes=None):
+    def __init__(self, f, conv_op, skip, wn, classes=None, map_features=None):
         super().__init__()
         self.conv_input = conv_op(2 * f, f, wn)
         if skip > 0:
             self.nin_skip = Nin(2 * skip * f, f, wn)
         self.conv_out = conv_op(2 * f, 2 * f, wn)
-        if classes is not None:
-            self.class_bias = nn.Parameter(torch.zeros(classes, 2 * f))
+        self.class_bias = nn.Parameter(torch.zeros(classes, 2 * f)) if classes is not None else None
+        self.map_conv = map_conv_module(map_features, 2 * f)
 
     def forward(self, x, a=None, labels=None):
         c = self.conv_input(concat_elu(x))
         if a is not None:
             c = c + self.nin_skip(concat_elu(a))
         c2 = self.conv_out(concat_elu(c))
-        if labels is not None:
-            c2 = add_class_bias(c2, self.class_bias, labels)
+        c2 = add_class_bias(c2, self.class_bias, labels, self.map_conv)
         f = x.shape[1]
         return x + c2[:, :f] * torch.sigmoid(c2[:, f:])
 
@@ -196,10 +196,10 @@ class GatedResnet(nn.Module):
 class Layer(nn.Module):
     """One stage: `u_stream.{j}` (down-shifted) and `ul_stream.{j}` (down-right-shifted) blocks."""
 
-    def __init__(self, blocks, f, u_skip, ul_skip, wn, classes):
+    def __init__(self, blocks, f, u_skip, ul_skip, wn, classes, map_features=None):
         super().__init__()
-        self.u_stream = nn.ModuleList(GatedResnet(f, DownShiftedConv2d, u_skip, wn, classes) for _ in range(blocks))
-        self.ul_stream = nn.ModuleList(GatedResnet(f, DownRightShiftedConv2d, ul_skip, wn, classes) for _ in range(blocks))
+        self.u_stream = nn.ModuleList(GatedResnet(f, DownShiftedConv2d, u_skip, wn, classes, map_features) for _ in range(blocks))
+        self.ul_stream = nn.ModuleList(GatedResnet(f, DownRightShiftedConv2d, ul_skip, wn, classes, map_features) for _ in range(blocks))
 
 
 def strided(conv_op, wn, f):
@@ -218,14 +218,14 @@ class PixelCNNPP(nn.Module):
     def __init__(self, height=32, width=32, channels=3, output="bernoulli", mixtures=None, classes=None,
                  filters=160, resnetBlocks=5, dropout=None, weightNorm=True, architecture="pixelcnn++",
                  inputKernel=None, outputLayers=None, residualBlocks=None, residualKernel=None,
-                 layers=None, kernel=None, vocabulary=None, embedding=None, conditionSize=None):
+                 layers=None, kernel=None, vocabulary=None, embedding=None, conditionSize=None, conditionMap=None):
         super().__init__()
         if architecture != "pixelcnn++":
             raise ValueError(f"PixelCNNPP cannot build architecture {architecture!r}")
         if height % 4 or width % 4:
             raise ValueError("height and width must be multiples of 4 (two stride-2 stages)")
         self.height, self.width, self.channels, self.classes = height, width, channels, classes
-        self.condition_size, classes = conditionSize, classes or conditionSize  # a class is a one-hot condition
+        classes, mf = setup_conditioning(self, classes, conditionSize, conditionMap)  # a class is a one-hot condition
         self.output_kind, self.mixtures = output, mixtures
         self.groups = channel_groups(channels, output)
         c, f, r, wn = channels, filters, resnetBlocks, weightNorm
@@ -236,8 +236,8 @@ class PixelCNNPP(nn.Module):
         self.u_init = DownShiftedConv2d(cin + 1, f, wn, (2, 3), shift_output_down=True)
         self.ul_init = nn.ModuleList([DownShiftedConv2d(cin + 1, f, wn, (1, 3), shift_output_down=True),
                                       DownRightShiftedConv2d(cin + 1, f, wn, (2, 1), shift_output_right=True)])
-        self.up_layers = nn.ModuleList(Layer(r, f, 0, 1, wn, classes) for _ in range(3))
-        self.down_layers = nn.ModuleList(Layer(n, f, 1, 2, wn, classes) for n in (r, r + 1, r + 1))
+        self.up_layers = nn.ModuleList(Layer(r, f, 0, 1, wn, classes, mf) for _ in range(3))
+        self.down_layers = nn.ModuleList(Layer(n, f, 1, 2, wn, classes, mf) for n in (r, r + 1, r + 1))
         self.downsize_u_stream = nn.ModuleList(strided(DownShiftedConv2d, wn, f) for _ in range(2))
         self.downsize_ul_stream = nn.ModuleList(strided(DownRightShiftedConv2d, wn, f) for _ in range(2))
         self.upsize_u_stream = nn.ModuleList(DownShiftedDeconv2d(f, f, wn) for _ in range(2))
@@ -253,7 +253,7 @@ class PixelCNNPP(nn.Module):
                                  persistent=False)
 
     def forward(self, x, labels=None):  # (N, C, H, W) pixel values, labels (N,) -> logits (N, outC, H, W)
-        labels = check_labels(self.classes, labels, x, self.condition_size)
+        labels = condition_map_input(self, check_labels(self.classes, labels, x, self.condition_size))
         x_in = model_input(self, x)
         x = torch.cat([x_in, torch.ones_like(x_in[:, :1])], dim=1)
 

@@ -35,15 +35,89 @@ from torch import nn
 import torch.nn.functional as F
 
 
-def add_class_bias(t, class_bias, labels):
+class Cond:
+    """A batch's conditioning with a condition map (config `conditionMap`):
+    the global part (condition vectors (N, D), or None) and the map's
+    features (N, C, Hm, Wm): its values, or a token map's embedding rows."""
+
+    def __init__(self, global_part, map_features):
+        self.global_part, self.map_features = global_part, map_features
+
+
+def resize(m, height, width):
+    """The map at height x width: as it is, nearest-neighbour upsampled, or
+    averaged over each output cell's area (as the library resizes it)."""
+    h, w = m.shape[2], m.shape[3]
+    if (h, w) == (height, width):
+        return m
+    if h <= height and w <= width:
+        return F.interpolate(m, size=(height, width), mode="nearest")
+    return F.adaptive_avg_pool2d(m, (height, width))
+
+
+def add_class_bias(t, class_bias, labels, map_conv=None):
     """t (N, C, H, W) plus row labels[n] of class_bias (K, C) for image n, the
     same at every pixel; for condition vectors (float (N, D), config
     `conditionSize`) their product with it instead, of which a class is the
-    one-hot case. A no-op for an unconditional layer (class_bias None)."""
-    if class_bias is None:
+    one-hot case; with a condition map (labels a `Cond`) also the 1x1
+    projection `map_conv` of the map resized to t's size. A no-op for an
+    unconditional layer."""
+    if labels is None:
         return t
-    rows = class_bias[labels] if labels.dtype == torch.long else labels @ class_bias
-    return t + rows[:, :, None, None]
+    global_part, features = (labels.global_part, labels.map_features) if isinstance(labels, Cond) else (labels, None)
+    if class_bias is not None and global_part is not None:
+        rows = class_bias[global_part] if global_part.dtype == torch.long else global_part @ class_bias
+        t = t + rows[:, :, None, None]
+    if map_conv is not None and features is not None:
+        t = t + F.conv2d(resize(features, t.shape[2], t.shape[3]), map_conv.weight)
+    return t
+
+
+def map_conv_module(map_features, cout):
+    """The zero-initialised 1x1 projection (cout, C_m) of a condition map,
+    `<layer>.map_conv.weight`; None without a map."""
+    if map_features is None:
+        return None
+    conv = nn.Conv2d(map_features, cout, 1, bias=False)
+    nn.init.zeros_(conv.weight)
+    return conv
+
+
+def condition_map_input(model, labels):
+    """labels (N, D + Hm*Wm*Cm) of a model with a condition map -> a `Cond`:
+    the vector part and the map's features (N, C, Hm, Wm) (a token map through
+    `model.condition_map.embedding`); labels as they are otherwise."""
+    spec = getattr(model, "condition_map_spec", None)
+    if spec is None or labels is None:
+        return labels
+    d = model.condition_size_only or 0
+    n = labels.shape[0]
+    values = labels[:, d:].reshape(n, spec["height"], spec["width"], spec["channels"])
+    if spec.get("vocabulary"):
+        values = model.condition_map.embedding(values[..., 0].long())
+    return Cond(labels[:, :d] if d else None, values.permute(0, 3, 1, 2))
+
+
+class ConditionMapInput(nn.Module):
+    """Holds a token condition map's `embedding` (state-dict name `condition_map.embedding.weight`)."""
+
+    def __init__(self, spec):
+        super().__init__()
+        self.embedding = nn.Embedding(spec["vocabulary"], spec["embedding"])
+
+
+def setup_conditioning(model, classes, conditionSize, conditionMap):
+    """Records a model's conditioning; returns (rows of the global weights, the map's features per position)."""
+    model.condition_map_spec = conditionMap
+    model.condition_size_only = conditionSize
+    map_values = conditionMap["height"] * conditionMap["width"] * conditionMap["channels"] if conditionMap else 0
+    model.condition_size = (conditionSize or 0) + map_values or None
+    if conditionMap and conditionMap.get("vocabulary"):
+        model.condition_map = ConditionMapInput(conditionMap)
+    if conditionMap is None:
+        return classes or conditionSize, None
+    features = conditionMap["embedding"] if conditionMap.get("vocabulary") else conditionMap["channels"]
+    return classes or conditionSize, features
 
 
 def check_labels(classes, labels, x, condition_size=None):
@@ -143,24 +217,26 @@ def pointwise_conv(cin, cout, groups):
     return nn.Conv2d(cin, cout, 1) if groups == 1 else MaskedConv2d(cin, cout, 1, "B", groups)
 
 
-def conditional_conv(conv, classes, cout):
+def conditional_conv(conv, classes, cout, map_features=None):
     """Gives `conv` the parameter `class_bias` (K, cout) when conditional, so
-    its state-dict name is `<conv>.class_bias`."""
+    its state-dict name is `<conv>.class_bias`, and with a condition map its
+    `map_conv`."""
     conv.class_bias = class_bias_parameter(classes, cout)
+    conv.map_conv = map_conv_module(map_features, cout)
     return conv
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, f, k, classes=None, groups=1):
+    def __init__(self, f, k, classes=None, groups=1, map_features=None):
         super().__init__()
-        self.conv1 = conditional_conv(pointwise_conv(f, f, groups), classes, f)
-        self.masked_conv = conditional_conv(MaskedConv2d(f, f // 2, k, "B", groups), classes, f // 2)
-        self.conv2 = conditional_conv(pointwise_conv(f // 2, f, groups), classes, f)
+        self.conv1 = conditional_conv(pointwise_conv(f, f, groups), classes, f, map_features)
+        self.masked_conv = conditional_conv(MaskedConv2d(f, f // 2, k, "B", groups), classes, f // 2, map_features)
+        self.conv2 = conditional_conv(pointwise_conv(f // 2, f, groups), classes, f, map_features)
 
     def forward(self, x, labels=None):
         t = x
         for conv in (self.conv1, self.masked_conv, self.conv2):
-            t = torch.relu(add_class_bias(conv(t), conv.class_bias, labels))
+            t = torch.relu(add_class_bias(conv(t), conv.class_bias, labels, conv.map_conv))
         return x + t
 
 
@@ -172,32 +248,33 @@ class PixelCNN(nn.Module):
     def __init__(self, height=28, width=28, channels=1, filters=128, residualBlocks=5,
                  inputKernel=7, residualKernel=3, outputLayers=2, classes=None,
                  architecture="pixelcnn", layers=None, kernel=None, output="bernoulli", mixtures=None,
-                 vocabulary=None, embedding=None, conditionSize=None):
+                 vocabulary=None, embedding=None, conditionSize=None, conditionMap=None):
         super().__init__()
         if architecture not in (None, "pixelcnn"):
             raise ValueError(f"PixelCNN cannot build architecture {architecture!r}")
         self.height, self.width, self.channels, self.classes = height, width, channels, classes
-        self.condition_size, classes = conditionSize, classes or conditionSize  # a class is a one-hot condition
+        classes, mf = setup_conditioning(self, classes, conditionSize, conditionMap)  # a class is a one-hot condition
         self.output_kind, self.mixtures = output, mixtures
         self.groups = g = channel_groups(channels, output)
         out = output_channels(output, channels, mixtures, vocabulary)
         self.vocabulary, self.embedding = vocabulary, token_embedding(vocabulary, embedding)
         cin = embedding if vocabulary else channels
-        self.input_conv = conditional_conv(MaskedConv2d(cin, filters, inputKernel, "A", g), classes, filters)
-        self.blocks = nn.ModuleList(ResidualBlock(filters, residualKernel, classes, g) for _ in range(residualBlocks))
-        self.head = nn.ModuleList(conditional_conv(pointwise_conv(filters, filters, g), classes, filters)
+        self.input_conv = conditional_conv(MaskedConv2d(cin, filters, inputKernel, "A", g), classes, filters, mf)
+        self.blocks = nn.ModuleList(ResidualBlock(filters, residualKernel, classes, g, mf) for _ in range(residualBlocks))
+        self.head = nn.ModuleList(conditional_conv(pointwise_conv(filters, filters, g), classes, filters, mf)
                                   for _ in range(outputLayers))
-        self.output = conditional_conv(pointwise_conv(filters, out, g), classes, out)
+        self.output = conditional_conv(pointwise_conv(filters, out, g), classes, out, mf)
 
     def forward(self, x, labels=None):  # (N, C, H, W) pixel values, labels (N,) -> logits (N, outC, H, W)
         labels = check_labels(self.classes, labels, x, self.condition_size)
         x = model_input(self, x)
-        h = torch.relu(add_class_bias(self.input_conv(x), self.input_conv.class_bias, labels))
+        labels = condition_map_input(self, labels)
+        h = torch.relu(add_class_bias(self.input_conv(x), self.input_conv.class_bias, labels, self.input_conv.map_conv))
         for block in self.blocks:
             h = block(h, labels)
         for layer in self.head:
-            h = torch.relu(add_class_bias(layer(h), layer.class_bias, labels))
-        return add_class_bias(self.output(h), self.output.class_bias, labels)
+            h = torch.relu(add_class_bias(layer(h), layer.class_bias, labels, layer.map_conv))
+        return add_class_bias(self.output(h), self.output.class_bias, labels, self.output.map_conv)
 
 
 # ---------------------------------------------------------------------------
@@ -253,7 +330,7 @@ def first_columns(t, n):
 class GatedLayer(nn.Module):
     """One gated layer (`layers.{i}`): kernel k odd, p = k // 2."""
 
-    def __init__(self, f, k, classes=None, groups=1):
+    def __init__(self, f, k, classes=None, groups=1, map_features=None):
         super().__init__()
         p = k // 2
         # v[r, c] <- v rows r-p .. r, cols c-p .. c+p. Row r of v itself only
@@ -275,14 +352,16 @@ class GatedLayer(nn.Module):
         self.residual = pointwise_conv(f, f, groups)
         self.v_class_bias = class_bias_parameter(classes, 2 * f)
         self.h_class_bias = class_bias_parameter(classes, 2 * f)
+        self.v_map_conv = map_conv_module(map_features, 2 * f)
+        self.h_map_conv = map_conv_module(map_features, 2 * f)
 
     def forward(self, v, h, skip, labels=None):
         height, width = v.shape[2], v.shape[3]
         v_features = first_rows(self.v_conv(v), height)
         h_features = first_columns(self.h_conv(h), width)
 
-        a = add_class_bias(v_features, self.v_class_bias, labels)
-        b = add_class_bias(h_features + self.link(v_features), self.h_class_bias, labels)
+        a = add_class_bias(v_features, self.v_class_bias, labels, self.v_map_conv)
+        b = add_class_bias(h_features + self.link(v_features), self.h_class_bias, labels, self.h_map_conv)
         v_next = gate(a)
         g = gate(b)
         return v_next, h + self.residual(g), skip + self.skip(g)
@@ -302,14 +381,14 @@ class GatedPixelCNN(nn.Module):
     def __init__(self, height=28, width=28, channels=1, filters=64, layers=6, inputKernel=7,
                  kernel=3, outputLayers=2, classes=None, architecture="gated",
                  residualBlocks=None, residualKernel=None, output="bernoulli", mixtures=None,
-                 vocabulary=None, embedding=None, conditionSize=None):
+                 vocabulary=None, embedding=None, conditionSize=None, conditionMap=None):
         super().__init__()
         if architecture != "gated":
             raise ValueError(f"GatedPixelCNN cannot build architecture {architecture!r}")
         if inputKernel < 3 or inputKernel % 2 == 0 or kernel < 1 or kernel % 2 == 0:
             raise ValueError("inputKernel must be odd and >= 3, kernel odd")
         self.height, self.width, self.channels, self.classes = height, width, channels, classes
-        self.condition_size, classes = conditionSize, classes or conditionSize  # a class is a one-hot condition
+        classes, mf = setup_conditioning(self, classes, conditionSize, conditionMap)  # a class is a one-hot condition
         self.output_kind, self.mixtures = output, mixtures
         self.groups = g = channel_groups(channels, output)
         out = output_channels(output, channels, mixtures, vocabulary)
@@ -327,13 +406,13 @@ class GatedPixelCNN(nn.Module):
             feature_groups = group_of(torch.arange(filters), filters, g)
             self.input_h = CentreMaskedConv2d(channels, filters, p0 + 1, (0, p0),
                                               centre_mask(feature_groups, channels, g, strict=True))
-        self.layers = nn.ModuleList(GatedLayer(filters, kernel, classes, g) for _ in range(layers))
-        self.head = nn.ModuleList(conditional_conv(pointwise_conv(filters, filters, g), classes, filters)
+        self.layers = nn.ModuleList(GatedLayer(filters, kernel, classes, g, mf) for _ in range(layers))
+        self.head = nn.ModuleList(conditional_conv(pointwise_conv(filters, filters, g), classes, filters, mf)
                                   for _ in range(outputLayers))
-        self.output = conditional_conv(pointwise_conv(filters, out, g), classes, out)
+        self.output = conditional_conv(pointwise_conv(filters, out, g), classes, out, mf)
 
     def forward(self, x, labels=None):  # (N, C, H, W) pixel values, labels (N,) -> logits (N, outC, H, W)
-        labels = check_labels(self.classes, labels, x, self.condition_size)
+        labels = condition_map_input(self, check_labels(self.classes, labels, x, self.condition_size))
         x = model_input(self, x)
         height, width = x.shape[2], x.shape[3]
         v = first_rows(self.input_v(x), height)
@@ -343,8 +422,8 @@ class GatedPixelCNN(nn.Module):
             v, h, skip = layer(v, h, skip, labels)
         s = torch.relu(skip)
         for layer in self.head:
-            s = torch.relu(add_class_bias(layer(s), layer.class_bias, labels))
-        return add_class_bias(self.output(s), self.output.class_bias, labels)
+            s = torch.relu(add_class_bias(layer(s), layer.class_bias, labels, layer.map_conv))
+        return add_class_bias(self.output(s), self.output.class_bias, labels, self.output.map_conv)
 
 
 # ---------------------------------------------------------------------------

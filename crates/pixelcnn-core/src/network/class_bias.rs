@@ -18,7 +18,7 @@
 //! training, evaluation and the samplers alike: without a map, (B,) int64
 //! classes or (B, D) float vectors; with one, (B, G + C_m·H_m·W_m) floats,
 //! the global part first (G = 1 for a class index, D for a vector, 0 for
-//! none) and the map row-major after it (`labels::check` packs it).
+//! none) and the map after it, H_m×W_m×C_m channels-last like images.
 
 use super::params::Params;
 use crate::config::ModelConfig;
@@ -94,7 +94,7 @@ impl ClassBias {
     pub fn map_term(&self, labels: &Tensor, height: i64, width: i64) -> Result<Option<Tensor>> {
         let (Some(weight), Some((features, h, w))) = (&self.map_weight, self.conditioning.map) else { return Ok(None) };
         let batch = labels.size()[0];
-        let map = labels.f_narrow(1, self.conditioning.global_width(), features * h * w)?.f_to_kind(Kind::Float)?.f_reshape([batch, features, h, w])?;
+        let map = labels.f_narrow(1, self.conditioning.global_width(), features * h * w)?.f_to_kind(Kind::Float)?.f_reshape([batch, h, w, features])?.f_permute([0, 3, 1, 2])?;
         let resized = resize(&map, height, width)?;
         Ok(Some(resized.f_conv2d(weight, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1)?))
     }

@@ -115,7 +115,7 @@ impl Network {
 
     /// The batch's conditioning tensor as the layers read it: as given, but
     /// for a token condition map with the map's tokens replaced by their
-    /// embedding rows (global part, then E×H_m×W_m features; `class_bias.rs`).
+    /// embedding rows (global part, then H_m×W_m×E features; `class_bias.rs`).
     pub fn condition_features(&self, labels: Option<&Tensor>) -> Result<Option<Tensor>> {
         let (Some(labels), Some(embedding), Some(map)) = (labels, &self.map_embedding, self.config().condition_map.as_ref()) else {
             return Ok(labels.map(|l| l.shallow_clone()));
@@ -123,8 +123,7 @@ impl Network {
         let global = self.config().condition_size.unwrap_or(0);
         let n = labels.size()[0];
         let tokens = labels.f_narrow(1, global, map.height * map.width)?.f_reshape([n, map.height, map.width])?;
-        let rows = token_embedding::rows(&embedding.weight, &tokens)?; // (N, H_m, W_m, E)
-        let features = rows.f_permute([0, 3, 1, 2])?.f_reshape([n, -1])?;
+        let features = token_embedding::rows(&embedding.weight, &tokens)?.f_reshape([n, -1])?; // (N, H_m·W_m·E)
         Ok(Some(Tensor::f_cat(&[labels.f_narrow(1, 0, global)?.f_to_kind(features.kind())?, features], 1)?))
     }
 
