@@ -178,3 +178,29 @@ test('map-conditional checkpoints load by name into the PyTorch modules within 1
     t.true(worst < 1e-5, `${name}: ${worst}`)
   }
 })
+
+test('the CLI trains on token maps from .npy files (--maps, --map-vocabulary), evaluates and samples one grid per map', async (t) => {
+  const { grids, maps } = blockyGrids(96, 7)
+  const files = { train: path.join(dir, 'cli-blocky.npy'), maps: path.join(dir, 'cli-maps.npy'), out: path.join(dir, 'cli-map.safetensors') }
+  await writeTokens(files.train, grids)
+  writeFileSync(files.maps, encodeNpy(maps, [96, 4, 4]))
+  const data = `tokens:${files.train}`
+  const trained = await runCli(['train', '--data', data, '--vocabulary', '16', '--maps', files.maps, '--map-vocabulary', '16', '--out', files.out, '--preset', 'gated-small', '--epochs', '1', '--batch-size', '16', '--threads', '2', '--samples-every', '1'])
+  t.is(trained.code, 0, trained.stderr)
+  const model = await PixelCNN.load<TokenGrid>(files.out)
+  t.like(model.config.conditionMap, { channels: 1, height: 4, width: 4, vocabulary: 16 })
+  t.is((await loadTokens(files.out.replace(/\.safetensors$/, '.samples-epoch-1.npy'))).count, 64, 'samples for the first 64 maps')
+  const evaluated = await runCli(['eval', '--model', files.out, '--data', data, '--maps', files.maps])
+  t.is(evaluated.code, 0, evaluated.stderr)
+  const few = path.join(dir, 'cli-few-maps.npy')
+  writeFileSync(few, encodeNpy(maps.subarray(0, 3 * 16), [3, 4, 4]))
+  const samples = path.join(dir, 'cli-map-samples.npy')
+  const sampled = await runCli(['sample', '--model', files.out, '--maps', few, '--out', samples])
+  t.is(sampled.code, 0, sampled.stderr)
+  t.is((await loadTokens(samples)).count, 3)
+  const bad = path.join(dir, 'cli-bad-maps.npy')
+  writeFileSync(bad, encodeNpy(Int32Array.from({ length: 16 }, () => 16), [1, 4, 4]))
+  const refused = await runCli(['sample', '--model', files.out, '--maps', bad, '--out', samples])
+  t.is(refused.code, 1)
+  t.regex(refused.stderr, /tokens must be in 0 … 15/)
+})

@@ -22,7 +22,7 @@ import { PixelCNN } from './model'
 import { checkOutputFile } from './output-paths'
 import type { Device } from './types'
 import type { Grid } from './grids'
-import { loadConditions, type ConditionVectors } from './data/conditions'
+import { loadConditions, loadMaps, type ConditionMaps, type ConditionVectors } from './data/conditions'
 import type { ImageBatch } from './images'
 
 const HELP = `usage: pixelcnn <command> [options]
@@ -33,6 +33,7 @@ commands:
             [--dropout 0.5 (pixelcnn++)] [--conditional | --classes K] [--epochs 50]
             [--vocabulary V [--embedding E]] (with --data tokens:…: a prior over V discrete codes)
             [--conditions TRAIN.npy[,TEST.npy]] (one condition vector per image, (N, D) float: conditionSize D)
+            [--maps TRAIN.npy[,TEST.npy] [--map-vocabulary V]] (one condition map per image, (N, H, W[, C]))
             [--channels 1|3 (folder:DIR read as grayscale or RGB; the model takes its shape from the data)]
             [--batch-size 128] [--learning-rate 5e-4] [--seed 0] [--threads N]
             [--device auto|cpu|cuda[:N]] [--precision auto|fp32|bf16] [--config file.json] [--resume]
@@ -53,7 +54,7 @@ commands:
             --threads cores/N each; --batch-size stays the global batch; only rank 0 writes and prints
   sample    --model m.safetensors --out samples.png [--count 81] [--seed 0] [--temperature 1]
             a token model writes its token grids to --out samples.npy (numpy.load reads them)
-            a vector-conditional model: --conditions FILE.npy, one image per vector (eval takes it too)
+            a conditional model: --conditions FILE.npy and/or --maps FILE.npy, one image each (eval takes them too)
             conditional models: [--label K (count images of class K) | --per-class 8 (one row per class)]
   complete  --model m.safetensors [--data SOURCE] [--rows 14] [--count 8] [--repeats 5] --out completions.png
   eval      --model m.safetensors --data SOURCE
@@ -101,6 +102,17 @@ async function conditionsFor(model: PixelCNN<Grid>, file: string | undefined): P
   return vectors
 }
 
+/** `--maps FILE.npy` for a map-conditional model (required there, refused elsewhere). */
+async function mapsFor(model: PixelCNN<Grid>, file: string | undefined): Promise<ConditionMaps | undefined> {
+  const map = model.config.conditionMap
+  if (map === undefined) {
+    if (file !== undefined) throw new ConfigError('`--maps` needs a model conditional on maps (trained with --maps)')
+    return undefined
+  }
+  if (file === undefined) throw new ConfigError(`the model is conditional on ${map.height}×${map.width}×${map.channels} maps: give them with \`--maps FILE.npy\``)
+  return loadMaps(file, { vocabulary: map.vocabulary })
+}
+
 async function sample(args: Args): Promise<void> {
   const file = required(args, 'model')
   // Checked (its folder made if missing) before the sampling, not after it.
@@ -112,9 +124,11 @@ async function sample(args: Args): Promise<void> {
   }
   const label = number(args, 'label')
   const vectors = await conditionsFor(model, args.conditions as string | undefined)
-  const count = vectors ? vectors.count : number(args, 'count') ?? 81
-  if (vectors && number(args, 'count') !== undefined && number(args, 'count') !== vectors.count) {
-    throw new ConfigError(`\`--count\` is ${number(args, 'count')} but \`--conditions\` holds ${vectors.count} vectors: one image is drawn per vector`)
+  const maps = await mapsFor(model, args.maps as string | undefined)
+  const given = maps?.count ?? vectors?.count
+  const count = given ?? number(args, 'count') ?? 81
+  if (given !== undefined && number(args, 'count') !== undefined && number(args, 'count') !== given) {
+    throw new ConfigError(`\`--count\` is ${number(args, 'count')} but \`--conditions\`/\`--maps\` hold ${given}: one image is drawn per condition`)
   }
   if (model.config.classes === undefined && (label !== undefined || args['per-class'] !== undefined)) {
     throw new ConfigError('`--label` and `--per-class` need a conditional model (trained with --conditional or --classes)')
@@ -124,6 +138,7 @@ async function sample(args: Args): Promise<void> {
   const what = await writeSampleGrid(model, out, {
     count,
     conditions: vectors?.data,
+    maps: maps?.data,
     label,
     perClass: number(args, 'per-class') ?? 8,
     seed: number(args, 'seed'),
@@ -161,7 +176,8 @@ async function evaluate(args: Args): Promise<void> {
   const images = data.test ?? data.train
   const options = labelsFor(model, data.test ? data.testLabels : data.trainLabels, `\`--data ${args.data}\``)
   const vectors = await conditionsFor(model, args.conditions as string | undefined)
-  const { natsPerImage, bitsPerDim } = await model.evaluate(images, { ...options, conditions: vectors?.data, precision: precision(args), threads: number(args, 'threads') })
+  const maps = await mapsFor(model, args.maps as string | undefined)
+  const { natsPerImage, bitsPerDim } = await model.evaluate(images, { ...options, conditions: vectors?.data, maps: maps?.data, precision: precision(args), threads: number(args, 'threads') })
   const tokens = model.config.vocabulary !== undefined
   console.log(`${data.description}, ${data.test ? 'test' : 'training'} split, ${images.count} ${tokens ? 'grids' : 'images'}`)
   console.log(tokens ? `${natsPerImage.toFixed(3)} nats per grid, ${bitsPerDim.toFixed(5)} bits per token` : `${natsPerImage.toFixed(3)} nats per image, ${bitsPerDim.toFixed(5)} bits per dimension`)

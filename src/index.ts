@@ -6,7 +6,7 @@ export { loadImageFolder, type ImageFolder, type ImageFolderOptions } from './da
 export { loadIdx, parseIdx, binarizeImages, type IdxImages } from './data/idx'
 export { resolveCacheDir } from './data/cache'
 export { loadTokens, writeTokens, type TokenGrid, type LoadTokensOptions } from './data/tokens'
-export { loadConditions, type ConditionVectors } from './data/conditions'
+export { loadConditions, loadMaps, type ConditionVectors, type ConditionMaps } from './data/conditions'
 export type { DownloadProgress } from './data/download'
 export type { DownloadDatasetOptions } from './data/sources'
 export { binarize, SEED_THRESHOLD, type Binarization } from './data/binarize'

@@ -20,6 +20,8 @@ export const OPTIONS = {
   mixtures: { type: 'string' },
   vocabulary: { type: 'string' },
   conditions: { type: 'string' },
+  maps: { type: 'string' },
+  'map-vocabulary': { type: 'string' },
   embedding: { type: 'string' },
   dropout: { type: 'string' },
   channels: { type: 'string' },

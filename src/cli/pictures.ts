@@ -43,6 +43,8 @@ export interface GridRequest {
   signal?: AbortSignal
   /** Vector-conditional models: one condition vector per image (`count` of them). */
   conditions?: Float32Array
+  /** Map-conditional models: one condition map per image. */
+  maps?: Float32Array | Int32Array
 }
 
 /**
@@ -52,7 +54,7 @@ export interface GridRequest {
  */
 export async function writeSampleGrid(model: PixelCNN<Grid>, file: string, request: GridRequest, scale?: number): Promise<string> {
   const classes = model.config.classes
-  const common = { seed: request.seed, temperature: request.temperature, precision: request.precision, onProgress: request.onProgress, signal: request.signal, conditions: request.conditions }
+  const common = { seed: request.seed, temperature: request.temperature, precision: request.precision, onProgress: request.onProgress, signal: request.signal, conditions: request.conditions, maps: request.maps }
   const tokens = model.config.vocabulary !== undefined
   let images: Grid
   let columns: number | undefined

@@ -23,7 +23,7 @@ import { loadDataSource } from './data-source'
 import { libtorchInfo } from '../info'
 import type { ImageBatch } from '../images'
 import { isTokenGrid, type Grid } from '../grids'
-import { loadConditions, type ConditionVectors } from '../data/conditions'
+import { loadConditions, loadMaps, type ConditionMaps, type ConditionVectors } from '../data/conditions'
 import { watchLauncher } from './launcher'
 import { checkOutputFiles } from '../output-paths'
 import { besideModel, PictureFailures, samplesDue, samplesFile, writeCurve, writeSampleGrid } from './pictures'
@@ -37,7 +37,7 @@ export function historyTable(history: EpochRecord[]): string {
 }
 
 /** The model options of the command line over those of `--config`. */
-function modelOptions(args: Args, fromFile: Partial<TrainOptions>, images: Grid, labels: Uint8Array | undefined, conditions?: ConditionVectors): ModelOptions {
+function modelOptions(args: Args, fromFile: Partial<TrainOptions>, images: Grid, labels: Uint8Array | undefined, conditions?: ConditionVectors, maps?: ConditionMaps): ModelOptions {
   // Shaped like the training images (CIFAR-10: 32×32×3) or token grids unless the config file says otherwise.
   const shape = isTokenGrid(images) ? { height: images.height, width: images.width } : { height: images.height, width: images.width, channels: (images as ImageBatch).channels }
   const options: ModelOptions = { ...shape, ...fromFile.model }
@@ -57,6 +57,8 @@ function modelOptions(args: Args, fromFile: Partial<TrainOptions>, images: Grid,
   if (dropout !== undefined) options.dropout = dropout
   // `--conditions`: conditional on vectors of the file's size.
   if (conditions) options.conditionSize = conditions.size
+  // `--maps`: conditional on maps of the file's shape (`--map-vocabulary`: token maps).
+  if (maps) options.conditionMap = { channels: maps.channels, height: maps.height, width: maps.width, vocabulary: number(args, 'map-vocabulary') }
   const classes = number(args, 'classes')
   if (classes !== undefined) options.classes = classes
   else if (args.conditional) {
@@ -69,7 +71,7 @@ function modelOptions(args: Args, fromFile: Partial<TrainOptions>, images: Grid,
 
 /** Whether the command line or config file says anything about the network (a resumed run must then match it). */
 function modelFlagsGiven(args: Args, fromFile: Partial<TrainOptions>): boolean {
-  return (['preset', 'architecture', 'output', 'mixtures', 'dropout', 'classes', 'conditional', 'vocabulary', 'embedding', 'conditions'] as const).some((k) => args[k] !== undefined) || fromFile.model !== undefined
+  return (['preset', 'architecture', 'output', 'mixtures', 'dropout', 'classes', 'conditional', 'vocabulary', 'embedding', 'conditions', 'maps'] as const).some((k) => args[k] !== undefined) || fromFile.model !== undefined
 }
 
 /**
@@ -122,20 +124,19 @@ async function checkTrainOutputs(out: string, curve: string, epochs: number, sam
 }
 
 /**
- * `--conditions TRAIN.npy[,TEST.npy]`: one condition vector per training (and
- * validation) image, (N, D) arrays as `numpy.save` writes them, as many as the
- * data source's splits have images.
+ * `--conditions` or `--maps` TRAIN.npy[,TEST.npy]: one condition vector or
+ * map per training (and validation) image, as `numpy.save` writes them, as
+ * many as the data source's splits have images (the model then checks their shape).
  */
-async function trainConditions(spec: string | undefined, trainCount: number, testCount: number | undefined): Promise<[ConditionVectors, ConditionVectors | undefined] | undefined> {
+async function perSplit<T extends { count: number }>(spec: string | undefined, flag: string, load: (file: string) => Promise<T>, trainCount: number, testCount: number | undefined): Promise<[T, T | undefined] | undefined> {
   if (spec === undefined) return undefined
   const [trainPath, testPath, extra] = spec.split(',')
-  if (!trainPath || extra !== undefined) throw new ConfigError(`\`--conditions\` takes TRAIN.npy[,TEST.npy], got ${JSON.stringify(spec)}`)
-  const train = await loadConditions(trainPath)
-  if (train.count !== trainCount) throw new ConfigError(`\`--conditions\`: ${trainPath} holds ${train.count} vectors but the training split has ${trainCount} images`)
-  if (testCount !== undefined && !testPath) throw new ConfigError('`--conditions`: the data source has a validation split: give its vectors too (TRAIN.npy,TEST.npy)')
-  const test = testPath ? await loadConditions(testPath) : undefined
-  if (test && test.count !== testCount) throw new ConfigError(`\`--conditions\`: ${testPath} holds ${test.count} vectors but the validation split has ${testCount ?? 0} images`)
-  if (test && test.size !== train.size) throw new ConfigError(`\`--conditions\`: ${testPath} has vectors of ${test.size}, ${trainPath} of ${train.size}`)
+  if (!trainPath || extra !== undefined) throw new ConfigError(`\`${flag}\` takes TRAIN.npy[,TEST.npy], got ${JSON.stringify(spec)}`)
+  const train = await load(trainPath)
+  if (train.count !== trainCount) throw new ConfigError(`\`${flag}\`: ${trainPath} holds ${train.count} but the training split has ${trainCount} images`)
+  if (testCount !== undefined && !testPath) throw new ConfigError(`\`${flag}\`: the data source has a validation split: give its file too (TRAIN.npy,TEST.npy)`)
+  const test = testPath ? await load(testPath) : undefined
+  if (test && test.count !== testCount) throw new ConfigError(`\`${flag}\`: ${testPath} holds ${test.count} but the validation split has ${testCount ?? 0} images`)
   return [train, test]
 }
 
@@ -185,19 +186,21 @@ export async function train(args: Args): Promise<void> {
   const noun = isTokenGrid(data.train) ? 'grids' : 'images'
   line.done(`data: ${data.description}: ${data.train.count} training${data.test ? ` and ${data.test.count} validation` : ''} ${noun}`)
   const seed = number(args, 'seed') ?? fromFile.seed
-  const conditions = await trainConditions(args.conditions as string | undefined, data.train.count, data.test?.count)
+  const conditions = await perSplit(args.conditions as string | undefined, '--conditions', loadConditions, data.train.count, data.test?.count)
+  const maps = await perSplit(args.maps as string | undefined, '--maps', (f) => loadMaps(f, { vocabulary: number(args, 'map-vocabulary') }), data.train.count, data.test?.count)
 
   if (resumed && modelFlagsGiven(args, fromFile)) {
-    const requested = requestedConfig(modelOptions(args, fromFile, data.train, data.trainLabels, conditions?.[0]))
+    const requested = requestedConfig(modelOptions(args, fromFile, data.train, data.trainLabels, conditions?.[0], maps?.[0]))
     checkSameNetwork(requested, resumed.config, out, 'the model flags (--preset, --architecture, --output, --mixtures, --dropout, --classes, --conditional, --vocabulary, --embedding, the config file\'s `model`)')
   }
   const model: PixelCNN<Grid> = resumed
     ? (resumed as PixelCNN<Grid>)
-    : (PixelCNN.create({ ...modelOptions(args, fromFile, data.train, data.trainLabels, conditions?.[0]), device, seed: seed ?? 0 }) as PixelCNN<Grid>)
+    : (PixelCNN.create({ ...modelOptions(args, fromFile, data.train, data.trainLabels, conditions?.[0], maps?.[0]), device, seed: seed ?? 0 }) as PixelCNN<Grid>)
   if (resuming) line.done(`resuming from ${out} (${model.history.length} epochs done)`)
   const conditional = model.config.classes !== undefined
   if (conditional && !data.trainLabels) throw new ConfigError(`the model is conditional on ${model.config.classes} classes but \`--data ${args.data}\` has no labels`)
   if (model.config.conditionSize !== undefined && !conditions) throw new ConfigError(`the model is conditional on vectors of ${model.config.conditionSize}: give them with \`--conditions TRAIN.npy[,TEST.npy]\``)
+  if (model.config.conditionMap !== undefined && !maps) throw new ConfigError('the model is conditional on maps: give them with `--maps TRAIN.npy[,TEST.npy]`')
   const tokens = model.config.vocabulary !== undefined ? `, token grids of ${model.config.vocabulary} tokens (embedding ${model.config.embedding})` : ''
   line.done(`model: ${model.config.architecture}${tokens}${conditional ? `, conditional on ${model.config.classes} classes` : ''}, ${model.parameterCount.toLocaleString('en')} parameters, on ${model.device}`)
 
@@ -213,6 +216,7 @@ export async function train(args: Args): Promise<void> {
       test: data.test,
       ...(conditional ? { trainLabels: data.trainLabels, testLabels: data.testLabels } : {}),
       ...(conditions ? { trainConditions: conditions[0].data, testConditions: conditions[1]?.data } : {}),
+      ...(maps ? { trainMaps: maps[0].data, testMaps: maps[1]?.data } : {}),
     },
     batchSize: number(args, 'batch-size') ?? fromFile.batchSize,
     learningRate: number(args, 'learning-rate') ?? fromFile.learningRate,
@@ -248,10 +252,11 @@ export async function train(args: Args): Promise<void> {
       const done = model.history.length
       if (samplesDue(done, samplesEvery, epochs)) {
         const file = samplesFile(out, done, model.config.vocabulary !== undefined)
-        // A vector-conditional model draws one sample for each of the first 64 training vectors.
-        const sampleConditions = conditions && conditions[0].data.subarray(0, Math.min(64, conditions[0].count) * conditions[0].size)
-        const count = sampleConditions ? sampleConditions.length / conditions[0].size : 64
-        const what = await pictures.attempt(file, () => writeSampleGrid(model, file, { count, perClass: 8, seed: 0, classNames: data.classNames, precision: fit.precision, signal: controller.signal, conditions: sampleConditions }))
+        // A model conditional on vectors or maps draws one sample for each of the first 64 training images' conditions.
+        const count = conditions || maps ? Math.min(64, data.train.count) : 64
+        const sampleConditions = conditions?.[0].data.subarray(0, count * conditions[0].size)
+        const sampleMaps = maps?.[0].data.subarray(0, count * maps[0].height * maps[0].width * maps[0].channels)
+        const what = await pictures.attempt(file, () => writeSampleGrid(model, file, { count, perClass: 8, seed: 0, classNames: data.classNames, precision: fit.precision, signal: controller.signal, conditions: sampleConditions, maps: sampleMaps }))
         if (what !== undefined) {
           line.done(`wrote ${file}: ${what}`)
           log?.image('samples', readFileSync(file))

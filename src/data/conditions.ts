@@ -36,3 +36,37 @@ export async function loadConditions(file: string): Promise<ConditionVectors> {
   }
   return { count, size, data }
 }
+
+/** `count` condition maps of `height` × `width` × `channels` values, channels-last: tokens for a token map. */
+export interface ConditionMaps {
+  count: number
+  height: number
+  width: number
+  channels: number
+  data: Float32Array | Int32Array
+}
+
+/**
+ * Reads a `.npy` file of condition maps: shape (N, H, W) (one channel) or
+ * (N, H, W, C), real values (any numeric dtype) or, with `vocabulary`, a
+ * token map's tokens (an integer dtype, each below it). Another shape, a
+ * value that is not finite or a token out of range is a `DataError` naming
+ * the file.
+ */
+export async function loadMaps(file: string, options: { vocabulary?: number } = {}): Promise<ConditionMaps> {
+  const { vocabulary } = options
+  const array = parseNpy(await readRegularFile(file, 'the maps file', MAX_NPY_BYTES), file)
+  if ((array.shape.length !== 3 && array.shape.length !== 4) || array.shape.some((d) => d < 1)) {
+    throw new DataError(`${file}: condition maps must have shape (count, height, width) or (count, height, width, channels), got (${array.shape.join(', ')})`)
+  }
+  const [count, height, width, channels = 1] = array.shape
+  if (vocabulary !== undefined && channels !== 1) throw new DataError(`${file}: a token map has one channel, got ${channels}`)
+  const data = vocabulary === undefined ? new Float32Array(array.data.length) : new Int32Array(array.data.length)
+  for (let i = 0; i < data.length; i++) {
+    const value = Number(array.data[i])
+    const ok = vocabulary === undefined ? Number.isFinite(value) : Number.isInteger(value) && value >= 0 && value < vocabulary
+    if (!ok) throw new DataError(`${file}: value ${i} (map ${Math.floor(i / (height * width * channels))}) is ${value}; ${vocabulary === undefined ? 'maps must be finite' : `tokens must be in 0 … ${vocabulary - 1}`}`)
+    data[i] = value
+  }
+  return { count, height, width, channels, data }
+}
