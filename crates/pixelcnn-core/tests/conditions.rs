@@ -153,18 +153,20 @@ fn kinds_of_grids(count: usize, seed: u64) -> (Vec<i32>, Vec<f32>) {
     (tokens, conditions)
 }
 
-/// Held-out nats per grid of a model trained on `train` with `conditions`
-/// (none: unconditional), evaluated with the test split's of the same kind.
-fn held_out(train: &(Vec<i32>, Vec<f32>), test: &(Vec<i32>, Vec<f32>), conditions: Option<(&[f32], &[f32])>) -> f64 {
-    let json = json!({ "preset": "gated-small", "height": 4, "width": 4, "vocabulary": 32, "filters": 32, "layers": 2 });
+/// Held-out nats per grid of a gated token model (`json`'s shape, with
+/// `condition` applied when conditions are given) trained `epochs` on
+/// `train` with them, evaluated on `test` with the test split's.
+fn held_out(json: serde_json::Value, condition: impl Fn(&mut ModelConfig), epochs: i64, train: &[i32], test: &[i32], conditions: Option<(&[f32], &[f32])>) -> f64 {
     let mut config = ModelConfig::from_json(&json).unwrap();
-    config.condition_size = conditions.map(|_| 16);
+    if conditions.is_some() {
+        condition(&mut config);
+    }
     let mut state = model(config.clone(), 3);
-    let run = TrainConfig { epochs: 8, batch_size: 64, learning_rate: 3e-3, threads: Some(2), ..Default::default() };
-    let split = Split { images: grids(&train.0, &config), labels: conditions.map(|(c, _)| Labels::Vectors(c.to_vec())) };
+    let run = TrainConfig { epochs, batch_size: 64, learning_rate: 3e-3, threads: Some(2), ..Default::default() };
+    let split = Split { images: grids(train, &config), labels: conditions.map(|(c, _)| Labels::Vectors(c.to_vec())) };
     fit(&mut state, split, None, &run, &AtomicBool::new(false), &mut |_| {}).unwrap();
     let eval = EvalConfig { conditions: conditions.map(|(_, c)| c.to_vec()), ..Default::default() };
-    let nats = nats_per_image(&state, &grids(&test.0, &config), &eval).unwrap();
+    let nats = nats_per_image(&state, &grids(test, &config), &eval).unwrap();
     nats.iter().sum::<f64>() / nats.len() as f64
 }
 
@@ -172,9 +174,11 @@ fn held_out(train: &(Vec<i32>, Vec<f32>), test: &(Vec<i32>, Vec<f32>), condition
 fn an_informative_condition_lowers_the_held_out_loss_and_noise_does_not() {
     let (train, test) = (kinds_of_grids(3000, 1), kinds_of_grids(600, 2));
     let noise = (vectors(3000, 16, 3), vectors(600, 16, 4));
-    let unconditional = held_out(&train, &test, None);
-    let informative = held_out(&train, &test, Some((&train.1, &test.1)));
-    let noisy = held_out(&train, &test, Some((&noise.0, &noise.1)));
+    let json = json!({ "preset": "gated-small", "height": 4, "width": 4, "vocabulary": 32, "filters": 32, "layers": 2 });
+    let run = |conditions| held_out(json.clone(), |c| c.condition_size = Some(16), 8, &train.0, &test.0, conditions);
+    let unconditional = run(None);
+    let informative = run(Some((&train.1, &test.1)));
+    let noisy = run(Some((&noise.0, &noise.1)));
     println!("held-out nats per grid: unconditional {unconditional:.3}, informative condition {informative:.3}, noise condition {noisy:.3}");
     // Given the kind the grids' entropy is 4 ln 32 + 12 H(0.7) = 21.2 nats; without it, at most ln 16 = 2.8
     // nats more, but a model must then learn to infer the step from the tokens it has seen, which 8 epochs
@@ -269,18 +273,9 @@ fn an_informative_condition_map_lowers_the_held_out_loss_and_noise_does_not() {
     use pixelcnn_core::config::ConditionMap;
     let (train, test) = (blocky_grids(2000, 1), blocky_grids(400, 2));
     let noise = (blocky_grids(2000, 3).1, blocky_grids(400, 4).1);
-    let held_out = |maps: Option<(&[f32], &[f32])>| {
-        let json = json!({ "preset": "gated-small", "height": 8, "width": 8, "vocabulary": 16, "filters": 32, "layers": 2 });
-        let mut config = ModelConfig::from_json(&json).unwrap();
-        config.condition_map = maps.map(|_| ConditionMap { channels: 1, height: 4, width: 4, vocabulary: Some(16), embedding: Some(16) });
-        let mut state = model(config.clone(), 3);
-        let run = TrainConfig { epochs: 6, batch_size: 64, learning_rate: 3e-3, threads: Some(2), ..Default::default() };
-        let split = Split { images: grids(&train.0, &config), labels: maps.map(|(m, _)| Labels::Vectors(m.to_vec())) };
-        fit(&mut state, split, None, &run, &AtomicBool::new(false), &mut |_| {}).unwrap();
-        let eval = EvalConfig { conditions: maps.map(|(_, m)| m.to_vec()), ..Default::default() };
-        let nats = nats_per_image(&state, &grids(&test.0, &config), &eval).unwrap();
-        nats.iter().sum::<f64>() / nats.len() as f64
-    };
+    let json = json!({ "preset": "gated-small", "height": 8, "width": 8, "vocabulary": 16, "filters": 32, "layers": 2 });
+    let token_map = |c: &mut ModelConfig| c.condition_map = Some(ConditionMap { channels: 1, height: 4, width: 4, vocabulary: Some(16), embedding: Some(16) });
+    let held_out = |maps| held_out(json.clone(), token_map, 6, &train.0, &test.0, maps);
     let unconditional = held_out(None);
     let informative = held_out(Some((&train.1, &test.1)));
     let noisy = held_out(Some((&noise.0, &noise.1)));
