@@ -17,11 +17,17 @@
 //!   allocator: blocks of 1 MiB and more that a step frees are kept, paged
 //!   in, for the next step, whichever thread it runs on (at most
 //!   `PIXELCNN_CPU_CACHE_MB`, default 4096, cached at once);
-//! - glibc tuned for the rest: one arena, an mmap threshold of 1 GiB and no
-//!   automatic trimming of the heap's top (which would hand the pages back
-//!   just before the next step asks for them). The arena limit only reaches
-//!   threads that had not allocated yet, which is why the cache is needed
-//!   under Node.
+//! - glibc tuned for the rest: at most one arena per core, an mmap threshold
+//!   of 1 GiB and no automatic trimming of the heap's top (which would hand
+//!   the pages back just before the next step asks for them). The arena
+//!   limit only reaches threads that had not allocated yet, which is why the
+//!   cache is needed under Node. Not one arena: the fast samplers' threads
+//!   allocate thousands of small tensors each per row, and in one arena they
+//!   queue on its lock (`pixelcnn++-small`, 64 images in two threads: 4.4 s
+//!   with one arena, 1.6 s with two; the seed network's 81: 0.64 against
+//!   0.47 s; training steps the same, BENCHMARKS.md).
+//!
+//! `PIXELCNN_MALLOC_ARENAS=N` sets the arena limit (default: the cores).
 //!
 //! `release_free_memory` empties the cache and returns what is free to the
 //! system when a long task ends, so a Node process does not keep a training
@@ -71,11 +77,18 @@ pub fn tune_for_tensors() {
         // SAFETY: mallopt only changes allocator parameters; it is thread-safe
         // in glibc (it takes the arena locks).
         unsafe {
-            glibc::mallopt(glibc::M_ARENA_MAX, 1);
+            glibc::mallopt(glibc::M_ARENA_MAX, arena_limit());
             glibc::mallopt(glibc::M_MMAP_THRESHOLD, 1 << 30);
             glibc::mallopt(glibc::M_TRIM_THRESHOLD, i32::MAX);
         }
     });
+}
+
+/// `PIXELCNN_MALLOC_ARENAS`, or one arena per core (at least 2).
+fn arena_limit() -> std::os::raw::c_int {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let limit = std::env::var("PIXELCNN_MALLOC_ARENAS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&n| n >= 1).unwrap_or(cores.max(2));
+    limit.min(1024) as std::os::raw::c_int
 }
 
 fn install_block_cache() {
