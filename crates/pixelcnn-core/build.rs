@@ -23,9 +23,9 @@ fn main() {
     let lib_dir = PathBuf::from(
         std::env::var("DEP_TCH_LIBTORCH_LIB").expect("torch-sys did not report libtorch's library directory"),
     );
-    for kind in ["tests", "examples"] {
-        println!("cargo:rustc-link-arg-{kind}=-Wl,-rpath,{}", lib_dir.display());
-    }
+    // For every binary this crate links itself: its unit tests (which
+    // `rustc-link-arg-tests` does not reach), integration tests and examples.
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib_dir.display());
 
     let include = lib_dir.join("../include");
     // PyTorch wheels since 2.7 (and tch 0.24 needs 2.11) use the C++11 ABI.

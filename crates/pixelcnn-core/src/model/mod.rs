@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod labels;
+pub(crate) mod mixture_draw;
 pub mod output;
 pub mod parse;
 pub mod precision;

@@ -38,12 +38,12 @@ use crate::config::{ModelConfig, Output};
 use crate::error::Result;
 use tch::{Kind, Reduction, Tensor};
 
-const LEVELS: i64 = 256;
+pub(crate) const LEVELS: i64 = 256;
 /// Half a bin on the [−1, 1] scale.
-const HALF_BIN: f64 = 1.0 / (LEVELS - 1) as f64;
+pub(crate) const HALF_BIN: f64 = 1.0 / (LEVELS - 1) as f64;
 /// PixelCNN++ clamps log-scales from below: narrower logistics than e^−7
 /// (far below one bin) only make the loss unstable.
-const MIN_LOG_SCALE: f64 = -7.0;
+pub(crate) const MIN_LOG_SCALE: f64 = -7.0;
 
 /// Pixel values 0–255 → [−1, 1].
 fn scaled(values: &Tensor) -> Result<Tensor> {

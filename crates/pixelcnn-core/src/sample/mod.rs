@@ -20,6 +20,7 @@ mod reference;
 
 use crate::config::{ModelConfig, SampleConfig, SampleMethod};
 use crate::output;
+use crate::model::mixture_draw;
 use crate::device::set_threads;
 use crate::error::{Error, Result};
 use crate::labels;
@@ -28,6 +29,7 @@ use crate::rng::Rng;
 use crate::tensor_io::append_to_vec;
 use crate::state::ModelState;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use tch::{Device, Kind, Tensor};
 
 /// Images (or token grids) to complete: `images` holds the known values,
@@ -68,6 +70,18 @@ pub(crate) struct BatchInputs {
     pub embedding: Option<Tensor>,
     pub precision: crate::config::Precision,
     pub threads: SamplerThreads,
+    /// The same draws and known values in host memory, for the CPU's scalar
+    /// mixture draw (`PixelDraws::pass_mixture_on_cpu`).
+    pub host: Arc<HostInputs>,
+}
+
+/// `BatchInputs`' uniforms, known values and mask as host vectors, (B, H·W·C) row-major.
+pub(crate) struct HostInputs {
+    pub uniforms: Vec<f32>,
+    pub known_values: Vec<f32>,
+    pub known_mask: Vec<f32>,
+    /// Sub-pixels per image.
+    pub per_image: usize,
 }
 
 impl BatchInputs {
@@ -82,6 +96,7 @@ impl BatchInputs {
             embedding: self.embedding.as_ref().map(|e| e.shallow_clone()),
             precision: self.precision,
             threads: self.threads,
+            host: self.host.clone(),
         }
     }
 }
@@ -118,11 +133,18 @@ pub(crate) struct PixelDraws<'a> {
     pub pixels: &'a Tensor,
     pub probs: &'a Tensor,
     pub pixel: Tensor,
+    /// The pixel's values so far in host memory (B·C), for the scalar mixture draw.
+    host_pixel: Vec<f64>,
 }
 
 impl<'a> PixelDraws<'a> {
     pub fn new(pixels: &'a Tensor, probs: &'a Tensor, batch: i64, channels: i64) -> Result<Self> {
-        Ok(PixelDraws { pixels, probs, pixel: Tensor::f_zeros([batch, channels], (Kind::Float, pixels.device()))? })
+        Ok(PixelDraws {
+            pixels,
+            probs,
+            pixel: Tensor::f_zeros([batch, channels], (Kind::Float, pixels.device()))?,
+            host_pixel: vec![0.0; (batch * channels) as usize],
+        })
     }
 
     /// Shared by both samplers: draws the channels of `pass` at pixel `index`
@@ -140,16 +162,63 @@ impl<'a> PixelDraws<'a> {
         pass: i64,
         write: &mut dyn FnMut(i64, &Tensor, &Tensor) -> Result<()>,
     ) -> Result<()> {
+        if config.output == crate::config::Output::LogisticMixture && logits.device() == Device::Cpu {
+            return self.pass_mixture_on_cpu(config, inputs, logits, index, pass, write);
+        }
         let outputs = output::pixel_outputs(config, logits)?;
         for ch in pass_channels(config, pass) {
             let pos = index * config.channels + ch;
             let (drawn, probs) = output::draw(config, &outputs, ch, &self.pixel, &inputs.uniforms.f_select(1, pos)?, inputs.inv_temperature)?;
             let known = inputs.known_mask.f_select(1, pos)?;
             let value = drawn.f_lerp_tensor(&inputs.known_values.f_select(1, pos)?, &known)?; // known ? given : drawn
-            self.pixel.f_select(1, ch)?.f_copy_(&value)?;
-            self.pixels.f_select(1, pos)?.f_copy_(&value)?;
-            self.probs.f_select(1, pos)?.f_copy_(&output::reported_probability(config, &probs, &value)?)?;
-            write(ch, &value, &crate::network::token_embedding::value_input(config, inputs.embedding.as_ref(), &value)?)?;
+            let reported = output::reported_probability(config, &probs, &value)?;
+            self.record(config, inputs, ch, pos, &value, &reported, write)?;
+        }
+        Ok(())
+    }
+
+    /// Sub-pixel `ch` (at `pos` of the raster) is `value` (B,), reported with
+    /// probability `reported` (B,): into the pixel, the results and the sampler's caches.
+    #[allow(clippy::too_many_arguments)]
+    fn record(&mut self, config: &ModelConfig, inputs: &BatchInputs, ch: i64, pos: i64, value: &Tensor, reported: &Tensor, write: &mut dyn FnMut(i64, &Tensor, &Tensor) -> Result<()>) -> Result<()> {
+        self.pixel.f_select(1, ch)?.f_copy_(value)?;
+        self.pixels.f_select(1, pos)?.f_copy_(value)?;
+        self.probs.f_select(1, pos)?.f_copy_(reported)?;
+        write(ch, value, &crate::network::token_embedding::value_input(config, inputs.embedding.as_ref(), value)?)
+    }
+
+    /// `pass` for the logistic mixture on the CPU: the same draws, image by
+    /// image in scalar code (`mixture_draw.rs`), from one copy of the logits
+    /// to host memory, instead of a hundred tiny tensor operations per channel.
+    fn pass_mixture_on_cpu(
+        &mut self,
+        config: &ModelConfig,
+        inputs: &BatchInputs,
+        logits: &Tensor,
+        index: i64,
+        pass: i64,
+        write: &mut dyn FnMut(i64, &Tensor, &Tensor) -> Result<()>,
+    ) -> Result<()> {
+        let logits = logits.f_to_kind(Kind::Float)?.f_contiguous()?;
+        let (batch, width) = (logits.size()[0] as usize, logits.size()[1] as usize);
+        let mut outputs = vec![0f32; batch * width];
+        logits.f_copy_data(&mut outputs, batch * width)?;
+        let (channels, host) = (config.channels as usize, &inputs.host);
+        for ch in pass_channels(config, pass) {
+            let pos = (index * config.channels + ch) as usize;
+            let (mut values, mut probs) = (vec![0f32; batch], vec![0f32; batch]);
+            for n in 0..batch {
+                let mixture = mixture_draw::PixelMixture::new(&outputs[n * width..(n + 1) * width], config.mixtures() as usize, channels);
+                let pixel = &mut self.host_pixel[n * channels..(n + 1) * channels];
+                let cdf = mixture.channel(ch as usize, pixel);
+                let at = n * host.per_image + pos;
+                let (drawn, masses) = cdf.draw(host.uniforms[at] as f64, inputs.inv_temperature);
+                let value = if host.known_mask[at] > 0.5 { host.known_values[at] as i64 } else { drawn };
+                pixel[ch as usize] = value as f64;
+                values[n] = value as f32;
+                probs[n] = cdf.probability(value, masses.as_deref()) as f32;
+            }
+            self.record(config, inputs, ch, pos as i64, &Tensor::f_from_slice(&values)?, &Tensor::f_from_slice(&probs)?, write)?;
         }
         Ok(())
     }
@@ -368,6 +437,7 @@ fn batch_inputs(
         ),
         None => (vec![0.0; uniforms.len()], vec![0.0; uniforms.len()]),
     };
+    let (known_values, known_mask): (Vec<f32>, Vec<f32>) = (known_values, known_mask);
     Ok(BatchInputs {
         uniforms: to_tensor(&uniforms)?,
         known_values: to_tensor(&known_values)?,
@@ -377,6 +447,7 @@ fn batch_inputs(
         embedding: None,
         precision: config.precision,
         threads,
+        host: Arc::new(HostInputs { uniforms, known_values, known_mask, per_image: pixels }),
     })
 }
 
