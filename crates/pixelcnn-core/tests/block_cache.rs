@@ -60,3 +60,28 @@ fn convolutions_whose_scratch_memory_is_freed_through_the_raw_deleter_run_under_
     }
     assert!(block_cache_stats().hits > 0);
 }
+
+#[test]
+fn inference_calls_keep_their_blocks_for_the_next_call_and_hand_them_back_when_idle() {
+    use pixelcnn_core::config::{EvalConfig, ModelConfig};
+    use pixelcnn_core::images::{ImagesRef, Values};
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    tune_for_tensors();
+    let state = pixelcnn_core::state::ModelState::new(ModelConfig::preset("seed").expect("preset"), tch::Device::Cpu, 0).expect("model");
+    let data: Vec<u8> = (0..16 * 28 * 28).map(|i| (i % 3 == 0) as u8).collect();
+    let images = ImagesRef { count: 16, height: 28, width: 28, channels: 1, data: Values::Bytes(&data) };
+    release_free_memory();
+    let first = pixelcnn_core::evaluate::log_probs(&state, &images, &EvalConfig::default()).expect("log_probs");
+    let kept = block_cache_stats();
+    assert!(kept.cached_bytes > 0, "the call's activations stay cached for the next call");
+    let second = pixelcnn_core::evaluate::log_probs(&state, &images, &EvalConfig::default()).expect("log_probs");
+    assert_eq!(first, second);
+    assert!(block_cache_stats().hits > kept.hits, "the second call reuses the first one's blocks");
+    // Released once no call has run for PIXELCNN_RELEASE_AFTER_MS (1 s by default).
+    let idle = std::time::Instant::now();
+    while block_cache_stats().cached_bytes > 0 && idle.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(block_cache_stats().cached_bytes, 0, "handed back after {:?} idle", idle.elapsed());
+    assert!(idle.elapsed() >= std::time::Duration::from_millis(800), "not before the delay: {:?}", idle.elapsed());
+}

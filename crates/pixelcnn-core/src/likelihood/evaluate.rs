@@ -56,7 +56,7 @@ fn inputs(state: &ModelState, images: &ImagesRef, config: &EvalConfig, work: Wor
 
 /// p(x_i = 1 | x_<i) for every pixel, N×H×W×C like the input (binary models).
 pub fn predict(state: &ModelState, images: &ImagesRef, config: &EvalConfig) -> Result<Vec<f32>> {
-    let _release = crate::allocator::ReleaseWhenDone;
+    let _release = crate::allocator::ReleaseWhenIdle::start();
     let _weights = AveragedWeights::swap_in(state.ema.as_ref(), &state.net, config.weights)?;
     if !state.net.config().output.is_bernoulli() {
         let output = state.net.config().output.name();
@@ -73,7 +73,7 @@ pub fn predict(state: &ModelState, images: &ImagesRef, config: &EvalConfig) -> R
 
 /// −log p(x) in nats for each image: the sum of its pixels' cross-entropies.
 pub fn nats_per_image(state: &ModelState, images: &ImagesRef, config: &EvalConfig) -> Result<Vec<f64>> {
-    let _release = crate::allocator::ReleaseWhenDone;
+    let _release = crate::allocator::ReleaseWhenIdle::start();
     let _weights = AveragedWeights::swap_in(state.ema.as_ref(), &state.net, config.weights)?;
     let (x, y, precision) = inputs(state, images, config, Work::Likelihood)?;
     let mut out = Vec::with_capacity(images.count as usize);
@@ -91,7 +91,7 @@ pub fn nats_per_image(state: &ModelState, images: &ImagesRef, config: &EvalConfi
 /// the input, for every output distribution (their sum over an image is
 /// −`nats_per_image`).
 pub fn log_probs(state: &ModelState, images: &ImagesRef, config: &EvalConfig) -> Result<Vec<f32>> {
-    let _release = crate::allocator::ReleaseWhenDone;
+    let _release = crate::allocator::ReleaseWhenIdle::start();
     let _weights = AveragedWeights::swap_in(state.ema.as_ref(), &state.net, config.weights)?;
     let (x, y, precision) = inputs(state, images, config, Work::Likelihood)?;
     let mut out = Vec::with_capacity(images.data.len());
