@@ -270,7 +270,8 @@ export class PixelCNN<Data extends Grid = ImageBatch> {
   async sample(options: SampleOptions = {}): Promise<Data> {
     const [config, { onProgress, signal, conditions, maps }] = splitOptions(options, ['onProgress', 'signal', 'conditions', 'maps'] as const, { fn: 'model.sample' })
     // With maps, one image per map unless `count` says otherwise (the core then names the mismatch).
-    if (config.count === undefined && mapCount(this.config, maps) !== undefined) config.count = mapCount(this.config, maps)
+    const fromMaps = config.count === undefined ? mapCount(this.config, maps) : undefined
+    if (fromMaps !== undefined) config.count = fromMaps
     const count = typeof config.count === 'number' ? config.count : 1
     const packed = packConditions(this.config, count, { vectors: conditions, maps }, { vectors: 'conditions', maps: 'maps' })
     const result = await this.#sample(config, null, null, packed, onProgress, signal)
