@@ -217,7 +217,15 @@ impl PixelCnnPp {
     pub fn forward(&self, x: &Tensor, labels: Option<&Tensor>, noise: Option<&Noise>) -> Result<Tensor> {
         let size = x.size();
         let ones = Tensor::f_ones([size[0], 1, size[2], size[3]], (x.kind(), x.device()))?;
-        let input = Tensor::f_cat(&[x, &ones], 1)?;
+        let mut input = Tensor::f_cat(&[x, &ones], 1)?;
+        if self.device == Device::Cpu {
+            // oneDNN runs these convolutions fastest channels-last, and the
+            // element-wise steps (pads, cat, ELU, gates) keep their inputs'
+            // layout, so the whole network runs channels-last from here
+            // (forward of 64 images: 1.16× in fp32 and 1.20× in bf16 for the
+            // small preset, 1.12× and 1.35× for the full one, BENCHMARKS.md).
+            input = super::pixelcnn::channels_last(&input)?;
+        }
         let p = self.config.dropout.unwrap_or(0.0);
         let mut layer = 0u64;
         let mut dropout = || {
