@@ -17,7 +17,7 @@
 //!   allocator: blocks of 1 MiB and more that a step frees are kept, paged
 //!   in, for the next step, whichever thread it runs on (at most
 //!   `PIXELCNN_CPU_CACHE_MB`, default 4096, cached at once);
-//! - glibc tuned for the rest: at most one arena per core, an mmap threshold
+//! - glibc tuned for the rest: at most four arenas per core, an mmap threshold
 //!   of 1 GiB and no automatic trimming of the heap's top (which would hand
 //!   the pages back just before the next step asks for them). The arena
 //!   limit only reaches threads that had not allocated yet, which is why the
@@ -27,7 +27,7 @@
 //!   with one arena, 1.6 s with two; the seed network's 81: 0.64 against
 //!   0.47 s; training steps the same, BENCHMARKS.md).
 //!
-//! `PIXELCNN_MALLOC_ARENAS=N` sets the arena limit (default: the cores).
+//! `PIXELCNN_MALLOC_ARENAS=N` sets the arena limit (default: 4 per core, at least 8).
 //!
 //! `release_free_memory` empties the cache and returns what is free to the
 //! system when a long task ends, so a Node process does not keep a training
@@ -84,10 +84,15 @@ pub fn tune_for_tensors() {
     });
 }
 
-/// `PIXELCNN_MALLOC_ARENAS`, or one arena per core (at least 2).
+/// `PIXELCNN_MALLOC_ARENAS`, or four arenas per core (at least 8). Not one
+/// per core: every thread that allocates takes an arena, the release thread
+/// and Node's workers too, and past the limit threads share them, so with
+/// one per core the two sampler threads could land in the same arena and
+/// queue again (`pixelcnn++-small` sampling after a `logProbs`: 1.8 s with 2
+/// arenas, 0.96 s with 4).
 fn arena_limit() -> std::os::raw::c_int {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let limit = std::env::var("PIXELCNN_MALLOC_ARENAS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&n| n >= 1).unwrap_or(cores.max(2));
+    let limit = std::env::var("PIXELCNN_MALLOC_ARENAS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&n| n >= 1).unwrap_or((4 * cores).max(8));
     limit.min(1024) as std::os::raw::c_int
 }
 
