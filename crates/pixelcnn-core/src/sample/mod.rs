@@ -201,8 +201,8 @@ impl<'a> PixelDraws<'a> {
     ) -> Result<()> {
         let logits = logits.f_to_kind(Kind::Float)?.f_contiguous()?;
         let (batch, width) = (logits.size()[0] as usize, logits.size()[1] as usize);
-        let mut outputs = vec![0f32; batch * width];
-        logits.f_copy_data(&mut outputs, batch * width)?;
+        let mut outputs = Vec::with_capacity(batch * width);
+        append_to_vec(&mut outputs, &logits)?;
         let (channels, host) = (config.channels as usize, &inputs.host);
         for ch in pass_channels(config, pass) {
             let pos = (index * config.channels + ch) as usize;
@@ -437,7 +437,6 @@ fn batch_inputs(
         ),
         None => (vec![0.0; uniforms.len()], vec![0.0; uniforms.len()]),
     };
-    let (known_values, known_mask): (Vec<f32>, Vec<f32>) = (known_values, known_mask);
     Ok(BatchInputs {
         uniforms: to_tensor(&uniforms)?,
         known_values: to_tensor(&known_values)?,
