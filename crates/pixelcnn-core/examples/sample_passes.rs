@@ -2,7 +2,7 @@
 //! `log_probs` of COUNT images (one forward pass), alternating in one process.
 //! The sampling goals of issues 22 and 24 are stated in these units.
 //!
-//! usage: sample_passes [preset | config JSON] [rounds] [count] [fp32|bf16] [sample-only|forward-only: for a profiler]   (libtorch on the loader path)
+//! usage: sample_passes [preset | config JSON] [rounds] [count] [fp32|bf16] [sample-only|forward-only: for a profiler] [batch size]   (libtorch on the loader path)
 
 #[path = "common/mod.rs"]
 mod common;
@@ -24,6 +24,7 @@ fn main() -> pixelcnn_core::Result<()> {
     let count: i64 = args.get(3).map_or(64, |s| s.parse().unwrap());
     let precision = if args.get(4).is_some_and(|p| p == "bf16") { Precision::Bf16 } else { Precision::Fp32 };
     let only = args.get(5).map(String::as_str);
+    let batch_size: Option<i64> = args.get(6).map(|s| s.parse().unwrap());
     let (sample_only, forward_only) = (only == Some("sample-only"), only == Some("forward-only"));
     pixelcnn_core::device::set_threads(None);
     let config = model_config(preset)?;
@@ -43,7 +44,7 @@ fn main() -> pixelcnn_core::Result<()> {
         let a = t.elapsed().as_secs_f64();
         let t = Instant::now();
         if !forward_only {
-            sample(&state, &SampleConfig { count, seed: 1, precision, ..SampleConfig::default() }, None, &cancel, &mut |_| {})?;
+            sample(&state, &SampleConfig { count, seed: 1, precision, batch_size, ..SampleConfig::default() }, None, &cancel, &mut |_| {})?;
         }
         let b = t.elapsed().as_secs_f64();
         if i > 0 {

@@ -60,6 +60,15 @@ fn fast_matches_reference_for_other_kernel_sizes() {
 }
 
 #[test]
+fn fast_matches_reference_when_wide_layers_run_tap_by_tap() {
+    // From 32 input channels the rows-above products run tap by tap on the row window
+    // (sample/fast_pixelcnn.rs); custom_config's 5×5 kernels read two rows above.
+    let wide = ModelConfig { filters: 32, ..custom_config() };
+    check(wide.clone(), &[(3, 2, 1.0), (2, 1, 0.5)]);
+    check(conditional(wide, 3), &[(3, 3, 1.0)]);
+}
+
+#[test]
 fn fast_matches_reference_for_conditional_seed_family_nets() {
     check(conditional(ModelConfig::small(), 10), &[(3, 3, 1.0), (5, 5, 0.7)]);
     check(conditional(custom_config(), 3), &[(4, 4, 1.0), (2, 1, 2.0)]);
