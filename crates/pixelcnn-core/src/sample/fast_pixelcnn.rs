@@ -77,8 +77,8 @@ enum Above {
     /// than pad·k passes over the output.
     Unfolded(Tensor),
     /// Many input channels: a (Cin, Cout) matrix per tap, [kernel row][kernel col],
-    /// each multiplied straight from a view of the cache (no copy: a copied
-    /// patch would be pad·k·Cin values per pixel, more than the product's output).
+    /// each multiplied straight from a view of the cache: pad·k additions of
+    /// Cout values per pixel into the output instead of a copied patch of pad·k·Cin.
     Taps(Vec<Vec<Tensor>>),
 }
 
