@@ -40,10 +40,15 @@ struct Conv {
     /// (Cout, Cin, kh, kw) and its bias in the row kind: for whole rows.
     weight: Tensor,
     row_bias: Tensor,
-    /// (kh·kw·Cin, Cout), rows ordered (kernel row, kernel col, channel) as a
-    /// channels-last patch, and its bias, in the pixel kind: for one position.
-    matrix: Tensor,
+    /// The bias in the pixel kind.
     bias: Tensor,
+    /// The kernel rows above its last, (Cout, Cin, kh − 1, kw), row kind (None
+    /// when kh = 1); and the last kernel row as a (kw·Cin, Cout) matrix, pixel
+    /// kind. The top rows read input rows that are final before the output
+    /// row's first pixel, so their part runs once per row (`top_row`), and
+    /// only the last kernel row's product is left per pixel (`after_top`).
+    top_weight: Option<Tensor>,
+    last_matrix: Tensor,
     kernel: [i64; 2],
     shift: Shift,
     stride: i64,
@@ -53,12 +58,17 @@ impl Conv {
     fn new(layer: &Layer, kernel: [i64; 2], shift: Shift, stride: i64, kinds: &Kinds) -> Result<Self> {
         let (w, b) = layer.detached()?;
         let cout = w.size()[0];
+        // (kh·kw·Cin, Cout), rows ordered (kernel row, kernel col, channel) as a channels-last patch.
         let matrix = w.f_permute([2, 3, 1, 0])?.f_contiguous()?.f_reshape([-1, cout])?;
+        let [kh, kw] = kernel;
+        let last_rows = kw * w.size()[1];
+        let top_weight = if kh > 1 { Some(kinds.row_weight(&w.f_narrow(2, 0, kh - 1)?.f_contiguous()?)?) } else { None };
         Ok(Conv {
             weight: kinds.row_weight(&w)?,
             row_bias: kinds.row_weight(&b)?,
-            matrix: kinds.pixel_weight(&matrix)?,
+            last_matrix: kinds.pixel_weight(&matrix.f_narrow(0, (kh - 1) * last_rows, last_rows)?.f_contiguous()?)?,
             bias: kinds.pixel_weight(&b)?,
+            top_weight,
             kernel,
             shift,
             stride,
@@ -75,24 +85,41 @@ impl Conv {
         self.stride * j - left + 1
     }
 
-    /// The output at (i, j), (B, Cout), from the input cache.
-    fn at(&self, input: &Tensor, i: i64, j: i64) -> Result<Tensor> {
-        let [kh, kw] = self.kernel;
-        let batch = input.size()[0];
-        let patch = input.f_narrow(1, self.stride * i - kh + 2, kh)?.f_narrow(2, self.first_column(j), kw)?.f_reshape([batch, -1])?;
-        Ok(self.bias.f_addmm(&patch, &self.matrix)?)
-    }
-
     /// The outputs of row i, (B, W_out, Cout), from the input cache: one
     /// convolution over the rows it reads, every column at once.
     fn row(&self, input: &Tensor, i: i64, width: i64) -> Result<Tensor> {
+        self.rows_through(input, i, width, &self.weight, self.kernel[0])
+    }
+
+    /// Row i's outputs through the kernel's top rows only, with the bias,
+    /// (B, W_out, Cout) in the pixel kind: what `after_top` completes.
+    fn top_row(&self, input: &Tensor, i: i64, width: i64) -> Result<Tensor> {
+        match &self.top_weight {
+            Some(top) => self.rows_through(input, i, width, top, self.kernel[0] - 1),
+            None => Ok(self.bias.f_expand([input.size()[0], width, self.bias.size()[0]], false)?.f_contiguous()?),
+        }
+    }
+
+    /// `weight`'s convolution over the `rows` cache rows from output row i's
+    /// first, every output column at once, plus the bias.
+    fn rows_through(&self, input: &Tensor, i: i64, width: i64, weight: &Tensor, rows: i64) -> Result<Tensor> {
         let [kh, kw] = self.kernel;
         let first = self.first_column(0);
         let span = self.stride * (width - 1) + kw;
-        let rows = input.f_narrow(1, self.stride * i - kh + 2, kh)?.f_narrow(2, first, span)?.f_permute([0, 3, 1, 2])?; // (B, Cin, kh, span)
-        let rows = cast(&rows, self.weight.kind())?;
-        let out = rows.f_conv2d(&self.weight, Some(&self.row_bias), [1, self.stride], [0, 0], [1, 1], 1)?; // (B, Cout, 1, width)
+        let x = input.f_narrow(1, self.stride * i - kh + 2, rows)?.f_narrow(2, first, span)?.f_permute([0, 3, 1, 2])?; // (B, Cin, rows, span)
+        let x = cast(&x, weight.kind())?;
+        let out = x.f_conv2d(weight, Some(&self.row_bias), [1, self.stride], [0, 0], [1, 1], 1)?; // (B, Cout, 1, width)
         cast(&out.f_squeeze_dim(2)?.f_permute([0, 2, 1])?, self.bias.kind())
+    }
+
+    /// The output at (i, j), (B, Cout): `top` (this position's `top_row`
+    /// value) plus the last kernel row's product. That row's kw positions
+    /// lie side by side in the channels-last cache, so the patch is a view.
+    fn after_top(&self, input: &Tensor, top: &Tensor, i: i64, j: i64) -> Result<Tensor> {
+        let kw = self.kernel[1];
+        let batch = input.size()[0];
+        let patch = input.f_narrow(1, self.stride * i + 1, 1)?.f_narrow(2, self.first_column(j), kw)?.f_reshape([batch, -1])?;
+        Ok(top.f_addmm(&patch, &self.last_matrix)?)
     }
 }
 
@@ -112,6 +139,14 @@ impl Nin {
     /// x: (…, Cin) → (…, Cout).
     fn apply(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.f_matmul(&self.matrix)?.f_add(&self.bias)?)
+    }
+
+    /// For an input concat_elu((p, q)) with p and q of `f` channels each,
+    /// whose rows are (p, q, −p, −q): the layer on concat_elu(p) (rows p and
+    /// −p, with the bias), and the matrix of rows q and −q (no bias).
+    fn halves(&self, f: i64) -> Result<(Nin, Tensor)> {
+        let rows = |first: i64, second: i64| -> Result<Tensor> { Ok(Tensor::f_cat(&[self.matrix.f_narrow(0, first, f)?, self.matrix.f_narrow(0, second, f)?], 0)?) };
+        Ok((Nin { matrix: rows(0, 2 * f)?, bias: self.bias.shallow_clone() }, rows(f, 3 * f)?))
     }
 }
 
@@ -158,6 +193,11 @@ impl Deconv {
 struct GatedBlock {
     conv_input: Conv,
     nin_skip: Option<Nin>,
+    /// The down pass's ul blocks: `nin_skip` split by the halves of its
+    /// input a = (u, ul): concat_elu(a) = elu(u, ul, −u, −ul), so its matrix's
+    /// rows for u and −u make the (Nin) part of u, final when the row starts,
+    /// and the rows for ul and −ul the per-pixel matrix.
+    skip_halves: Option<(Nin, Tensor)>,
     conv_out: Conv,
     /// (B, 2F): each image's class bias.
     class: Option<Tensor>,
@@ -165,6 +205,10 @@ struct GatedBlock {
     map: Option<Tensor>,
     input: Tensor,
     hidden: Tensor,
+    /// A ul block's terms of the current row that read only what is final
+    /// before its first pixel: (conv_input's top rows + the skip's u part,
+    /// (B, w, F); conv_out's top rows + the condition terms, (B, w, 2F)).
+    row_terms: Option<(Tensor, Tensor)>,
 }
 
 impl GatedBlock {
@@ -176,47 +220,73 @@ impl GatedBlock {
             (Some(b), Some(l)) => (b.rows(l)?.map(|r| kinds.pixel_weight(&r)).transpose()?, super::fast_pixelcnn::map_term(b, l, (h, w), kinds)?),
             _ => (None, None),
         };
+        let nin_skip = block.nin_skip.as_ref().map(|n| Nin::new(n, kinds)).transpose()?;
+        // Two skip inputs of F channels each, (u, ul): only the down pass's ul blocks.
+        let skip_halves = match &nin_skip {
+            Some(nin) if shift == Shift::DownRight && nin.matrix.size()[0] == 4 * f => Some(nin.halves(f)?),
+            _ => None,
+        };
         Ok(GatedBlock {
             conv_input: Conv::new(&block.conv_input, kernel, shift, 1, kinds)?,
-            nin_skip: block.nin_skip.as_ref().map(|n| Nin::new(n, kinds)).transpose()?,
+            nin_skip,
+            skip_halves,
             conv_out: Conv::new(&block.conv_out, kernel, shift, 1, kinds)?,
             class,
             map,
             input: cache(batch, h, w, 2 * f, kinds.pixels, device)?,
             hidden: cache(batch, h, w, 2 * f, kinds.pixels, device)?,
+            row_terms: None,
         })
     }
 
-    /// x + gate(c2): the gated residual's last step on (…, 2F), at pixel
-    /// (i, j) or (`j`: `None`) along row i.
-    fn gated(&self, x: &Tensor, mut c2: Tensor, i: i64, j: Option<i64>) -> Result<Tensor> {
+    /// The class and condition-map terms of c2 along row i, (B, 1 or w, 2F).
+    fn condition_terms(&self, mut c2: Tensor, i: i64) -> Result<Tensor> {
         if let Some(class) = &self.class {
-            c2 = c2.f_add(&if j.is_none() { class.f_unsqueeze(1)? } else { class.shallow_clone() })?;
+            c2 = c2.f_add(&class.f_unsqueeze(1)?)?;
         }
         if let Some(map) = &self.map {
-            let row = map.f_select(1, i)?; // (B, w, 2F)
-            c2 = c2.f_add(&match j {
-                Some(j) => row.f_select(1, j)?,
-                None => row,
-            })?;
+            c2 = c2.f_add(&map.f_select(1, i)?)?;
         }
+        Ok(c2)
+    }
+
+    /// x + gate(c2), on (…, 2F).
+    fn gated(x: &Tensor, c2: &Tensor) -> Result<Tensor> {
         let halves = c2.f_chunk(2, -1)?;
         Ok(x.f_add(&halves[0].f_mul(&halves[1].f_sigmoid()?)?)?)
     }
 
-    /// The block's output at (i, j), (B, F), given its input x and skip input a there.
-    fn at(&self, x: &Tensor, a: Option<&Tensor>, i: i64, j: i64) -> Result<Tensor> {
-        write(&self.input, i, j, 1, &concat_elu_last(x)?)?;
-        let mut t = self.conv_input.at(&self.input, i, j)?;
-        if let (Some(nin), Some(a)) = (&self.nin_skip, a) {
-            t = t.f_add(&nin.apply(&concat_elu_last(a)?)?)?;
+    /// A ul block at row i: the terms above, given the u part of its skip
+    /// input along the row, (B, w, F) (the up pass: all of it).
+    fn begin_ul_row(&mut self, u: Option<&Tensor>, i: i64) -> Result<()> {
+        let width = self.input.size()[2] - 2;
+        let mut input_terms = self.conv_input.top_row(&self.input, i, width)?;
+        let skip_u = self.skip_halves.as_ref().map(|(u_part, _)| u_part).or(self.nin_skip.as_ref());
+        if let (Some(nin), Some(u)) = (skip_u, u) {
+            input_terms = input_terms.f_add(&nin.apply(&concat_elu_last(u)?)?)?;
         }
-        write(&self.hidden, i, j, 1, &concat_elu_last(&t)?)?;
-        let c2 = self.conv_out.at(&self.hidden, i, j)?;
-        self.gated(x, c2, i, Some(j))
+        let out_terms = self.condition_terms(self.conv_out.top_row(&self.hidden, i, width)?, i)?;
+        self.row_terms = Some((input_terms, out_terms));
+        Ok(())
     }
 
-    /// The block's outputs along row i, (B, W, F).
+    /// A ul block's output at (i, j), (B, F), given its input x and the ul
+    /// half of its skip input there (the down pass), after `begin_ul_row(i)`.
+    fn at(&self, x: &Tensor, ul: Option<&Tensor>, i: i64, j: i64) -> Result<Tensor> {
+        let Some((input_terms, out_terms)) = &self.row_terms else {
+            return Err(crate::error::Error::Internal("a PixelCNN++ ul block ran before its row began".into()));
+        };
+        write(&self.input, i, j, 1, &concat_elu_last(x)?)?;
+        let mut t = self.conv_input.after_top(&self.input, &input_terms.f_select(1, j)?, i, j)?;
+        if let (Some((_, ul_matrix)), Some(ul)) = (&self.skip_halves, ul) {
+            t = t.f_addmm(&concat_elu_last(ul)?, ul_matrix)?;
+        }
+        write(&self.hidden, i, j, 1, &concat_elu_last(&t)?)?;
+        let c2 = self.conv_out.after_top(&self.hidden, &out_terms.f_select(1, j)?, i, j)?;
+        Self::gated(x, &c2)
+    }
+
+    /// A u block's outputs along row i, (B, W, F).
     fn row(&self, x: &Tensor, a: Option<&Tensor>, i: i64) -> Result<Tensor> {
         let width = x.size()[1];
         write_row(&self.input, i, &concat_elu_last(x)?)?;
@@ -225,8 +295,8 @@ impl GatedBlock {
             t = t.f_add(&nin.apply(&concat_elu_last(a)?)?)?;
         }
         write_row(&self.hidden, i, &concat_elu_last(&t)?)?;
-        let c2 = self.conv_out.row(&self.hidden, i, width)?;
-        self.gated(x, c2, i, None)
+        let c2 = self.condition_terms(self.conv_out.row(&self.hidden, i, width)?, i)?;
+        Self::gated(x, &c2)
     }
 }
 
@@ -287,6 +357,11 @@ pub(super) struct Plan {
     /// the output of each stage's last block ([0], [1]), read by the upsizing.
     down_ul_last: Vec<Tensor>,
     down_u_last: Vec<Tensor>,
+    /// Each level's entry into the ul stream along its current row, the part
+    /// final before the row's first pixel, (B, w, F): level 0, at column j,
+    /// down_shift(ul_init0(x)) + ul_init1's top kernel row at column j − 1
+    /// (its right shift); levels 1 and 2, the downsizing's top kernel row.
+    ul_entry_terms: Vec<Option<Tensor>>,
     threads: SamplerThreads,
     /// The logits of the last pixel computed, before `pixel_link` (the
     /// network proper does not read the pixel itself, so further channel passes reuse them).
@@ -345,6 +420,7 @@ impl Plan {
             down_u_out,
             down_ul_last: vec![map(2)?, map(1)?],
             down_u_last: vec![map(2)?, map(1)?],
+            ul_entry_terms: vec![None, None, None],
             threads: inputs.threads,
             last: None,
         })
@@ -397,25 +473,51 @@ impl Plan {
         Ok(())
     }
 
+    /// Before row i of `level`'s first pixel: the terms of its ul stream that
+    /// read only rows above i (final now) or the u stream's row i (computed
+    /// by `begin_row` before this).
+    fn begin_ul_row(&mut self, level: usize, i: i64) -> Result<()> {
+        let r = self.blocks;
+        let first = [0, r + 1, 2 * r + 2][level];
+        let width = self.width >> level;
+        let entry = match level {
+            0 => {
+                let above = if i > 0 { self.ul_init[0].row(&self.image, i - 1, width)? } else { Tensor::f_zeros([self.image.size()[0], width, self.skips_ul[0].size()[3]], (self.image.kind(), self.image.device()))? };
+                // Column j adds ul_init1's output at j − 1; column 0 nothing (the right shift's zeros).
+                let left = self.ul_init[1].top_row(&self.image, i, width)?;
+                Tensor::f_cat(&[above.f_narrow(1, 0, 1)?, above.f_narrow(1, 1, width - 1)?.f_add(&left.f_narrow(1, 0, width - 1)?)?], 1)?
+            }
+            l => self.downsize_ul[l - 1].top_row(&self.skips_ul[first - 1], i, width)?,
+        };
+        self.ul_entry_terms[level] = Some(entry);
+        for k in 0..self.up_ul[level].len() {
+            let u = row_of(&self.skips_u[first + 1 + k], i, width)?;
+            self.up_ul[level][k].begin_ul_row(Some(&u), i)?;
+        }
+        let stage = 2 - level;
+        for k in 0..self.down_ul[stage].len() {
+            let u = row_of(&self.down_u_out[stage][k], i, width)?;
+            self.down_ul[stage][k].begin_ul_row(Some(&u), i)?;
+        }
+        Ok(())
+    }
+
     /// The up pass's ul at (i, j) of `level`.
     fn up_ul_at(&self, level: usize, i: i64, j: i64) -> Result<()> {
         let r = self.blocks;
         let first = [0, r + 1, 2 * r + 2][level];
+        let Some(entry) = &self.ul_entry_terms[level] else {
+            return Err(crate::error::Error::Internal("a PixelCNN++ ul level ran before its row began".into()));
+        };
+        let entry = entry.f_select(1, j)?;
         let mut ul = match level {
-            0 => {
-                // down_shift(ul_init0(x)) + right_shift(ul_init1(x)), zero where shifted in.
-                let batch = self.image.size()[0];
-                let zero = || Tensor::f_zeros([batch, self.skips_ul[0].size()[3]], (self.image.kind(), self.image.device()));
-                let above = if i > 0 { self.ul_init[0].at(&self.image, i - 1, j)? } else { zero()? };
-                let left = if j > 0 { self.ul_init[1].at(&self.image, i, j - 1)? } else { zero()? };
-                above.f_add(&left)?
-            }
-            l => self.downsize_ul[l - 1].at(&self.skips_ul[first - 1], i, j)?,
+            0 if j == 0 => entry,
+            0 => self.ul_init[1].after_top(&self.image, &entry, i, j - 1)?,
+            l => self.downsize_ul[l - 1].after_top(&self.skips_ul[first - 1], &entry, i, j)?,
         };
         write(&self.skips_ul[first], i, j, 1, &ul)?;
         for (k, block) in self.up_ul[level].iter().enumerate() {
-            let u = at_of(&self.skips_u[first + 1 + k], i, j)?;
-            ul = block.at(&ul, Some(&u), i, j)?;
+            ul = block.at(&ul, None, i, j)?;
             write(&self.skips_ul[first + 1 + k], i, j, 1, &ul)?;
         }
         Ok(())
@@ -428,9 +530,8 @@ impl Plan {
             s => self.upsize_ul[s - 1].at(&self.down_ul_last[s - 1], i, j)?,
         };
         let mut pop = self.first_pop(stage);
-        for (k, block) in self.down_ul[stage].iter().enumerate() {
-            let a = Tensor::f_cat(&[at_of(&self.down_u_out[stage][k], i, j)?, at_of(&self.skips_ul[pop], i, j)?], 1)?;
-            ul = block.at(&ul, Some(&a), i, j)?;
+        for block in self.down_ul[stage].iter() {
+            ul = block.at(&ul, Some(&at_of(&self.skips_ul[pop], i, j)?), i, j)?;
             pop = pop.wrapping_sub(1);
         }
         if stage < 2 {
@@ -458,6 +559,13 @@ impl PixelSource for Plan {
             self.down_u_row(1, r / 2)?;
         }
         self.down_u_row(2, r)?;
+        self.begin_ul_row(0, r)?;
+        if r % 2 == 0 {
+            self.begin_ul_row(1, r / 2)?;
+        }
+        if r % 4 == 0 {
+            self.begin_ul_row(2, r / 4)?;
+        }
         self.threads.for_pixels();
         Ok(())
     }
