@@ -289,12 +289,6 @@ struct Block {
     window: RowWindow,
 }
 
-pub(super) fn write(cache: &Tensor, r: i64, c: i64, pad: i64, value: &Tensor) -> Result<()> {
-    let mut slot = cache.f_select(1, r + pad)?.f_select(1, c + pad)?; // (B, C)
-    slot.f_copy_(value)?;
-    Ok(())
-}
-
 /// Everything one batch's sampling works on (detached weights in the compute
 /// type, this batch's class biases) with its caches: it owns no reference to
 /// the network, so it can run on another thread.

@@ -26,10 +26,10 @@
 //! read to the row kind and their outputs back.
 
 use super::driver::PixelSource;
-use super::fast_pixelcnn::write;
 use super::kinds::Kinds;
 use super::{BatchInputs, SamplerThreads};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use std::cell::Cell;
 use crate::network::pixelcnn_pp::{Block, PixelCnnPp};
 use crate::network::weight_norm::{Layer, Shift};
 use crate::precision::cast;
@@ -87,26 +87,26 @@ impl Conv {
 
     /// The outputs of row i, (B, W_out, Cout), from the input cache: one
     /// convolution over the rows it reads, every column at once.
-    fn row(&self, input: &Tensor, i: i64, width: i64) -> Result<Tensor> {
+    fn row(&self, input: &Window, i: i64, width: i64) -> Result<Tensor> {
         self.rows_through(input, i, width, &self.weight, self.kernel[0])
     }
 
     /// Row i's outputs through the kernel's top rows only, with the bias,
     /// (B, W_out, Cout) in the pixel kind: what `after_top` completes.
-    fn top_row(&self, input: &Tensor, i: i64, width: i64) -> Result<Tensor> {
+    fn top_row(&self, input: &Window, i: i64, width: i64) -> Result<Tensor> {
         match &self.top_weight {
             Some(top) => self.rows_through(input, i, width, top, self.kernel[0] - 1),
-            None => Ok(self.bias.f_expand([input.size()[0], width, self.bias.size()[0]], false)?.f_contiguous()?),
+            None => Ok(self.bias.f_expand([input.slots.size()[0], width, self.bias.size()[0]], false)?.f_contiguous()?),
         }
     }
 
-    /// `weight`'s convolution over the `rows` cache rows from output row i's
-    /// first, every output column at once, plus the bias.
-    fn rows_through(&self, input: &Tensor, i: i64, width: i64, weight: &Tensor, rows: i64) -> Result<Tensor> {
+    /// `weight`'s convolution over `rows` input rows from the first that
+    /// output row i reads, every output column at once, plus the bias.
+    fn rows_through(&self, input: &Window, i: i64, width: i64, weight: &Tensor, rows: i64) -> Result<Tensor> {
         let [kh, kw] = self.kernel;
         let first = self.first_column(0);
         let span = self.stride * (width - 1) + kw;
-        let x = input.f_narrow(1, self.stride * i - kh + 2, rows)?.f_narrow(2, first, span)?.f_permute([0, 3, 1, 2])?; // (B, Cin, rows, span)
+        let x = input.rows(self.stride * i - kh + 1, rows)?.f_narrow(2, first, span)?.f_permute([0, 3, 1, 2])?; // (B, Cin, rows, span)
         let x = cast(&x, weight.kind())?;
         let out = x.f_conv2d(weight, Some(&self.row_bias), [1, self.stride], [0, 0], [1, 1], 1)?; // (B, Cout, 1, width)
         cast(&out.f_squeeze_dim(2)?.f_permute([0, 2, 1])?, self.bias.kind())
@@ -115,10 +115,10 @@ impl Conv {
     /// The output at (i, j), (B, Cout): `top` (this position's `top_row`
     /// value) plus the last kernel row's product. That row's kw positions
     /// lie side by side in the channels-last cache, so the patch is a view.
-    fn after_top(&self, input: &Tensor, top: &Tensor, i: i64, j: i64) -> Result<Tensor> {
+    fn after_top(&self, input: &Window, top: &Tensor, i: i64, j: i64) -> Result<Tensor> {
         let kw = self.kernel[1];
-        let batch = input.size()[0];
-        let patch = input.f_narrow(1, self.stride * i + 1, 1)?.f_narrow(2, self.first_column(j), kw)?.f_reshape([batch, -1])?;
+        let batch = input.slots.size()[0];
+        let patch = input.rows(self.stride * i, 1)?.f_narrow(2, self.first_column(j), kw)?.f_reshape([batch, -1])?;
         Ok(top.f_addmm(&patch, &self.last_matrix)?)
     }
 }
@@ -168,8 +168,8 @@ impl Deconv {
     }
 
     /// Down-right form (kernel 2×2): output (r, c) = bias + input(r/2, c/2) · W[:, :, r%2, c%2].
-    fn at(&self, input: &Tensor, r: i64, c: i64) -> Result<Tensor> {
-        let x = input.f_select(1, r / 2 + 1)?.f_select(1, c / 2 + 1)?; // (B, Cin)
+    fn at(&self, input: &Window, r: i64, c: i64) -> Result<Tensor> {
+        let x = input.at(r / 2, c / 2)?; // (B, Cin)
         let w = self.weight.f_select(2, r % 2)?.f_select(2, c % 2)?; // (Cin, Cout)
         Ok(self.bias.f_addmm(&x, &w)?)
     }
@@ -177,10 +177,10 @@ impl Deconv {
     /// Down form (kernel 2×3), a whole output row r of width 2·W_in: a
     /// transposed convolution along the row with kernel row r % 2, cropped
     /// by one column on the left as the network crops it.
-    fn row(&self, input: &Tensor, r: i64, width: i64) -> Result<Tensor> {
+    fn row(&self, input: &Window, r: i64, width: i64) -> Result<Tensor> {
         debug_assert_eq!(self.shift, Shift::Down);
         let inner = width / 2;
-        let x = input.f_narrow(1, r / 2 + 1, 1)?.f_narrow(2, 1, inner)?.f_permute([0, 3, 1, 2])?; // (B, Cin, 1, W/2)
+        let x = input.rows(r / 2, 1)?.f_narrow(2, 1, inner)?.f_permute([0, 3, 1, 2])?; // (B, Cin, 1, W/2)
         let x = cast(&x, self.row_weight.kind())?;
         let w = self.row_weight.f_narrow(2, r % 2, 1)?; // (Cin, Cout, 1, 3)
         let out = x.f_conv_transpose2d(&w, Some(&self.row_bias), [1, 2], [0, 0], [0, 1], 1, [1, 1])?; // (B, Cout, 1, W + 2)
@@ -203,8 +203,8 @@ struct GatedBlock {
     class: Option<Tensor>,
     /// (B, h, w, 2F): the condition map's term at the block's resolution.
     map: Option<Tensor>,
-    input: Tensor,
-    hidden: Tensor,
+    input: Window,
+    hidden: Window,
     /// A ul block's terms of the current row that read only what is final
     /// before its first pixel: (conv_input's top rows + the skip's u part,
     /// (B, w, F); conv_out's top rows + the condition terms, (B, w, 2F)).
@@ -233,8 +233,8 @@ impl GatedBlock {
             conv_out: Conv::new(&block.conv_out, kernel, shift, 1, kinds)?,
             class,
             map,
-            input: cache(batch, h, w, 2 * f, kinds.pixels, device)?,
-            hidden: cache(batch, h, w, 2 * f, kinds.pixels, device)?,
+            input: Window::zeros(batch, w, 2 * f, kinds.pixels, device)?,
+            hidden: Window::zeros(batch, w, 2 * f, kinds.pixels, device)?,
             row_terms: None,
         })
     }
@@ -259,7 +259,7 @@ impl GatedBlock {
     /// A ul block at row i: the terms above, given the u part of its skip
     /// input along the row, (B, w, F) (the up pass: all of it).
     fn begin_ul_row(&mut self, u: Option<&Tensor>, i: i64) -> Result<()> {
-        let width = self.input.size()[2] - 2;
+        let width = self.input.slots.size()[2] - 2;
         let mut input_terms = self.conv_input.top_row(&self.input, i, width)?;
         let skip_u = self.skip_halves.as_ref().map(|(u_part, _)| u_part).or(self.nin_skip.as_ref());
         if let (Some(nin), Some(u)) = (skip_u, u) {
@@ -274,14 +274,14 @@ impl GatedBlock {
     /// half of its skip input there (the down pass), after `begin_ul_row(i)`.
     fn at(&self, x: &Tensor, ul: Option<&Tensor>, i: i64, j: i64) -> Result<Tensor> {
         let Some((input_terms, out_terms)) = &self.row_terms else {
-            return Err(crate::error::Error::Internal("a PixelCNN++ ul block ran before its row began".into()));
+            return Err(Error::Internal("a PixelCNN++ ul block ran before its row began".into()));
         };
-        write(&self.input, i, j, 1, &concat_elu_last(x)?)?;
+        self.input.write(i, j, &concat_elu_last(x)?)?;
         let mut t = self.conv_input.after_top(&self.input, &input_terms.f_select(1, j)?, i, j)?;
         if let (Some((_, ul_matrix)), Some(ul)) = (&self.skip_halves, ul) {
             t = t.f_addmm(&concat_elu_last(ul)?, ul_matrix)?;
         }
-        write(&self.hidden, i, j, 1, &concat_elu_last(&t)?)?;
+        self.hidden.write(i, j, &concat_elu_last(&t)?)?;
         let c2 = self.conv_out.after_top(&self.hidden, &out_terms.f_select(1, j)?, i, j)?;
         Self::gated(x, &c2)
     }
@@ -289,12 +289,12 @@ impl GatedBlock {
     /// A u block's outputs along row i, (B, W, F).
     fn row(&self, x: &Tensor, a: Option<&Tensor>, i: i64) -> Result<Tensor> {
         let width = x.size()[1];
-        write_row(&self.input, i, &concat_elu_last(x)?)?;
+        self.input.write_row(i, &concat_elu_last(x)?)?;
         let mut t = self.conv_input.row(&self.input, i, width)?;
         if let (Some(nin), Some(a)) = (&self.nin_skip, a) {
             t = t.f_add(&nin.apply(&concat_elu_last(a)?)?)?;
         }
-        write_row(&self.hidden, i, &concat_elu_last(&t)?)?;
+        self.hidden.write_row(i, &concat_elu_last(&t)?)?;
         let c2 = self.condition_terms(self.conv_out.row(&self.hidden, i, width)?, i)?;
         Self::gated(x, &c2)
     }
@@ -306,24 +306,73 @@ fn concat_elu_last(x: &Tensor) -> Result<Tensor> {
     Ok(Tensor::f_cat(&[x, &x.f_neg()?], last)?.f_elu()?)
 }
 
-fn cache(batch: i64, h: i64, w: i64, channels: i64, kind: Kind, device: Device) -> Result<Tensor> {
-    Ok(Tensor::f_zeros([batch, h + 1, w + 2, channels], (kind, device))?)
+/// The rows of a map that are still read: two, channels last, with a zero
+/// column each side, (B, 2, w + 2, C), the second slot holding row `newest`.
+/// Every layer reads its input at its output's row and the row above (the
+/// stride-2 ones at rows 2i − 1 and 2i of the finer map, the latest two
+/// there when row i is computed), so two rows are all a map needs, instead
+/// of the whole image (for `pixelcnn++-small` at 32 images per thread, 10 MB
+/// in all instead of 173 MB, which took 0.1 s per plan to page in and zero).
+/// Rows arrive in order: the first write of row i shifts the window by one.
+/// Row −1, the zero padding above the image, is the window's first state.
+struct Window {
+    slots: Tensor,
+    newest: Cell<i64>,
 }
 
-/// Writes row i (B, W, C) into a cache.
-fn write_row(cache: &Tensor, i: i64, row: &Tensor) -> Result<()> {
-    let width = row.size()[1];
-    cache.f_select(1, i + 1)?.f_narrow(1, 1, width)?.f_copy_(row)?;
-    Ok(())
-}
+impl Window {
+    fn zeros(batch: i64, width: i64, channels: i64, kind: Kind, device: Device) -> Result<Self> {
+        Ok(Window { slots: Tensor::f_zeros([batch, 2, width + 2, channels], (kind, device))?, newest: Cell::new(-1) })
+    }
 
-/// A map's values (not a layer's input): row i (B, W, C) or position (i, j) (B, C).
-fn row_of(cache: &Tensor, i: i64, width: i64) -> Result<Tensor> {
-    Ok(cache.f_select(1, i + 1)?.f_narrow(1, 1, width)?)
-}
+    /// The slot of `row`, which must be the newest row or the one above it.
+    fn slot(&self, row: i64) -> Result<i64> {
+        let back = self.newest.get() - row;
+        if !(0..2).contains(&back) {
+            return Err(Error::Internal(format!("the PixelCNN++ sampler read row {row} of a window holding rows up to {}", self.newest.get())));
+        }
+        Ok(1 - back)
+    }
 
-fn at_of(cache: &Tensor, i: i64, j: i64) -> Result<Tensor> {
-    Ok(cache.f_select(1, i + 1)?.f_select(1, j + 1)?)
+    /// Rows first … first + n − 1, (B, n, w + 2, C).
+    fn rows(&self, first: i64, n: i64) -> Result<Tensor> {
+        self.slot(first + n - 1)?;
+        Ok(self.slots.f_narrow(1, self.slot(first)?, n)?)
+    }
+
+    /// Makes `row` the newest; the slot it gets still holds the row before
+    /// until written (every reader reads only positions already written).
+    fn advance_to(&self, row: i64) -> Result<()> {
+        if row == self.newest.get() + 1 {
+            self.slots.f_select(1, 0)?.f_copy_(&self.slots.f_select(1, 1)?)?;
+            self.newest.set(row);
+        }
+        self.slot(row).map(|_| ())
+    }
+
+    /// Writes row i (B, w, C).
+    fn write_row(&self, i: i64, row: &Tensor) -> Result<()> {
+        self.advance_to(i)?;
+        let width = row.size()[1];
+        self.slots.f_select(1, 1)?.f_narrow(1, 1, width)?.f_copy_(row)?;
+        Ok(())
+    }
+
+    /// Writes position (i, j), (B, C).
+    fn write(&self, i: i64, j: i64, value: &Tensor) -> Result<()> {
+        self.advance_to(i)?;
+        self.slots.f_select(1, 1)?.f_select(1, j + 1)?.f_copy_(value)?;
+        Ok(())
+    }
+
+    /// A map's values (not a layer's input): row i (B, w, C) or position (i, j) (B, C).
+    fn row(&self, i: i64, width: i64) -> Result<Tensor> {
+        Ok(self.slots.f_select(1, self.slot(i)?)?.f_narrow(1, 1, width)?)
+    }
+
+    fn at(&self, i: i64, j: i64) -> Result<Tensor> {
+        Ok(self.slots.f_select(1, self.slot(i)?)?.f_select(1, j + 1)?)
+    }
 }
 
 pub(super) struct Plan {
@@ -331,7 +380,11 @@ pub(super) struct Plan {
     /// Blocks per stage in the up pass.
     blocks: usize,
     /// The image as the network reads it (C channels, then the ones channel).
-    image: Tensor,
+    image: Window,
+    /// A row of it before any value is drawn, (B, W + 2, C + 1): what the
+    /// reference reads there (the unsampled values and the ones), zero
+    /// columns each side.
+    blank_row: Tensor,
     u_init: Conv,
     ul_init: [Conv; 2],
     /// [level][block]: the up pass's blocks, u and ul.
@@ -349,14 +402,14 @@ pub(super) struct Plan {
     pixel_link: Option<Tensor>,
     /// The up pass's outputs, the U-Net skips: entry e of the network's list
     /// (0: the input layers, then each block, and each downsizing).
-    skips_u: Vec<Tensor>,
-    skips_ul: Vec<Tensor>,
+    skips_u: Vec<Window>,
+    skips_ul: Vec<Window>,
     /// The down pass's u at each block's output, [stage][block]: the ul blocks' `a` beside it.
-    down_u_out: Vec<Vec<Tensor>>,
+    down_u_out: Vec<Vec<Window>>,
     /// The down pass's ul entering each stage after upsizing ([1], [2]); and
     /// the output of each stage's last block ([0], [1]), read by the upsizing.
-    down_ul_last: Vec<Tensor>,
-    down_u_last: Vec<Tensor>,
+    down_ul_last: Vec<Window>,
+    down_u_last: Vec<Window>,
     /// Each level's entry into the ul stream along its current row, the part
     /// final before the row's first pixel, (B, w, F): level 0, at column j,
     /// down_shift(ul_init0(x)) + ul_init1's top kernel row at column j − 1
@@ -385,16 +438,17 @@ impl Plan {
         let r = up_u[0].len();
         // The skips' levels: the input layers and stage 0 at full resolution, then a downsizing and a stage per level.
         let skip_level = |e: usize| if e <= r { 0 } else if e <= 2 * r + 1 { 1 } else { 2 };
-        let map = |l: i64| cache(batch, h >> l, w >> l, f, kind, device);
+        let map = |l: i64| Window::zeros(batch, w >> l, f, kind, device);
         let skips_u = (0..3 * r + 3).map(|e| map(skip_level(e))).collect::<Result<Vec<_>>>()?;
         let skips_ul = (0..3 * r + 3).map(|e| map(skip_level(e))).collect::<Result<Vec<_>>>()?;
         let down_u_out = down_u.iter().enumerate().map(|(s, st)| st.iter().map(|_| map(2 - s as i64)).collect::<Result<Vec<_>>>()).collect::<Result<Vec<_>>>()?;
-        let image = cache(batch, h, w, cfg.input_channels() + 1, kind, device)?;
+        let image = Window::zeros(batch, w, cfg.input_channels() + 1, kind, device)?;
+        let blank_row = Tensor::f_zeros([batch, w + 2, cfg.input_channels() + 1], (kind, device))?;
         // Every position reads as the reference's unsampled image (values 0) with its channel of ones.
         let zeros = Tensor::f_zeros([1, c], (Kind::Float, device))?;
         let blank = crate::network::token_embedding::value_input(cfg, inputs.embedding.as_ref(), &zeros)?.f_reshape([1, 1, 1, cfg.input_channels()])?;
         let ones = Tensor::f_ones([1, 1, 1, 1], (Kind::Float, device))?;
-        image.f_narrow(1, 1, h)?.f_narrow(2, 1, w)?.f_copy_(&cast(&Tensor::f_cat(&[blank, ones], 3)?, kind)?)?;
+        blank_row.f_narrow(1, 1, w)?.f_copy_(&cast(&Tensor::f_cat(&[blank, ones], 3)?, kind)?.f_reshape([1, 1, -1])?)?;
         let pixel_link = match &net.pixel_link {
             Some((weight, mask)) => Some(kinds.pixel_weight(&weight.f_mul(mask)?.f_flatten(1, 3)?.f_t_()?.f_contiguous()?)?),
             None => None,
@@ -403,6 +457,7 @@ impl Plan {
             width: w,
             blocks: r,
             image,
+            blank_row,
             u_init: Conv::new(&net.u_init, [2, 3], Shift::Down, 1, kinds)?,
             ul_init: [Conv::new(&net.ul_init[0], [1, 3], Shift::Down, 1, kinds)?, Conv::new(&net.ul_init[1], [2, 1], Shift::DownRight, 1, kinds)?],
             downsize_u: net.downsize_u.iter().map(|l| Conv::new(l, [2, 3], Shift::Down, 2, kinds)).collect::<Result<Vec<_>>>()?,
@@ -426,6 +481,12 @@ impl Plan {
         })
     }
 
+    /// (B, width, F) zeros: a down-shifted map's first row.
+    fn zeros_row(&self, width: i64) -> Result<Tensor> {
+        let f = self.skips_u[0].slots.size()[3];
+        Ok(Tensor::f_zeros([self.blank_row.size()[0], width, f], (self.blank_row.kind(), self.blank_row.device()))?)
+    }
+
     /// The first skip entry a down-pass stage pops (then one less per block).
     fn first_pop(&self, stage: usize) -> usize {
         let r = self.blocks;
@@ -439,15 +500,15 @@ impl Plan {
         let width = self.width >> level;
         let first = [0, r + 1, 2 * r + 2][level];
         let mut u = match level {
-            0 if i == 0 => Tensor::f_zeros([self.image.size()[0], width, self.skips_u[0].size()[3]], (self.image.kind(), self.image.device()))?,
+            0 if i == 0 => self.zeros_row(width)?,
             // down_shift(u_init(x)): u_init's output at row i − 1.
             0 => self.u_init.row(&self.image, i - 1, width)?,
             l => self.downsize_u[l - 1].row(&self.skips_u[first - 1], i, width)?,
         };
-        write_row(&self.skips_u[first], i, &u)?;
+        self.skips_u[first].write_row(i, &u)?;
         for (k, block) in self.up_u[level].iter().enumerate() {
             u = block.row(&u, None, i)?;
-            write_row(&self.skips_u[first + 1 + k], i, &u)?;
+            self.skips_u[first + 1 + k].write_row(i, &u)?;
         }
         Ok(())
     }
@@ -457,18 +518,18 @@ impl Plan {
         let level = 2 - stage;
         let width = self.width >> level;
         let mut u = match stage {
-            0 => row_of(&self.skips_u[3 * self.blocks + 2], i, width)?,
+            0 => self.skips_u[3 * self.blocks + 2].row(i, width)?,
             s => self.upsize_u[s - 1].row(&self.down_u_last[s - 1], i, width)?,
         };
         let mut pop = self.first_pop(stage);
         for (k, block) in self.down_u[stage].iter().enumerate() {
-            let skip = row_of(&self.skips_u[pop], i, width)?;
+            let skip = self.skips_u[pop].row(i, width)?;
             u = block.row(&u, Some(&skip), i)?;
-            write_row(&self.down_u_out[stage][k], i, &u)?;
+            self.down_u_out[stage][k].write_row(i, &u)?;
             pop = pop.wrapping_sub(1);
         }
         if stage < 2 {
-            write_row(&self.down_u_last[stage], i, &u)?;
+            self.down_u_last[stage].write_row(i, &u)?;
         }
         Ok(())
     }
@@ -482,7 +543,7 @@ impl Plan {
         let width = self.width >> level;
         let entry = match level {
             0 => {
-                let above = if i > 0 { self.ul_init[0].row(&self.image, i - 1, width)? } else { Tensor::f_zeros([self.image.size()[0], width, self.skips_ul[0].size()[3]], (self.image.kind(), self.image.device()))? };
+                let above = if i > 0 { self.ul_init[0].row(&self.image, i - 1, width)? } else { self.zeros_row(width)? };
                 // Column j adds ul_init1's output at j − 1; column 0 nothing (the right shift's zeros).
                 let left = self.ul_init[1].top_row(&self.image, i, width)?;
                 Tensor::f_cat(&[above.f_narrow(1, 0, 1)?, above.f_narrow(1, 1, width - 1)?.f_add(&left.f_narrow(1, 0, width - 1)?)?], 1)?
@@ -491,12 +552,12 @@ impl Plan {
         };
         self.ul_entry_terms[level] = Some(entry);
         for k in 0..self.up_ul[level].len() {
-            let u = row_of(&self.skips_u[first + 1 + k], i, width)?;
+            let u = self.skips_u[first + 1 + k].row(i, width)?;
             self.up_ul[level][k].begin_ul_row(Some(&u), i)?;
         }
         let stage = 2 - level;
         for k in 0..self.down_ul[stage].len() {
-            let u = row_of(&self.down_u_out[stage][k], i, width)?;
+            let u = self.down_u_out[stage][k].row(i, width)?;
             self.down_ul[stage][k].begin_ul_row(Some(&u), i)?;
         }
         Ok(())
@@ -507,7 +568,7 @@ impl Plan {
         let r = self.blocks;
         let first = [0, r + 1, 2 * r + 2][level];
         let Some(entry) = &self.ul_entry_terms[level] else {
-            return Err(crate::error::Error::Internal("a PixelCNN++ ul level ran before its row began".into()));
+            return Err(Error::Internal("a PixelCNN++ ul level ran before its row began".into()));
         };
         let entry = entry.f_select(1, j)?;
         let mut ul = match level {
@@ -515,10 +576,10 @@ impl Plan {
             0 => self.ul_init[1].after_top(&self.image, &entry, i, j - 1)?,
             l => self.downsize_ul[l - 1].after_top(&self.skips_ul[first - 1], &entry, i, j)?,
         };
-        write(&self.skips_ul[first], i, j, 1, &ul)?;
+        self.skips_ul[first].write(i, j, &ul)?;
         for (k, block) in self.up_ul[level].iter().enumerate() {
             ul = block.at(&ul, None, i, j)?;
-            write(&self.skips_ul[first + 1 + k], i, j, 1, &ul)?;
+            self.skips_ul[first + 1 + k].write(i, j, &ul)?;
         }
         Ok(())
     }
@@ -526,16 +587,16 @@ impl Plan {
     /// The down pass's ul at (i, j) of stage s; returns the stage's output there.
     fn down_ul_at(&self, stage: usize, i: i64, j: i64) -> Result<Tensor> {
         let mut ul = match stage {
-            0 => at_of(&self.skips_ul[3 * self.blocks + 2], i, j)?,
+            0 => self.skips_ul[3 * self.blocks + 2].at(i, j)?,
             s => self.upsize_ul[s - 1].at(&self.down_ul_last[s - 1], i, j)?,
         };
         let mut pop = self.first_pop(stage);
         for block in self.down_ul[stage].iter() {
-            ul = block.at(&ul, Some(&at_of(&self.skips_ul[pop], i, j)?), i, j)?;
+            ul = block.at(&ul, Some(&self.skips_ul[pop].at(i, j)?), i, j)?;
             pop = pop.wrapping_sub(1);
         }
         if stage < 2 {
-            write(&self.down_ul_last[stage], i, j, 1, &ul)?;
+            self.down_ul_last[stage].write(i, j, &ul)?;
         }
         Ok(ul)
     }
@@ -566,6 +627,9 @@ impl PixelSource for Plan {
         if r % 4 == 0 {
             self.begin_ul_row(2, r / 4)?;
         }
+        // Everything that reads the image rows above has run: row r enters, as yet undrawn.
+        self.image.advance_to(r)?;
+        self.image.slots.f_select(1, 1)?.f_copy_(&self.blank_row)?;
         self.threads.for_pixels();
         Ok(())
     }
@@ -596,8 +660,8 @@ impl PixelSource for Plan {
         };
         match &self.pixel_link {
             Some(link) => {
-                let channels = self.image.size()[3] - 1;
-                let pixel = at_of(&self.image, r, c)?.f_narrow(1, 0, channels)?;
+                let channels = self.image.slots.size()[3] - 1;
+                let pixel = self.image.at(r, c)?.f_narrow(1, 0, channels)?;
                 Ok(logits.f_add(&pixel.f_matmul(link)?)?)
             }
             None => Ok(logits),
@@ -606,7 +670,7 @@ impl PixelSource for Plan {
 
     fn set_value(&mut self, r: i64, c: i64, ch: i64, _raw: &Tensor, input: &Tensor) -> Result<()> {
         let k = input.size()[1];
-        self.image.f_select(1, r + 1)?.f_select(1, c + 1)?.f_narrow(1, ch * k, k)?.f_copy_(input)?;
+        self.image.at(r, c)?.f_narrow(1, ch * k, k)?.f_copy_(input)?;
         Ok(())
     }
 }
