@@ -9,8 +9,10 @@
 //! each layer, its gate, and the 1×1 skip and residual products. Over an image
 //! that is one forward pass of arithmetic, as for the seed's architecture.
 //!
-//! Caches: the image, zero-padded as the first vertical layer reads it; each
-//! layer's vertical input (padded likewise); and, for the current row only,
+//! Caches: windows (`window.rs`) of the image's latest rows, zero-padded as
+//! the first vertical layer reads it, and of each layer's vertical input
+//! (padded likewise), as many rows as the next vertical convolution reads;
+//! and, for the current row only,
 //! the first horizontal layer's input (the image row) and each later layer's
 //! horizontal input, channels-last. Entries right of the current pixel hold
 //! stale values from the row above but are never read: every strip ends at
@@ -23,6 +25,7 @@
 use super::fast_pixelcnn::Pointwise;
 use super::driver::PixelSource;
 use super::kinds::Kinds;
+use super::window::Window;
 use super::{BatchInputs, SamplerThreads};
 use crate::error::Result;
 use crate::config::ModelConfig;
@@ -74,9 +77,14 @@ impl RowConv {
         Ok(RowConv { weight: kinds.row_weight(&conv.effective_weight()?)?, bias: kinds.row_weight(&conv.bias)?, rows: 1 })
     }
 
-    /// Over the `rows` rows of a padded cache from `first_row`: (B, Cout, 1, W).
-    fn over(&self, cache: &Tensor, first_row: i64) -> Result<Tensor> {
-        Ok(cache.f_narrow(2, first_row, self.rows)?.f_conv2d(&self.weight, Some(&self.bias), [1, 1], [0, 0], [1, 1], 1)?)
+    /// Over the `rows` rows of a padded map from image row `first_row`: (B, Cout, 1, W).
+    fn over(&self, map: &Window, first_row: i64) -> Result<Tensor> {
+        self.over_rows(&map.rows(first_row, self.rows)?)
+    }
+
+    /// Over `rows` (B, Cin, self.rows, W + pad): (B, Cout, 1, W).
+    fn over_rows(&self, rows: &Tensor) -> Result<Tensor> {
+        Ok(rows.f_conv2d(&self.weight, Some(&self.bias), [1, 1], [0, 0], [1, 1], 1)?)
     }
 }
 
@@ -101,10 +109,10 @@ pub(super) struct Plan {
     layers: Vec<Layer>,
     head: Vec<Pointwise>,
     output: Pointwise,
-    /// Image pixel (r, c) at (r + p0, c + p0), channels first.
-    image: Tensor,
-    /// Layer i's vertical input v_i at (r + p, c + p).
-    vertical: Vec<Tensor>,
+    /// The image's latest rows, channels first, pixel (r, c) at column c + p0.
+    image: Window,
+    /// Layer i's vertical input v_i, (r, c) at column c + p.
+    vertical: Vec<Window>,
     /// The current row: image pixel c at c + p0; layer i's horizontal input at c + p.
     image_row: Tensor,
     horizontal: Vec<Tensor>,
@@ -158,8 +166,9 @@ impl Plan {
             layers,
             head: net.head.iter().map(|c| Pointwise::new(c, labels, (h, w), kinds)).collect::<Result<Vec<_>>>()?,
             output: Pointwise::new(&net.output, labels, (h, w), kinds)?,
-            image: Tensor::f_zeros([batch, channels, h + p0, w + 2 * p0], row_options)?,
-            vertical: (0..count).map(|_| Tensor::f_zeros([batch, f, h + p, w + 2 * p], row_options)).collect::<std::result::Result<Vec<_>, _>>()?,
+            // The first vertical layer reads image rows r − p0 … r − 1; layer i's, rows r − p … r of v_i.
+            image: Window::zeros(&[batch, channels, p0.max(1), w + 2 * p0], 2, row_options.0, row_options.1)?,
+            vertical: net.layers.iter().map(|l| Window::zeros(&[batch, f, l.v_conv.weight.size()[2], w + 2 * p], 2, row_options.0, row_options.1)).collect::<Result<Vec<_>>>()?,
             image_row: Tensor::f_zeros([batch, w + p0, channels], pixel_options)?,
             horizontal: (0..count).map(|_| Tensor::f_zeros([batch, w + p, f], pixel_options)).collect::<std::result::Result<Vec<_>, _>>()?,
             threads: inputs.threads,
@@ -172,17 +181,18 @@ impl PixelSource for Plan {
     /// The vertical stack for row r, and each layer's link into the
     /// horizontal gate along the row, as (B, W, 2F).
     fn begin_row(&mut self, r: i64) -> Result<()> {
-        let (w, f) = (self.config.width, self.config.filters);
+        let f = self.config.filters;
         let p = self.config.kernel() / 2;
         let layers = self.layers.len();
         self.threads.for_rows();
         let mut links = Vec::with_capacity(layers);
-        let v0 = self.input_v.over(&self.image, r)?; // image rows r−p0 … r−1
-        self.vertical[0].f_narrow(2, r + p, 1)?.f_narrow(3, p, w)?.f_copy_(&v0)?;
+        let p0 = self.config.input_kernel() / 2;
+        let v0 = self.input_v.over(&self.image, r - p0)?; // image rows r−p0 … r−1
+        write_row(&self.vertical[0], r, p, &v0)?;
         for (i, layer) in self.layers.iter().enumerate() {
-            let a = layer.v_conv.over(&self.vertical[i], r)?; // (B, 2F, 1, W)
+            let a = layer.v_conv.over(&self.vertical[i], r - p)?; // (B, 2F, 1, W)
             // The horizontal convolution's bias joins the link once per row, in the pixel kind.
-            let link = layer.link.over(&a, 0)?;
+            let link = layer.link.over_rows(&a)?;
             let mut link = link.f_to_kind(layer.h_conv.bias.kind())?.f_add(&layer.h_conv.bias.f_view([1, 2 * f, 1, 1])?)?;
             if let Some(bias) = &layer.h_class {
                 link = link.f_add(&at_row(bias, r)?)?;
@@ -193,10 +203,12 @@ impl PixelSource for Plan {
                     Some(bias) => a.f_add(&at_row(bias, r)?)?,
                     None => a,
                 };
-                self.vertical[i + 1].f_narrow(2, r + p, 1)?.f_narrow(3, p, w)?.f_copy_(&gate(&a)?)?;
+                write_row(&self.vertical[i + 1], r, p, &gate(&a)?)?;
             }
         }
         self.links = links;
+        // Row r of the image enters; set_value fills it pixel by pixel.
+        self.image.advance_to(r)?;
         self.threads.for_pixels();
         Ok(())
     }
@@ -234,10 +246,17 @@ impl PixelSource for Plan {
     fn set_value(&mut self, r: i64, c: i64, ch: i64, _raw: &Tensor, input: &Tensor) -> Result<()> {
         let p0 = self.config.input_kernel() / 2;
         let k = input.size()[1];
-        self.image.f_narrow(1, ch * k, k)?.f_select(2, r + p0)?.f_select(2, c + p0)?.f_copy_(input)?;
+        self.image.row(r)?.f_narrow(1, ch * k, k)?.f_select(2, c + p0)?.f_copy_(input)?;
         self.image_row.f_select(1, c + p0)?.f_narrow(1, ch * k, k)?.f_copy_(input)?;
         Ok(())
     }
+}
+
+/// Writes row r (B, C, 1, W) into a window whose rows have `pad` zero columns each side.
+fn write_row(map: &Window, r: i64, pad: i64, row: &Tensor) -> Result<()> {
+    map.advance_to(r)?;
+    map.rows(r, 1)?.f_narrow(3, pad, row.size()[3])?.f_copy_(row)?;
+    Ok(())
 }
 
 /// A per-row term (B, C, 1, 1) as it is, or row r (B, C, 1, W) of a per-pixel one (B, C, H, W).

@@ -27,9 +27,9 @@
 
 use super::driver::PixelSource;
 use super::kinds::Kinds;
+use super::window::Window;
 use super::{BatchInputs, SamplerThreads};
 use crate::error::{Error, Result};
-use std::cell::Cell;
 use crate::network::pixelcnn_pp::{Block, PixelCnnPp};
 use crate::network::weight_norm::{Layer, Shift};
 use crate::precision::cast;
@@ -87,22 +87,22 @@ impl Conv {
 
     /// The outputs of row i, (B, W_out, Cout), from the input cache: one
     /// convolution over the rows it reads, every column at once.
-    fn row(&self, input: &Window, i: i64, width: i64) -> Result<Tensor> {
+    fn row(&self, input: &Rows, i: i64, width: i64) -> Result<Tensor> {
         self.rows_through(input, i, width, &self.weight, self.kernel[0])
     }
 
     /// Row i's outputs through the kernel's top rows only, with the bias,
     /// (B, W_out, Cout) in the pixel kind: what `after_top` completes.
-    fn top_row(&self, input: &Window, i: i64, width: i64) -> Result<Tensor> {
+    fn top_row(&self, input: &Rows, i: i64, width: i64) -> Result<Tensor> {
         match &self.top_weight {
             Some(top) => self.rows_through(input, i, width, top, self.kernel[0] - 1),
-            None => Ok(self.bias.f_expand([input.slots.size()[0], width, self.bias.size()[0]], false)?.f_contiguous()?),
+            None => Ok(self.bias.f_expand([input.slots().size()[0], width, self.bias.size()[0]], false)?.f_contiguous()?),
         }
     }
 
     /// `weight`'s convolution over `rows` input rows from the first that
     /// output row i reads, every output column at once, plus the bias.
-    fn rows_through(&self, input: &Window, i: i64, width: i64, weight: &Tensor, rows: i64) -> Result<Tensor> {
+    fn rows_through(&self, input: &Rows, i: i64, width: i64, weight: &Tensor, rows: i64) -> Result<Tensor> {
         let [kh, kw] = self.kernel;
         let first = self.first_column(0);
         let span = self.stride * (width - 1) + kw;
@@ -115,9 +115,9 @@ impl Conv {
     /// The output at (i, j), (B, Cout): `top` (this position's `top_row`
     /// value) plus the last kernel row's product. That row's kw positions
     /// lie side by side in the channels-last cache, so the patch is a view.
-    fn after_top(&self, input: &Window, top: &Tensor, i: i64, j: i64) -> Result<Tensor> {
+    fn after_top(&self, input: &Rows, top: &Tensor, i: i64, j: i64) -> Result<Tensor> {
         let kw = self.kernel[1];
-        let batch = input.slots.size()[0];
+        let batch = input.slots().size()[0];
         let patch = input.rows(self.stride * i, 1)?.f_narrow(2, self.first_column(j), kw)?.f_reshape([batch, -1])?;
         Ok(top.f_addmm(&patch, &self.last_matrix)?)
     }
@@ -168,7 +168,7 @@ impl Deconv {
     }
 
     /// Down-right form (kernel 2×2): output (r, c) = bias + input(r/2, c/2) · W[:, :, r%2, c%2].
-    fn at(&self, input: &Window, r: i64, c: i64) -> Result<Tensor> {
+    fn at(&self, input: &Rows, r: i64, c: i64) -> Result<Tensor> {
         let x = input.at(r / 2, c / 2)?; // (B, Cin)
         let w = self.weight.f_select(2, r % 2)?.f_select(2, c % 2)?; // (Cin, Cout)
         Ok(self.bias.f_addmm(&x, &w)?)
@@ -177,7 +177,7 @@ impl Deconv {
     /// Down form (kernel 2×3), a whole output row r of width 2·W_in: a
     /// transposed convolution along the row with kernel row r % 2, cropped
     /// by one column on the left as the network crops it.
-    fn row(&self, input: &Window, r: i64, width: i64) -> Result<Tensor> {
+    fn row(&self, input: &Rows, r: i64, width: i64) -> Result<Tensor> {
         debug_assert_eq!(self.shift, Shift::Down);
         let inner = width / 2;
         let x = input.rows(r / 2, 1)?.f_narrow(2, 1, inner)?.f_permute([0, 3, 1, 2])?; // (B, Cin, 1, W/2)
@@ -203,8 +203,8 @@ struct GatedBlock {
     class: Option<Tensor>,
     /// (B, h, w, 2F): the condition map's term at the block's resolution.
     map: Option<Tensor>,
-    input: Window,
-    hidden: Window,
+    input: Rows,
+    hidden: Rows,
     /// A ul block's terms of the current row that read only what is final
     /// before its first pixel: (conv_input's top rows + the skip's u part,
     /// (B, w, F); conv_out's top rows + the condition terms, (B, w, 2F)).
@@ -233,8 +233,8 @@ impl GatedBlock {
             conv_out: Conv::new(&block.conv_out, kernel, shift, 1, kinds)?,
             class,
             map,
-            input: Window::zeros(batch, w, 2 * f, kinds.pixels, device)?,
-            hidden: Window::zeros(batch, w, 2 * f, kinds.pixels, device)?,
+            input: Rows::zeros(batch, w, 2 * f, kinds.pixels, device)?,
+            hidden: Rows::zeros(batch, w, 2 * f, kinds.pixels, device)?,
             row_terms: None,
         })
     }
@@ -259,7 +259,7 @@ impl GatedBlock {
     /// A ul block at row i: the terms above, given the u part of its skip
     /// input along the row, (B, w, F) (the up pass: all of it).
     fn begin_ul_row(&mut self, u: Option<&Tensor>, i: i64) -> Result<()> {
-        let width = self.input.slots.size()[2] - 2;
+        let width = self.input.slots().size()[2] - 2;
         let mut input_terms = self.conv_input.top_row(&self.input, i, width)?;
         let skip_u = self.skip_halves.as_ref().map(|(u_part, _)| u_part).or(self.nin_skip.as_ref());
         if let (Some(nin), Some(u)) = (skip_u, u) {
@@ -306,72 +306,48 @@ fn concat_elu_last(x: &Tensor) -> Result<Tensor> {
     Ok(Tensor::f_cat(&[x, &x.f_neg()?], last)?.f_elu()?)
 }
 
-/// The rows of a map that are still read: two, channels last, with a zero
-/// column each side, (B, 2, w + 2, C), the second slot holding row `newest`.
-/// Every layer reads its input at its output's row and the row above (the
-/// stride-2 ones at rows 2i − 1 and 2i of the finer map, the latest two
-/// there when row i is computed), so two rows are all a map needs, instead
-/// of the whole image (for `pixelcnn++-small` at 32 images per thread, 10 MB
-/// in all instead of 173 MB, which took 0.1 s per plan to page in and zero).
-/// Rows arrive in order: the first write of row i shifts the window by one.
-/// Row −1, the zero padding above the image, is the window's first state.
-struct Window {
-    slots: Tensor,
-    newest: Cell<i64>,
-}
+/// A map's two latest rows (`window.rs`), channels last with a zero column
+/// each side, (B, 2, w + 2, C): every layer here reads its input at its
+/// output's row and the row above (the stride-2 ones at rows 2i − 1 and 2i
+/// of the finer map, the latest two there when row i is computed).
+struct Rows(Window);
 
-impl Window {
+impl Rows {
     fn zeros(batch: i64, width: i64, channels: i64, kind: Kind, device: Device) -> Result<Self> {
-        Ok(Window { slots: Tensor::f_zeros([batch, 2, width + 2, channels], (kind, device))?, newest: Cell::new(-1) })
+        Ok(Rows(Window::zeros(&[batch, 2, width + 2, channels], 1, kind, device)?))
     }
 
-    /// The slot of `row`, which must be the newest row or the one above it.
-    fn slot(&self, row: i64) -> Result<i64> {
-        let back = self.newest.get() - row;
-        if !(0..2).contains(&back) {
-            return Err(Error::Internal(format!("the PixelCNN++ sampler read row {row} of a window holding rows up to {}", self.newest.get())));
-        }
-        Ok(1 - back)
+    fn slots(&self) -> &Tensor {
+        &self.0.slots
     }
 
     /// Rows first … first + n − 1, (B, n, w + 2, C).
     fn rows(&self, first: i64, n: i64) -> Result<Tensor> {
-        self.slot(first + n - 1)?;
-        Ok(self.slots.f_narrow(1, self.slot(first)?, n)?)
-    }
-
-    /// Makes `row` the newest; the slot it gets still holds the row before
-    /// until written (every reader reads only positions already written).
-    fn advance_to(&self, row: i64) -> Result<()> {
-        if row == self.newest.get() + 1 {
-            self.slots.f_select(1, 0)?.f_copy_(&self.slots.f_select(1, 1)?)?;
-            self.newest.set(row);
-        }
-        self.slot(row).map(|_| ())
+        self.0.rows(first, n)
     }
 
     /// Writes row i (B, w, C).
     fn write_row(&self, i: i64, row: &Tensor) -> Result<()> {
-        self.advance_to(i)?;
         let width = row.size()[1];
-        self.slots.f_select(1, 1)?.f_narrow(1, 1, width)?.f_copy_(row)?;
+        self.0.advance_to(i)?;
+        self.0.row(i)?.f_narrow(1, 1, width)?.f_copy_(row)?;
         Ok(())
     }
 
     /// Writes position (i, j), (B, C).
     fn write(&self, i: i64, j: i64, value: &Tensor) -> Result<()> {
-        self.advance_to(i)?;
-        self.slots.f_select(1, 1)?.f_select(1, j + 1)?.f_copy_(value)?;
+        self.0.advance_to(i)?;
+        self.0.row(i)?.f_select(1, j + 1)?.f_copy_(value)?;
         Ok(())
     }
 
     /// A map's values (not a layer's input): row i (B, w, C) or position (i, j) (B, C).
     fn row(&self, i: i64, width: i64) -> Result<Tensor> {
-        Ok(self.slots.f_select(1, self.slot(i)?)?.f_narrow(1, 1, width)?)
+        Ok(self.0.row(i)?.f_narrow(1, 1, width)?)
     }
 
     fn at(&self, i: i64, j: i64) -> Result<Tensor> {
-        Ok(self.slots.f_select(1, self.slot(i)?)?.f_select(1, j + 1)?)
+        Ok(self.0.row(i)?.f_select(1, j + 1)?)
     }
 }
 
@@ -380,7 +356,7 @@ pub(super) struct Plan {
     /// Blocks per stage in the up pass.
     blocks: usize,
     /// The image as the network reads it (C channels, then the ones channel).
-    image: Window,
+    image: Rows,
     /// A row of it before any value is drawn, (B, W + 2, C + 1): what the
     /// reference reads there (the unsampled values and the ones), zero
     /// columns each side.
@@ -402,14 +378,14 @@ pub(super) struct Plan {
     pixel_link: Option<Tensor>,
     /// The up pass's outputs, the U-Net skips: entry e of the network's list
     /// (0: the input layers, then each block, and each downsizing).
-    skips_u: Vec<Window>,
-    skips_ul: Vec<Window>,
+    skips_u: Vec<Rows>,
+    skips_ul: Vec<Rows>,
     /// The down pass's u at each block's output, [stage][block]: the ul blocks' `a` beside it.
-    down_u_out: Vec<Vec<Window>>,
+    down_u_out: Vec<Vec<Rows>>,
     /// The down pass's ul entering each stage after upsizing ([1], [2]); and
     /// the output of each stage's last block ([0], [1]), read by the upsizing.
-    down_ul_last: Vec<Window>,
-    down_u_last: Vec<Window>,
+    down_ul_last: Vec<Rows>,
+    down_u_last: Vec<Rows>,
     /// Each level's entry into the ul stream along its current row, the part
     /// final before the row's first pixel, (B, w, F): level 0, at column j,
     /// down_shift(ul_init0(x)) + ul_init1's top kernel row at column j − 1
@@ -438,11 +414,11 @@ impl Plan {
         let r = up_u[0].len();
         // The skips' levels: the input layers and stage 0 at full resolution, then a downsizing and a stage per level.
         let skip_level = |e: usize| if e <= r { 0 } else if e <= 2 * r + 1 { 1 } else { 2 };
-        let map = |l: i64| Window::zeros(batch, w >> l, f, kind, device);
+        let map = |l: i64| Rows::zeros(batch, w >> l, f, kind, device);
         let skips_u = (0..3 * r + 3).map(|e| map(skip_level(e))).collect::<Result<Vec<_>>>()?;
         let skips_ul = (0..3 * r + 3).map(|e| map(skip_level(e))).collect::<Result<Vec<_>>>()?;
         let down_u_out = down_u.iter().enumerate().map(|(s, st)| st.iter().map(|_| map(2 - s as i64)).collect::<Result<Vec<_>>>()).collect::<Result<Vec<_>>>()?;
-        let image = Window::zeros(batch, w, cfg.input_channels() + 1, kind, device)?;
+        let image = Rows::zeros(batch, w, cfg.input_channels() + 1, kind, device)?;
         let blank_row = Tensor::f_zeros([batch, w + 2, cfg.input_channels() + 1], (kind, device))?;
         // Every position reads as the reference's unsampled image (values 0) with its channel of ones.
         let zeros = Tensor::f_zeros([1, c], (Kind::Float, device))?;
@@ -483,7 +459,7 @@ impl Plan {
 
     /// (B, width, F) zeros: a down-shifted map's first row.
     fn zeros_row(&self, width: i64) -> Result<Tensor> {
-        let f = self.skips_u[0].slots.size()[3];
+        let f = self.skips_u[0].slots().size()[3];
         Ok(Tensor::f_zeros([self.blank_row.size()[0], width, f], (self.blank_row.kind(), self.blank_row.device()))?)
     }
 
@@ -628,8 +604,8 @@ impl PixelSource for Plan {
             self.begin_ul_row(2, r / 4)?;
         }
         // Everything that reads the image rows above has run: row r enters, as yet undrawn.
-        self.image.advance_to(r)?;
-        self.image.slots.f_select(1, 1)?.f_copy_(&self.blank_row)?;
+        self.image.0.advance_to(r)?;
+        self.image.0.row(r)?.f_copy_(&self.blank_row)?;
         self.threads.for_pixels();
         Ok(())
     }
@@ -660,7 +636,7 @@ impl PixelSource for Plan {
         };
         match &self.pixel_link {
             Some(link) => {
-                let channels = self.image.slots.size()[3] - 1;
+                let channels = self.image.slots().size()[3] - 1;
                 let pixel = self.image.at(r, c)?.f_narrow(1, 0, channels)?;
                 Ok(logits.f_add(&pixel.f_matmul(link)?)?)
             }

@@ -17,6 +17,7 @@ mod fast_pixelcnn;
 mod fast_pixelcnn_pp;
 mod kinds;
 mod reference;
+mod window;
 
 use crate::config::{ModelConfig, SampleConfig, SampleMethod};
 use crate::output;
