@@ -106,6 +106,30 @@ fn bf16_training_lowers_the_loss_like_fp32_and_keeps_fp32_weights() {
     }
 }
 
+/// With 256 images or more per sampler thread the per-pixel chain too runs
+/// in bf16 on a CPU (`sample/kinds.rs`, whose unit test checks the rule): its
+/// probabilities stay within the bound of fp32 like the mixed sampler's.
+#[test]
+fn bf16_fast_sampler_with_a_bf16_chain_stays_within_the_bound_of_fp32() {
+    emulate_if_needed();
+    let small = ModelConfig { height: 6, width: 6, ..ModelConfig::small() };
+    let gated = ModelConfig { height: 6, width: 5, ..ModelConfig::gated_small() };
+    for (name, config) in [("small", small), ("gated-small, 3 classes", conditional(gated, 3))] {
+        let state = model(config.clone(), 4);
+        randomize_class_biases(&state);
+        let count = 256;
+        let sample_config = SampleConfig {
+            count, seed: 3, temperature: 1.0, batch_size: Some(count), method: SampleMethod::Fast, threads: Some(1),
+            labels: labels(&config, count), precision: Precision::Bf16, ..Default::default()
+        };
+        let out = sample(&state, &sample_config, None, &AtomicBool::new(false), &mut |_| {}).unwrap();
+        let fp32 = probabilities(&state, &out.images, count, Precision::Fp32).unwrap();
+        let worst = worst_difference(&fp32, &out.probabilities);
+        eprintln!("{name}: the bf16 chain's probabilities within {worst} of fp32");
+        assert!(worst <= PROBABILITY_BOUND, "{name}: the bf16 chain's probabilities differ from fp32 by up to {worst}");
+    }
+}
+
 /// The fast sampler in bf16: every probability it drew with is, within the
 /// bound, the fp32 network's probability for the same pixel of the images it
 /// made (teacher forcing on its own output), for every architecture.

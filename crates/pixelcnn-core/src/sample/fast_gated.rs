@@ -126,7 +126,7 @@ impl Plan {
         let cfg = &net.config;
         let (h, w, f, channels) = (cfg.height, cfg.width, cfg.filters, cfg.input_channels());
         let (p0, p) = (cfg.input_kernel() / 2, cfg.kernel() / 2);
-        let kinds = &Kinds::of(inputs.precision, net.device);
+        let kinds = &Kinds::of(inputs.precision, net.device, batch);
         let (row_options, pixel_options) = ((kinds.rows, net.device), (kinds.pixels, net.device));
         let labels = inputs.labels.as_ref();
         let count = net.layers.len();

@@ -311,7 +311,7 @@ impl Plan {
         let (h, w, f) = (cfg.height, cfg.width, cfg.filters);
         let device = net.device;
         let labels = inputs.labels.as_ref();
-        let kinds = &Kinds::of(inputs.precision, device);
+        let kinds = &Kinds::of(inputs.precision, device, batch);
         let size = (h, w);
         let input = PatchConv::new(&net.input_conv, labels, size, kinds)?;
         let image = input.window(batch, w, cfg.input_channels(), device)?;

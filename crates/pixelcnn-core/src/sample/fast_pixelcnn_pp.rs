@@ -402,7 +402,7 @@ impl Plan {
         let cfg = &net.config;
         let (h, w, f, c) = (cfg.height, cfg.width, cfg.filters, cfg.channels);
         let device = net.device;
-        let kinds = &Kinds::of(inputs.precision, device);
+        let kinds = &Kinds::of(inputs.precision, device, batch);
         let kind = kinds.pixels;
         let labels = inputs.labels.as_ref();
         let level = |l: i64| [batch, h >> l, w >> l];

@@ -4,13 +4,21 @@
 //! rule. bf16 on a CPU: the products done once per row over the whole row
 //! (B·W patches) in bf16, where oneDNN's bf16 kernels run at 4.5× the fp32
 //! rate, and the chain of per-pixel products (B×F by F×F: microseconds) in
-//! fp32 on weights rounded to bf16. At the per-pixel sizes a bf16 product
+//! fp32 on weights rounded to bf16, unless a sampler thread has at least
+//! `BF16_CHAIN_FROM` images. At the per-pixel sizes a bf16 product
 //! costs oneDNN about 18 µs more per call than fp32's whole product takes
 //! (81×128 by 128×128: 37 against 19 µs on a Xeon with AMX), which made bf16
 //! sampling 1.4× slower than fp32, and PixelCNN++'s 1.6× (BENCHMARKS.md). The per-pixel activations
 //! then keep fp32's precision: such a sampler is closer to fp32 than a pure
 //! bf16 one, and its probabilities are checked against fp32's within the
 //! same bound (tests/precision.rs).
+//!
+//! From about 256 images per thread the per-pixel products are large enough
+//! for bf16's rate to win over its per-call cost (PyTorch 2.11, one thread,
+//! M×128 by 128×128: on an AMD EPYC with `avx512_bf16` 256 rows 49 µs
+//! against 131 µs in fp32, 512 rows 58 against 306; on a Xeon with AMX 512
+//! rows 61 against 130 µs; BENCHMARKS.md), so such batches run the whole
+//! chain in bf16, as on a GPU. `PIXELCNN_BF16_CHAIN_FROM=N` moves the threshold.
 
 use crate::config::Precision;
 use crate::error::Result;
@@ -24,10 +32,15 @@ pub(crate) struct Kinds {
     pub pixels: Kind,
 }
 
+/// Images per sampler thread from which a CPU runs the per-pixel chain in bf16.
+const BF16_CHAIN_FROM: i64 = 256;
+
 impl Kinds {
-    pub fn of(precision: Precision, device: Device) -> Kinds {
+    /// For a sampler thread of `batch` images.
+    pub fn of(precision: Precision, device: Device, batch: i64) -> Kinds {
         let rows = precision.kind();
-        let pixels = if device == Device::Cpu { Kind::Float } else { rows };
+        let from = std::env::var("PIXELCNN_BF16_CHAIN_FROM").ok().and_then(|v| v.parse().ok()).unwrap_or(BF16_CHAIN_FROM);
+        let pixels = if device == Device::Cpu && batch < from { Kind::Float } else { rows };
         Kinds { rows, pixels }
     }
 
@@ -41,5 +54,22 @@ impl Kinds {
     /// A weight (or bias) of a once-per-row product.
     pub fn row_weight(&self, w: &Tensor) -> Result<Tensor> {
         Ok(w.f_detach()?.f_to_kind(self.rows)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cpu_runs_the_chain_in_bf16_from_256_images_per_thread() {
+        if std::env::var("PIXELCNN_BF16_CHAIN_FROM").is_ok() {
+            return;
+        }
+        let kinds = |precision, batch| Kinds::of(precision, Device::Cpu, batch);
+        assert_eq!((kinds(Precision::Bf16, 255).rows, kinds(Precision::Bf16, 255).pixels), (Kind::BFloat16, Kind::Float));
+        assert_eq!(kinds(Precision::Bf16, 256).pixels, Kind::BFloat16);
+        assert_eq!(kinds(Precision::Fp32, 1024).pixels, Kind::Float);
+        assert_eq!(Kinds::of(Precision::Bf16, Device::Cuda(0), 1).pixels, Kind::BFloat16);
     }
 }
