@@ -106,6 +106,15 @@ fn bf16_training_lowers_the_loss_like_fp32_and_keeps_fp32_weights() {
     }
 }
 
+/// `count` images from the fast sampler in bf16, in one batch on `threads` threads.
+fn bf16_fast_samples(state: &ModelState, config: &ModelConfig, count: i64, threads: i64) -> pixelcnn_core::sample::SampleOutput {
+    let sample_config = SampleConfig {
+        count, seed: 3, temperature: 1.0, batch_size: Some(count), method: SampleMethod::Fast, threads: Some(threads),
+        labels: labels(config, count), precision: Precision::Bf16, ..Default::default()
+    };
+    sample(state, &sample_config, None, &AtomicBool::new(false), &mut |_| {}).unwrap()
+}
+
 /// With 256 images or more per sampler thread the per-pixel chain too runs
 /// in bf16 on a CPU (`sample/kinds.rs`, whose unit test checks the rule): its
 /// probabilities stay within the bound of fp32 like the mixed sampler's.
@@ -118,11 +127,7 @@ fn bf16_fast_sampler_with_a_bf16_chain_stays_within_the_bound_of_fp32() {
         let state = model(config.clone(), 4);
         randomize_class_biases(&state);
         let count = 256;
-        let sample_config = SampleConfig {
-            count, seed: 3, temperature: 1.0, batch_size: Some(count), method: SampleMethod::Fast, threads: Some(1),
-            labels: labels(&config, count), precision: Precision::Bf16, ..Default::default()
-        };
-        let out = sample(&state, &sample_config, None, &AtomicBool::new(false), &mut |_| {}).unwrap();
+        let out = bf16_fast_samples(&state, &config, count, 1);
         let fp32 = probabilities(&state, &out.images, count, Precision::Fp32).unwrap();
         let worst = worst_difference(&fp32, &out.probabilities);
         eprintln!("{name}: the bf16 chain's probabilities within {worst} of fp32");
@@ -140,11 +145,7 @@ fn bf16_fast_sampler_draws_with_probabilities_within_the_bound_of_fp32() {
         let state = model(config.clone(), 4);
         randomize_class_biases(&state);
         let count = 5;
-        let sample_config = SampleConfig {
-            count, seed: 3, temperature: 1.0, batch_size: Some(count), method: SampleMethod::Fast, threads: Some(2),
-            labels: labels(&config, count), precision: Precision::Bf16, ..Default::default()
-        };
-        let out = sample(&state, &sample_config, None, &AtomicBool::new(false), &mut |_| {}).unwrap();
+        let out = bf16_fast_samples(&state, &config, count, 2);
         let ones = out.images.iter().filter(|&&v| v == 1).count();
         assert!(ones > 0 && ones < out.images.len(), "{name}: degenerate bf16 samples");
         let fp32 = probabilities(&state, &out.images, count, Precision::Fp32).unwrap();
