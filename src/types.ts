@@ -364,7 +364,7 @@ export type SampleProgress = { type: 'rows'; rowsDone: number; rowsTotal: number
 
 export interface SampleOptions {
   /** @default 1 */ count?: number
-  /** The same seed gives the same images, whatever the batch size. @default 0 */ seed?: number
+  /** The same seed gives the same images, whatever the batch size (in fp32; in bf16 a batch of 256 or more images per sampler thread computes its per-pixel chain in bf16, so rarely a value differs). @default 0 */ seed?: number
   /** Logits are divided by it: < 1 sharpens, > 1 flattens. @default 1 */ temperature?: number
   /** Images generated together. @default min(count, 256) */ batchSize?: number
   /** `'fast'`: incremental, one forward pass of work per image; `'reference'`: one full pass per pixel. @default 'fast' */

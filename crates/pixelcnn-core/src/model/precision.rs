@@ -16,10 +16,12 @@
 //! training takes bf16 where the device computes it natively; a bf16 forward
 //! pass ran 1.7-1.9× fp32, so `predict` takes it too; bf16 sampling was
 //! slower than fp32 on that CPU (seed 0.86 s against 0.61 s), and since the
-//! samplers' per-pixel chain computes in fp32 (`sample/kinds.rs`) it is about
-//! as fast (0.89-1.04× fp32's time on a Xeon with AMX), so sampling stays
-//! fp32, the same images on every CPU (on CUDA unmeasured: fp32 until a lent
-//! GPU says otherwise); and
+//! samplers' per-pixel chain computes in fp32 below 256 images per thread
+//! (`sample/kinds.rs`; the default batches hold at most 128 per thread on 2
+//! cores) it is about as fast (0.89-1.04× fp32's time on a Xeon with AMX), so
+//! sampling stays fp32, the same images on every CPU and whatever the batch
+//! size (on CUDA unmeasured: fp32 until a lent GPU says otherwise); large
+//! batches in explicit bf16 run about twice as fast; and
 //! reported likelihoods (`evaluate`, `logProbs`, validation) stay fp32, so
 //! that numbers compared across machines mean the same.
 
