@@ -2,7 +2,7 @@
 //! anything is allocated, with what they need and what to lower; requests
 //! that fit are not. (One test function: `PIXELCNN_MEMORY_LIMIT` is process-wide.)
 
-use pixelcnn_core::config::{ModelConfig, SampleConfig};
+use pixelcnn_core::config::{ModelConfig, SampleConfig, SampleMethod};
 use pixelcnn_core::memory;
 use pixelcnn_core::sample::sample;
 use pixelcnn_core::state::ModelState;
@@ -53,6 +53,13 @@ fn oversized_requests_are_refused_before_allocating_and_fitting_ones_run() {
     let many: SampleConfig = serde_json::from_value(serde_json::json!({ "count": 10_000 })).unwrap();
     let message = resource_message(sample(&state, &many, None, &AtomicBool::new(false), &mut |_| {}));
     assert!(message.contains("64.0 MiB is available"), "{message}");
+    // The fast samplers keep a few rows of each layer (the reference loop's forward passes whole images): 64 images
+    // of the full PixelCNN++ preset in one batch fit in 8 GiB for the fast sampler, not for the reference loop.
+    std::env::set_var("PIXELCNN_MEMORY_LIMIT", "8G");
+    let pp = pixelcnn_core::network::pixelcnn_pp::preset();
+    memory::check_sampling(&pp, 64, 64, SampleMethod::Fast, Device::Cpu).unwrap();
+    let message = resource_message(memory::check_sampling(&pp, 64, 64, SampleMethod::Reference, Device::Cpu));
+    assert!(message.contains("`batchSize`"), "{message}");
     // Without a ceiling of the user's, the machine's own figures are found.
     std::env::remove_var("PIXELCNN_MEMORY_LIMIT");
     let available = memory::available_bytes().expect("MemAvailable on Linux");

@@ -10,7 +10,7 @@
 //! be within a small factor: they refuse only what cannot fit, and libtorch's
 //! own errors remain for the rest.
 
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, SampleMethod};
 use crate::error::{Error, Result};
 use crate::network::Network;
 use tch::Device;
@@ -179,9 +179,10 @@ pub fn check_training(config: &ModelConfig, batch_size: i64, device: Device) -> 
 
 /// Refuses sampling whose results, or one batch's caches, cannot fit: the
 /// images (one byte per sub-pixel) and their probabilities (four) are
-/// returned for every image, and the samplers keep every layer's activations
-/// for the images of one batch.
-pub fn check_sampling(config: &ModelConfig, count: i64, batch_size: i64, device: Device) -> Result<()> {
+/// returned for every image, and the reference sampler's forward passes hold
+/// every layer's activations for the images of one batch (the fast ones a few
+/// rows of them).
+pub fn check_sampling(config: &ModelConfig, count: i64, batch_size: i64, method: SampleMethod, device: Device) -> Result<()> {
     let sub_pixels = (config.height.max(0) * config.width.max(0) * config.channels.max(0)) as u64;
     let results = sub_pixels.saturating_mul(count.max(0) as u64).saturating_mul(1 + F32);
     let per_image = sub_pixels * (1 + F32);
@@ -200,6 +201,14 @@ pub fn check_sampling(config: &ModelConfig, count: i64, batch_size: i64, device:
         return Ok(());
     }
     let batch = batch_size.min(count).max(1) as u64;
-    let caches = activation_values_per_image(config).saturating_mul(batch).saturating_mul(2 * F32);
+    let mut caches = activation_values_per_image(config).saturating_mul(batch).saturating_mul(2 * F32);
+    if method == SampleMethod::Fast {
+        // The incremental samplers keep windows of the rows their layers still
+        // read (`sample/window.rs`): k/2 + 1 rows for a k×k masked kernel, two for
+        // PixelCNN++'s shifted ones, instead of whole images.
+        let widest = [config.input_kernel, config.kernel, config.residual_kernel].iter().flatten().map(|&k| k / 2 + 1).max().unwrap_or(2).max(2);
+        let height = config.height.max(1) as u64;
+        caches = caches / height * (widest as u64).min(height);
+    }
     refuse_beyond(available, results.saturating_add(caches), &format!("sampling {count} images in batches of {batch}"), "`batchSize` or `count`")
 }

@@ -17,9 +17,15 @@
 //! forward pass of arithmetic instead of H·W of them (Ramachandran et al.
 //! 2017, fast-pixel-cnn, for the same network).
 //!
-//! Every map lives in a cache (B, H+1, W+2, C), channels last, with position
-//! (i, j) at (i+1, j+1): the zero border is the convolutions' padding (one
-//! row on top, a column each side).
+//! Within a row, the ul stream's convolutions split in two: their top kernel
+//! row reads the row above, final when the row starts, so that part runs once
+//! per row over the whole width (`Conv::top_row`, with the skip input's u
+//! half and the condition terms); per pixel only the last kernel row's
+//! product is left (`Conv::after_top`).
+//!
+//! Every map keeps its two latest rows (`Rows`, a `window.rs` window),
+//! channels last with a zero column each side: the window's first state, row
+//! −1, and those columns are the convolutions' padding.
 //!
 //! Number types (`kinds.rs`): the caches, the per-position products and the
 //! 1×1 layers in the pixel kind; the whole-row convolutions cast the rows they

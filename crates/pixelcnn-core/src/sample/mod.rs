@@ -275,7 +275,7 @@ pub fn sample(
         }
         done.images.check(c, "complete: images")?;
     }
-    crate::memory::check_sampling(c, config.count, batch_size, net.device())?;
+    crate::memory::check_sampling(c, config.count, batch_size, config.method, net.device())?;
     let mut out = SampleOutput { images: Vec::new(), tokens: Vec::new(), probabilities: Vec::new() };
     // Reserved fallibly: a failure here is an error, not the process aborting.
     let total = config.count as usize * pixels;
