@@ -15,11 +15,10 @@
  * PIXELCNN_BENCH_FORWARD_REPEATS.
  *
  * Sampling 64 images at 32×32, fp32 (`sample`'s default), after a warm-up
- * of one row, in batches of PIXELCNN_BENCH_SAMPLE_BATCH (64; 16 for the full
- * preset, whose fast sampler needs about 32 GiB for 64 at once). The
+ * of one row, in batches of PIXELCNN_BENCH_SAMPLE_BATCH (64: one batch; the
+ * full preset's takes about 2 GiB). The
  * incremental sampler (`method: 'fast'`) over PIXELCNN_BENCH_FAST_ROWS rows
- * (default: all of them for the small preset, the first 8 of the first
- * batch for the full one, then extrapolated to every row of every batch
+ * (default: all of them; fewer are extrapolated to every row of every batch
  * from the rate between the first and the last progress event: every 4 rows repeat the same work, the half- and
  * quarter-resolution layers running every 2nd and 4th row),
  * PIXELCNN_BENCH_FAST_REPEATS times (median). The reference loop (one full
@@ -57,11 +56,10 @@ const FORWARD_REPEATS = env('PIXELCNN_BENCH_FORWARD_REPEATS', FULL ? 1 : 3)
 // Glorot-uniform initialisation starts at 15 nats per sub-pixel here. Speed does not depend on the step size.
 const LEARNING_RATE = env('PIXELCNN_BENCH_LR', FULL ? 1e-4 : 5e-4)
 const SAMPLE = process.env.PIXELCNN_BENCH_SAMPLE !== '0'
-const FAST_ROWS = env('PIXELCNN_BENCH_FAST_ROWS', FULL ? 8 : 32)
+const FAST_ROWS = env('PIXELCNN_BENCH_FAST_ROWS', 32)
 const FAST_REPEATS = env('PIXELCNN_BENCH_FAST_REPEATS', FULL ? 1 : 2)
 const REFERENCE_ROWS = Math.min(env('PIXELCNN_BENCH_REFERENCE_ROWS', FULL ? 0 : 1), 32)
-// The full preset's fast sampler needs about 32 GiB for 64 images in one batch (its caches): batches of 16.
-const SAMPLE_BATCH = env('PIXELCNN_BENCH_SAMPLE_BATCH', FULL ? 16 : SAMPLES)
+const SAMPLE_BATCH = env('PIXELCNN_BENCH_SAMPLE_BATCH', SAMPLES)
 const SAMPLE_HEIGHT = env('PIXELCNN_BENCH_SAMPLE_HEIGHT', 4)
 const SAMPLE_WIDTH = env('PIXELCNN_BENCH_SAMPLE_WIDTH', 8)
 
