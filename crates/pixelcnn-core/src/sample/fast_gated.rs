@@ -167,7 +167,7 @@ impl Plan {
             head: net.head.iter().map(|c| Pointwise::new(c, labels, (h, w), kinds)).collect::<Result<Vec<_>>>()?,
             output: Pointwise::new(&net.output, labels, (h, w), kinds)?,
             // The first vertical layer reads image rows r − p0 … r − 1; layer i's, rows r − p … r of v_i.
-            image: Window::zeros(&[batch, channels, p0.max(1), w + 2 * p0], 2, row_options.0, row_options.1)?,
+            image: Window::zeros(&[batch, channels, net.input_v.weight.size()[2], w + 2 * p0], 2, row_options.0, row_options.1)?,
             vertical: net.layers.iter().map(|l| Window::zeros(&[batch, f, l.v_conv.weight.size()[2], w + 2 * p], 2, row_options.0, row_options.1)).collect::<Result<Vec<_>>>()?,
             image_row: Tensor::f_zeros([batch, w + p0, channels], pixel_options)?,
             horizontal: (0..count).map(|_| Tensor::f_zeros([batch, w + p, f], pixel_options)).collect::<std::result::Result<Vec<_>, _>>()?,

@@ -38,9 +38,14 @@ const BF16_CHAIN_FROM: i64 = 256;
 impl Kinds {
     /// For a sampler thread of `batch` images.
     pub fn of(precision: Precision, device: Device, batch: i64) -> Kinds {
-        let rows = precision.kind();
         let from = std::env::var("PIXELCNN_BF16_CHAIN_FROM").ok().and_then(|v| v.parse().ok()).unwrap_or(BF16_CHAIN_FROM);
-        let pixels = if device == Device::Cpu && batch < from { Kind::Float } else { rows };
+        Kinds::with_chain_from(precision, device, batch, from)
+    }
+
+    /// The rule, with the CPU's bf16 chain from `chain_from` images per thread.
+    fn with_chain_from(precision: Precision, device: Device, batch: i64, chain_from: i64) -> Kinds {
+        let rows = precision.kind();
+        let pixels = if device == Device::Cpu && batch < chain_from { Kind::Float } else { rows };
         Kinds { rows, pixels }
     }
 
@@ -63,13 +68,11 @@ mod tests {
 
     #[test]
     fn a_cpu_runs_the_chain_in_bf16_from_256_images_per_thread() {
-        if std::env::var("PIXELCNN_BF16_CHAIN_FROM").is_ok() {
-            return;
-        }
-        let kinds = |precision, batch| Kinds::of(precision, Device::Cpu, batch);
-        assert_eq!((kinds(Precision::Bf16, 255).rows, kinds(Precision::Bf16, 255).pixels), (Kind::BFloat16, Kind::Float));
-        assert_eq!(kinds(Precision::Bf16, 256).pixels, Kind::BFloat16);
-        assert_eq!(kinds(Precision::Fp32, 1024).pixels, Kind::Float);
-        assert_eq!(Kinds::of(Precision::Bf16, Device::Cuda(0), 1).pixels, Kind::BFloat16);
+        let kinds = |precision, device, batch| Kinds::with_chain_from(precision, device, batch, BF16_CHAIN_FROM);
+        let below = kinds(Precision::Bf16, Device::Cpu, 255);
+        assert_eq!((below.rows, below.pixels), (Kind::BFloat16, Kind::Float));
+        assert_eq!(kinds(Precision::Bf16, Device::Cpu, 256).pixels, Kind::BFloat16);
+        assert_eq!(kinds(Precision::Fp32, Device::Cpu, 1024).pixels, Kind::Float);
+        assert_eq!(kinds(Precision::Bf16, Device::Cuda(0), 1).pixels, Kind::BFloat16);
     }
 }
